@@ -1,0 +1,5 @@
+"""``transformer``: the non-recursive baseline."""
+
+from .model import TransformerModel
+
+__all__ = ["TransformerModel"]

@@ -1,0 +1,60 @@
+"""reasonbench: one protocol for small recursive reasoning models.
+
+    import reasonbench as rb
+    rb.list_models(); rb.list_tasks()
+    task = rb.create_task("sudoku", preset="smoke")
+    model = rb.create_model("transformer", task=task, preset="smoke", hidden_size=64)
+    record = rb.run("transformer", "sudoku", preset="smoke", seed=0)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+from .errors import UserError  # noqa: E402
+from .registry import list_models, list_tasks  # noqa: E402
+
+
+def _resolve(model: str, task: str, preset: str, seed: int = 0, config: list[str] | None = None,
+             overrides: dict[str, Any] | None = None):  # noqa: ANN202
+    from . import config as cfgmod
+
+    argv = ["--model", model, "--task", task, "--preset", preset, "--seed", str(seed)]
+    for path in config or []:
+        argv += ["--config", str(path)]
+    argv += cfgmod.overrides_to_argv(overrides or {})
+    return cfgmod.resolve(argv, prog="reasonbench")[0]
+
+
+def create_task(name: str, preset: str = "smoke", model: str = "transformer", **task_args: Any):
+    """A task built from its preset (the task part of ``model``'s preset) plus overrides."""
+    from .runner import build_task
+
+    return build_task(_resolve(model, name, preset, overrides={"task": task_args}))
+
+
+def create_model(name: str, task: Any, preset: str = "smoke", **model_args: Any):
+    """A model for ``task`` (a name or a built task) from its preset plus overrides."""
+    from .runner import build_model, build_task
+
+    task_name = task if isinstance(task, str) else task.name
+    cfg = _resolve(name, task_name, preset, overrides={"model": model_args})
+    built = build_task(cfg) if isinstance(task, str) else task
+    return build_model(cfg, built)
+
+
+def run(model: str, task: str, preset: str = "smoke", seed: int = 0, out: str = "results",
+        config: list[str] | None = None, **overrides: Any) -> dict[str, Any]:
+    """Train and test like ``reasonbench run``; returns the record (also written to ``out``).
+
+    Overrides use dotted keys as on the command line, e.g. ``**{"trainer.max_steps": 50}``,
+    or nested dicts: ``trainer={"max_steps": 50}``."""
+    from .runner import execute
+
+    cfg = _resolve(model, task, preset, seed, config, {"out": out, **overrides})
+    return execute(cfg, command=f"reasonbench.run({model!r}, {task!r}, preset={preset!r}, seed={seed})")
+
+
+__all__ = ["__version__", "UserError", "list_models", "list_tasks", "create_task", "create_model", "run"]

@@ -1,0 +1,110 @@
+"""The ``reasonbench`` command: subcommands only, no logic beyond parsing and calling.
+
+Options are parsed by jsonargparse against the chosen model's and task's signatures
+(see ``config.resolve``); bad input exits with code 2 and one line on stderr.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+
+USAGE = """usage: reasonbench <command> [options]
+
+commands:
+  list                                   models and tasks, one line each
+  run  --model M --task T [--preset P] [--seed N] [--out DIR] [--config F.yaml ...]
+       [--model.KEY V --task.KEY V --optim.KEY V --trainer.KEY V ...] [--print_config]
+                                         train, test and write a result record
+  eval --model M --task T --checkpoint CKPT [--preset P] [--out DIR] [...]
+                                         test a checkpoint and write a record
+  info --model M --task T [--preset P]   parameters and forward FLOPs per example, no training
+
+`reasonbench run --model M --task T --help` lists every option of that model and task."""
+
+
+def _list() -> int:
+    from . import registry
+
+    for kind in ("model", "task"):
+        for name, entry in registry.entries(kind).items():
+            origin = "built-in" if entry.builtin else f"from {entry.dist}"
+            status = "conflict: " + entry.conflict if entry.conflict else entry.status()
+            print(f"{kind:5s}  {name:14s}  {status:6s}  {entry.target} ({origin})")
+            for loser in entry.shadowed:
+                print(f"{kind:5s}  {name:14s}  ignored: duplicate name from {loser}; the built-in wins")
+    return 0
+
+
+def _run(argv: list[str], mode: str) -> int:
+    from . import config, runner
+
+    cfg, print_config = config.resolve(argv, prog=f"reasonbench {mode}")
+    if print_config:
+        print(config.dump(cfg.config), end="")
+        return 0
+    if mode == "train" and cfg.checkpoint:
+        raise_user("reasonbench run: --checkpoint is for `reasonbench eval`")
+    record = runner.execute(cfg, mode=mode, command=shlex.join(["reasonbench", *sys.argv[1:]]))
+    if record:
+        print(runner.summary(record))
+        print(f"record: {record['_path']}")
+    return 0
+
+
+def _info(argv: list[str]) -> int:
+    import torch
+
+    from . import config, measure, runner
+
+    cfg, _ = config.resolve(argv, prog="reasonbench info")
+    runner.quiet_lightning()
+    task = runner.build_task(cfg)
+    with torch.device("meta"):  # counting needs shapes only: instant even at paper size
+        params, extra = measure.count_parameters(runner.build_model(cfg, task))
+    torch.manual_seed(cfg.seed)
+    model = runner.build_model(cfg, task)
+    flops = measure.forward_flops_per_example(model, task.splits["test"], cfg.measure.flops_examples)
+    meta = task.metadata
+    print(f"model       {cfg.model} (preset {cfg.preset})")
+    print(f"task        {cfg.task}: vocab {meta.vocab_size}, length {meta.seq_len}, "
+          f"{meta.num_puzzle_ids} puzzle ids, sizes {task.sizes()}")
+    print(f"parameters  {params:,}")
+    print(f"extra       {extra:,} (puzzle embeddings and other per-puzzle state)")
+    print(f"forward     {flops.mean:,.0f} FLOPs per example (mean; p95 {flops.p95:,.0f}; "
+          f"{flops.examples} test examples, untrained weights)")
+    return 0
+
+
+def raise_user(message: str) -> None:
+    from .errors import UserError
+
+    raise UserError(message)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .errors import UserError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    commands = {"list": lambda: _list(), "run": lambda: _run(rest, "train"),
+                "eval": lambda: _run(rest, "eval"), "info": lambda: _info(rest)}
+    if command not in commands:
+        print(f"reasonbench: error: unknown command '{command}'; valid commands: {', '.join(commands)}",
+              file=sys.stderr)
+        return 2
+    try:
+        return commands[command]()
+    except UserError as exc:
+        print(f"reasonbench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("reasonbench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,240 @@
+"""Resolving a run's configuration: preset files, then ``--config`` files, then dotted
+overrides, validated against the chosen model's and task's signatures by jsonargparse.
+
+Presets live under ``benchmarks/presets`` (installed as ``reasonbench_benchmarks``):
+``tasks/<task>/<preset>.yaml`` defines the data, shared by every model so that a preset's
+numbers are comparable; ``models/<model>/<task>/<preset>.yaml`` holds the model, optimizer
+and trainer settings. A third-party model may ship its own under ``<its package>/presets``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import yaml
+from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
+
+from . import registry
+from .errors import UserError
+from .module import OptimConfig
+
+# Trainer arguments the runner owns (logging, checkpoints, output folder).
+TRAINER_MANAGED = {"logger", "callbacks", "default_root_dir", "enable_checkpointing", "plugins", "profiler"}
+
+
+@dataclass
+class MeasureConfig:
+    """How costs are measured."""
+
+    flops_examples: int = 16  # test examples run one at a time under the FLOP counter
+    train_flop_steps: int = 2  # training steps run under the FLOP counter
+
+    def __post_init__(self) -> None:
+        if self.flops_examples < 1 or self.train_flop_steps < 1:
+            raise ValueError("measure.flops_examples and measure.train_flop_steps must be >= 1")
+
+
+@dataclass
+class RunConfig:
+    """A fully resolved run: names, classes and the argument dicts to build them with."""
+
+    model: str
+    task: str
+    preset: str
+    seed: int
+    out: str
+    model_cls: type
+    task_cls: type
+    model_args: dict[str, Any]
+    task_args: dict[str, Any]
+    optim: OptimConfig
+    trainer_args: dict[str, Any]
+    measure: MeasureConfig
+    config: dict[str, Any] = field(default_factory=dict)  # the whole resolved config, as YAML/JSON data
+    checkpoint: str | None = None
+
+
+def preset_roots(model_cls: type | None = None) -> list[Path]:
+    roots = [Path(str(resources.files("reasonbench_benchmarks").joinpath("presets")))]
+    if model_cls is not None:
+        package = importlib.import_module(model_cls.__module__.rsplit(".", 1)[0])
+        own = Path(package.__file__).parent / "presets"
+        if own.is_dir():
+            roots.append(own)
+    return roots
+
+
+def available_presets(model: str, task: str, model_cls: type | None = None) -> list[str]:
+    names: set[str] = set()
+    for root in preset_roots(model_cls):
+        for folder in (root / "models" / model / task, root / model / task):
+            names.update(p.stem for p in folder.glob("*.yaml"))
+    return sorted(names)
+
+
+def preset_files(model: str, task: str, preset: str, model_cls: type | None = None) -> list[Path]:
+    """The task's and the model's file for ``preset``; a UserError if either is missing."""
+    roots = preset_roots(model_cls)
+    task_file = next((r / "tasks" / task / f"{preset}.yaml" for r in roots
+                      if (r / "tasks" / task / f"{preset}.yaml").is_file()), None)
+    model_file = next((f for r in roots for f in (r / "models" / model / task / f"{preset}.yaml",
+                                                     r / model / task / f"{preset}.yaml") if f.is_file()), None)
+    if task_file is None or model_file is None:
+        have = available_presets(model, task, model_cls)
+        missing = "task" if task_file is None else "model"
+        raise UserError(f"no preset '{preset}' for model '{model}' on task '{task}' ({missing} file missing); "
+                        f"available: {', '.join(have) or 'none'}")
+    return [task_file, model_file]
+
+
+def build_parser(model_cls: type, task_cls: type, prog: str = "reasonbench run") -> ArgumentParser:
+    parser = ArgumentParser(prog=prog, exit_on_error=False, default_meta=False)
+    parser.add_argument("--config", action=ActionConfigFile, help="YAML config file(s), applied after the preset")
+    parser.add_argument("--preset", type=str, default="smoke", help="preset name (benchmarks/presets)")
+    parser.add_argument("--seed", type=int, default=0, help="training seed")
+    parser.add_argument("--out", type=str, default="results", help="folder of result records")
+    parser.add_argument("--checkpoint", type=str | None, default=None, help="weights to evaluate (eval only)")
+    parser.add_argument("--model.name", type=str, required=True, help="registered model name")
+    parser.add_class_arguments(model_cls, "model", skip={"metadata", "optim"})
+    parser.add_argument("--task.name", type=str, required=True, help="registered task name")
+    parser.add_class_arguments(task_cls, "task")
+    parser.add_class_arguments(OptimConfig, "optim")
+    parser.add_class_arguments(MeasureConfig, "measure")
+    parser.add_class_arguments(L.Trainer, "trainer", skip=TRAINER_MANAGED)
+    return parser
+
+
+def _normalise_argv(argv: list[str]) -> tuple[list[str], bool]:
+    """``--model X`` -> ``--model.name X`` (same for --task); pulls out ``--print_config``."""
+    out, print_config = [], False
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--print_config":
+            print_config = True
+        elif arg in ("--model", "--task") and i + 1 < len(argv):
+            out += [f"{arg}.name", argv[i + 1]]
+            i += 1
+        elif arg.startswith(("--model=", "--task=")):
+            key, value = arg.split("=", 1)
+            out.append(f"{key}.name={value}")
+        else:
+            out.append(arg)
+        i += 1
+    return out, print_config
+
+
+def _load_yaml(text_or_path: str) -> dict[str, Any]:
+    path = Path(text_or_path)
+    try:
+        text = path.read_text() if path.is_file() else text_or_path
+    except OSError as exc:
+        raise UserError(f"--config {text_or_path}: cannot read: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise UserError(f"--config {text_or_path}: not valid YAML: {' '.join(str(exc).split())}") from None
+    if not path.is_file() and not isinstance(data, dict):
+        raise UserError(f"--config {text_or_path}: no such file")
+    return data if isinstance(data, dict) else {}
+
+
+def _scan_names(argv: list[str]) -> dict[str, str]:
+    """Model, task and preset names in argv order: a later ``--config`` or flag wins."""
+    names: dict[str, str] = {}
+    keys = {"--model.name": "model", "--task.name": "task", "--preset": "preset"}
+    i = 0
+    while i < len(argv):
+        arg, value = argv[i], argv[i + 1] if i + 1 < len(argv) else None
+        if "=" in arg and arg.startswith("--"):
+            arg, value = arg.split("=", 1)
+            step = 1
+        else:
+            step = 2
+        if arg == "--config" and value is not None:
+            data = _load_yaml(value)
+            for section in ("model", "task"):
+                if isinstance(data.get(section), dict) and "name" in data[section]:
+                    names[section] = str(data[section]["name"])
+            if "preset" in data:
+                names["preset"] = str(data["preset"])
+        elif arg in keys and value is not None:
+            names[keys[arg]] = value
+        else:
+            step = 1
+        i += step
+    return names
+
+
+def one_line(message: str) -> str:
+    return " ".join(str(message).split())
+
+
+def resolve(argv: list[str], prog: str = "reasonbench run") -> tuple[RunConfig, bool]:
+    """Resolve a run from command-line style arguments; returns (config, print_config)."""
+    argv, print_config = _normalise_argv(list(argv))
+    names = _scan_names(argv)
+    for kind in ("model", "task"):
+        if kind not in names:
+            valid = ", ".join(registry.entries(kind)) or "none installed"
+            raise UserError(f"missing --{kind} (one of: {valid})")
+    model_cls = registry.get_model(names["model"])
+    task_cls = registry.get_task(names["task"])
+    preset = names.get("preset", "smoke")
+    parser = build_parser(model_cls, task_cls, prog)
+    stacked = [arg for f in preset_files(names["model"], names["task"], preset, model_cls)
+               for arg in ("--config", str(f))]
+    try:
+        ns = parser.parse_args(stacked + argv)
+    except Exception as exc:  # jsonargparse.ArgumentError and its YAML/type errors
+        raise UserError(f"{prog}: {one_line(exc)}") from None
+    return _to_run_config(ns, model_cls, task_cls), print_config
+
+
+def _plain(ns: Namespace) -> dict[str, Any]:
+    data = ns.clone().as_dict()
+    data.pop("config", None)
+    data.pop("__path__", None)
+    return json.loads(json.dumps(data, default=str))
+
+
+def _to_run_config(ns: Namespace, model_cls: type, task_cls: type) -> RunConfig:
+    config = _plain(ns)
+    model_args = {k: v for k, v in config["model"].items() if k != "name"}
+    task_args = {k: v for k, v in config["task"].items() if k != "name"}
+    try:
+        optim = OptimConfig(**config["optim"])
+        measure = MeasureConfig(**config["measure"])
+    except (TypeError, ValueError) as exc:
+        raise UserError(one_line(exc)) from None
+    return RunConfig(model=config["model"]["name"], task=config["task"]["name"], preset=config["preset"],
+                     seed=config["seed"], out=config["out"], model_cls=model_cls, task_cls=task_cls,
+                     model_args=model_args, task_args=task_args, optim=optim,
+                     trainer_args=dict(config["trainer"]), measure=measure, config=config,
+                     checkpoint=config.get("checkpoint"))
+
+
+def dump(config: dict[str, Any]) -> str:
+    """The resolved config as YAML, loadable again with ``--config``."""
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+def overrides_to_argv(overrides: dict[str, Any]) -> list[str]:
+    """Python-API overrides (``{"model.hidden_size": 64}`` or nested dicts) -> CLI arguments."""
+    argv: list[str] = []
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else k, v)
+        else:
+            argv.append(f"--{prefix}={json.dumps(value)}")
+
+    walk("", overrides)
+    return argv

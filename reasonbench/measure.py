@@ -1,0 +1,126 @@
+"""Cost measurement: parameters, executed FLOPs, device time and memory.
+
+FLOPs are counted with ``torch.utils.flop_counter.FlopCounterMode`` while the model runs on
+real batches, so loops and data-dependent halting count as executed, not as configured.
+"""
+
+from __future__ import annotations
+
+import platform
+import resource
+import sys
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import lightning as L
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from .tasks.base import Split
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """(parameters, extra parameters): extras are those ``model.extra_parameters()`` yields
+    (e.g. per-puzzle embeddings, which the reference code leaves out of the count)."""
+    extra_ids = {id(p) for p in getattr(model, "extra_parameters", lambda: [])()}
+    seen: set[int] = set()
+    main = extra = 0
+    for p in model.parameters():
+        if id(p) in seen:  # tied weights count once
+            continue
+        seen.add(id(p))
+        if id(p) in extra_ids:
+            extra += p.numel()
+        else:
+            main += p.numel()
+    return main, extra
+
+
+def count_flops(fn: Any, *args: Any, **kwargs: Any) -> tuple[int, Any]:
+    """Run ``fn`` under a FLOP counter; returns (flops, fn's result)."""
+    with FlopCounterMode(display=False) as counter:
+        result = fn(*args, **kwargs)
+    return counter.get_total_flops(), result
+
+
+@dataclass
+class ForwardFlops:
+    mean: float
+    p95: float
+    examples: int
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    # nearest-rank percentile: the value at or above a fraction q of the examples
+    rank = max(1, -(-int(round(q * 100)) * len(ordered) // 100))
+    return float(ordered[min(rank, len(ordered)) - 1])
+
+
+def forward_flops_per_example(model: nn.Module, split: Split, examples: int = 16,
+                              device: torch.device | str = "cpu") -> ForwardFlops:
+    """Executed forward FLOPs of ``model`` on the first ``examples`` examples of ``split``,
+    one example at a time, so each example's own halting decides its cost."""
+    model.eval()
+    values: list[float] = []
+    n = min(examples, len(split))
+    with torch.inference_mode():
+        for i in range(n):
+            batch = {"inputs": split.inputs[i:i + 1].to(device), "labels": split.labels[i:i + 1].to(device),
+                     "puzzle_ids": split.puzzle_ids[i:i + 1].to(device)}
+            flops, _ = count_flops(model, batch)
+            values.append(float(flops))
+    if not values:
+        return ForwardFlops(0.0, 0.0, 0)
+    return ForwardFlops(sum(values) / len(values), _percentile(values, 0.95), len(values))
+
+
+class TrainFlopCounter(L.Callback):
+    """Counts the FLOPs of the first ``steps`` training batches (forward, backward and
+    optimizer, executed for real) and keeps the mean per optimizer step."""
+
+    def __init__(self, steps: int = 2) -> None:
+        self.steps = steps
+        self.measured: list[int] = []
+        self._counter: FlopCounterMode | None = None
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+        if len(self.measured) < self.steps:
+            self._counter = FlopCounterMode(display=False)
+            self._counter.__enter__()
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self._counter is not None:
+            self._counter.__exit__(None, None, None)
+            self.measured.append(self._counter.get_total_flops())
+            self._counter = None
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if self._counter is not None:
+            self._counter.__exit__(None, None, None)
+            self._counter = None
+
+    @property
+    def per_step(self) -> float | None:
+        return sum(self.measured) / len(self.measured) if self.measured else None
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return "mps"
+    return "cpu"
+
+
+def peak_memory_bytes(device: torch.device) -> int:
+    """Peak accelerator memory allocated, or on CPU the process's peak resident set size."""
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)  # Linux reports KiB
+
+
+def cpu_name() -> str:
+    return platform.processor() or platform.machine()

@@ -1,0 +1,78 @@
+"""Evaluation metrics: exact and token accuracy, halting steps, task extras; Wilson intervals."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torchmetrics import Metric
+
+from .nn.losses import IGNORE_INDEX
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion (95% by default).
+
+    Unlike the normal approximation it stays inside [0, 1] and is sensible at 0 or n successes.
+    """
+    if n <= 0:
+        return (0.0, 1.0)
+    if not 0 <= successes <= n:
+        raise ValueError(f"successes {successes} not in [0, {n}]")
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    # clamp rounding noise at the ends (p = 0 or 1)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+class ReasoningMetrics(Metric):
+    """Sums over examples, reduced across processes by summation (correct under DDP).
+
+    An example counts as exactly right when every supervised token is right; examples
+    without supervised tokens are not counted.
+    """
+
+    full_state_update = False
+
+    def __init__(self, extra: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        self.extra = tuple(extra)
+        for name in ("examples", "exact", "tokens", "tokens_right", "steps_sum", "steps_count",
+                     *(f"extra_{e}" for e in self.extra)):
+            self.add_state(name, default=torch.tensor(0, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, predictions: torch.Tensor, labels: torch.Tensor, steps: torch.Tensor | None = None,
+               extra: dict[str, torch.Tensor] | None = None) -> None:
+        mask = labels != IGNORE_INDEX
+        supervised = mask.sum(-1)
+        valid = supervised > 0
+        right = ((predictions == labels) & mask).sum(-1)
+        self.examples += valid.sum()
+        self.exact += ((right == supervised) & valid).sum()
+        self.tokens += supervised.sum()
+        self.tokens_right += right.sum()
+        if steps is not None:
+            self.steps_sum += steps.double().sum()
+            self.steps_count += steps.numel()
+        for name, values in (extra or {}).items():
+            state = f"extra_{name}"
+            setattr(self, state, getattr(self, state) + (values.bool() & valid).sum())
+
+    def compute(self) -> dict[str, float]:
+        n = int(self.examples.item())
+        exact = int(self.exact.item())
+        result = {
+            "n_test_examples": n,
+            "exact_correct": exact,
+            "exact_accuracy": exact / n if n else 0.0,
+            "exact_accuracy_ci95": list(wilson_interval(exact, n)),
+            "token_accuracy": (self.tokens_right / self.tokens).item() if self.tokens > 0 else 0.0,
+            "mean_steps": (self.steps_sum / self.steps_count).item() if self.steps_count > 0 else None,
+        }
+        for name in self.extra:
+            count = int(getattr(self, f"extra_{name}").item())
+            result[name] = count / n if n else 0.0
+            result[f"{name}_ci95"] = list(wilson_interval(count, n))
+        return result

@@ -1,0 +1,137 @@
+"""The base LightningModule every plugin extends.
+
+A plugin writes its network (``__init__``), its reasoning (``forward``, the full inference
+computation) and, if it trains differently from one cross-entropy pass, ``training_loss``.
+Optimizers, schedules, metrics, logging and evaluation live here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import lightning as L
+import torch
+from torch import nn
+
+from .metrics import ReasoningMetrics
+from .nn.losses import token_cross_entropy
+from .tasks.base import TaskMetadata
+
+
+@dataclass
+class OptimConfig:
+    """Optimizer and learning-rate schedule (linear warm-up, then cosine to ``min_lr_ratio``)."""
+
+    lr: float = 1e-4
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    eps: float = 1e-8
+    warmup_steps: int = 0
+    min_lr_ratio: float = 1.0  # 1.0 = constant after warm-up, as in the reference recipes
+
+    def __post_init__(self) -> None:
+        if not self.lr > 0:
+            raise ValueError(f"optim.lr must be > 0, got {self.lr}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"optim.warmup_steps must be >= 0, got {self.warmup_steps}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(f"optim.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+
+
+def warmup_cosine(step: int, warmup_steps: int, total_steps: int, min_ratio: float) -> float:
+    """LR multiplier: linear warm-up from 0, then cosine decay to ``min_ratio``."""
+    if step < warmup_steps:
+        return step / max(1, warmup_steps)
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+@dataclass
+class ReasoningOutput:
+    """What ``forward`` returns: logits over the vocabulary and, for halting models, the
+    number of reasoning steps each example used."""
+
+    logits: torch.Tensor  # [B, L, V]
+    steps: torch.Tensor | None = None  # [B]
+
+
+class ReasoningModule(L.LightningModule):
+    """Base class of all models. Subclasses take ``metadata`` and ``optim`` first."""
+
+    def __init__(self, metadata: TaskMetadata, optim: OptimConfig | None = None) -> None:
+        super().__init__()
+        self.metadata = metadata
+        self.optim = optim or OptimConfig()
+        self.val_metrics = ReasoningMetrics(metadata.extra_metrics)
+        self.test_metrics = ReasoningMetrics(metadata.extra_metrics)
+        self.task_score: Callable[..., dict[str, torch.Tensor]] | None = None  # set by the runner
+        self.test_results: dict | None = None
+
+    # --- what a plugin implements -------------------------------------------------------
+    def forward(self, batch: dict[str, torch.Tensor]) -> ReasoningOutput:
+        raise NotImplementedError
+
+    def training_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Loss to minimise and extra values to log; default: cross-entropy of one forward."""
+        out = self(batch)
+        return token_cross_entropy(out.logits, batch["labels"]), {}
+
+    def extra_parameters(self) -> Iterator[nn.Parameter]:
+        """Parameters counted apart from the model's (e.g. per-puzzle embeddings): those of
+        submodules that set ``counts_as_extra = True``."""
+        for module in self.modules():
+            if getattr(module, "counts_as_extra", False):
+                yield from module.parameters(recurse=True)
+
+    # --- training -------------------------------------------------------------------------
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss, logs = self.training_loss(batch)
+        self.log("train/loss", loss, prog_bar=True)
+        for name, value in logs.items():
+            self.log(f"train/{name}", value)
+        return loss
+
+    def configure_optimizers(self):  # noqa: ANN201 (Lightning's union of return types)
+        opt = self.optim
+        extra = {id(p) for p in self.extra_parameters()}
+        decay, no_decay = [], []
+        for p in self.parameters():
+            if p.requires_grad and id(p) not in extra:
+                (decay if p.ndim >= 2 else no_decay).append(p)
+        groups = [{"params": decay, "weight_decay": opt.weight_decay},
+                  {"params": no_decay, "weight_decay": 0.0}]
+        optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=opt.lr,
+                                      betas=(opt.beta1, opt.beta2), eps=opt.eps, foreach=True)
+        total = max(1, int(self.trainer.estimated_stepping_batches)) if self._trainer else 1
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: warmup_cosine(step, opt.warmup_steps, total, opt.min_lr_ratio))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    # --- evaluation -------------------------------------------------------------------------
+    def _evaluate(self, batch: dict[str, torch.Tensor], metrics: ReasoningMetrics) -> ReasoningOutput:
+        out = self(batch)
+        predictions = out.logits.argmax(-1)
+        extra = self.task_score(batch["inputs"], predictions, batch["labels"]) if self.task_score else None
+        metrics.update(predictions, batch["labels"], out.steps, extra)
+        return out
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, self.val_metrics)
+
+    def on_validation_epoch_end(self) -> None:
+        result = self.val_metrics.compute()
+        self.log("val/exact_accuracy", result["exact_accuracy"], prog_bar=True, sync_dist=False)
+        self.log("val/token_accuracy", result["token_accuracy"], sync_dist=False)
+        self.val_metrics.reset()
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, self.test_metrics)
+
+    def on_test_epoch_end(self) -> None:
+        self.test_results = self.test_metrics.compute()
+        self.log("test/exact_accuracy", self.test_results["exact_accuracy"])
+        self.log("test/token_accuracy", self.test_results["token_accuracy"])
+        self.test_metrics.reset()

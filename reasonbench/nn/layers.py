@@ -1,0 +1,148 @@
+"""Transformer building blocks shared by every plugin, as in the HRM/TRM reference code:
+bias-free linears with truncated LeCun-normal init, weightless RMSNorm, rotary position
+embeddings, non-causal attention through ``scaled_dot_product_attention``, SwiGLU, and the
+post-norm residual block."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def trunc_normal_(tensor: torch.Tensor, std: float = 1.0, bound: float = 2.0) -> torch.Tensor:
+    """Truncated normal with the given *actual* standard deviation (JAX semantics).
+
+    ``torch.nn.init.trunc_normal_`` truncates a N(0, std) and so returns a smaller std; the
+    reference code rescales so that the truncated distribution itself has std ``std``.
+    """
+    with torch.no_grad():
+        if std == 0:
+            return tensor.zero_()
+        # variance of a standard normal truncated to [-bound, bound]
+        pdf = math.exp(-0.5 * bound**2) / math.sqrt(2 * math.pi)
+        mass = math.erf(bound / math.sqrt(2))
+        truncated_std = math.sqrt(1 - 2 * bound * pdf / mass)
+        nn.init.trunc_normal_(tensor, mean=0.0, std=1.0, a=-bound, b=bound)
+        return tensor.mul_(std / truncated_std)
+
+
+def lecun_normal_(weight: torch.Tensor) -> torch.Tensor:
+    """Truncated LeCun-normal: std = 1/sqrt(fan_in), fan_in = weight.shape[-1]."""
+    return trunc_normal_(weight, std=1.0 / math.sqrt(weight.shape[-1]))
+
+
+class Linear(nn.Linear):
+    """Linear layer with truncated LeCun-normal init and no bias by default."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = False) -> None:
+        super().__init__(in_features, out_features, bias=bias)
+
+    def reset_parameters(self) -> None:
+        lecun_normal_(self.weight)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+
+def rms_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Weightless RMSNorm computed in float32 (the reference's numerics), cast back."""
+    dtype = x.dtype
+    x = x.float()
+    x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+    return x.to(dtype)
+
+
+class RotaryEmbedding(nn.Module):
+    """Cos/sin tables for rotary position embeddings (theta 10000 by default)."""
+
+    def __init__(self, head_dim: int, max_len: int, theta: float = 10000.0) -> None:
+        super().__init__()
+        inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+        freqs = torch.outer(torch.arange(max_len, dtype=torch.float32), inv_freq)
+        angles = torch.cat([freqs, freqs], dim=-1)
+        # buffers, not parameters, and not saved: they are a pure function of the config
+        self.register_buffer("cos", angles.cos(), persistent=False)
+        self.register_buffer("sin", angles.sin(), persistent=False)
+
+    def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.cos, self.sin
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat([-x2, x1], dim=-1)
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate ``x`` [B, heads, L, head_dim] by position; computed in x's dtype."""
+    cos, sin = cos[: x.shape[-2]].to(x.dtype), sin[: x.shape[-2]].to(x.dtype)
+    return x * cos + _rotate_half(x) * sin
+
+
+class Attention(nn.Module):
+    """Non-causal multi-head self-attention with optional RoPE."""
+
+    def __init__(self, hidden_size: int, num_heads: int) -> None:
+        super().__init__()
+        if hidden_size % num_heads:
+            raise ValueError(f"hidden_size {hidden_size} is not divisible by num_heads {num_heads}")
+        self.num_heads = num_heads
+        self.head_dim = hidden_size // num_heads
+        self.qkv = Linear(hidden_size, 3 * hidden_size)
+        self.out = Linear(hidden_size, hidden_size)
+
+    def forward(self, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        batch, length, _ = x.shape
+        qkv = self.qkv(x).view(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        if rotary is not None:
+            q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=False)
+        return self.out(y.transpose(1, 2).reshape(batch, length, -1))
+
+
+def swiglu_width(hidden_size: int, expansion: float) -> int:
+    """Inner width of SwiGLU: round(expansion * h * 2/3) rounded up to a multiple of 256."""
+    width = round(expansion * hidden_size * 2 / 3)
+    return -(-width // 256) * 256
+
+
+class SwiGLU(nn.Module):
+    def __init__(self, hidden_size: int, expansion: float = 4.0) -> None:
+        super().__init__()
+        inner = swiglu_width(hidden_size, expansion)
+        self.gate_up = Linear(hidden_size, 2 * inner)
+        self.down = Linear(inner, hidden_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, up = self.gate_up(x).chunk(2, dim=-1)
+        return self.down(F.silu(gate) * up)
+
+
+class PostNormBlock(nn.Module):
+    """x = rms(x + attn(x)); x = rms(x + swiglu(x))."""
+
+    def __init__(self, hidden_size: int, num_heads: int, expansion: float = 4.0, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.attn = Attention(hidden_size, num_heads)
+        self.mlp = SwiGLU(hidden_size, expansion)
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        x = rms_norm(x + self.attn(x, rotary), self.eps)
+        return rms_norm(x + self.mlp(x), self.eps)
+
+
+class TokenEmbedding(nn.Module):
+    """Token embedding with std 1/sqrt(h) init, scaled by sqrt(h) on the way out."""
+
+    def __init__(self, vocab_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(vocab_size, hidden_size))
+        self.scale = math.sqrt(hidden_size)
+        trunc_normal_(self.weight, std=1.0 / self.scale)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.scale * F.embedding(ids, self.weight)

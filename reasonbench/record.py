@@ -1,0 +1,96 @@
+"""The result record: one versioned JSON per run, the single source of truth for pages,
+tables and comparisons. Schema: ``record_schema.json`` beside this file."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+
+SCHEMA_VERSION = 1
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict[str, Any]:
+    return json.loads(resources.files("reasonbench").joinpath("record_schema.json").read_text())
+
+
+def validate(record: dict[str, Any], source: str = "record") -> None:
+    """Raise UserError naming the first schema violation (field path and reason)."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema())
+    error = jsonschema.exceptions.best_match(validator.iter_errors(record))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+        raise UserError(f"{source}: invalid record at {where}: {error.message}")
+
+
+def record_path(out: str | Path, model: str, task: str, preset: str, seed: int, mode: str = "train") -> Path:
+    suffix = "" if mode == "train" else f".{mode}"
+    return Path(out) / model / task / preset / f"seed{seed}{suffix}.json"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temporary file in the same folder, fsync, then rename: a reader sees the
+    old file or the whole new one, never a half-written record."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_record(record: dict[str, Any], path: Path) -> Path:
+    validate(record, str(path))
+    write_atomic(path, json.dumps(record, indent=2, sort_keys=False) + "\n")
+    return path
+
+
+def read_record(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text())
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+    validate(record, str(path))
+    return record
+
+
+def git_state() -> tuple[str | None, bool | None]:
+    """(commit, dirty) of the checkout reasonbench runs from; (None, None) outside git."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                                capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    return commit, bool(status.strip())
+
+
+def versions() -> dict[str, str]:
+    import lightning
+    import torch
+
+    from . import __version__
+
+    return {"python": sys.version.split()[0], "torch": torch.__version__,
+            "lightning": lightning.__version__, "reasonbench": __version__}

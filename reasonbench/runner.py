@@ -1,0 +1,197 @@
+"""Builds task + model + Trainer from a resolved config, trains, tests, measures and writes
+the result record. Data flows one way: task -> batch -> model -> metrics -> record."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import sys
+import time
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from . import record as rec
+from .config import RunConfig, one_line
+from .errors import UserError
+from .measure import TrainFlopCounter, count_parameters, device_name, forward_flops_per_example, peak_memory_bytes
+from .module import ReasoningModule
+from .tasks.base import ReasoningTask
+
+CHECKPOINT_FORMAT = "reasonbench-checkpoint"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def quiet_lightning() -> None:
+    """Keep Lightning's start-up chatter (device summaries, tips) off the terminal."""
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*tensorboardX.*")
+
+
+def build_task(cfg: RunConfig) -> ReasoningTask:
+    try:
+        task = cfg.task_cls(**cfg.task_args)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"task {cfg.task}: {one_line(exc)}") from None
+    task.setup("fit")
+    return task
+
+
+def build_model(cfg: RunConfig, task: ReasoningTask) -> ReasoningModule:
+    try:
+        model = cfg.model_cls(metadata=task.metadata, optim=cfg.optim, **cfg.model_args)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"model {cfg.model}: {one_line(exc)}") from None
+    model.task_score = task.score
+    return model
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a reasonbench or Lightning checkpoint safely (``weights_only=True``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path}: no such file")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle errors, truncated zip files, foreign formats
+        raise UserError(f"checkpoint {path}: unreadable: {one_line(exc)[:200]}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("state_dict"), dict):
+        raise UserError(f"checkpoint {path}: no 'state_dict' in it (not a reasonbench or Lightning checkpoint)")
+    return data
+
+
+def save_checkpoint(model: ReasoningModule, cfg: RunConfig, path: Path) -> None:
+    """A portable checkpoint: weights plus the resolved config, loadable with weights_only."""
+    payload = {"format": CHECKPOINT_FORMAT, "version": 1, "model": cfg.model, "task": cfg.task,
+               "config": cfg.config, "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+    tmp = path.with_name(path.name + ".tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def _trainer(cfg: RunConfig, run_dir: Path, callbacks: list[L.Callback], checkpoints: bool) -> L.Trainer:
+    args = dict(cfg.trainer_args)
+    logger = TensorBoardLogger(str(run_dir), name="tensorboard", version="", default_hp_metric=False)
+    try:
+        return L.Trainer(**args, logger=logger, callbacks=callbacks, default_root_dir=str(run_dir),
+                         enable_checkpointing=checkpoints)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"trainer: {one_line(exc)}") from None
+    except Exception as exc:  # Lightning raises MisconfigurationException for bad combinations
+        if type(exc).__name__ == "MisconfigurationException":
+            raise UserError(f"trainer: {one_line(exc)}") from None
+        raise
+
+
+def execute(cfg: RunConfig, mode: str = "train", command: str | None = None) -> dict[str, Any]:
+    """Train (mode 'train') or load ``cfg.checkpoint`` (mode 'eval'), test, write the record."""
+    quiet_lightning()
+    started = _now()
+    out_path = rec.record_path(cfg.out, cfg.model, cfg.task, cfg.preset, cfg.seed, mode)
+    run_dir = out_path.with_suffix("")
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    task = build_task(cfg)
+    model = build_model(cfg, task)
+    checkpoint_path: Path | None = None
+
+    if mode == "eval":
+        if not cfg.checkpoint:
+            raise UserError("reasonbench eval: --checkpoint is required")
+        state = load_checkpoint(cfg.checkpoint)["state_dict"]
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise UserError(f"checkpoint {cfg.checkpoint} does not fit model {cfg.model}: "
+                            f"missing {missing[:3]}, unexpected {unexpected[:3]}")
+        checkpoint_path = Path(cfg.checkpoint)
+
+    flop_counter = TrainFlopCounter(cfg.measure.train_flop_steps)
+    callbacks: list[L.Callback] = [flop_counter]
+    if mode == "train":
+        callbacks.append(ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="best",
+                                         monitor="val/exact_accuracy", mode="max", save_last=True))
+    trainer = _trainer(cfg, run_dir, callbacks, checkpoints=mode == "train")
+
+    train_seconds = 0.0
+    if mode == "train":
+        t0 = time.perf_counter()
+        trainer.fit(model, datamodule=task)
+        train_seconds = time.perf_counter() - t0
+        if trainer.is_global_zero:
+            checkpoint_path = run_dir / "final.pt"
+            save_checkpoint(model, cfg, checkpoint_path)
+
+    t0 = time.perf_counter()
+    trainer.test(model, datamodule=task, verbose=False)
+    eval_seconds = time.perf_counter() - t0
+    if not trainer.is_global_zero:
+        return {}
+
+    device = model.device
+    flops = forward_flops_per_example(model, task.splits["test"], cfg.measure.flops_examples, device)
+    params, params_extra = count_parameters(model)
+    device_count = max(1, trainer.num_devices * trainer.num_nodes)
+    per_step = flop_counter.per_step
+    steps = int(trainer.global_step)
+    commit, dirty = rec.git_state()
+    record = {
+        "schema_version": rec.SCHEMA_VERSION,
+        "model": cfg.model, "task": cfg.task, "preset": cfg.preset, "seed": cfg.seed,
+        "mode": mode, "status": "completed", "status_detail": None,
+        "metrics": model.test_results,
+        "cost": {
+            "params": params, "params_extra": params_extra,
+            "flops_per_example_forward": {"mean": flops.mean, "p95": flops.p95, "examples": flops.examples},
+            # each process counts its own batches; the total is over all of them
+            "train_flops": per_step * steps * device_count if per_step is not None else None,
+            "train_flops_per_step": per_step * device_count if per_step is not None else None,
+            "train_steps": steps,
+            "train_seconds": round(train_seconds, 3), "eval_seconds": round(eval_seconds, 3),
+            "device": device_name(device), "device_count": device_count,
+            "device_hours": (train_seconds + eval_seconds) * device_count / 3600,
+            "peak_memory_bytes": peak_memory_bytes(device),
+        },
+        "provenance": {
+            "git_commit": commit, "git_dirty": dirty, "versions": rec.versions(),
+            "command": command or shlex.join(sys.argv), "config": cfg.config,
+            "data_fingerprint": task.fingerprint, "started": started, "finished": _now(),
+        },
+        "task_metadata": task.metadata.as_dict(),
+        "checkpoint": str(checkpoint_path) if checkpoint_path else None,
+    }
+    rec.write_record(record, out_path)
+    record["_path"] = str(out_path)
+    return record
+
+
+def summary(record: dict[str, Any]) -> str:
+    """A short table for the terminal."""
+    m, c = record["metrics"] or {}, record["cost"]
+    lo, hi = m.get("exact_accuracy_ci95", [0, 0])
+    rows = [
+        ("model / task / preset", f"{record['model']} / {record['task']} / {record['preset']} (seed {record['seed']})"),
+        ("status", record["status"]),
+        ("exact accuracy", f"{100 * m.get('exact_accuracy', 0):.2f}%  (95% CI {100 * lo:.1f}-{100 * hi:.1f}%, "
+                           f"n={m.get('n_test_examples', 0)})"),
+        ("token accuracy", f"{100 * m.get('token_accuracy', 0):.2f}%"),
+        ("parameters", f"{c['params']:,}" + (f" (+{c['params_extra']:,} extra)" if c["params_extra"] else "")),
+        ("forward FLOPs / example", f"{c['flops_per_example_forward']['mean']:.3g}"),
+        ("train / eval time", f"{c['train_seconds']:.1f} s / {c['eval_seconds']:.1f} s on {c['device']}"),
+    ]
+    if m.get("mean_steps") is not None:
+        rows.insert(4, ("mean reasoning steps", f"{m['mean_steps']:.2f}"))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)

@@ -1,0 +1,165 @@
+"""The task contract: a LightningDataModule over in-memory tensors plus its metadata.
+
+Every batch is ``{"inputs": int64[B, L], "labels": int64[B, L] (-100 = ignored),
+"puzzle_ids": int64[B]}``. A task builds its splits once (``build``), and the runner passes
+``task.metadata`` to the model so that nobody types a vocabulary size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ..nn.losses import IGNORE_INDEX
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class TaskMetadata:
+    """What a model needs to know about a task."""
+
+    name: str
+    vocab_size: int
+    seq_len: int
+    num_puzzle_ids: int
+    grid_shape: tuple[int, int]
+    pad_id: int = 0
+    ignore_label_id: int = IGNORE_INDEX
+    scoring: str = "exact"  # how the headline number is computed
+    extra_metrics: tuple[str, ...] = ()  # per-example booleans from ``ReasoningTask.score``
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Split:
+    """One split held as tensors; indexing with a list of indices returns a whole batch."""
+
+    inputs: torch.Tensor
+    labels: torch.Tensor
+    puzzle_ids: torch.Tensor
+    info: dict[str, torch.Tensor] = field(default_factory=dict)  # per-example extras (e.g. rating)
+
+    def __post_init__(self) -> None:
+        n = self.inputs.shape[0]
+        if self.labels.shape != self.inputs.shape or self.puzzle_ids.shape != (n,):
+            raise ValueError(f"inconsistent split shapes: inputs {tuple(self.inputs.shape)}, "
+                             f"labels {tuple(self.labels.shape)}, puzzle_ids {tuple(self.puzzle_ids.shape)}")
+
+    def __len__(self) -> int:
+        return self.inputs.shape[0]
+
+
+class _SplitDataset(Dataset):
+    def __init__(self, split: Split) -> None:
+        self.split = split
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return self.__getitems__([index])
+
+    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        # one gather per tensor instead of collating B small dicts
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        return {"inputs": self.split.inputs[idx], "labels": self.split.labels[idx],
+                "puzzle_ids": self.split.puzzle_ids[idx]}
+
+
+def _keep_batch(batch: Any) -> Any:
+    return batch
+
+
+class ReasoningTask(L.LightningDataModule):
+    """Base class of every task. Subclasses implement ``build`` and ``_metadata``."""
+
+    name: str = "task"
+
+    def __init__(self, batch_size: int = 32, eval_batch_size: int = 256, data_seed: int = 0,
+                 num_workers: int = 0) -> None:
+        super().__init__()
+        if batch_size < 1 or eval_batch_size < 1:
+            raise ValueError("batch sizes must be positive")
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.data_seed = data_seed
+        self.num_workers = num_workers
+        self.splits: dict[str, Split] = {}
+        self._fingerprint: str | None = None
+
+    # --- what a task implements -------------------------------------------------------
+    def build(self) -> dict[str, Split]:
+        """Read or generate the data: a Split for each of 'train', 'val', 'test'."""
+        raise NotImplementedError
+
+    @property
+    def metadata(self) -> TaskMetadata:
+        raise NotImplementedError
+
+    def recipe(self) -> dict[str, Any]:
+        """Everything that determines the data (not loader settings); goes into the fingerprint."""
+        return {"task": self.name, "data_seed": self.data_seed}
+
+    def score(self, inputs: torch.Tensor, predictions: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Task-specific per-example booleans named in ``metadata.extra_metrics``."""
+        return {}
+
+    def render(self, inputs: torch.Tensor, prediction: torch.Tensor | None = None,
+               labels: torch.Tensor | None = None) -> str:
+        """A text picture of one example for terminals and logs."""
+        return " ".join(map(str, inputs.tolist()))
+
+    # --- shared machinery ---------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        if not self.splits:
+            splits = self.build()
+            missing = [s for s in SPLITS if s not in splits]
+            if missing:
+                raise ValueError(f"task {self.name} built no {missing} split")
+            self.splits = splits
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 over the recipe and the built tensors: equal fingerprints, equal data."""
+        if self._fingerprint is None:
+            self.setup()
+            h = hashlib.sha256(json.dumps(self.recipe(), sort_keys=True, default=str).encode())
+            for name in SPLITS:
+                split = self.splits[name]
+                for tensor in (split.inputs, split.labels, split.puzzle_ids):
+                    h.update(tensor.contiguous().numpy().tobytes())
+            self._fingerprint = h.hexdigest()
+        return self._fingerprint
+
+    def sizes(self) -> dict[str, int]:
+        self.setup()
+        return {name: len(split) for name, split in self.splits.items()}
+
+    def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
+        self.setup()
+        generator = torch.Generator().manual_seed(self.data_seed) if shuffle else None
+        return DataLoader(_SplitDataset(self.splits[split]), batch_size=batch_size, shuffle=shuffle,
+                          drop_last=shuffle, generator=generator, collate_fn=_keep_batch,
+                          num_workers=self.num_workers)
+
+    def train_dataloader(self) -> DataLoader:
+        # drop_last keeps shapes static, as in the reference's fixed global batch
+        if len(self.splits.get("train", ())) < self.batch_size and self.splits:
+            raise ValueError(f"batch_size {self.batch_size} exceeds the {len(self.splits['train'])} "
+                             "training examples")
+        return self._loader("train", self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", self.eval_batch_size, shuffle=False)

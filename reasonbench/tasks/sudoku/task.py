@@ -1,0 +1,153 @@
+"""The ``sudoku`` task: Sudoku-Extreme from the reference CSVs, or generated puzzles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ...errors import UserError
+from ..base import ReasoningTask, Split, TaskMetadata
+from . import data
+from .grid import augment, canonical_form, make_puzzle, random_solved_grid, rating
+
+
+def _as_split(questions: np.ndarray, answers: np.ndarray, ratings: np.ndarray) -> Split:
+    n = len(questions)
+    return Split(inputs=torch.from_numpy(data.encode(questions)),
+                 labels=torch.from_numpy(data.encode(answers)),  # every cell supervised, clues too
+                 puzzle_ids=torch.zeros(n, dtype=torch.long),  # Sudoku has one (blank) identifier
+                 info={"rating": torch.as_tensor(ratings, dtype=torch.long)})
+
+
+class SudokuTask(ReasoningTask):
+    """Sudoku-Extreme with the reference encoding (blank 1, digits 2-10, vocab 11, length 81).
+
+    Args:
+        path: reference data: a directory with ``train.csv`` and ``test.csv``, or one CSV file
+            (split into train and test with ``data_seed``). ``None`` generates puzzles.
+        num_train: training puzzles sampled (with ``data_seed``) before augmentation.
+        num_val: held-out training puzzles used only to monitor training.
+        num_test: test puzzles; ``None`` takes the whole test file.
+        augmentations: extra copies of each training puzzle under the reference symmetries.
+        num_blanks: blanks per generated puzzle (generation only).
+        skip_invalid: skip and count bad CSV rows instead of stopping at the first.
+    """
+
+    name = "sudoku"
+
+    def __init__(self, path: str | None = None, num_train: int = 1000, num_val: int = 100,
+                 num_test: int | None = 1000, augmentations: int = 0, num_blanks: int = 40,
+                 skip_invalid: bool = False, batch_size: int = 32, eval_batch_size: int = 256,
+                 data_seed: int = 0, num_workers: int = 0) -> None:
+        super().__init__(batch_size, eval_batch_size, data_seed, num_workers)
+        if num_train < 1 or num_val < 1 or (num_test is not None and num_test < 1):
+            raise ValueError("num_train, num_val and num_test must be positive")
+        if augmentations < 0:
+            raise ValueError("augmentations must be >= 0")
+        if not 1 <= num_blanks <= 64:
+            raise ValueError(f"num_blanks must be in 1..64 (a unique Sudoku has at least 17 clues), got {num_blanks}")
+        self.path = path
+        self.num_train, self.num_val, self.num_test = num_train, num_val, num_test
+        self.augmentations = augmentations
+        self.num_blanks = num_blanks
+        self.skip_invalid = skip_invalid
+        self.skipped_rows = 0
+
+    @property
+    def metadata(self) -> TaskMetadata:
+        return TaskMetadata(name=self.name, vocab_size=data.VOCAB_SIZE, seq_len=data.SEQ_LEN,
+                            num_puzzle_ids=1, grid_shape=(9, 9))
+
+    def recipe(self) -> dict[str, Any]:
+        source = str(Path(self.path).resolve()) if self.path else "generated"
+        return {"task": self.name, "source": source, "num_train": self.num_train, "num_val": self.num_val,
+                "num_test": self.num_test, "augmentations": self.augmentations,
+                "num_blanks": None if self.path else self.num_blanks, "data_seed": self.data_seed}
+
+    def build(self) -> dict[str, Split]:
+        rng = np.random.default_rng(self.data_seed)
+        if self.path:
+            train_q, train_a, train_r, test_q, test_a, test_r = self._read(Path(self.path), rng)
+        else:
+            train_q, train_a, train_r, test_q, test_a, test_r = self._generate(rng)
+        n_needed = self.num_train + self.num_val
+        if len(train_q) < n_needed:
+            raise UserError(f"task.num_train + task.num_val = {n_needed} exceeds the "
+                            f"{len(train_q)} training puzzles available")
+        order = rng.permutation(len(train_q))
+        pick, held = order[: self.num_train], order[self.num_train:n_needed]
+        splits = {"val": _as_split(train_q[held], train_a[held], train_r[held]),
+                  "test": _as_split(test_q, test_a, test_r)}
+        q, a, r = train_q[pick], train_a[pick], train_r[pick]
+        if self.augmentations:
+            copies_q, copies_a = [q], [a]
+            for _ in range(self.augmentations):
+                pairs = [augment(qi, ai, rng) for qi, ai in zip(q, a)]
+                copies_q.append(np.stack([p[0] for p in pairs]))
+                copies_a.append(np.stack([p[1] for p in pairs]))
+            q, a, r = np.concatenate(copies_q), np.concatenate(copies_a), np.tile(r, self.augmentations + 1)
+        splits["train"] = _as_split(q, a, r)
+        return splits
+
+    def _read(self, path: Path, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+        if path.is_dir():
+            files = [path / "train.csv", path / "test.csv"]
+            missing = [str(f) for f in files if not f.is_file()]
+            if missing:
+                raise UserError(f"task.path {path}: missing {', '.join(missing)}")
+            train, test = (data.read_csv(f, self.skip_invalid) for f in files)
+            self.skipped_rows = train.skipped + test.skipped
+            tq, ta, tr = test.questions, test.answers, test.ratings
+            if self.num_test is not None and self.num_test < len(tq):
+                keep = np.sort(rng.permutation(len(tq))[: self.num_test])
+                tq, ta, tr = tq[keep], ta[keep], tr[keep]
+            return train.questions, train.answers, train.ratings, tq, ta, tr
+        if not path.exists():
+            raise UserError(f"task.path {path}: no such file or directory")
+        rows = data.read_csv(path, self.skip_invalid)
+        self.skipped_rows = rows.skipped
+        n_test = self.num_test or max(1, len(rows.questions) // 10)
+        if n_test >= len(rows.questions):
+            raise UserError(f"task.path {path}: {len(rows.questions)} puzzles cannot give {n_test} test puzzles")
+        order = rng.permutation(len(rows.questions))
+        test, train = order[:n_test], order[n_test:]
+        return (rows.questions[train], rows.answers[train], rows.ratings[train],
+                rows.questions[test], rows.answers[test], rows.ratings[test])
+
+    def _generate(self, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+        """Unique-solution puzzles with ``num_blanks`` blanks; no test puzzle is equivalent
+        (under the Sudoku symmetry group) to a training puzzle, nor to another test puzzle."""
+        num_test = self.num_test or 1000
+        wanted = [self.num_train + self.num_val, num_test]
+        seen: set[bytes] = set()
+        out: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        for count in wanted:
+            questions, answers, ratings = [], [], []
+            attempts = 0
+            while len(questions) < count:
+                attempts += 1
+                if attempts > 20 * count + 100:
+                    raise UserError(f"could not generate {count} distinct puzzles with {self.num_blanks} "
+                                    "blanks; raise task.num_blanks or lower the counts")
+                answer = random_solved_grid(rng)
+                question = make_puzzle(answer, rng, self.num_blanks)
+                key = canonical_form(question)
+                if key in seen:
+                    continue
+                seen.add(key)
+                questions.append(question)
+                answers.append(answer)
+                ratings.append(rating(question))
+            out.append((np.stack(questions), np.stack(answers), np.asarray(ratings, dtype=np.int64)))
+        (trq, tra, trr), (teq, tea, ter) = out
+        return trq, tra, trr, teq, tea, ter
+
+    def render(self, inputs: torch.Tensor, prediction: torch.Tensor | None = None,
+               labels: torch.Tensor | None = None) -> str:
+        question = data.decode(inputs.cpu().numpy())
+        pred = data.decode(prediction.cpu().numpy()) if prediction is not None else None
+        answer = data.decode(labels.cpu().numpy()) if labels is not None else None
+        return data.render(question, pred, answer)
