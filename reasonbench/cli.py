@@ -37,14 +37,20 @@ def _list() -> int:
 
 
 def _run(argv: list[str], mode: str) -> int:
-    from . import config, runner
+    from . import config
 
-    cfg, print_config = config.resolve(argv, prog=f"reasonbench {mode}")
+    if mode == "eval":
+        from .runner import checkpoint_config_argv
+
+        argv = checkpoint_config_argv(argv) + argv
+    cfg, print_config = config.resolve(argv, prog="reasonbench " + ("run" if mode == "train" else mode))
     if print_config:
         print(config.dump(cfg.config), end="")
         return 0
     if mode == "train" and cfg.checkpoint:
         raise_user("reasonbench run: --checkpoint is for `reasonbench eval`")
+    from . import runner
+
     record = runner.execute(cfg, mode=mode, command=shlex.join(["reasonbench", *sys.argv[1:]]))
     if record:
         print(runner.summary(record))

@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import yaml
 from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 
 from . import registry
 from .errors import UserError
-from .module import OptimConfig
+from .optim import OptimConfig
 
 # Trainer arguments the runner owns (logging, checkpoints, output folder).
 TRAINER_MANAGED = {"logger", "callbacks", "default_root_dir", "enable_checkpointing", "plugins", "profiler"}
@@ -94,6 +94,8 @@ def preset_files(model: str, task: str, preset: str, model_cls: type | None = No
 
 
 def build_parser(model_cls: type, task_cls: type, prog: str = "reasonbench run") -> ArgumentParser:
+    import lightning as L
+
     parser = ArgumentParser(prog=prog, exit_on_error=False, default_meta=False)
     parser.add_argument("--config", action=ActionConfigFile, help="YAML config file(s), applied after the preset")
     parser.add_argument("--preset", type=str, default="smoke", help="preset name (benchmarks/presets)")
@@ -172,6 +174,12 @@ def _scan_names(argv: list[str]) -> dict[str, str]:
     return names
 
 
+def _option_message(message: str) -> str:
+    """jsonargparse says 'Parser key "model.x": ...'; users type '--model.x'."""
+    message = re.sub(r'Parser key "([^"]+)":', r"option --\1:", message)
+    return message.replace("Expected a <class '", "expected ").replace("'>. Got value:", ", got")
+
+
 def one_line(message: str) -> str:
     return " ".join(str(message).split())
 
@@ -193,7 +201,7 @@ def resolve(argv: list[str], prog: str = "reasonbench run") -> tuple[RunConfig, 
     try:
         ns = parser.parse_args(stacked + argv)
     except Exception as exc:  # jsonargparse.ArgumentError and its YAML/type errors
-        raise UserError(f"{prog}: {one_line(exc)}") from None
+        raise UserError(_option_message(one_line(exc))) from None
     return _to_run_config(ns, model_cls, task_cls), print_config
 
 
@@ -234,7 +242,8 @@ def overrides_to_argv(overrides: dict[str, Any]) -> list[str]:
             for k, v in value.items():
                 walk(f"{prefix}.{k}" if prefix else k, v)
         else:
-            argv.append(f"--{prefix}={json.dumps(value)}")
+            # strings go as typed (jsonargparse keeps str options verbatim); the rest as JSON
+            argv.append(f"--{prefix}={value if isinstance(value, str) else json.dumps(value)}")
 
     walk("", overrides)
     return argv

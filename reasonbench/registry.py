@@ -66,7 +66,9 @@ def _dist_name(ep: md.EntryPoint) -> str:
 def _build(kind: str) -> dict[str, Entry]:
     table: dict[str, Entry] = {}
     seen: set[tuple[str, str, str]] = set()
-    for ep in md.entry_points(group=GROUPS[kind]):
+    # walk distributions ourselves: entry_points() keeps one entry per name, hiding duplicates
+    all_eps = (ep for d in md.distributions() for ep in d.entry_points if ep.group == GROUPS[kind])
+    for ep in all_eps:
         dist = _dist_name(ep)
         key = (ep.name, ep.value, dist)
         if key in seen:  # the same distribution visible twice on sys.path (editable installs)

@@ -3,6 +3,7 @@ the result record. Data flows one way: task -> batch -> model -> metrics -> reco
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shlex
@@ -45,7 +46,7 @@ def build_task(cfg: RunConfig) -> ReasoningTask:
     try:
         task = cfg.task_cls(**cfg.task_args)
     except (TypeError, ValueError) as exc:
-        raise UserError(f"task {cfg.task}: {one_line(exc)}") from None
+        raise UserError(one_line(exc)) from None
     task.setup("fit")
     return task
 
@@ -54,7 +55,7 @@ def build_model(cfg: RunConfig, task: ReasoningTask) -> ReasoningModule:
     try:
         model = cfg.model_cls(metadata=task.metadata, optim=cfg.optim, **cfg.model_args)
     except (TypeError, ValueError) as exc:
-        raise UserError(f"model {cfg.model}: {one_line(exc)}") from None
+        raise UserError(one_line(exc)) from None
     model.task_score = task.score
     return model
 
@@ -71,6 +72,22 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict) or not isinstance(data.get("state_dict"), dict):
         raise UserError(f"checkpoint {path}: no 'state_dict' in it (not a reasonbench or Lightning checkpoint)")
     return data
+
+
+def checkpoint_config_argv(argv: list[str]) -> list[str]:
+    """For ``eval``: the model settings (and preset, seed) stored in a reasonbench checkpoint,
+    as a leading ``--config``, so a checkpoint evaluates without retyping its architecture;
+    flags given on the command line still win."""
+    path = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--checkpoint"),
+                next((a.split("=", 1)[1] for a in argv if a.startswith("--checkpoint=")), None))
+    if path is None:
+        return []
+    stored = load_checkpoint(path).get("config")
+    if not isinstance(stored, dict) or not isinstance(stored.get("model"), dict):
+        return []
+    keep = {k: stored[k] for k in ("preset", "seed") if k in stored}
+    keep["model"] = stored["model"]
+    return ["--config", json.dumps(keep)]
 
 
 def save_checkpoint(model: ReasoningModule, cfg: RunConfig, path: Path) -> None:
@@ -112,7 +129,11 @@ def execute(cfg: RunConfig, mode: str = "train", command: str | None = None) -> 
         if not cfg.checkpoint:
             raise UserError("reasonbench eval: --checkpoint is required")
         state = load_checkpoint(cfg.checkpoint)["state_dict"]
-        missing, unexpected = model.load_state_dict(state, strict=False)
+        try:
+            missing, unexpected = model.load_state_dict(state, strict=False)
+        except RuntimeError as exc:  # shape mismatches
+            raise UserError(f"checkpoint {cfg.checkpoint} does not fit model {cfg.model}: "
+                            f"{one_line(str(exc).splitlines()[1] if len(str(exc).splitlines()) > 1 else exc)}") from None
         if missing or unexpected:
             raise UserError(f"checkpoint {cfg.checkpoint} does not fit model {cfg.model}: "
                             f"missing {missing[:3]}, unexpected {unexpected[:3]}")

@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from reasonbench.module import OptimConfig, ReasoningModule, ReasoningOutput
+from reasonbench.module import ReasoningModule, ReasoningOutput
+from reasonbench.optim import OptimConfig
 from reasonbench.nn import Linear, PostNormBlock, RotaryEmbedding, TokenEmbedding
 from reasonbench.tasks import TaskMetadata
 

@@ -88,7 +88,7 @@ class ReasoningTask(L.LightningDataModule):
                  num_workers: int = 0) -> None:
         super().__init__()
         if batch_size < 1 or eval_batch_size < 1:
-            raise ValueError("batch sizes must be positive")
+            raise ValueError("task.batch_size and task.eval_batch_size must be positive")
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.data_seed = data_seed

@@ -371,9 +371,15 @@ def _line_perms() -> np.ndarray:
 
 
 _LINE_PERMS = _line_perms()
-_POW10 = 10 ** np.arange(8, -1, -1, dtype=np.int64)  # a row of digits 0..9 -> one int64
+_N_PERMS = len(_LINE_PERMS)
+# First-row states, in (transpose flag, source row, column order) order: 2 * 9 * 1296.
+_FLIP0 = np.repeat(np.arange(2), 9 * _N_PERMS)
+_ROW0 = np.tile(np.repeat(np.arange(9), _N_PERMS), 2)
+_COLS0 = np.tile(_LINE_PERMS, (18, 1))
+_POW10 = 10 ** np.arange(8, -1, -1, dtype=np.int64)  # a row of labels 0..9 -> one int64
 _POW9 = 9 ** np.arange(8, -1, -1, dtype=np.int64)
 _BAND_OF_ROW = np.arange(9) // 3
+_EARLIER = np.tri(9, 9, -1, dtype=bool)  # [j, i]: i < j
 
 
 def canonical_form(grid: np.ndarray) -> bytes:
@@ -384,56 +390,74 @@ def canonical_form(grid: np.ndarray) -> bytes:
 
     Definition: over all 2 * 1296 * 1296 position transforms, relabel the digits of the moved
     grid in order of first appearance (row-major; blanks stay 0) and take the lexicographically
-    smallest 81-cell result; the 81 values are returned as bytes. This is an orbit invariant
-    and determines the orbit, hence exact.
+    smallest 81-cell result; its 81 values are returned as bytes. The minimum over the orbit is
+    an orbit invariant and, being a member of the orbit, determines it: hence exact.
 
-    Cost: instead of the 3.4M transforms, the minimum is built one output row at a time. A
-    state is (transpose, rows placed so far, full column order, digit labels so far); the first
-    row starts from all 2 * 9 * 1296 = 23,328 states (numpy-vectorised), and each later row
-    expands every state by the rows it may place next, keeps only the states whose new row is
-    the smallest, and merges states that agree on everything that affects later rows. Keeping
-    all ties makes the result exact; typically only a handful of states survive the first two
-    rows, so a complete grid or a puzzle takes a few milliseconds. The merge bounds the worst
-    case (a nearly blank grid, where everything ties) by about 2 * 27 * 1296 states per row.
+    Cost: rather than the 3.4M transforms, the minimum is built one output row at a time. A
+    state is (transpose flag, source rows placed so far, full column order, digit labels so
+    far). The first row starts from all 2 * 9 * 1296 = 23,328 states (numpy-vectorised); each
+    later row expands every state by the source rows it may place next, keeps only the states
+    whose new output row is the smallest, and merges states that agree on everything that
+    shapes later rows. Keeping every tie makes the result exact. Usually a handful of states
+    survive the first two rows: a puzzle costs about 4-10 ms, a complete grid about 20-30 ms
+    (its first row ties under every column order). The merge bounds the worst case (a nearly
+    blank grid, where everything ties) to about 2 * 27 * 1296 states per row: ~0.3 s for the
+    empty grid.
     """
     arr = _as_grid(grid)
     board = arr.reshape(9, 9)
-    boards = np.stack([board, board.T])  # (2, 9, 9), indexed by the transpose flag
+    boards = np.stack([board, board.T])  # indexed by the transpose flag
+    flat = boards.reshape(-1)
 
-    n_perm = len(_LINE_PERMS)
-    # States before any row is placed: both orientations x every column order.
-    flip = np.repeat(np.arange(2), n_perm)
-    cols = np.tile(_LINE_PERMS, (2, 1))
-    used = np.zeros(len(flip), dtype=np.int64)  # bitmask of source rows already placed
-    labels = next_label = None  # source digit -> label (0 = none yet); next free label
-    rows_out = []
+    # Output row 0: any source row of either orientation, under any column order.
+    values = boards[:, :, _LINE_PERMS].reshape(-1, 9)
+    if _lines_distinct(board):
+        # With no repeated digit in a line, labels in a first row just count its clues.
+        given = values != 0
+        out = np.cumsum(given, axis=1, dtype=np.int8) * given
+        best = _best(out)
+        values, out = values[best], out[best]
+        labels = np.zeros((len(out), 10), dtype=np.int8)
+        labels[np.arange(len(out))[:, None], values] = out
+        labels[:, 0] = 0
+        next_label = out.max(axis=1) + 1
+    else:
+        out, labels, next_label = _first_labels(values)
+        best = _best(out)
+        out, labels, next_label = out[best], labels[best], next_label[best]
+    rows_out = [out[0]]
+    flip, cols = _FLIP0[best], _COLS0[best]
+    used = np.left_shift(1, _ROW0[best])  # bitmask of source rows already placed
 
-    for k in range(9):
+    for k in range(1, 9):
         # Rows each state may place next: at a band boundary any unused row (its whole band is
-        # unused then); inside a band only unused rows of the band being filled.
+        # unused then); inside a band only the unused rows of the band being filled.
         free = (used[:, None] >> np.arange(9)) & 1 == 0
         if k % 3:
-            last_band = _current_band(used)
-            free &= _BAND_OF_ROW[None, :] == last_band[:, None]
+            free &= _BAND_OF_ROW[None, :] == _current_band(used)[:, None]
         src, row = np.nonzero(free)
-        flip_e, cols_e = flip[src], cols[src]
-        values = boards[flip_e[:, None], row[:, None], cols_e]  # (M, 9) source digits
-        if k == 0:
-            out, labels_e, next_e = _first_labels(values)
+        cols_e = cols[src]
+        values = flat[(flip[src] * 81 + row * 9)[:, None] + cols_e]  # (M, 9) source digits
+        if (next_label == 10).all():
+            # Every digit already has a label (always so for a complete grid): one lookup, and
+            # no per-child copies of the label tables.
+            out = np.take(labels.reshape(-1), (src * 10)[:, None] + values)
+            best = _best(out)
+            parent = src[best]
+            labels, next_label = labels[parent], next_label[parent]
         else:
             labels_e, next_e = labels[src], next_label[src]
             out = _continue_labels(values, labels_e, next_e)
-        keys = out.astype(np.int64) @ _POW10
-        best = keys == keys.min()
+            best = _best(out)
+            parent = src[best]
+            labels, next_label = labels_e[best], next_e[best]
         rows_out.append(out[np.argmax(best)])
-        flip, cols = flip_e[best], cols_e[best]
-        used = used[src[best]] | (1 << row[best])
-        labels, next_label = labels_e[best], next_e[best]
-        # After the first row all states are distinct; later, different orders of the same
-        # rows can meet again.
-        if 0 < k < 8 and len(flip) > 1:
-            # Merge states whose futures are identical: same orientation, same placed-row set
-            # (which also fixes the current band), same column order and same labels.
+        flip, cols = flip[parent], cols_e[best]
+        used = used[parent] | (1 << row[best])
+        if k < 8 and len(flip) > 1:
+            # Different orders of the same rows can meet again: merge states whose futures are
+            # identical (same orientation, placed-row set - which also fixes the band being
+            # filled - column order and labels).
             ident = np.stack([
                 (flip.astype(np.int64) << 40) | (used << 30) | (cols @ _POW9),
                 labels[:, 1:].astype(np.int64) @ _POW10,
@@ -444,6 +468,21 @@ def canonical_form(grid: np.ndarray) -> bytes:
     return np.concatenate(rows_out).astype(np.uint8).tobytes()
 
 
+def _best(out: np.ndarray) -> np.ndarray:
+    """Mask of the rows (M, 9) of labels that are lexicographically smallest."""
+    keys = out.astype(np.int64) @ _POW10
+    return keys == keys.min()
+
+
+def _lines_distinct(board: np.ndarray) -> bool:
+    """True iff no row and no column of ``board`` repeats a digit (blanks aside)."""
+    for lines in (board, board.T):
+        ordered = np.sort(lines, axis=1)
+        if ((ordered[:, 1:] == ordered[:, :-1]) & (ordered[:, 1:] != 0)).any():
+            return False
+    return True
+
+
 def _current_band(used: np.ndarray) -> np.ndarray:
     """Band being filled, for states placed mid-band: the band with 1 or 2 rows used."""
     per_band = np.stack([(used >> (3 * b)) & 7 for b in range(3)], axis=1)
@@ -451,30 +490,26 @@ def _current_band(used: np.ndarray) -> np.ndarray:
     return np.argmax(partial, axis=1)
 
 
-_EARLIER = np.tri(9, 9, -1, dtype=bool)  # [j, i]: i < j
-
-
 def _first_labels(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Relabel rows of digits (M, 9) in order of first appearance, from no labels at all.
     Returns the relabelled rows, the label tables (M, 10) and the next free label (M,)."""
     same = values[:, :, None] == values[:, None, :]  # [m, j, i]: cell j repeats cell i
     first = (values != 0) & ~(same & _EARLIER).any(axis=2)
-    rank = np.cumsum(first, axis=1, dtype=np.int8)  # label given at each first appearance
+    rank = np.cumsum(first, axis=1, dtype=np.int8)  # label handed out at each first appearance
     first_at = np.argmax(same, axis=2)  # earliest cell holding the same digit
     out = np.take_along_axis(rank, first_at, axis=1)
     out[values == 0] = 0
-    m = len(values)
-    labels = np.zeros((m, 10), dtype=np.int8)
-    labels[np.arange(m)[:, None], values] = out
+    labels = np.zeros((len(values), 10), dtype=np.int8)
+    labels[np.arange(len(values))[:, None], values] = out
     labels[:, 0] = 0
     return out, labels, rank[:, -1] + 1
 
 
 def _continue_labels(values: np.ndarray, labels: np.ndarray, next_label: np.ndarray) -> np.ndarray:
-    """Relabel rows of digits (M, 9) cell by cell, extending ``labels`` (M, 10) and
-    ``next_label`` (M,) in place with digits seen for the first time."""
-    out = np.empty_like(values)
+    """Relabel rows of digits (M, 9), extending ``labels`` (M, 10) and ``next_label`` (M,) in
+    place with the digits seen for the first time."""
     idx = np.arange(len(values))
+    out = np.empty_like(values)
     for j in range(9):
         v = values[:, j]
         lab = labels[idx, v]

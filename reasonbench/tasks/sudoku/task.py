@@ -44,11 +44,11 @@ class SudokuTask(ReasoningTask):
                  data_seed: int = 0, num_workers: int = 0) -> None:
         super().__init__(batch_size, eval_batch_size, data_seed, num_workers)
         if num_train < 1 or num_val < 1 or (num_test is not None and num_test < 1):
-            raise ValueError("num_train, num_val and num_test must be positive")
+            raise ValueError("task.num_train, task.num_val and task.num_test must be positive")
         if augmentations < 0:
-            raise ValueError("augmentations must be >= 0")
+            raise ValueError("task.augmentations must be >= 0")
         if not 1 <= num_blanks <= 64:
-            raise ValueError(f"num_blanks must be in 1..64 (a unique Sudoku has at least 17 clues), got {num_blanks}")
+            raise ValueError(f"task.num_blanks must be in 1..64 (a unique Sudoku has at least 17 clues), got {num_blanks}")
         self.path = path
         self.num_train, self.num_val, self.num_test = num_train, num_val, num_test
         self.augmentations = augmentations

@@ -1,0 +1,77 @@
+"""A real smoke run through the Python API and the CLI: record, checkpoint, eval, determinism."""
+
+import json
+
+import pytest
+
+import reasonbench as rb
+from reasonbench import record as rec
+
+from .conftest import QUIET, call_cli, run_cli
+
+FAST = {"trainer.enable_progress_bar": False}
+
+
+@pytest.fixture(scope="module")
+def smoke_record(tmp_path_factory):
+    out = tmp_path_factory.mktemp("results")
+    return rb.run("transformer", "sudoku", preset="smoke", seed=0, out=str(out), **FAST), out
+
+
+def test_smoke_run_writes_a_complete_valid_record(smoke_record):
+    record, out = smoke_record
+    path = out / "transformer" / "sudoku" / "smoke" / "seed0.json"
+    on_disk = rec.read_record(path)  # validates against the schema
+    assert on_disk["status"] == "completed" and on_disk["mode"] == "train"
+    m, c, p = on_disk["metrics"], on_disk["cost"], on_disk["provenance"]
+    assert m["n_test_examples"] == 64
+    assert m["exact_accuracy_ci95"][0] <= m["exact_accuracy"] <= m["exact_accuracy_ci95"][1]
+    assert 0.9 < m["token_accuracy"] <= 1.0  # 75 of 81 cells are clues the model learns to copy
+    assert c["params"] == 58_048 and c["params_extra"] == 0
+    assert c["train_steps"] == 24
+    assert c["train_flops"] == pytest.approx(c["train_flops_per_step"] * 24)
+    # backward costs about twice the forward: a step is ~3x the forward of its 32 examples
+    ratio = c["train_flops_per_step"] / (32 * c["flops_per_example_forward"]["mean"])
+    assert 2.5 < ratio < 3.5
+    assert p["config"]["model"]["hidden_size"] == 32 and p["config"]["trainer"]["max_steps"] == 24
+    assert len(p["data_fingerprint"]) == 64
+    assert (path.parent / "seed0" / "final.pt").is_file()
+    assert (path.parent / "seed0" / "checkpoints" / "last.ckpt").is_file()
+    assert any((path.parent / "seed0" / "tensorboard").rglob("events.out.tfevents.*"))
+
+
+def test_same_seed_gives_same_metrics(smoke_record, tmp_path):
+    record, _ = smoke_record
+    again = rb.run("transformer", "sudoku", preset="smoke", seed=0, out=str(tmp_path), **FAST)
+    assert again["metrics"] == record["metrics"]
+    assert again["provenance"]["data_fingerprint"] == record["provenance"]["data_fingerprint"]
+
+
+def test_eval_of_the_final_checkpoint_reproduces_the_metrics(smoke_record, tmp_path):
+    record, _ = smoke_record
+    result = call_cli("eval", "--model", "transformer", "--task", "sudoku", "--checkpoint", record["checkpoint"],
+                      "--out", str(tmp_path), *QUIET)
+    assert result.returncode == 0, result.stderr
+    evaluated = rec.read_record(tmp_path / "transformer" / "sudoku" / "smoke" / "seed0.eval.json")
+    assert evaluated["mode"] == "eval" and evaluated["metrics"] == record["metrics"]
+    assert evaluated["cost"]["train_seconds"] == 0
+
+
+def test_checkpoint_of_another_shape_is_refused(smoke_record, tmp_path):
+    record, _ = smoke_record
+    result = call_cli("eval", "--model", "transformer", "--task", "sudoku", "--checkpoint", record["checkpoint"],
+                      "--model.hidden_size", "64", "--out", str(tmp_path), *QUIET)
+    assert result.returncode == 2 and "does not fit model transformer" in result.stderr
+    assert not any(tmp_path.rglob("*.json"))
+
+
+def test_cli_smoke_run_prints_summary_and_record_path(tmp_path):
+    result = run_cli("run", "--model", "transformer", "--task", "sudoku", "--preset", "smoke",
+                     "--trainer.max_steps", "4", "--out", str(tmp_path), *QUIET)
+    assert result.returncode == 0, result.stderr
+    last = result.stdout.strip().splitlines()[-1]
+    assert last == f"record: {tmp_path / 'transformer' / 'sudoku' / 'smoke' / 'seed0.json'}"
+    assert "exact accuracy" in result.stdout and "parameters               58,048" in result.stdout
+    data = json.loads((tmp_path / "transformer" / "sudoku" / "smoke" / "seed0.json").read_text())
+    assert data["cost"]["train_steps"] == 4
+    assert data["provenance"]["command"].startswith("reasonbench run --model transformer")

@@ -1,0 +1,121 @@
+import numpy as np
+import pytest
+import torch
+
+from reasonbench.errors import UserError
+from reasonbench.tasks.sudoku import SudokuTask
+from reasonbench.tasks.sudoku import data as sd
+from reasonbench.tasks.sudoku.grid import canonical_form, is_consistent, is_solved_grid, parse_grid
+
+Q = "..............3.85..1.2.......5.7.....4...1...9.......5......73..2.1........4...9"
+A = "987654321246173985351928746128537694634892157795461832519286473472319568863745219"
+
+
+def small(**kwargs) -> SudokuTask:
+    args = dict(num_train=20, num_val=4, num_test=8, num_blanks=10, batch_size=4, eval_batch_size=8)
+    task = SudokuTask(**{**args, **kwargs})
+    task.setup()
+    return task
+
+
+def test_reference_encoding():
+    ids = sd.encode(parse_grid(Q))
+    assert ids.dtype == np.int64 and ids.shape == (81,)
+    assert ids[0] == 1 and ids[14] == 4  # blank -> 1, digit 3 -> 4
+    assert set(np.unique(sd.encode(parse_grid(A)))) == set(range(2, 11))
+    assert (sd.decode(ids) == parse_grid(Q)).all()
+    meta = small().metadata
+    assert (meta.vocab_size, meta.seq_len, meta.num_puzzle_ids, meta.pad_id) == (11, 81, 1, 0)
+
+
+def test_generated_splits_sizes_labels_and_validity():
+    task = small()
+    assert task.sizes() == {"val": 4, "test": 8, "train": 20}
+    for split in task.splits.values():
+        for q_ids, a_ids in zip(split.inputs, split.labels):
+            q, a = sd.decode(q_ids.numpy()), sd.decode(a_ids.numpy())
+            assert (q == 0).sum() == 10 and is_solved_grid(a) and is_consistent(q, a)
+        assert (split.puzzle_ids == 0).all()
+    batch = next(iter(task.train_dataloader()))
+    assert set(batch) == {"inputs", "labels", "puzzle_ids"}
+    assert batch["inputs"].shape == (4, 81) and batch["labels"].min() >= 2  # every cell supervised
+
+
+def test_generation_is_deterministic_and_seeded():
+    a, b, c = small(), small(), small(data_seed=1)
+    assert a.fingerprint == b.fingerprint != c.fingerprint
+    assert torch.equal(a.splits["test"].inputs, b.splits["test"].inputs)
+
+
+def test_no_test_puzzle_is_equivalent_to_a_training_puzzle():
+    task = small(num_train=40, num_test=20, num_blanks=4)
+    forms = {name: {canonical_form(sd.decode(x.numpy())) for x in task.splits[name].inputs}
+             for name in ("train", "val", "test")}
+    assert len(forms["test"]) == 20
+    assert not forms["test"] & (forms["train"] | forms["val"])
+
+
+def test_augmentations_multiply_training_set_and_stay_valid():
+    task = small(augmentations=3)
+    train = task.splits["train"]
+    assert len(train) == 80 and len(task.splits["test"]) == 8  # test is never augmented
+    for q_ids, a_ids in zip(train.inputs[20:], train.labels[20:]):
+        q, a = sd.decode(q_ids.numpy()), sd.decode(a_ids.numpy())
+        assert is_solved_grid(a) and is_consistent(q, a)
+    # each copy is the same puzzle up to symmetry
+    for k in (0, 20, 40, 60):
+        assert canonical_form(sd.decode(train.inputs[k].numpy())) == canonical_form(sd.decode(train.inputs[0].numpy()))
+
+
+def write_csv(path, rows):
+    path.write_text("\n".join(["source,question,answer,rating", *rows]) + "\n")
+
+
+def test_reads_reference_directory(tmp_path):
+    rng = np.random.default_rng(0)
+    from reasonbench.tasks.sudoku.grid import make_puzzle, random_solved_grid
+
+    def rows(n):
+        out = []
+        for _ in range(n):
+            a = random_solved_grid(rng)
+            out.append(f"gen,{sd.format_grid(make_puzzle(a, rng, 30))},{sd.format_grid(a)},7")
+        return out
+
+    write_csv(tmp_path / "train.csv", rows(12))
+    write_csv(tmp_path / "test.csv", rows(5))
+    task = small(path=str(tmp_path), num_train=8, num_val=2, num_test=None)
+    assert task.sizes() == {"val": 2, "test": 5, "train": 8}
+    assert (task.splits["test"].info["rating"] == 7).all()
+
+
+@pytest.mark.parametrize("bad, message", [
+    (f"x,{Q[:-1]},{A},1", "expected 81 cells, got 80"),
+    (f"x,{Q},{A[:-1]}1,1", "answer is not a solved Sudoku grid"),
+    (f"x,{Q[:-1]}8,{A},1", "answer contradicts a clue"),
+    (f"x,{Q},{A}", "expected 4 fields, got 3"),
+    (f"x,{Q},{A},hard", "invalid literal"),
+])
+def test_invalid_row_names_file_and_line(tmp_path, bad, message):
+    path = tmp_path / "data.csv"
+    write_csv(path, [f"x,{Q},{A},0", f"x,{Q},{A},0", bad, f"x,{Q},{A},0"])
+    with pytest.raises(UserError, match=rf"data.csv:4: .*{message}"):
+        sd.read_csv(path)
+    rows = sd.read_csv(path, skip_invalid=True)
+    assert len(rows.questions) == 3 and rows.skipped == 1
+
+
+def test_bad_header_is_line_one(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_text(f"q,a\n{Q},{A}\n")
+    with pytest.raises(UserError, match=r"data.csv:1: expected header"):
+        sd.read_csv(path)
+
+
+def test_render_marks_wrong_cells():
+    task = small()
+    split = task.splits["test"]
+    wrong = split.labels[0].clone()
+    wrong[0] = 2 if wrong[0] != 2 else 3
+    picture = task.render(split.inputs[0], wrong, split.labels[0])
+    assert picture.count("*") == 1 and len(picture.splitlines()) == 11
