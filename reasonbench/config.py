@@ -192,6 +192,7 @@ def resolve(argv: list[str], prog: str = "reasonbench run") -> tuple[RunConfig, 
         if kind not in names:
             valid = ", ".join(registry.entries(kind)) or "none installed"
             raise UserError(f"missing --{kind} (one of: {valid})")
+        registry.check(kind, names[kind])  # both names before importing either plugin
     model_cls = registry.get_model(names["model"])
     task_cls = registry.get_task(names["task"])
     preset = names.get("preset", "smoke")

@@ -101,13 +101,18 @@ def refresh() -> None:
     _tables.clear()
 
 
-def get(kind: str, name: str) -> Any:
-    """The class registered under ``name``; a clear UserError if unknown or broken."""
+def check(kind: str, name: str) -> None:
+    """Raise UnknownNameError (listing the valid names) unless ``name`` is registered; imports nothing."""
     table = entries(kind)
     if name not in table:
         valid = ", ".join(table) or "none installed"
         raise UnknownNameError(f"unknown {kind} '{name}'; valid {kind}s: {valid}")
-    return table[name].load()
+
+
+def get(kind: str, name: str) -> Any:
+    """The class registered under ``name``; a clear UserError if unknown or broken."""
+    check(kind, name)
+    return entries(kind)[name].load()
 
 
 def get_model(name: str) -> Any:
