@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from pathlib import Path
 
 USAGE = """usage: reasonbench <command> [options]
 
@@ -19,6 +20,8 @@ commands:
   eval --model M --task T --checkpoint CKPT [--preset P] [--out DIR] [...]
                                          test a checkpoint and write a record
   info --model M --task T [--preset P]   parameters and forward FLOPs per example, no training
+  leaderboard [--results DIR] [--out SITE]
+                                         records -> SITE/leaderboard.json and leaderboard.md
 
 `reasonbench run --model M --task T --help` lists every option of that model and task."""
 
@@ -82,6 +85,28 @@ def _info(argv: list[str]) -> int:
     return 0
 
 
+def _leaderboard(argv: list[str]) -> int:
+    from jsonargparse import ArgumentParser
+
+    from . import leaderboard
+    from .config import one_line
+    from .errors import UserError
+
+    parser = ArgumentParser(prog="reasonbench leaderboard", exit_on_error=False)
+    parser.add_argument("--results", type=str, default="results", help="folder of result records")
+    parser.add_argument("--out", type=str, default="site", help="folder to write the leaderboard to")
+    try:
+        args = parser.parse_args(argv)
+    except Exception as exc:
+        raise UserError(one_line(exc)) from None
+    results = Path(args.results)
+    if not results.is_dir():
+        raise UserError(f"--results {results}: no such folder")
+    rows = leaderboard.build(results, Path(args.out))
+    print(f"{len(rows)} leaderboard rows -> {Path(args.out) / 'leaderboard.md'}")
+    return 0
+
+
 def raise_user(message: str) -> None:
     from .errors import UserError
 
@@ -97,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
     commands = {"list": lambda: _list(), "run": lambda: _run(rest, "train"),
-                "eval": lambda: _run(rest, "eval"), "info": lambda: _info(rest)}
+                "eval": lambda: _run(rest, "eval"), "info": lambda: _info(rest),
+                "leaderboard": lambda: _leaderboard(rest)}
     if command not in commands:
         print(f"reasonbench: error: unknown command '{command}'; valid commands: {', '.join(commands)}",
               file=sys.stderr)
