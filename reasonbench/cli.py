@@ -42,6 +42,9 @@ def _list() -> int:
 def _run(argv: list[str], mode: str) -> int:
     from . import config
 
+    if any(a in ("-h", "--help") for a in argv) and not any(a.startswith(("--model", "--config")) for a in argv):
+        print(USAGE)
+        return 0
     if mode == "eval":
         from .runner import checkpoint_config_argv
 
@@ -133,8 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"reasonbench: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("reasonbench: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"reasonbench: interrupted{': ' + str(exc) if str(exc) else ''}", file=sys.stderr)
         return 130
 
 

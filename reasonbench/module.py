@@ -40,6 +40,8 @@ class ReasoningModule(L.LightningModule):
         self.test_metrics = ReasoningMetrics(metadata.extra_metrics)
         self.task_score: Callable[..., dict[str, torch.Tensor]] | None = None  # set by the runner
         self.test_results: dict | None = None
+        self.diverged: str | None = None  # where training hit a non-finite loss
+        self.diverged_step: int | None = None
 
     # --- what a plugin implements -------------------------------------------------------
     def forward(self, batch: dict[str, torch.Tensor]) -> ReasoningOutput:
@@ -58,8 +60,14 @@ class ReasoningModule(L.LightningModule):
                 yield from module.parameters(recurse=True)
 
     # --- training -------------------------------------------------------------------------
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
         loss, logs = self.training_loss(batch)
+        if not torch.isfinite(loss):
+            # stop instead of training on garbage; the runner records where it happened
+            self.diverged = f"non-finite training loss ({loss.item()}) at step {self.global_step}"
+            self.diverged_step = self.global_step
+            self.trainer.should_stop = True
+            return None
         self.log("train/loss", loss, prog_bar=True)
         for name, value in logs.items():
             self.log(f"train/{name}", value)

@@ -40,6 +40,7 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*tensorboardX.*")
+    warnings.filterwarnings("ignore", message=".*`training_step` returned `None`.*")
 
 
 def build_task(cfg: RunConfig) -> ReasoningTask:
@@ -151,13 +152,18 @@ def execute(cfg: RunConfig, mode: str = "train", command: str | None = None) -> 
         t0 = time.perf_counter()
         trainer.fit(model, datamodule=task)
         train_seconds = time.perf_counter() - t0
+        if trainer.interrupted:  # Lightning returns normally after Ctrl-C: no partial record
+            raise KeyboardInterrupt(f"at step {trainer.global_step}; no record written "
+                                    f"(checkpoints in {run_dir / 'checkpoints'})")
         if trainer.is_global_zero:
             checkpoint_path = run_dir / "final.pt"
             save_checkpoint(model, cfg, checkpoint_path)
 
-    t0 = time.perf_counter()
-    trainer.test(model, datamodule=task, verbose=False)
-    eval_seconds = time.perf_counter() - t0
+    eval_seconds = 0.0
+    if model.diverged is None:
+        t0 = time.perf_counter()
+        trainer.test(model, datamodule=task, verbose=False)
+        eval_seconds = time.perf_counter() - t0
     if not trainer.is_global_zero:
         return {}
 
@@ -166,13 +172,15 @@ def execute(cfg: RunConfig, mode: str = "train", command: str | None = None) -> 
     params, params_extra = count_parameters(model)
     device_count = max(1, trainer.num_devices * trainer.num_nodes)
     per_step = flop_counter.per_step
-    steps = int(trainer.global_step)
+    # Lightning counts the skipped step of a divergence too; record the updates really made
+    steps = model.diverged_step if model.diverged_step is not None else int(trainer.global_step)
     commit, dirty = rec.git_state()
     record = {
         "schema_version": rec.SCHEMA_VERSION,
         "model": cfg.model, "task": cfg.task, "preset": cfg.preset, "seed": cfg.seed,
-        "mode": mode, "status": "completed", "status_detail": None,
-        "metrics": model.test_results,
+        "mode": mode, "status": "diverged" if model.diverged else "completed",
+        "status_detail": model.diverged,
+        "metrics": None if model.diverged else model.test_results,
         "cost": {
             "params": params, "params_extra": params_extra,
             "flops_per_example_forward": {"mean": flops.mean, "p95": flops.p95, "examples": flops.examples},
@@ -201,6 +209,9 @@ def execute(cfg: RunConfig, mode: str = "train", command: str | None = None) -> 
 def summary(record: dict[str, Any]) -> str:
     """A short table for the terminal."""
     m, c = record["metrics"] or {}, record["cost"]
+    if record["status"] != "completed":
+        return (f"{record['model']} / {record['task']} / {record['preset']} (seed {record['seed']}): "
+                f"{record['status']}: {record['status_detail']}")
     lo, hi = m.get("exact_accuracy_ci95", [0, 0])
     rows = [
         ("model / task / preset", f"{record['model']} / {record['task']} / {record['preset']} (seed {record['seed']})"),

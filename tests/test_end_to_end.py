@@ -75,3 +75,35 @@ def test_cli_smoke_run_prints_summary_and_record_path(tmp_path):
     data = json.loads((tmp_path / "transformer" / "sudoku" / "smoke" / "seed0.json").read_text())
     assert data["cost"]["train_steps"] == 4
     assert data["provenance"]["command"].startswith("reasonbench run --model transformer")
+
+
+DIVERGING = """
+import torch
+from reasonbench_plugins.transformer import TransformerModel
+
+class Diverging(TransformerModel):
+    def training_loss(self, batch):
+        loss, logs = super().training_loss(batch)
+        return (loss * float("nan") if self.global_step >= 2 else loss), logs
+"""
+
+
+def test_divergence_is_recorded_without_accuracy(plugin_path, tmp_path):
+    presets = {"models/diverging/sudoku/smoke.yaml": """
+        model: {hidden_size: 16, num_layers: 1, num_heads: 2}
+        trainer: {max_steps: 10, enable_model_summary: false, enable_progress_bar: false}
+        measure: {flops_examples: 1}
+    """}
+    plugin_path("rbtest-div", "rbtest_div", DIVERGING, {"diverging": "rbtest_div:Diverging"}, presets=presets)
+    result = call_cli("run", "--model", "diverging", "--task", "sudoku", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    record = rec.read_record(tmp_path / "diverging" / "sudoku" / "smoke" / "seed0.json")
+    assert record["status"] == "diverged" and record["metrics"] is None
+    assert record["status_detail"] == "non-finite training loss (nan) at step 2"
+    assert record["cost"]["train_steps"] == 2
+    assert "diverged: non-finite training loss" in result.stdout
+
+
+def test_run_help_without_model_prints_usage():
+    result = call_cli("run", "--help")
+    assert result.returncode == 0 and "reasonbench run  --model M --task T" in result.stdout
