@@ -27,6 +27,7 @@ class ReasoningOutput:
 
     logits: torch.Tensor  # [B, L, V]
     steps: torch.Tensor | None = None  # [B]
+    confidence: torch.Tensor | None = None  # [B] halting confidence, breaks ties in voting tasks
 
 
 class ReasoningModule(L.LightningModule):
@@ -39,6 +40,10 @@ class ReasoningModule(L.LightningModule):
         self.val_metrics = ReasoningMetrics(metadata.extra_metrics)
         self.test_metrics = ReasoningMetrics(metadata.extra_metrics)
         self.task_score: Callable[..., dict[str, torch.Tensor]] | None = None  # set by the runner
+        # for tasks scored over the whole test split at once (ARC voting); set by the runner
+        self.task_aggregate: Callable[..., dict[str, float]] | None = None
+        self._test_predictions: list[torch.Tensor] = []
+        self._test_confidences: list[torch.Tensor] = []
         self.test_results: dict | None = None
         self.diverged: str | None = None  # where training hit a non-finite loss
         self.diverged_step: int | None = None
@@ -78,8 +83,9 @@ class ReasoningModule(L.LightningModule):
         extra = {id(p) for p in self.extra_parameters()}
         decay, no_decay = [], []
         for p in self.parameters():
-            if p.requires_grad and id(p) not in extra:
-                (decay if p.ndim >= 2 else no_decay).append(p)
+            if p.requires_grad:
+                # extras (per-puzzle tables) are not regularised towards zero
+                (decay if p.ndim >= 2 and id(p) not in extra else no_decay).append(p)
         groups = [{"params": decay, "weight_decay": opt.weight_decay},
                   {"params": no_decay, "weight_decay": 0.0}]
         optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=opt.lr,
@@ -90,12 +96,12 @@ class ReasoningModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     # --- evaluation -------------------------------------------------------------------------
-    def _evaluate(self, batch: dict[str, torch.Tensor], metrics: ReasoningMetrics) -> ReasoningOutput:
+    def _evaluate(self, batch: dict[str, torch.Tensor], metrics: ReasoningMetrics) -> tuple[ReasoningOutput, torch.Tensor]:
         out = self(batch)
         predictions = out.logits.argmax(-1)
         extra = self.task_score(batch["inputs"], predictions, batch["labels"]) if self.task_score else None
         metrics.update(predictions, batch["labels"], out.steps, extra)
-        return out
+        return out, predictions
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._evaluate(batch, self.val_metrics)
@@ -106,11 +112,24 @@ class ReasoningModule(L.LightningModule):
         self.log("val/token_accuracy", result["token_accuracy"], sync_dist=False)
         self.val_metrics.reset()
 
+    def on_test_epoch_start(self) -> None:
+        self._test_predictions, self._test_confidences = [], []
+
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, self.test_metrics)
+        out, predictions = self._evaluate(batch, self.test_metrics)
+        if self.task_aggregate is not None:
+            # small ids kept on the CPU: the whole split's predictions are voted on at the end
+            self._test_predictions.append(predictions.to(torch.uint8).cpu())
+            if out.confidence is not None:
+                self._test_confidences.append(out.confidence.float().cpu())
 
     def on_test_epoch_end(self) -> None:
         self.test_results = self.test_metrics.compute()
+        if self.task_aggregate is not None and self._test_predictions:
+            predictions = torch.cat(self._test_predictions).long()
+            confidences = torch.cat(self._test_confidences) if self._test_confidences else None
+            self.test_results.update(self.task_aggregate(predictions, confidences))
+            self._test_predictions, self._test_confidences = [], []
         self.log("test/exact_accuracy", self.test_results["exact_accuracy"])
         self.log("test/token_accuracy", self.test_results["token_accuracy"])
         self.test_metrics.reset()

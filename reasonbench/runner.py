@@ -58,6 +58,7 @@ def build_model(cfg: RunConfig, task: ReasoningTask) -> ReasoningModule:
     except (TypeError, ValueError) as exc:
         raise UserError(one_line(exc)) from None
     model.task_score = task.score
+    model.task_aggregate = getattr(task, "aggregate_scores", None)
     return model
 
 
