@@ -20,6 +20,9 @@ commands:
   eval --model M --task T --checkpoint CKPT [--preset P] [--out DIR] [...]
                                          test a checkpoint and write a record
   info --model M --task T [--preset P]   parameters and forward FLOPs per example, no training
+  data info|build|export|show --task T [--preset P] [--task.KEY V ...]
+       build [--out DIR] | export --split S [--limit N] --out F.csv | show [--split S] --index I
+                                         inspect, build (cached), export (reference CSV), render data
   leaderboard [--results DIR] [--out SITE]
                                          records -> SITE/leaderboard.json and leaderboard.md
 
@@ -110,6 +113,16 @@ def _leaderboard(argv: list[str]) -> int:
     return 0
 
 
+def _data(argv: list[str]) -> int:
+    from . import dataops
+
+    actions = {"info": dataops.info, "build": dataops.build, "export": dataops.export, "show": dataops.show}
+    if not argv or argv[0] not in actions:
+        raise_user(f"reasonbench data: expected one of {', '.join(actions)}")
+    actions[argv[0]](argv[1:])
+    return 0
+
+
 def raise_user(message: str) -> None:
     from .errors import UserError
 
@@ -126,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     command, rest = argv[0], argv[1:]
     commands = {"list": lambda: _list(), "run": lambda: _run(rest, "train"),
                 "eval": lambda: _run(rest, "eval"), "info": lambda: _info(rest),
-                "leaderboard": lambda: _leaderboard(rest)}
+                "leaderboard": lambda: _leaderboard(rest), "data": lambda: _data(rest)}
     if command not in commands:
         print(f"reasonbench: error: unknown command '{command}'; valid commands: {', '.join(commands)}",
               file=sys.stderr)

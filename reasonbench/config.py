@@ -112,6 +112,35 @@ def build_parser(model_cls: type, task_cls: type, prog: str = "reasonbench run")
     return parser
 
 
+def resolve_task(argv: list[str], prog: str, extra: dict[str, tuple[type, Any]] | None = None) -> tuple[Any, dict[str, Any]]:
+    """A task alone (for ``reasonbench data``): its preset file, ``--config`` files, overrides.
+    ``extra`` adds plain options {name: (type, default)}; returns (task class, config)."""
+    argv, _ = _normalise_argv(list(argv))
+    names = _scan_names(argv)
+    if "task" not in names:
+        raise UserError(f"missing --task (one of: {', '.join(registry.entries('task')) or 'none installed'})")
+    registry.check("task", names["task"])
+    task_cls = registry.get_task(names["task"])
+    preset = names.get("preset", "smoke")
+    parser = ArgumentParser(prog=prog, exit_on_error=False, default_meta=False)
+    parser.add_argument("--config", action=ActionConfigFile)
+    parser.add_argument("--preset", type=str, default="smoke")
+    parser.add_argument("--task.name", type=str, required=True)
+    parser.add_class_arguments(task_cls, "task")
+    for name, (typ, default) in (extra or {}).items():
+        parser.add_argument(f"--{name}", type=typ, default=default)
+    root = preset_roots()[0] / "tasks" / names["task"]
+    task_file = root / f"{preset}.yaml"
+    if not task_file.is_file():
+        have = sorted(p.stem for p in root.glob("*.yaml"))
+        raise UserError(f"no preset '{preset}' for task '{names['task']}'; available: {', '.join(have) or 'none'}")
+    try:
+        ns = parser.parse_args(["--config", str(task_file), *argv])
+    except Exception as exc:
+        raise UserError(_option_message(one_line(exc))) from None
+    return task_cls, _plain(ns)
+
+
 def _normalise_argv(argv: list[str]) -> tuple[list[str], bool]:
     """``--model X`` -> ``--model.name X`` (same for --task); pulls out ``--print_config``."""
     out, print_config = [], False

@@ -75,3 +75,11 @@ def plugin_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     registry.refresh()
     for name in [m for m in sys.modules if m.startswith("rbtest_")]:
         del sys.modules[name]
+
+
+@pytest.fixture(autouse=True)
+def data_cache(tmp_path_factory, monkeypatch):
+    """Each test session caches built data in a temporary folder, never in ~/.cache."""
+    root = tmp_path_factory.getbasetemp() / "data-cache"
+    monkeypatch.setenv("REASONBENCH_DATA_CACHE", str(root))
+    return root

@@ -119,3 +119,24 @@ def test_render_marks_wrong_cells():
     wrong[0] = 2 if wrong[0] != 2 else 3
     picture = task.render(split.inputs[0], wrong, split.labels[0])
     assert picture.count("*") == 1 and len(picture.splitlines()) == 11
+
+
+def test_built_data_is_cached_by_recipe(data_cache):
+    first = small(data_seed=7)
+    path = first.cache_path()
+    assert path.is_file() and path.parent.parent == data_cache
+    again = small(data_seed=7)
+    assert again.fingerprint == first.fingerprint
+    assert torch.equal(again.splits["train"].labels, first.splits["train"].labels)
+    path.write_bytes(b"corrupt")  # a broken cache file is rebuilt, not trusted
+    rebuilt = small(data_seed=7)
+    assert rebuilt.fingerprint == first.fingerprint
+    assert small(data_seed=8).cache_path() != path
+
+
+def test_edited_csv_is_not_served_from_cache(tmp_path):
+    path = tmp_path / "all.csv"
+    write_csv(path, [f"x,{Q},{A},{k}" for k in range(12)])
+    before = small(path=str(path), num_train=4, num_val=2, num_test=3).cache_path()
+    write_csv(path, [f"x,{Q},{A},{k}" for k in range(13)])
+    assert small(path=str(path), num_train=4, num_val=2, num_test=3).cache_path() != before

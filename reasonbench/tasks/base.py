@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
+from pathlib import Path
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -118,14 +121,66 @@ class ReasoningTask(L.LightningDataModule):
         """A text picture of one example for terminals and logs."""
         return " ".join(map(str, inputs.tolist()))
 
+    def describe(self) -> list[str]:
+        """Lines for ``reasonbench data info``: where the data comes from."""
+        return [f"task         {self.name}", f"recipe       {json.dumps(self.recipe(), default=str)}"]
+
+    def export_csv(self, split: str, path: Path, limit: int | None = None) -> int:
+        """Write a split in the reference CSV layout; returns the number of rows."""
+        from ..errors import UserError
+
+        raise UserError(f"task {self.name} has no CSV export")
+
     # --- shared machinery ---------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
         if not self.splits:
-            splits = self.build()
-            missing = [s for s in SPLITS if s not in splits]
-            if missing:
-                raise ValueError(f"task {self.name} built no {missing} split")
+            splits = self._load_cached()
+            if splits is None:
+                splits = self.build()
+                missing = [s for s in SPLITS if s not in splits]
+                if missing:
+                    raise ValueError(f"task {self.name} built no {missing} split")
+                self._save_cached(splits)
             self.splits = splits
+
+    # --- the on-disk cache, keyed by the recipe ---------------------------------------------
+    cache_dir: Path | None = None  # set by `reasonbench data build --out`; else the env/default
+
+    def cache_path(self) -> Path:
+        root = self.cache_dir or Path(os.environ.get("REASONBENCH_DATA_CACHE",
+                                                     Path.home() / ".cache" / "reasonbench" / "data"))
+        key = hashlib.sha256(json.dumps(self.recipe(), sort_keys=True, default=str).encode()).hexdigest()[:24]
+        return Path(root) / self.name / f"{key}.pt"
+
+    def _load_cached(self) -> dict[str, Split] | None:
+        if os.environ.get("REASONBENCH_DATA_CACHE") == "off":
+            return None
+        path = self.cache_path()
+        if not path.is_file():
+            return None
+        try:
+            stored = torch.load(path, map_location="cpu", weights_only=True)
+            return {name: Split(**fields) for name, fields in stored["splits"].items()}
+        except Exception:  # a corrupt or foreign cache file is rebuilt, never trusted
+            return None
+
+    def _save_cached(self, splits: dict[str, Split]) -> None:
+        if os.environ.get("REASONBENCH_DATA_CACHE") == "off":
+            return
+        path = self.cache_path()
+        tmp: str | None = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            os.close(fd)
+            payload = {"recipe": json.loads(json.dumps(self.recipe(), default=str)),
+                       "splits": {name: {"inputs": s.inputs, "labels": s.labels, "puzzle_ids": s.puzzle_ids,
+                                         "info": s.info} for name, s in splits.items()}}
+            torch.save(payload, tmp)
+            os.replace(tmp, path)
+        except OSError:  # a read-only home must not stop a run: the cache is an optimisation
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
 
     @property
     def fingerprint(self) -> str:

@@ -22,6 +22,16 @@ def _as_split(questions: np.ndarray, answers: np.ndarray, ratings: np.ndarray) -
                  info={"rating": torch.as_tensor(ratings, dtype=torch.long)})
 
 
+def _source_stamp(path: str | None) -> Any:
+    """Where the data comes from, with sizes and mtimes so the cache notices edited files."""
+    if not path:
+        return "generated"
+    root = Path(path).resolve()
+    files = sorted(root.glob("*.csv")) if root.is_dir() else [root]
+    return {"path": str(root), "files": [[f.name, f.stat().st_size, f.stat().st_mtime_ns]
+                                          for f in files if f.is_file()]}
+
+
 class SudokuTask(ReasoningTask):
     """Sudoku-Extreme with the reference encoding (blank 1, digits 2-10, vocab 11, length 81).
 
@@ -62,10 +72,10 @@ class SudokuTask(ReasoningTask):
                             num_puzzle_ids=1, grid_shape=(9, 9))
 
     def recipe(self) -> dict[str, Any]:
-        source = str(Path(self.path).resolve()) if self.path else "generated"
-        return {"task": self.name, "source": source, "num_train": self.num_train, "num_val": self.num_val,
+        return {"task": self.name, "source": _source_stamp(self.path), "num_train": self.num_train, "num_val": self.num_val,
                 "num_test": self.num_test, "augmentations": self.augmentations,
-                "num_blanks": None if self.path else self.num_blanks, "data_seed": self.data_seed}
+                "num_blanks": None if self.path else self.num_blanks, "skip_invalid": self.skip_invalid,
+                "data_seed": self.data_seed, "version": 1}
 
     def build(self) -> dict[str, Split]:
         rng = np.random.default_rng(self.data_seed)
@@ -144,6 +154,14 @@ class SudokuTask(ReasoningTask):
             out.append((np.stack(questions), np.stack(answers), np.asarray(ratings, dtype=np.int64)))
         (trq, tra, trr), (teq, tea, ter) = out
         return trq, tra, trr, teq, tea, ter
+
+    def export_csv(self, split: str, path: Path, limit: int | None = None) -> int:
+        self.setup()
+        data_split = self.splits[split]
+        n = len(data_split) if limit is None else min(limit, len(data_split))
+        data.write_csv(path, data.decode(data_split.inputs[:n].numpy()), data.decode(data_split.labels[:n].numpy()),
+                       data_split.info["rating"][:n].numpy())
+        return n
 
     def render(self, inputs: torch.Tensor, prediction: torch.Tensor | None = None,
                labels: torch.Tensor | None = None) -> str:

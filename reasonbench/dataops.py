@@ -1,0 +1,76 @@
+"""``reasonbench data``: inspect, build, export and show a task's data."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from .config import one_line, resolve_task
+from .errors import UserError
+from .tasks.base import SPLITS, ReasoningTask
+
+
+def _task(argv: list[str], prog: str, extra: dict[str, tuple[type, Any]] | None = None) -> tuple[ReasoningTask, dict]:
+    task_cls, cfg = resolve_task(argv, prog, extra)
+    args = {k: v for k, v in cfg["task"].items() if k != "name"}
+    try:
+        task = task_cls(**args)
+    except (TypeError, ValueError) as exc:
+        raise UserError(one_line(exc)) from None
+    return task, cfg
+
+
+def info(argv: list[str]) -> None:
+    task, cfg = _task(argv, "reasonbench data info")
+    for line in task.describe():
+        print(line)
+    start = time.perf_counter()
+    sizes = task.sizes()
+    meta = task.metadata
+    print(f"preset       {cfg['preset']}: " + ", ".join(f"{k} {v:,}" for k, v in sizes.items())
+          + f" (built or loaded in {time.perf_counter() - start:.1f} s)")
+    print(f"encoding     vocab {meta.vocab_size}, length {meta.seq_len}, grid {meta.grid_shape[0]}x{meta.grid_shape[1]}, "
+          f"{meta.num_puzzle_ids:,} puzzle ids")
+    print(f"fingerprint  {task.fingerprint}")
+    print(f"cache        {task.cache_path()}")
+
+
+def build(argv: list[str]) -> None:
+    task, cfg = _task(argv, "reasonbench data build", {"out": (str | None, None)})
+    if cfg["out"]:
+        task.cache_dir = Path(cfg["out"])
+    start = time.perf_counter()
+    sizes = task.sizes()
+    print(f"built {task.name} in {time.perf_counter() - start:.1f} s: "
+          + ", ".join(f"{k} {v:,}" for k, v in sizes.items()))
+    print(f"fingerprint {task.fingerprint}")
+    print(f"cached at   {task.cache_path()}")
+
+
+def export(argv: list[str]) -> None:
+    task, cfg = _task(argv, "reasonbench data export",
+                      {"split": (str, "test"), "limit": (int | None, None), "out": (str | None, None)})
+    split, limit, out = cfg["split"], cfg["limit"], cfg["out"]
+    if split not in SPLITS:
+        raise UserError(f"--split must be one of {', '.join(SPLITS)}, got '{split}'")
+    if not out:
+        raise UserError("--out FILE.csv is required")
+    count = task.export_csv(split, Path(out), limit)
+    print(f"wrote {count:,} {task.name} {split} puzzles to {out}")
+
+
+def show(argv: list[str]) -> None:
+    task, cfg = _task(argv, "reasonbench data show", {"split": (str, "test"), "index": (int, 0)})
+    split, index = cfg["split"], cfg["index"]
+    if split not in SPLITS:
+        raise UserError(f"--split must be one of {', '.join(SPLITS)}, got '{split}'")
+    task.setup()
+    data = task.splits[split]
+    if not 0 <= index < len(data):
+        raise UserError(f"--index {index} out of range: the {split} split has {len(data)} examples")
+    print(f"{task.name} {split} #{index}: puzzle")
+    print(task.render(data.inputs[index]))
+    print("answer")
+    print(task.render(data.labels[index]))
+

@@ -1,0 +1,44 @@
+"""``reasonbench data``: info, build, export (round trip through the reader), show."""
+
+from reasonbench.tasks.sudoku import data as sd
+
+from .conftest import call_cli
+
+
+def test_info_shows_sizes_encoding_and_fingerprint():
+    result = call_cli("data", "info", "--task", "sudoku")
+    assert result.returncode == 0, result.stderr
+    assert "smoke: val 32, test 64, train 256" in result.stdout
+    assert "vocab 11, length 81, grid 9x9" in result.stdout
+    assert len(next(l for l in result.stdout.splitlines() if l.startswith("fingerprint")).split()[1]) == 64
+
+
+def test_build_into_a_folder(tmp_path):
+    result = call_cli("data", "build", "--task", "sudoku", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert len(list((tmp_path / "sudoku").glob("*.pt"))) == 1
+
+
+def test_export_round_trips_through_the_reference_reader(tmp_path):
+    out = tmp_path / "test.csv"
+    result = call_cli("data", "export", "--task", "sudoku", "--split", "test", "--limit", "5", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert out.read_text().splitlines()[0] == "source,question,answer,rating"
+    rows = sd.read_csv(out)  # validates every row
+    assert rows.questions.shape == (5, 81) and ((rows.questions == 0).sum(1) == 6).all()
+
+
+def test_show_renders_puzzle_and_answer():
+    result = call_cli("data", "show", "--task", "sudoku", "--index", "3")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "sudoku test #3: puzzle" and "answer" in lines
+    assert sum(l.count(".") for l in lines) == 6  # the 6 blanks, only in the puzzle
+
+
+def test_bad_data_arguments():
+    assert call_cli("data", "show", "--task", "sudoku", "--index", "64").stderr.strip().endswith(
+        "--index 64 out of range: the test split has 64 examples")
+    assert "expected one of info, build, export, show" in call_cli("data", "frob").stderr
+    bad = call_cli("data", "info", "--task", "sudoku", "--task.num_blanks", "x")
+    assert bad.returncode == 2 and "--task.num_blanks" in bad.stderr
