@@ -140,3 +140,23 @@ def test_edited_csv_is_not_served_from_cache(tmp_path):
     before = small(path=str(path), num_train=4, num_val=2, num_test=3).cache_path()
     write_csv(path, [f"x,{Q},{A},{k}" for k in range(13)])
     assert small(path=str(path), num_train=4, num_val=2, num_test=3).cache_path() != before
+
+
+def test_extreme_generator_gives_unique_minimal_rated_puzzles_whatever_the_workers(monkeypatch):
+    from reasonbench.tasks.sudoku.grid import count_solutions, rating
+
+    args = dict(generator="extreme", num_train=3, num_val=1, num_test=2, hard_fraction=0.5, hard_mean=3.0)
+    one = small(workers=1, **args)
+    assert one.recipe()["hard"] == [0.5, 3.0] and one.recipe()["num_blanks"] is None
+    test = one.splits["test"]
+    for q_ids, a_ids, r in zip(test.inputs, test.labels, test.info["rating"]):
+        q, a = sd.decode(q_ids.numpy()), sd.decode(a_ids.numpy())
+        assert count_solutions(q) == 1 and is_consistent(q, a) and rating(q) == int(r)
+        # minimal: no clue can go
+        for cell in np.flatnonzero(q):
+            probe = q.copy()
+            probe[cell] = 0
+            assert count_solutions(probe) == 2
+    monkeypatch.setenv("REASONBENCH_DATA_CACHE", "off")  # build again for real, in two processes
+    two = small(workers=2, **args)
+    assert two.fingerprint == one.fingerprint

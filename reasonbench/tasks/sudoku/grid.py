@@ -520,3 +520,66 @@ def _continue_labels(values: np.ndarray, labels: np.ndarray, next_label: np.ndar
             next_label += new
         out[:, j] = lab
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Hard puzzles: a random minimal puzzle is usually easy (rating 0-5), so hard ones are searched for.
+
+
+def minimise(puzzle: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Remove clues in random order while the solution stays unique: a minimal puzzle."""
+    out = _as_grid(puzzle).copy()
+    for cell in rng.permutation(81).tolist():
+        if out[cell] and _unique_without(out, cell, int(out[cell])):
+            out[cell] = 0
+    return out
+
+
+def _restore_uniqueness(puzzle: np.ndarray, solution: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Add clues of ``solution`` where a second solution disagrees, until it is unique."""
+    while True:
+        found = solve(puzzle, 2).solutions
+        if len(found) == 1:
+            return puzzle
+        other = found[1] if (found[0] == solution).all() else found[0]
+        cell = int(rng.choice(np.flatnonzero(other != solution)))
+        puzzle[cell] = solution[cell]
+
+
+def harden(solution: np.ndarray, rng: np.random.Generator, target_rating: int,
+           max_moves: int = 300) -> tuple[np.ndarray, int]:
+    """A unique, minimal puzzle for ``solution`` with rating >= ``target_rating`` if found
+    within ``max_moves``; returns (puzzle, rating).
+
+    Hill climbing: start from a random minimal puzzle; a move blanks two random clues,
+    restores uniqueness with clues taken where a second solution disagrees, and minimises
+    again; keep the move when the rating does not fall.
+    """
+    puzzle = make_puzzle(solution, rng, 81)
+    current = rating(puzzle)
+    for _ in range(max_moves):
+        if current >= target_rating:
+            break
+        trial = puzzle.copy()
+        trial[rng.choice(np.flatnonzero(trial), 2, replace=False)] = 0
+        trial = minimise(_restore_uniqueness(trial, solution, rng), rng)
+        score = rating(trial)
+        if score >= current:
+            puzzle, current = trial, score
+    return puzzle, current
+
+
+def extreme_puzzle(seed: int | np.random.SeedSequence, hard_fraction: float = 0.5,
+                   hard_mean: float = 40.0) -> tuple[np.ndarray, np.ndarray, int]:
+    """One Sudoku-Extreme-like puzzle: (question, answer, rating).
+
+    The reference set mixes easy sources (rating 0) with very hard ones; here a puzzle is a
+    random minimal puzzle with probability ``1 - hard_fraction``, else hardened towards a
+    target rating drawn from an exponential distribution with mean ``hard_mean``. One seed
+    per puzzle keeps the result independent of how puzzles are spread over processes.
+    """
+    rng = np.random.default_rng(seed)
+    solution = random_solved_grid(rng)
+    target = int(round(rng.exponential(hard_mean))) if rng.random() < hard_fraction else 0
+    puzzle, score = harden(solution, rng, target) if target else (make_puzzle(solution, rng, 81), -1)
+    return puzzle, solution, rating(puzzle) if score < 0 else score

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -11,7 +14,7 @@ import torch
 from ...errors import UserError
 from ..base import ReasoningTask, Split, TaskMetadata
 from . import data
-from .grid import augment, canonical_form, make_puzzle, random_solved_grid, rating
+from .grid import augment, canonical_form, extreme_puzzle, make_puzzle, random_solved_grid, rating
 
 
 def _as_split(questions: np.ndarray, answers: np.ndarray, ratings: np.ndarray) -> Split:
@@ -42,14 +45,23 @@ class SudokuTask(ReasoningTask):
         num_val: held-out training puzzles used only to monitor training.
         num_test: test puzzles; ``None`` takes the whole test file.
         augmentations: extra copies of each training puzzle under the reference symmetries.
-        num_blanks: blanks per generated puzzle (generation only).
+        generator: ``blanks``: a solved grid with ``num_blanks`` random cells blanked
+            (unique solution); ``extreme``: Sudoku-Extreme-like minimal puzzles mixing easy and
+            hard ones (see ``grid.extreme_puzzle``), slow: seconds per hard puzzle.
+        num_blanks: blanks per puzzle of the ``blanks`` generator.
+        hard_fraction: share of ``extreme`` puzzles hardened by search.
+        hard_mean: mean target rating (backtracks) of the hardened ones.
+        workers: processes for the ``extreme`` generator (0 = one per CPU core); the data do
+            not depend on it.
         skip_invalid: skip and count bad CSV rows instead of stopping at the first.
     """
 
     name = "sudoku"
 
     def __init__(self, path: str | None = None, num_train: int = 1000, num_val: int = 100,
-                 num_test: int | None = 1000, augmentations: int = 0, num_blanks: int = 40,
+                 num_test: int | None = 1000, augmentations: int = 0,
+                 generator: Literal["blanks", "extreme"] = "blanks", num_blanks: int = 40,
+                 hard_fraction: float = 0.5, hard_mean: float = 40.0, workers: int = 0,
                  skip_invalid: bool = False, batch_size: int = 32, eval_batch_size: int = 256,
                  data_seed: int = 0, num_workers: int = 0) -> None:
         super().__init__(batch_size, eval_batch_size, data_seed, num_workers)
@@ -59,6 +71,11 @@ class SudokuTask(ReasoningTask):
             raise ValueError("task.augmentations must be >= 0")
         if not 1 <= num_blanks <= 64:
             raise ValueError(f"task.num_blanks must be in 1..64 (a unique Sudoku has at least 17 clues), got {num_blanks}")
+        if not 0 <= hard_fraction <= 1 or hard_mean <= 0 or workers < 0:
+            raise ValueError("task.hard_fraction must be in [0, 1], task.hard_mean > 0, task.workers >= 0")
+        if generator not in ("blanks", "extreme"):
+            raise ValueError(f"task.generator must be 'blanks' or 'extreme', got '{generator}'")
+        self.generator, self.hard_fraction, self.hard_mean, self.workers = generator, hard_fraction, hard_mean, workers
         self.path = path
         self.num_train, self.num_val, self.num_test = num_train, num_val, num_test
         self.augmentations = augmentations
@@ -74,7 +91,10 @@ class SudokuTask(ReasoningTask):
     def recipe(self) -> dict[str, Any]:
         return {"task": self.name, "source": _source_stamp(self.path), "num_train": self.num_train, "num_val": self.num_val,
                 "num_test": self.num_test, "augmentations": self.augmentations,
-                "num_blanks": None if self.path else self.num_blanks, "skip_invalid": self.skip_invalid,
+                "generator": None if self.path else self.generator,
+                "num_blanks": None if self.path or self.generator != "blanks" else self.num_blanks,
+                "hard": None if self.path or self.generator != "extreme" else [self.hard_fraction, self.hard_mean],
+                "skip_invalid": self.skip_invalid,
                 "data_seed": self.data_seed, "version": 1}
 
     def build(self) -> dict[str, Split]:
@@ -132,6 +152,7 @@ class SudokuTask(ReasoningTask):
         (under the Sudoku symmetry group) to a training puzzle, nor to another test puzzle."""
         num_test = self.num_test or 1000
         wanted = [self.num_train + self.num_val, num_test]
+        candidates = self._candidates(rng, sum(wanted))
         seen: set[bytes] = set()
         out: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         for count in wanted:
@@ -142,15 +163,14 @@ class SudokuTask(ReasoningTask):
                 if attempts > 20 * count + 100:
                     raise UserError(f"could not generate {count} distinct puzzles with {self.num_blanks} "
                                     "blanks; raise task.num_blanks or lower the counts")
-                answer = random_solved_grid(rng)
-                question = make_puzzle(answer, rng, self.num_blanks)
+                question, answer, score = next(candidates)
                 key = canonical_form(question)
                 if key in seen:
                     continue
                 seen.add(key)
                 questions.append(question)
                 answers.append(answer)
-                ratings.append(rating(question))
+                ratings.append(score)
             out.append((np.stack(questions), np.stack(answers), np.asarray(ratings, dtype=np.int64)))
         (trq, tra, trr), (teq, tea, ter) = out
         return trq, tra, trr, teq, tea, ter
@@ -162,6 +182,25 @@ class SudokuTask(ReasoningTask):
         data.write_csv(path, data.decode(data_split.inputs[:n].numpy()), data.decode(data_split.labels[:n].numpy()),
                        data_split.info["rating"][:n].numpy())
         return n
+
+    def _candidates(self, rng: np.random.Generator, expected: int):  # noqa: ANN202 (a generator)
+        """Endless (question, answer, rating) stream for the chosen generator."""
+        if self.generator == "blanks":
+            while True:
+                answer = random_solved_grid(rng)
+                question = make_puzzle(answer, rng, self.num_blanks)
+                yield question, answer, rating(question)
+        # one SeedSequence per puzzle: the same puzzles whatever the number of processes
+        root = np.random.SeedSequence(self.data_seed)
+        workers = self.workers or os.cpu_count() or 1
+        while True:
+            seeds = root.spawn(expected + 8)
+            if workers == 1:
+                yield from (extreme_puzzle(s, self.hard_fraction, self.hard_mean) for s in seeds)
+                continue
+            with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+                yield from pool.map(extreme_puzzle, seeds, [self.hard_fraction] * len(seeds),
+                                    [self.hard_mean] * len(seeds), chunksize=4)
 
     def render(self, inputs: torch.Tensor, prediction: torch.Tensor | None = None,
                labels: torch.Tensor | None = None) -> str:
