@@ -8,7 +8,7 @@ Optimizers, schedules, metrics, logging and evaluation live here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import lightning as L
 import torch
@@ -42,6 +42,8 @@ class ReasoningModule(L.LightningModule):
         self.task_score: Callable[..., dict[str, torch.Tensor]] | None = None  # set by the runner
         # for tasks scored over the whole test split at once (ARC voting); set by the runner
         self.task_aggregate: Callable[..., dict[str, float]] | None = None
+        self.task_render_image: Callable[..., Any] | None = None  # set by the runner
+        self._val_example: tuple[torch.Tensor, ...] | None = None
         self._test_predictions: list[torch.Tensor] = []
         self._test_confidences: list[torch.Tensor] = []
         self.test_results: dict | None = None
@@ -104,13 +106,25 @@ class ReasoningModule(L.LightningModule):
         return out, predictions
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, self.val_metrics)
+        _, predictions = self._evaluate(batch, self.val_metrics)
+        if batch_idx == 0:
+            self._val_example = (batch["inputs"][0].cpu(), predictions[0].cpu(), batch["labels"][0].cpu())
 
     def on_validation_epoch_end(self) -> None:
+        self._log_example_image()
         result = self.val_metrics.compute()
         self.log("val/exact_accuracy", result["exact_accuracy"], prog_bar=True, sync_dist=False)
         self.log("val/token_accuracy", result["token_accuracy"], sync_dist=False)
         self.val_metrics.reset()
+
+    def _log_example_image(self) -> None:
+        """The first validation puzzle, the model's answer and the truth, in TensorBoard."""
+        experiment = getattr(self.logger, "experiment", None)
+        if self._val_example is None or self.task_render_image is None or not hasattr(experiment, "add_image"):
+            return
+        image = self.task_render_image(*self._val_example)
+        experiment.add_image("val/example", image, self.global_step, dataformats="HWC")
+        self._val_example = None
 
     def on_test_epoch_start(self) -> None:
         self._test_predictions, self._test_confidences = [], []

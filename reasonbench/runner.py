@@ -59,6 +59,7 @@ def build_model(cfg: RunConfig, task: ReasoningTask) -> ReasoningModule:
         raise UserError(one_line(exc)) from None
     model.task_score = task.score
     model.task_aggregate = getattr(task, "aggregate_scores", None)
+    model.task_render_image = task.render_image
     return model
 
 

@@ -106,4 +106,4 @@ def test_divergence_is_recorded_without_accuracy(plugin_path, tmp_path):
 
 def test_run_help_without_model_prints_usage():
     result = call_cli("run", "--help")
-    assert result.returncode == 0 and "reasonbench run  --model M --task T" in result.stdout
+    assert result.returncode == 0 and "  run  --model M --task T [--preset P]" in result.stdout

@@ -16,12 +16,25 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..nn.losses import IGNORE_INDEX
+from .images import grid_image, side_by_side
 
 SPLITS = ("train", "val", "test")
+
+# distinct fills for token ids (pad first)
+PALETTE = np.array([(255, 255, 255), (40, 40, 40), (230, 230, 230), (66, 133, 244), (52, 168, 83),
+                    (251, 188, 5), (234, 67, 53), (155, 89, 182), (26, 188, 156), (230, 126, 34),
+                    (127, 140, 141), (241, 196, 215)], dtype=np.uint8)
+
+
+def _ids_image(ids: torch.Tensor, shape: tuple[int, int], wrong: np.ndarray | None = None) -> np.ndarray:
+    grid = ids[: shape[0] * shape[1]].view(shape).cpu().numpy()
+    colours = PALETTE[grid % len(PALETTE)]
+    return grid_image(colours, wrong=wrong, cell=max(4, min(14, 360 // max(shape))))
 
 
 @dataclass(frozen=True)
@@ -120,6 +133,19 @@ class ReasoningTask(L.LightningDataModule):
                labels: torch.Tensor | None = None) -> str:
         """A text picture of one example for terminals and logs."""
         return " ".join(map(str, inputs.tolist()))
+
+    def render_image(self, inputs: torch.Tensor, prediction: torch.Tensor | None = None,
+                     labels: torch.Tensor | None = None) -> np.ndarray:
+        """Puzzle | prediction (wrong cells outlined) | answer as an RGB uint8 array; the
+        default colours each token id; tasks override it with their own picture."""
+        shape = self.metadata.grid_shape
+        panels = [_ids_image(inputs, shape)]
+        if prediction is not None:
+            wrong = (prediction != labels).view(shape).numpy() if labels is not None else None
+            panels.append(_ids_image(prediction, shape, wrong))
+        if labels is not None:
+            panels.append(_ids_image(labels.clamp_min(0), shape))
+        return side_by_side(panels)
 
     def describe(self) -> list[str]:
         """Lines for ``reasonbench data info``: where the data comes from."""

@@ -570,7 +570,7 @@ def harden(solution: np.ndarray, rng: np.random.Generator, target_rating: int,
 
 
 def extreme_puzzle(seed: int | np.random.SeedSequence, hard_fraction: float = 0.5,
-                   hard_mean: float = 40.0) -> tuple[np.ndarray, np.ndarray, int]:
+                   hard_mean: float = 55.0) -> tuple[np.ndarray, np.ndarray, int]:
     """One Sudoku-Extreme-like puzzle: (question, answer, rating).
 
     The reference set mixes easy sources (rating 0) with very hard ones; here a puzzle is a

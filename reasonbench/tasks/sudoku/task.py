@@ -13,6 +13,7 @@ import torch
 
 from ...errors import UserError
 from ..base import ReasoningTask, Split, TaskMetadata
+from ..images import BLACK, GREEN, RED, grid_image, side_by_side
 from . import data
 from .grid import augment, canonical_form, extreme_puzzle, make_puzzle, random_solved_grid, rating
 
@@ -61,7 +62,7 @@ class SudokuTask(ReasoningTask):
     def __init__(self, path: str | None = None, num_train: int = 1000, num_val: int = 100,
                  num_test: int | None = 1000, augmentations: int = 0,
                  generator: Literal["blanks", "extreme"] = "blanks", num_blanks: int = 40,
-                 hard_fraction: float = 0.5, hard_mean: float = 40.0, workers: int = 0,
+                 hard_fraction: float = 0.5, hard_mean: float = 55.0, workers: int = 0,
                  skip_invalid: bool = False, batch_size: int = 32, eval_batch_size: int = 256,
                  data_seed: int = 0, num_workers: int = 0) -> None:
         super().__init__(batch_size, eval_batch_size, data_seed, num_workers)
@@ -201,6 +202,22 @@ class SudokuTask(ReasoningTask):
             with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
                 yield from pool.map(extreme_puzzle, seeds, [self.hard_fraction] * len(seeds),
                                     [self.hard_mean] * len(seeds), chunksize=4)
+
+    def render_image(self, inputs: torch.Tensor, prediction: torch.Tensor | None = None,
+                     labels: torch.Tensor | None = None) -> np.ndarray:
+        """Puzzle | prediction (right fills green, wrong ones red and outlined) | answer."""
+        question = data.decode(inputs.cpu().numpy()).reshape(9, 9)
+        white = np.full((9, 9, 3), 255, dtype=np.uint8)
+        panels = [grid_image(white, np.where(question > 0, question, -1), cell=16, block=3)]
+        answer = data.decode(labels.cpu().numpy()).reshape(9, 9) if labels is not None else None
+        if prediction is not None:
+            pred = data.decode(prediction.cpu().numpy()).reshape(9, 9)
+            wrong = (pred != answer) if answer is not None else np.zeros((9, 9), bool)
+            ink = np.where(question[..., None] > 0, BLACK, np.where(wrong[..., None], RED, GREEN)).astype(np.uint8)
+            panels.append(grid_image(white, np.where(pred > 0, pred, -1), wrong, cell=16, digit_colour=ink, block=3))
+        if answer is not None:
+            panels.append(grid_image(white, answer, cell=16, block=3))
+        return side_by_side(panels)
 
     def render(self, inputs: torch.Tensor, prediction: torch.Tensor | None = None,
                labels: torch.Tensor | None = None) -> str:
