@@ -60,7 +60,7 @@ def test_two_third_party_plugins_with_one_name_conflict(plugin_path):
 def test_unknown_name_lists_valid_names():
     with pytest.raises(UnknownNameError) as info:
         registry.get_task("chess")
-    assert str(info.value) == "unknown task 'chess'; valid tasks: sudoku"
+    assert str(info.value) == "unknown task 'chess'; valid tasks: arc, maze, sudoku"
 
 
 def test_list_marks_broken_plugin_and_run_of_others_still_works(plugin_path, tmp_path):

@@ -31,6 +31,29 @@ PALETTE = np.array([(255, 255, 255), (40, 40, 40), (230, 230, 230), (66, 133, 24
                     (127, 140, 141), (241, 196, 215)], dtype=np.uint8)
 
 
+def files_stamp(path: str | None, pattern: str = "*.csv") -> Any:
+    """Where data is read from, with sizes and mtimes, so the cache notices edited files."""
+    if not path:
+        return "generated"
+    root = Path(path).resolve()
+    files = sorted(root.glob(pattern)) if root.is_dir() else [root]
+    return {"path": str(root), "files": [[f.name, f.stat().st_size, f.stat().st_mtime_ns]
+                                         for f in files if f.is_file()]}
+
+
+def write_reference_csv(path: Path, questions: list[str], answers: list[str], ratings: Any,
+                        source: str = "reasonbench") -> None:
+    """The reference layout ``source,question,answer,rating``, so data built here also feeds
+    the reference repositories."""
+    import csv
+
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["source", "question", "answer", "rating"])
+        for q, a, r in zip(questions, answers, ratings):
+            writer.writerow([source, q, a, int(r)])
+
+
 def _ids_image(ids: torch.Tensor, shape: tuple[int, int], wrong: np.ndarray | None = None) -> np.ndarray:
     grid = ids[: shape[0] * shape[1]].view(shape).cpu().numpy()
     colours = PALETTE[grid % len(PALETTE)]
@@ -87,7 +110,8 @@ class _SplitDataset(Dataset):
     def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
         # one gather per tensor instead of collating B small dicts
         idx = torch.as_tensor(indices, dtype=torch.long)
-        return {"inputs": self.split.inputs[idx], "labels": self.split.labels[idx],
+        # .long(): tasks may store ids compactly (int8); batches are int64 by contract
+        return {"inputs": self.split.inputs[idx].long(), "labels": self.split.labels[idx].long(),
                 "puzzle_ids": self.split.puzzle_ids[idx]}
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import UserError
+from ..base import write_reference_csv
 from .grid import format_grid, is_consistent, is_solved_grid, parse_grid
 
 HEADER = ["source", "question", "answer", "rating"]
@@ -80,11 +81,7 @@ def read_csv(path: Path, skip_invalid: bool = False) -> SudokuRows:
 def write_csv(path: Path, questions: np.ndarray, answers: np.ndarray, ratings: np.ndarray,
               source: str = "reasonbench") -> None:
     """Write puzzles in the reference layout (so data built here also feeds the reference code)."""
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(HEADER)
-        for q, a, r in zip(questions, answers, ratings):
-            writer.writerow([source, format_grid(q), format_grid(a), int(r)])
+    write_reference_csv(path, [format_grid(q) for q in questions], [format_grid(a) for a in answers], ratings, source)
 
 
 def render(question: np.ndarray, prediction: np.ndarray | None = None, answer: np.ndarray | None = None) -> str:

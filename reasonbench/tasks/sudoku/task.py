@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ...errors import UserError
-from ..base import ReasoningTask, Split, TaskMetadata
+from ..base import ReasoningTask, Split, TaskMetadata, files_stamp
 from ..images import BLACK, GREEN, RED, grid_image, side_by_side
 from . import data
 from .grid import augment, canonical_form, extreme_puzzle, make_puzzle, random_solved_grid, rating
@@ -24,16 +24,6 @@ def _as_split(questions: np.ndarray, answers: np.ndarray, ratings: np.ndarray) -
                  labels=torch.from_numpy(data.encode(answers)),  # every cell supervised, clues too
                  puzzle_ids=torch.zeros(n, dtype=torch.long),  # Sudoku has one (blank) identifier
                  info={"rating": torch.as_tensor(ratings, dtype=torch.long)})
-
-
-def _source_stamp(path: str | None) -> Any:
-    """Where the data comes from, with sizes and mtimes so the cache notices edited files."""
-    if not path:
-        return "generated"
-    root = Path(path).resolve()
-    files = sorted(root.glob("*.csv")) if root.is_dir() else [root]
-    return {"path": str(root), "files": [[f.name, f.stat().st_size, f.stat().st_mtime_ns]
-                                          for f in files if f.is_file()]}
 
 
 class SudokuTask(ReasoningTask):
@@ -90,7 +80,7 @@ class SudokuTask(ReasoningTask):
                             num_puzzle_ids=1, grid_shape=(9, 9))
 
     def recipe(self) -> dict[str, Any]:
-        return {"task": self.name, "source": _source_stamp(self.path), "num_train": self.num_train, "num_val": self.num_val,
+        return {"task": self.name, "source": files_stamp(self.path), "num_train": self.num_train, "num_val": self.num_val,
                 "num_test": self.num_test, "augmentations": self.augmentations,
                 "generator": None if self.path else self.generator,
                 "num_blanks": None if self.path or self.generator != "blanks" else self.num_blanks,

@@ -1,0 +1,189 @@
+"""Maze-Hard encoding, the reference CSV layout (``source,question,answer,rating``), dihedral
+transforms and text rendering.
+
+A maze is a flat row-major array of token ids of length ``size * size``: wall ``#`` 1, open
+cell `` `` 2, start ``S`` 3, goal ``G`` 4, path ``o`` 5 (answers only), pad 0. An answer is
+its question with the cells strictly between S and G on one shortest path turned into ``o``;
+S and G keep their letters (reference's charset has them; answers that write them as ``o``
+are accepted too, the path being the same).
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ...errors import UserError
+from ..base import write_reference_csv
+
+HEADER = ["source", "question", "answer", "rating"]
+CHARSET = "# SGo"  # id = position + 1, the reference's char2id
+PAD, WALL, OPEN, START, GOAL, PATH = range(6)
+VOCAB_SIZE = len(CHARSET) + 1
+
+_ID_OF_BYTE = np.zeros(256, dtype=np.int8)  # unknown characters map to the pad id 0
+_ID_OF_BYTE[np.frombuffer(CHARSET.encode(), dtype=np.uint8)] = np.arange(1, VOCAB_SIZE)
+_CHAR_OF_ID = np.frombuffer(("?" + CHARSET).encode(), dtype=np.uint8)
+_RENDER_OF_ID = np.array(list("?#.SGo"))  # open cells as '.', so a terminal shows them
+
+
+def encode(text: str) -> np.ndarray:
+    """A maze string -> int8 token ids; characters outside ``# SGo`` become the pad id 0."""
+    return _ID_OF_BYTE[np.frombuffer(text.encode("latin-1", errors="replace"), dtype=np.uint8)]
+
+
+def decode(ids: np.ndarray | torch.Tensor) -> str:
+    """Token ids -> the maze string; ids outside 1..5 (pad, garbage) decode to '?'."""
+    arr = ids.cpu().numpy() if isinstance(ids, torch.Tensor) else np.asarray(ids)
+    arr = np.where((arr >= 1) & (arr < VOCAB_SIZE), arr, 0).astype(np.intp)
+    return _CHAR_OF_ID[arr].tobytes().decode("latin-1")
+
+
+def dihedral(grids: np.ndarray, size: int, k: int) -> np.ndarray:
+    """The k-th of the 8 symmetries of the square (0 = identity, 1-3 rotations by 90 degrees,
+    4-7 the same after a transpose) applied to flat mazes ``[..., size * size]``."""
+    if not 0 <= k < 8:
+        raise ValueError(f"dihedral transform index must be in 0..7, got {k}")
+    g = np.asarray(grids).reshape(*np.shape(grids)[:-1], size, size)
+    if k >= 4:
+        g = np.swapaxes(g, -1, -2)
+    g = np.rot90(g, k % 4, axes=(-2, -1))
+    return np.ascontiguousarray(g).reshape(*np.shape(grids))
+
+
+@dataclass
+class MazeRows:
+    """Parsed mazes of one CSV file."""
+
+    questions: np.ndarray  # int8 [N, size * size]
+    answers: np.ndarray  # int8 [N, size * size]
+    ratings: np.ndarray  # int64 [N], the file's rating column (0 when empty)
+    path_lengths: np.ndarray  # int64 [N], steps of the shortest path from S to G
+    sources: list[str]
+    skipped: int = 0
+
+
+def _parse_grid(text: str, cells: int, size: int, what: str, allowed: str) -> np.ndarray:
+    if len(text) != cells:
+        raise ValueError(f"{what} has {len(text)} cells, expected {cells} (task.size {size})")
+    ids = encode(text)
+    bad = np.isin(ids, [_ID_OF_BYTE[ord(c)] for c in allowed], invert=True)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"{what} has {text[i]!r} at cell {i} (row {i // size}, column {i % size}); "
+                         f"allowed: {', '.join(repr(c) for c in allowed)}")
+    return ids
+
+
+def _parse_row(row: list[str], size: int) -> tuple[str, np.ndarray, np.ndarray, int]:
+    if len(row) != 4:
+        raise ValueError(f"expected 4 fields, got {len(row)}")
+    source, q_text, a_text, r_text = row
+    cells = size * size
+    question = _parse_grid(q_text, cells, size, "question", "# SG")
+    answer = _parse_grid(a_text, cells, size, "answer", "# SGo")
+    for token, name in ((START, "S"), (GOAL, "G")):
+        count = int((question == token).sum())
+        if count != 1:
+            raise ValueError(f"question has {count} '{name}' cells, expected exactly one")
+    try:
+        rating = int(r_text) if r_text.strip() else 0
+    except ValueError:
+        raise ValueError(f"rating {r_text!r} is not an integer") from None
+    return source, question, answer, rating
+
+
+def _path_reason(code: int, question: np.ndarray, answer: np.ndarray, shortest: int, marked: int) -> str:
+    from .generate import PathCheck  # generate imports this module's ids; import here, not at the top
+
+    if code == PathCheck.ALTERED:
+        kept = (answer == question) | ((answer == PATH) & np.isin(question, (OPEN, START, GOAL)))
+        i = int(np.argmax(~kept))
+        size = int(round(len(question) ** 0.5))
+        return (f"answer has {decode(answer[i:i + 1])!r} at cell {i} (row {i // size}, column {i % size}) "
+                f"where the question has {decode(question[i:i + 1])!r}: only open cells (and S, G) may become 'o'")
+    if code == PathCheck.UNSOLVABLE:
+        return "G cannot be reached from S"
+    if code == PathCheck.WRONG_LENGTH:
+        return (f"answer marks {marked} path cells, but a shortest path from S to G has "
+                f"{shortest - 1} cells between them ({shortest} steps)")
+    if code == PathCheck.DISCONNECTED:
+        return "the answer's 'o' cells do not form a path from S to G"
+    return f"invalid maze (check code {code})"
+
+
+def read_csv(path: Path, size: int = 30, skip_invalid: bool = False) -> MazeRows:
+    """Read and validate a reference-layout CSV. Every row must hold ``size * size`` cells of
+    ``# SG`` (question) / ``# SGo`` (answer), one S and one G, and an answer that is the question
+    with one shortest 4-neighbour S-to-G path marked. A bad row raises UserError naming
+    ``file:line`` (the header is line 1), or with ``skip_invalid`` is skipped and counted."""
+    from .generate import PathCheck, check_paths
+
+    parsed: list[tuple[int, str, np.ndarray, np.ndarray, int]] = []
+    errors: list[tuple[int, str]] = []
+    try:
+        handle = path.open(newline="")
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read: {exc.strerror}") from None
+    with handle:
+        reader = csv.reader(handle)
+        try:
+            header = next(reader, None)
+            if header is None or [h.strip() for h in header] != HEADER:
+                raise UserError(f"{path}:1: expected header {','.join(HEADER)}, got {','.join(header or [])!r}")
+            for row in reader:
+                try:
+                    parsed.append((reader.line_num, *_parse_row(row, size)))
+                except ValueError as exc:
+                    errors.append((reader.line_num, str(exc)))
+        except csv.Error as exc:
+            raise UserError(f"{path}:{reader.line_num}: not valid CSV: {exc}") from None
+    questions = np.stack([p[2] for p in parsed]) if parsed else np.zeros((0, size * size), np.int8)
+    answers = np.stack([p[3] for p in parsed]) if parsed else np.zeros((0, size * size), np.int8)
+    # the path checks run batched over the whole file, then map back to line numbers
+    check = check_paths(torch.from_numpy(questions).long(), torch.from_numpy(answers).long(), size)
+    codes, shortest, marked = (t.numpy() for t in (check.codes, check.shortest, check.marked))
+    good = codes == PathCheck.OK
+    for i in np.nonzero(~good)[0]:
+        errors.append((parsed[i][0], _path_reason(int(codes[i]), questions[i], answers[i],
+                                                  int(shortest[i]), int(marked[i]))))
+    if errors and not skip_invalid:
+        line, reason = min(errors)
+        raise UserError(f"{path}:{line}: {reason} (use --task.skip_invalid true to skip bad rows)")
+    keep = np.nonzero(good)[0]
+    if not len(keep):
+        raise UserError(f"{path}: no valid mazes")
+    return MazeRows(questions=questions[keep], answers=answers[keep],
+                    ratings=np.asarray([parsed[i][4] for i in keep], dtype=np.int64),
+                    path_lengths=shortest[keep].astype(np.int64),
+                    sources=[parsed[i][1] for i in keep], skipped=len(errors))
+
+
+def write_csv(path: Path, questions: np.ndarray, answers: np.ndarray, ratings: np.ndarray,
+              source: str = "reasonbench") -> None:
+    """Write mazes in the reference layout, so data built here also feeds the reference code."""
+    write_reference_csv(path, [decode(q) for q in questions], [decode(a) for a in answers], ratings, source)
+
+
+def render(question: np.ndarray, size: int, prediction: np.ndarray | None = None,
+           answer: np.ndarray | None = None) -> str:
+    """A picture of the maze, one text line per row (walls '#', open '.', path 'o').
+
+    Shows the prediction when given, else the answer, else the question. With both a
+    prediction and an answer, wrong cells are marked: '+' a path cell the answer does not
+    have, '-' an answer path cell the prediction misses, '!' any other wrong cell.
+    """
+    shown = prediction if prediction is not None else answer if answer is not None else question
+    ids = np.asarray(shown).astype(np.intp)
+    chars = _RENDER_OF_ID[np.where((ids >= 0) & (ids < VOCAB_SIZE), ids, 0)]
+    if prediction is not None and answer is not None:
+        pred, ans = np.asarray(prediction), np.asarray(answer)
+        wrong = pred != ans
+        chars = np.where(wrong, "!", chars)
+        chars = np.where(wrong & (pred == PATH), "+", chars)
+        chars = np.where(wrong & (ans == PATH) & (pred != PATH), "-", chars)
+    return "\n".join("".join(chars[r * size:(r + 1) * size]) for r in range(size))

@@ -1,0 +1,166 @@
+"""The ``maze`` task: Maze-Hard from the reference CSVs, or generated mazes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ...errors import UserError
+from ..base import ReasoningTask, Split, TaskMetadata, files_stamp
+from . import data
+from .generate import generate_mazes, maze_keys, valid_shortest_paths
+
+# The reference test split holds 1,000 mazes; generation makes as many when num_test is None.
+REFERENCE_TEST_SIZE = 1000
+
+
+def _as_split(questions: np.ndarray, answers: np.ndarray, ratings: np.ndarray,
+              path_lengths: np.ndarray) -> Split:
+    n = len(questions)
+    return Split(inputs=torch.from_numpy(questions.astype(np.int64)),
+                 labels=torch.from_numpy(answers.astype(np.int64)),  # every cell supervised, walls too
+                 puzzle_ids=torch.zeros(n, dtype=torch.long),  # one (blank) identifier, as in the reference
+                 info={"rating": torch.as_tensor(ratings, dtype=torch.long),
+                       "path_length": torch.as_tensor(path_lengths, dtype=torch.long)})
+
+
+class MazeTask(ReasoningTask):
+    """Maze-Hard: mark a shortest 4-neighbour path from S to G in a random-wall maze.
+
+    Reference encoding: wall 1, open 2, S 3, G 4, path 'o' 5, pad 0 (vocab 6), length
+    ``size * size``. Scored by exact match against the labelled path (Searchformer's A* one for
+    generated mazes) and by ``valid_path``: any equally short path counts.
+
+    Args:
+        path: reference data: a directory with ``train.csv`` and ``test.csv``, or one CSV file
+            (split into train and test with ``data_seed``). ``None`` generates mazes.
+        size: side of the square mazes; every CSV row must have ``size * size`` cells.
+        min_path_length: generation keeps mazes whose shortest path is longer than this many
+            steps (110 for the reference 30x30 mazes). Not applied to CSV files.
+        num_train: training mazes sampled (with ``data_seed``) before augmentation.
+        num_val: held-out training mazes used only to monitor training.
+        num_test: test mazes; ``None`` takes the whole test file (or generates 1,000).
+        dihedral_augment: add the 7 other rotations/reflections of every training maze
+            (8x the training set; off in the reference recipe).
+        skip_invalid: skip and count bad CSV rows instead of stopping at the first.
+    """
+
+    name = "maze"
+
+    def __init__(self, path: str | None = None, size: int = 30, min_path_length: int = 110,
+                 num_train: int = 1000, num_val: int = 100, num_test: int | None = 1000,
+                 dihedral_augment: bool = False, skip_invalid: bool = False, batch_size: int = 32,
+                 eval_batch_size: int = 256, data_seed: int = 0, num_workers: int = 0) -> None:
+        super().__init__(batch_size, eval_batch_size, data_seed, num_workers)
+        if size < 2:
+            raise ValueError(f"task.size must be >= 2, got {size}")
+        if not 0 <= min_path_length <= size * size - 2:
+            raise ValueError(f"task.min_path_length must be in 0..{size * size - 2} for task.size {size} "
+                             f"(a path visits each of the {size * size} cells at most once), got {min_path_length}")
+        if num_train < 1 or num_val < 1 or (num_test is not None and num_test < 1):
+            raise ValueError("task.num_train, task.num_val and task.num_test must be positive")
+        self.path = path
+        self.size = size
+        self.min_path_length = min_path_length
+        self.num_train, self.num_val, self.num_test = num_train, num_val, num_test
+        self.dihedral_augment = dihedral_augment
+        self.skip_invalid = skip_invalid
+        self.skipped_rows = 0
+
+    @property
+    def metadata(self) -> TaskMetadata:
+        return TaskMetadata(name=self.name, vocab_size=data.VOCAB_SIZE, seq_len=self.size * self.size,
+                            num_puzzle_ids=1, grid_shape=(self.size, self.size), extra_metrics=("valid_path",))
+
+    def recipe(self) -> dict[str, Any]:
+        return {"task": self.name, "source": files_stamp(self.path), "size": self.size,
+                "min_path_length": None if self.path else self.min_path_length,
+                "num_train": self.num_train, "num_val": self.num_val, "num_test": self.num_test,
+                "dihedral_augment": self.dihedral_augment, "skip_invalid": self.skip_invalid,
+                "data_seed": self.data_seed, "version": 1}
+
+    def describe(self) -> list[str]:
+        lines = super().describe()
+        if self.path:
+            lines.append(f"source       reference CSV {self.path} ({self.size}x{self.size})")
+        else:
+            lines.append(f"source       generated {self.size}x{self.size} mazes, shortest path > "
+                         f"{self.min_path_length} steps, seed {self.data_seed}")
+        return lines
+
+    def build(self) -> dict[str, Split]:
+        rng = np.random.default_rng(self.data_seed)
+        train, test = self._read(Path(self.path), rng) if self.path else self._generate()
+        n_needed = self.num_train + self.num_val
+        if len(train[0]) < n_needed:
+            raise UserError(f"task.num_train + task.num_val = {n_needed} exceeds the "
+                            f"{len(train[0])} training mazes available")
+        order = rng.permutation(len(train[0]))
+        pick, held = order[: self.num_train], order[self.num_train:n_needed]
+        splits = {"val": _as_split(*(a[held] for a in train)), "test": _as_split(*test)}
+        q, a, r, lengths = (x[pick] for x in train)
+        if self.dihedral_augment:
+            # the 8 images of a maze are valid mazes with the same path length; the labelled
+            # path's tie-breaking convention is not preserved under rotation, validity is
+            q = np.concatenate([data.dihedral(q, self.size, k) for k in range(8)])
+            a = np.concatenate([data.dihedral(a, self.size, k) for k in range(8)])
+            r, lengths = np.tile(r, 8), np.tile(lengths, 8)
+        splits["train"] = _as_split(q, a, r, lengths)
+        return splits
+
+    def _read(self, path: Path, rng: np.random.Generator) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+        def arrays(rows: data.MazeRows, keep: np.ndarray | slice = slice(None)) -> tuple[np.ndarray, ...]:
+            return rows.questions[keep], rows.answers[keep], rows.ratings[keep], rows.path_lengths[keep]
+
+        if path.is_dir():
+            files = [path / "train.csv", path / "test.csv"]
+            missing = [str(f) for f in files if not f.is_file()]
+            if missing:
+                raise UserError(f"task.path {path}: missing {', '.join(missing)}")
+            train, test = (data.read_csv(f, self.size, self.skip_invalid) for f in files)
+            self.skipped_rows = train.skipped + test.skipped
+            keep = np.arange(len(test.questions))
+            if self.num_test is not None and self.num_test < len(keep):
+                keep = np.sort(rng.permutation(len(keep))[: self.num_test])
+            return arrays(train), arrays(test, keep)
+        if not path.exists():
+            raise UserError(f"task.path {path}: no such file or directory")
+        rows = data.read_csv(path, self.size, self.skip_invalid)
+        self.skipped_rows = rows.skipped
+        n_test = self.num_test or max(1, len(rows.questions) // 10)
+        if n_test >= len(rows.questions):
+            raise UserError(f"task.path {path}: {len(rows.questions)} mazes cannot give {n_test} test mazes")
+        order = rng.permutation(len(rows.questions))
+        return arrays(rows, order[n_test:]), arrays(rows, order[:n_test])
+
+    def _generate(self) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+        """Training pool and test mazes from separate seed streams; no test maze equals a
+        training maze or any rotation/reflection of one (so augmentation cannot leak it)."""
+        train = generate_mazes(self.num_train + self.num_val, self.size, self.min_path_length,
+                               seed=(self.data_seed, 0))
+        test = generate_mazes(self.num_test or REFERENCE_TEST_SIZE, self.size, self.min_path_length,
+                              seed=(self.data_seed, 1), exclude=maze_keys(train.questions, self.size))
+        # the rating column of generated data is the path length, the maze's difficulty
+        return ((train.questions, train.answers, train.path_lengths, train.path_lengths),
+                (test.questions, test.answers, test.path_lengths, test.path_lengths))
+
+    def score(self, inputs: torch.Tensor, predictions: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"valid_path": valid_shortest_paths(inputs, predictions, self.size)}
+
+    def export_csv(self, split: str, path: Path, limit: int | None = None) -> int:
+        self.setup()
+        data_split = self.splits[split]
+        n = len(data_split) if limit is None else min(limit, len(data_split))
+        data.write_csv(path, data_split.inputs[:n].numpy(), data_split.labels[:n].numpy(),
+                       data_split.info["rating"][:n].numpy())
+        return n
+
+    def render(self, inputs: torch.Tensor, prediction: torch.Tensor | None = None,
+               labels: torch.Tensor | None = None) -> str:
+        def host(t: torch.Tensor | None) -> np.ndarray | None:
+            return None if t is None else t.detach().cpu().numpy()
+
+        return data.render(host(inputs), self.size, host(prediction), host(labels))
