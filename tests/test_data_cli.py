@@ -42,3 +42,10 @@ def test_bad_data_arguments():
     assert "expected one of info, build, export, show" in call_cli("data", "frob").stderr
     bad = call_cli("data", "info", "--task", "sudoku", "--task.num_blanks", "x")
     assert bad.returncode == 2 and "--task.num_blanks" in bad.stderr
+
+
+def test_arc_info_lists_both_bundled_sets():
+    result = call_cli("data", "info", "--task", "arc")
+    assert result.returncode == 0, result.stderr
+    assert "arc1: 400 training + 400 evaluation tasks" in result.stdout
+    assert "arc2: 1000 training + 120 evaluation tasks" in result.stdout
