@@ -30,6 +30,8 @@ test-all: install
 
 bench: install
 	$(BIN)/python -m reasonbench_benchmarks.speed
+	$(BIN)/python -m reasonbench_benchmarks.maze_generation
+	$(BIN)/python -m reasonbench_benchmarks.arc_build --augmentations 100
 
 # Builds the tables from the records under $(RESULTS) (smoke runs are not listed).
 leaderboard: install

@@ -47,6 +47,7 @@ class ReasoningModule(L.LightningModule):
         self._test_predictions: list[torch.Tensor] = []
         self._test_confidences: list[torch.Tensor] = []
         self.test_results: dict | None = None
+        self.test_predictions: tuple[torch.Tensor, torch.Tensor | None] | None = None
         self.diverged: str | None = None  # where training hit a non-finite loss
         self.diverged_step: int | None = None
 
@@ -143,6 +144,7 @@ class ReasoningModule(L.LightningModule):
             predictions = torch.cat(self._test_predictions).long()
             confidences = torch.cat(self._test_confidences) if self._test_confidences else None
             self.test_results.update(self.task_aggregate(predictions, confidences))
+            self.test_predictions = (predictions, confidences)  # kept for a submission file
             self._test_predictions, self._test_confidences = [], []
         self.log("test/exact_accuracy", self.test_results["exact_accuracy"])
         self.log("test/token_accuracy", self.test_results["token_accuracy"])

@@ -169,6 +169,12 @@ def execute(cfg: RunConfig, mode: str = "train", command: str | None = None) -> 
     if not trainer.is_global_zero:
         return {}
 
+    submission = None
+    if model.test_predictions is not None and hasattr(task, "write_submission"):
+        # e.g. ARC: the voted answers in the ARC Prize format, beside the record
+        submission = str(task.write_submission(*model.test_predictions, run_dir / "submission.json"))
+        model.test_predictions = None
+
     device = model.device
     flops = forward_flops_per_example(model, task.splits["test"], cfg.measure.flops_examples, device)
     params, params_extra = count_parameters(model)
@@ -203,6 +209,8 @@ def execute(cfg: RunConfig, mode: str = "train", command: str | None = None) -> 
         "task_metadata": task.metadata.as_dict(),
         "checkpoint": str(checkpoint_path) if checkpoint_path else None,
     }
+    if submission:
+        record["submission"] = submission
     rec.write_record(record, out_path)
     record["_path"] = str(out_path)
     return record

@@ -107,3 +107,14 @@ def test_divergence_is_recorded_without_accuracy(plugin_path, tmp_path):
 def test_run_help_without_model_prints_usage():
     result = call_cli("run", "--help")
     assert result.returncode == 0 and "  run  --model M --task T [--preset P]" in result.stdout
+
+
+def test_arc_smoke_run_scores_by_vote_and_writes_a_submission(tmp_path):
+    record = rb.run("transformer", "arc", preset="smoke", seed=0, out=str(tmp_path), **FAST)
+    m = record["metrics"]
+    assert m["n_tasks"] == 6 and 0 <= m["pass@2_strict"] <= m["pass@2"] <= 1
+    submission = json.loads(open(record["submission"]).read())
+    assert len(submission) == 6
+    attempts = next(iter(submission.values()))[0]
+    assert set(attempts) == {"attempt_1", "attempt_2"} and isinstance(attempts["attempt_1"], list)
+    assert rec.read_record(tmp_path / "transformer" / "arc" / "smoke" / "seed0.json")["submission"] == record["submission"]
