@@ -58,3 +58,18 @@ def test_sudoku_picture_marks_exactly_the_wrong_cells():
     assert red[:, :panel].sum() == 0 and red[:, 2 * panel:].sum() == 0  # only in the prediction panel
     r, c = divmod(blank, 9)
     assert red[r * 16 + 1:(r + 1) * 16, panel + 8 + c * 16 + 1:panel + 8 + (c + 1) * 16].any()
+
+
+def test_default_picture_uses_the_task_palette_and_ignores_unsupervised_cells():
+    from reasonbench.tasks.maze import MazeTask
+
+    task = MazeTask(size=6, min_path_length=4, num_train=4, num_val=1, num_test=1)
+    task.setup()
+    inputs, labels = task.splits["test"].inputs[0], task.splits["test"].labels[0]
+    img = task.render_image(inputs, labels, labels)
+    assert not (img == np.array(RED, dtype=np.uint8)).all(-1).any()  # a right prediction: no outline
+    wall = (np.array(task.palette[1]) == img).all(-1).sum()
+    assert wall > 0
+    masked = labels.clone()
+    masked[:] = -100
+    assert not (task.render_image(inputs, inputs, masked) == np.array(RED, dtype=np.uint8)).all(-1).any()

@@ -54,9 +54,10 @@ def write_reference_csv(path: Path, questions: list[str], answers: list[str], ra
             writer.writerow([source, q, a, int(r)])
 
 
-def _ids_image(ids: torch.Tensor, shape: tuple[int, int], wrong: np.ndarray | None = None) -> np.ndarray:
+def _ids_image(ids: torch.Tensor, shape: tuple[int, int], wrong: np.ndarray | None = None,
+               palette: np.ndarray = PALETTE) -> np.ndarray:
     grid = ids[: shape[0] * shape[1]].view(shape).cpu().numpy()
-    colours = PALETTE[grid % len(PALETTE)]
+    colours = palette[np.clip(grid, 0, None) % len(palette)]  # ignored labels (-100) as pad
     return grid_image(colours, wrong=wrong, cell=max(4, min(14, 360 // max(shape))))
 
 
@@ -123,6 +124,7 @@ class ReasoningTask(L.LightningDataModule):
     """Base class of every task. Subclasses implement ``build`` and ``_metadata``."""
 
     name: str = "task"
+    palette: np.ndarray = PALETTE  # fill colour of each token id in pictures
 
     def __init__(self, batch_size: int = 32, eval_batch_size: int = 256, data_seed: int = 0,
                  num_workers: int = 0) -> None:
@@ -163,12 +165,12 @@ class ReasoningTask(L.LightningDataModule):
         """Puzzle | prediction (wrong cells outlined) | answer as an RGB uint8 array; the
         default colours each token id; tasks override it with their own picture."""
         shape = self.metadata.grid_shape
-        panels = [_ids_image(inputs, shape)]
+        panels = [_ids_image(inputs, shape, palette=self.palette)]
         if prediction is not None:
-            wrong = (prediction != labels).view(shape).numpy() if labels is not None else None
-            panels.append(_ids_image(prediction, shape, wrong))
+            wrong = ((prediction != labels) & (labels != IGNORE_INDEX)).view(shape).numpy() if labels is not None else None
+            panels.append(_ids_image(prediction, shape, wrong, self.palette))
         if labels is not None:
-            panels.append(_ids_image(labels.clamp_min(0), shape))
+            panels.append(_ids_image(labels.clamp_min(0), shape, palette=self.palette))
         return side_by_side(panels)
 
     def describe(self) -> list[str]:

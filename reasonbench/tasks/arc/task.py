@@ -256,6 +256,11 @@ class ArcTask(ReasoningTask):
         scored = self.task_sets()[1]
         return evaluate.score(ranked, [[out for _, out in t.test] for t in scored], evaluate.DEFAULT_KS)
 
+    # pad white, end marker light grey, then ARC's usual colours 0-9
+    palette = np.array([(255, 255, 255), (200, 200, 200), (0, 0, 0), (0, 116, 217), (255, 65, 54), (46, 204, 64),
+                        (255, 220, 0), (170, 170, 170), (240, 18, 190), (255, 133, 27), (127, 219, 255),
+                        (135, 12, 37)], dtype=np.uint8)
+
     def write_submission(self, predictions: torch.Tensor, confidences: torch.Tensor | None,
                          path: str | Path) -> Path:
         """Write the voted top-2 answers in the ARC Prize format

@@ -49,6 +49,9 @@ class MazeTask(ReasoningTask):
     """
 
     name = "maze"
+    # pad, wall, open, start, goal, path
+    palette = np.array([(255, 255, 255), (30, 30, 30), (245, 245, 245), (46, 204, 64), (255, 65, 54),
+                        (0, 116, 217)], dtype=np.uint8)
 
     def __init__(self, path: str | None = None, size: int = 30, min_path_length: int = 110,
                  num_train: int = 1000, num_val: int = 100, num_test: int | None = 1000,
