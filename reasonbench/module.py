@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from .metrics import ReasoningMetrics
-from .optim import OptimConfig, warmup_cosine
+from .optim import AdamAtan2, OptimConfig, warmup_cosine
 from .nn.losses import token_cross_entropy
 from .tasks.base import TaskMetadata
 
@@ -91,8 +91,11 @@ class ReasoningModule(L.LightningModule):
                 (decay if p.ndim >= 2 and id(p) not in extra else no_decay).append(p)
         groups = [{"params": decay, "weight_decay": opt.weight_decay},
                   {"params": no_decay, "weight_decay": 0.0}]
-        optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=opt.lr,
-                                      betas=(opt.beta1, opt.beta2), eps=opt.eps, foreach=True)
+        groups = [g for g in groups if g["params"]]
+        if opt.name == "adam_atan2":
+            optimizer = AdamAtan2(groups, lr=opt.lr, betas=(opt.beta1, opt.beta2))
+        else:
+            optimizer = torch.optim.AdamW(groups, lr=opt.lr, betas=(opt.beta1, opt.beta2), eps=opt.eps, foreach=True)
         total = max(1, int(self.trainer.estimated_stepping_batches)) if self._trainer else 1
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: warmup_cosine(step, opt.warmup_steps, total, opt.min_lr_ratio))

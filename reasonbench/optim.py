@@ -1,16 +1,20 @@
-"""Optimizer settings and learning-rate schedules (no Lightning import: the CLI loads this
-before it knows whether a run will happen)."""
+"""Optimizer settings, learning-rate schedules and Adam-atan2 (no Lightning import: the CLI
+loads this before it knows whether a run will happen)."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
 
 
 @dataclass
 class OptimConfig:
     """Optimizer and learning-rate schedule (linear warm-up, then cosine to ``min_lr_ratio``)."""
 
+    name: Literal["adamw", "adam_atan2"] = "adamw"  # adam_atan2: the HRM/TRM reference optimizer
     lr: float = 1e-4
     weight_decay: float = 0.1
     beta1: float = 0.9
@@ -20,6 +24,8 @@ class OptimConfig:
     min_lr_ratio: float = 1.0  # 1.0 = constant after warm-up, as in the reference recipes
 
     def __post_init__(self) -> None:
+        if self.name not in ("adamw", "adam_atan2"):
+            raise ValueError(f"optim.name must be 'adamw' or 'adam_atan2', got '{self.name}'")
         if not self.lr > 0:
             raise ValueError(f"optim.lr must be > 0, got {self.lr}")
         if self.warmup_steps < 0:
@@ -34,3 +40,48 @@ def warmup_cosine(step: int, warmup_steps: int, total_steps: int, min_ratio: flo
         return step / max(1, warmup_steps)
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+class AdamAtan2(torch.optim.Optimizer):
+    """Adam with ``atan2`` in place of the epsilon division (Everett et al. 2024), as the
+    HRM/TRM reference trains with (the compiled ``adam-atan2`` package, which fails to build
+    for many users). Per parameter, with step t counted from 1:
+
+        p <- p * (1 - lr * weight_decay)                  (decoupled decay)
+        m <- lerp(m, g, 1 - beta1);  v <- lerp(v, g*g, 1 - beta2)
+        p <- p - lr / (1 - beta1^t) * atan2(m, sqrt(v) / sqrt(1 - beta2^t))
+
+    The update is bounded by lr * pi / 2 / (1 - beta1^t) and needs no epsilon.
+    """
+
+    def __init__(self, params: Any, lr: float = 1e-4, betas: tuple[float, float] = (0.9, 0.95),
+                 weight_decay: float = 0.0) -> None:
+        if not lr > 0 or not all(0 <= b < 1 for b in betas) or weight_decay < 0:
+            raise ValueError(f"AdamAtan2: bad lr {lr}, betas {betas} or weight_decay {weight_decay}")
+        super().__init__(params, {"lr": lr, "betas": betas, "weight_decay": weight_decay})
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr, (beta1, beta2), decay = group["lr"], group["betas"], group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p)
+                    state["exp_avg_sq"] = torch.zeros_like(p)
+                state["step"] += 1
+                t = state["step"]
+                m, v, g = state["exp_avg"], state["exp_avg_sq"], p.grad
+                p.mul_(1 - lr * decay)
+                m.lerp_(g, 1 - beta1)
+                v.lerp_(g * g, 1 - beta2)
+                denom = v.sqrt() / math.sqrt(1 - beta2**t)
+                p.add_(torch.atan2(m, denom), alpha=-lr / (1 - beta1**t))
+        return loss
