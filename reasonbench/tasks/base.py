@@ -31,29 +31,6 @@ PALETTE = np.array([(255, 255, 255), (40, 40, 40), (230, 230, 230), (66, 133, 24
                     (127, 140, 141), (241, 196, 215)], dtype=np.uint8)
 
 
-def files_stamp(path: str | None, pattern: str = "*.csv") -> Any:
-    """Where data is read from, with sizes and mtimes, so the cache notices edited files."""
-    if not path:
-        return "generated"
-    root = Path(path).resolve()
-    files = sorted(root.glob(pattern)) if root.is_dir() else [root]
-    return {"path": str(root), "files": [[f.name, f.stat().st_size, f.stat().st_mtime_ns]
-                                         for f in files if f.is_file()]}
-
-
-def write_reference_csv(path: Path, questions: list[str], answers: list[str], ratings: Any,
-                        source: str = "reasonbench") -> None:
-    """The reference layout ``source,question,answer,rating``, so data built here also feeds
-    the reference repositories."""
-    import csv
-
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["source", "question", "answer", "rating"])
-        for q, a, r in zip(questions, answers, ratings):
-            writer.writerow([source, q, a, int(r)])
-
-
 def _ids_image(ids: torch.Tensor, shape: tuple[int, int], wrong: np.ndarray | None = None,
                palette: np.ndarray = PALETTE) -> np.ndarray:
     grid = ids[: shape[0] * shape[1]].view(shape).cpu().numpy()
@@ -178,7 +155,16 @@ class ReasoningTask(L.LightningDataModule):
         return [f"task         {self.name}", f"recipe       {json.dumps(self.recipe(), default=str)}"]
 
     def export_csv(self, split: str, path: Path, limit: int | None = None) -> int:
-        """Write a split in the reference CSV layout; returns the number of rows."""
+        """Write the first ``limit`` rows of a split in the reference CSV layout; returns the count."""
+        self.setup()
+        rows = self.splits[split]
+        n = len(rows) if limit is None else min(limit, len(rows))
+        ratings = rows.info.get("rating", torch.zeros(len(rows), dtype=torch.long))
+        self.write_csv(path, rows.inputs[:n].numpy(), rows.labels[:n].numpy(), ratings[:n].numpy())
+        return n
+
+    def write_csv(self, path: Path, inputs: np.ndarray, labels: np.ndarray, ratings: np.ndarray) -> None:
+        """Encoded rows -> the task's reference CSV; tasks with such a layout implement it."""
         from ..errors import UserError
 
         raise UserError(f"task {self.name} has no CSV export")

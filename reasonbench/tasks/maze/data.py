@@ -10,7 +10,6 @@ are accepted too, the path being the same).
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,9 +17,8 @@ import numpy as np
 import torch
 
 from ...errors import UserError
-from ..base import write_reference_csv
+from ..reference_csv import read_rows, write_rows
 
-HEADER = ["source", "question", "answer", "rating"]
 CHARSET = "# SGo"  # id = position + 1, the reference's char2id
 PAD, WALL, OPEN, START, GOAL, PATH = range(6)
 VOCAB_SIZE = len(CHARSET) + 1
@@ -125,23 +123,11 @@ def read_csv(path: Path, size: int = 30, skip_invalid: bool = False) -> MazeRows
 
     parsed: list[tuple[int, str, np.ndarray, np.ndarray, int]] = []
     errors: list[tuple[int, str]] = []
-    try:
-        handle = path.open(newline="")
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read: {exc.strerror}") from None
-    with handle:
-        reader = csv.reader(handle)
+    for line, row in read_rows(path):
         try:
-            header = next(reader, None)
-            if header is None or [h.strip() for h in header] != HEADER:
-                raise UserError(f"{path}:1: expected header {','.join(HEADER)}, got {','.join(header or [])!r}")
-            for row in reader:
-                try:
-                    parsed.append((reader.line_num, *_parse_row(row, size)))
-                except ValueError as exc:
-                    errors.append((reader.line_num, str(exc)))
-        except csv.Error as exc:
-            raise UserError(f"{path}:{reader.line_num}: not valid CSV: {exc}") from None
+            parsed.append((line, *_parse_row(row, size)))
+        except ValueError as exc:
+            errors.append((line, str(exc)))
     questions = np.stack([p[2] for p in parsed]) if parsed else np.zeros((0, size * size), np.int8)
     answers = np.stack([p[3] for p in parsed]) if parsed else np.zeros((0, size * size), np.int8)
     # the path checks run batched over the whole file, then map back to line numbers
@@ -166,7 +152,7 @@ def read_csv(path: Path, size: int = 30, skip_invalid: bool = False) -> MazeRows
 def write_csv(path: Path, questions: np.ndarray, answers: np.ndarray, ratings: np.ndarray,
               source: str = "reasonbench") -> None:
     """Write mazes in the reference layout, so data built here also feeds the reference code."""
-    write_reference_csv(path, [decode(q) for q in questions], [decode(a) for a in answers], ratings, source)
+    write_rows(path, [decode(q) for q in questions], [decode(a) for a in answers], ratings, source)
 
 
 def render(question: np.ndarray, size: int, prediction: np.ndarray | None = None,

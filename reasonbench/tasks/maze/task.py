@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 from ...errors import UserError
-from ..base import ReasoningTask, Split, TaskMetadata, files_stamp
+from ..base import ReasoningTask, Split, TaskMetadata
+from ..reference_csv import files_stamp, load_splits, sample_train_val
 from . import data
 from .generate import generate_mazes, maze_keys, valid_shortest_paths
 
@@ -96,15 +97,12 @@ class MazeTask(ReasoningTask):
 
     def build(self) -> dict[str, Split]:
         rng = np.random.default_rng(self.data_seed)
-        train, test = self._read(Path(self.path), rng) if self.path else self._generate()
-        n_needed = self.num_train + self.num_val
-        if len(train[0]) < n_needed:
-            raise UserError(f"task.num_train + task.num_val = {n_needed} exceeds the "
-                            f"{len(train[0])} training mazes available")
-        order = rng.permutation(len(train[0]))
-        pick, held = order[: self.num_train], order[self.num_train:n_needed]
-        splits = {"val": _as_split(*(a[held] for a in train)), "test": _as_split(*test)}
-        q, a, r, lengths = (x[pick] for x in train)
+        if self.path:
+            pool, test, self.skipped_rows = load_splits(Path(self.path), self._read_file, self.num_test, rng, "mazes")
+        else:
+            pool, test = self._generate()
+        (q, a, r, lengths), held = sample_train_val(pool, self.num_train, self.num_val, rng, "mazes")
+        splits = {"val": _as_split(*held), "test": _as_split(*test)}
         if self.dihedral_augment:
             # the 8 images of a maze are valid mazes with the same path length; the labelled
             # path's tie-breaking convention is not preserved under rotation, validity is
@@ -114,30 +112,9 @@ class MazeTask(ReasoningTask):
         splits["train"] = _as_split(q, a, r, lengths)
         return splits
 
-    def _read(self, path: Path, rng: np.random.Generator) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
-        def arrays(rows: data.MazeRows, keep: np.ndarray | slice = slice(None)) -> tuple[np.ndarray, ...]:
-            return rows.questions[keep], rows.answers[keep], rows.ratings[keep], rows.path_lengths[keep]
-
-        if path.is_dir():
-            files = [path / "train.csv", path / "test.csv"]
-            missing = [str(f) for f in files if not f.is_file()]
-            if missing:
-                raise UserError(f"task.path {path}: missing {', '.join(missing)}")
-            train, test = (data.read_csv(f, self.size, self.skip_invalid) for f in files)
-            self.skipped_rows = train.skipped + test.skipped
-            keep = np.arange(len(test.questions))
-            if self.num_test is not None and self.num_test < len(keep):
-                keep = np.sort(rng.permutation(len(keep))[: self.num_test])
-            return arrays(train), arrays(test, keep)
-        if not path.exists():
-            raise UserError(f"task.path {path}: no such file or directory")
+    def _read_file(self, path: Path) -> tuple[tuple[np.ndarray, ...], int]:
         rows = data.read_csv(path, self.size, self.skip_invalid)
-        self.skipped_rows = rows.skipped
-        n_test = self.num_test or max(1, len(rows.questions) // 10)
-        if n_test >= len(rows.questions):
-            raise UserError(f"task.path {path}: {len(rows.questions)} mazes cannot give {n_test} test mazes")
-        order = rng.permutation(len(rows.questions))
-        return arrays(rows, order[n_test:]), arrays(rows, order[:n_test])
+        return (rows.questions, rows.answers, rows.ratings, rows.path_lengths), rows.skipped
 
     def _generate(self) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
         """Training pool and test mazes from separate seed streams; no test maze equals a
@@ -153,13 +130,8 @@ class MazeTask(ReasoningTask):
     def score(self, inputs: torch.Tensor, predictions: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"valid_path": valid_shortest_paths(inputs, predictions, self.size)}
 
-    def export_csv(self, split: str, path: Path, limit: int | None = None) -> int:
-        self.setup()
-        data_split = self.splits[split]
-        n = len(data_split) if limit is None else min(limit, len(data_split))
-        data.write_csv(path, data_split.inputs[:n].numpy(), data_split.labels[:n].numpy(),
-                       data_split.info["rating"][:n].numpy())
-        return n
+    def write_csv(self, path: Path, inputs: np.ndarray, labels: np.ndarray, ratings: np.ndarray) -> None:
+        data.write_csv(path, inputs, labels, ratings)
 
     def render(self, inputs: torch.Tensor, prediction: torch.Tensor | None = None,
                labels: torch.Tensor | None = None) -> str:

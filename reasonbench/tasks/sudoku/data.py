@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ...errors import UserError
-from ..base import write_reference_csv
+from ..reference_csv import read_rows, write_rows
 from .grid import format_grid, is_consistent, is_solved_grid, parse_grid
 
-HEADER = ["source", "question", "answer", "rating"]
 VOCAB_SIZE = 11  # pad 0, blank 1, digits 1-9 -> 2-10
 SEQ_LEN = 81
 
@@ -42,36 +40,26 @@ class SudokuRows:
 def read_csv(path: Path, skip_invalid: bool = False) -> SudokuRows:
     """Read and validate a reference-layout CSV; a bad row raises UserError naming file:line."""
     questions, answers, ratings, sources, skipped = [], [], [], [], 0
-    try:
-        handle = path.open(newline="")
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read: {exc.strerror}") from None
-    with handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None or [h.strip() for h in header] != HEADER:
-            raise UserError(f"{path}:1: expected header {','.join(HEADER)}, got {','.join(header or [])!r}")
-        for row in reader:
-            line = reader.line_num
-            try:
-                if len(row) != 4:
-                    raise ValueError(f"expected 4 fields, got {len(row)}")
-                source, q_text, a_text, r_text = row
-                question, answer = parse_grid(q_text), parse_grid(a_text)
-                if not is_solved_grid(answer):
-                    raise ValueError("answer is not a solved Sudoku grid")
-                if not is_consistent(question, answer):
-                    raise ValueError("answer contradicts a clue of the question")
-                rating = int(r_text) if r_text.strip() else 0
-            except ValueError as exc:
-                if skip_invalid:
-                    skipped += 1
-                    continue
-                raise UserError(f"{path}:{line}: {exc} (use --task.skip_invalid true to skip bad rows)") from None
-            questions.append(question)
-            answers.append(answer)
-            ratings.append(rating)
-            sources.append(source)
+    for line, row in read_rows(path):
+        try:
+            if len(row) != 4:
+                raise ValueError(f"expected 4 fields, got {len(row)}")
+            source, q_text, a_text, r_text = row
+            question, answer = parse_grid(q_text), parse_grid(a_text)
+            if not is_solved_grid(answer):
+                raise ValueError("answer is not a solved Sudoku grid")
+            if not is_consistent(question, answer):
+                raise ValueError("answer contradicts a clue of the question")
+            rating = int(r_text) if r_text.strip() else 0
+        except ValueError as exc:
+            if skip_invalid:
+                skipped += 1
+                continue
+            raise UserError(f"{path}:{line}: {exc} (use --task.skip_invalid true to skip bad rows)") from None
+        questions.append(question)
+        answers.append(answer)
+        ratings.append(rating)
+        sources.append(source)
     if not questions:
         raise UserError(f"{path}: no valid puzzles")
     return SudokuRows(np.stack(questions), np.stack(answers), np.asarray(ratings, dtype=np.int64),
@@ -81,7 +69,7 @@ def read_csv(path: Path, skip_invalid: bool = False) -> SudokuRows:
 def write_csv(path: Path, questions: np.ndarray, answers: np.ndarray, ratings: np.ndarray,
               source: str = "reasonbench") -> None:
     """Write puzzles in the reference layout (so data built here also feeds the reference code)."""
-    write_reference_csv(path, [format_grid(q) for q in questions], [format_grid(a) for a in answers], ratings, source)
+    write_rows(path, [format_grid(q) for q in questions], [format_grid(a) for a in answers], ratings, source)
 
 
 def render(question: np.ndarray, prediction: np.ndarray | None = None, answer: np.ndarray | None = None) -> str:

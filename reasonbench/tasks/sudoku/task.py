@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from ...errors import UserError
-from ..base import ReasoningTask, Split, TaskMetadata, files_stamp
+from ..base import ReasoningTask, Split, TaskMetadata
+from ..reference_csv import files_stamp, load_splits, sample_train_val
 from ..images import BLACK, GREEN, RED, grid_image, side_by_side
 from . import data
 from .grid import augment, canonical_form, extreme_puzzle, make_puzzle, random_solved_grid, rating
@@ -91,18 +92,11 @@ class SudokuTask(ReasoningTask):
     def build(self) -> dict[str, Split]:
         rng = np.random.default_rng(self.data_seed)
         if self.path:
-            train_q, train_a, train_r, test_q, test_a, test_r = self._read(Path(self.path), rng)
+            pool, test, self.skipped_rows = load_splits(Path(self.path), self._read_file, self.num_test, rng, "puzzles")
         else:
-            train_q, train_a, train_r, test_q, test_a, test_r = self._generate(rng)
-        n_needed = self.num_train + self.num_val
-        if len(train_q) < n_needed:
-            raise UserError(f"task.num_train + task.num_val = {n_needed} exceeds the "
-                            f"{len(train_q)} training puzzles available")
-        order = rng.permutation(len(train_q))
-        pick, held = order[: self.num_train], order[self.num_train:n_needed]
-        splits = {"val": _as_split(train_q[held], train_a[held], train_r[held]),
-                  "test": _as_split(test_q, test_a, test_r)}
-        q, a, r = train_q[pick], train_a[pick], train_r[pick]
+            pool, test = self._generate(rng)
+        (q, a, r), held = sample_train_val(pool, self.num_train, self.num_val, rng, "puzzles")
+        splits = {"val": _as_split(*held), "test": _as_split(*test)}
         if self.augmentations:
             copies_q, copies_a = [q], [a]
             for _ in range(self.augmentations):
@@ -113,32 +107,11 @@ class SudokuTask(ReasoningTask):
         splits["train"] = _as_split(q, a, r)
         return splits
 
-    def _read(self, path: Path, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
-        if path.is_dir():
-            files = [path / "train.csv", path / "test.csv"]
-            missing = [str(f) for f in files if not f.is_file()]
-            if missing:
-                raise UserError(f"task.path {path}: missing {', '.join(missing)}")
-            train, test = (data.read_csv(f, self.skip_invalid) for f in files)
-            self.skipped_rows = train.skipped + test.skipped
-            tq, ta, tr = test.questions, test.answers, test.ratings
-            if self.num_test is not None and self.num_test < len(tq):
-                keep = np.sort(rng.permutation(len(tq))[: self.num_test])
-                tq, ta, tr = tq[keep], ta[keep], tr[keep]
-            return train.questions, train.answers, train.ratings, tq, ta, tr
-        if not path.exists():
-            raise UserError(f"task.path {path}: no such file or directory")
+    def _read_file(self, path: Path) -> tuple[tuple[np.ndarray, ...], int]:
         rows = data.read_csv(path, self.skip_invalid)
-        self.skipped_rows = rows.skipped
-        n_test = self.num_test or max(1, len(rows.questions) // 10)
-        if n_test >= len(rows.questions):
-            raise UserError(f"task.path {path}: {len(rows.questions)} puzzles cannot give {n_test} test puzzles")
-        order = rng.permutation(len(rows.questions))
-        test, train = order[:n_test], order[n_test:]
-        return (rows.questions[train], rows.answers[train], rows.ratings[train],
-                rows.questions[test], rows.answers[test], rows.ratings[test])
+        return (rows.questions, rows.answers, rows.ratings), rows.skipped
 
-    def _generate(self, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    def _generate(self, rng: np.random.Generator) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
         """Unique-solution puzzles with ``num_blanks`` blanks; no test puzzle is equivalent
         (under the Sudoku symmetry group) to a training puzzle, nor to another test puzzle."""
         num_test = self.num_test or 1000
@@ -163,16 +136,10 @@ class SudokuTask(ReasoningTask):
                 answers.append(answer)
                 ratings.append(score)
             out.append((np.stack(questions), np.stack(answers), np.asarray(ratings, dtype=np.int64)))
-        (trq, tra, trr), (teq, tea, ter) = out
-        return trq, tra, trr, teq, tea, ter
+        return out[0], out[1]
 
-    def export_csv(self, split: str, path: Path, limit: int | None = None) -> int:
-        self.setup()
-        data_split = self.splits[split]
-        n = len(data_split) if limit is None else min(limit, len(data_split))
-        data.write_csv(path, data.decode(data_split.inputs[:n].numpy()), data.decode(data_split.labels[:n].numpy()),
-                       data_split.info["rating"][:n].numpy())
-        return n
+    def write_csv(self, path: Path, inputs: np.ndarray, labels: np.ndarray, ratings: np.ndarray) -> None:
+        data.write_csv(path, data.decode(inputs), data.decode(labels), ratings)
 
     def _candidates(self, rng: np.random.Generator, expected: int):  # noqa: ANN202 (a generator)
         """Endless (question, answer, rating) stream for the chosen generator."""
