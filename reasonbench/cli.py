@@ -48,10 +48,12 @@ def _run(argv: list[str], mode: str) -> int:
     if any(a in ("-h", "--help") for a in argv) and not any(a.startswith(("--model", "--config")) for a in argv):
         print(USAGE)
         return 0
+    loaded = None
     if mode == "eval":
         from .runner import checkpoint_config_argv
 
-        argv = checkpoint_config_argv(argv) + argv
+        stored_config, loaded = checkpoint_config_argv(argv)
+        argv = stored_config + argv
     cfg, print_config = config.resolve(argv, prog="reasonbench " + ("run" if mode == "train" else mode))
     if print_config:
         print(config.dump(cfg.config), end="")
@@ -60,7 +62,8 @@ def _run(argv: list[str], mode: str) -> int:
         raise_user("reasonbench run: --checkpoint is for `reasonbench eval`")
     from . import runner
 
-    record = runner.execute(cfg, mode=mode, command=shlex.join(["reasonbench", *sys.argv[1:]]))
+    record = runner.execute(cfg, mode=mode, command=shlex.join(["reasonbench", *sys.argv[1:]]),
+                            loaded_checkpoint=loaded)
     if record:
         print(runner.summary(record))
         print(f"record: {record['_path']}")

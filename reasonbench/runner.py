@@ -77,20 +77,23 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def checkpoint_config_argv(argv: list[str]) -> list[str]:
+def checkpoint_config_argv(argv: list[str]) -> tuple[list[str], dict[str, Any] | None]:
     """For ``eval``: the model settings (and preset, seed) stored in a reasonbench checkpoint,
     as a leading ``--config``, so a checkpoint evaluates without retyping its architecture;
-    flags given on the command line still win."""
+    flags given on the command line still win. Also returns the loaded checkpoint, so that
+    ``execute`` need not read it a second time."""
     path = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--checkpoint"),
                 next((a.split("=", 1)[1] for a in argv if a.startswith("--checkpoint=")), None))
     if path is None:
-        return []
-    stored = load_checkpoint(path).get("config")
+        return [], None
+    loaded = load_checkpoint(path)
+    loaded["_path"] = path
+    stored = loaded.get("config")
     if not isinstance(stored, dict) or not isinstance(stored.get("model"), dict):
-        return []
+        return [], loaded
     keep = {k: stored[k] for k in ("preset", "seed") if k in stored}
     keep["model"] = stored["model"]
-    return ["--config", json.dumps(keep)]
+    return ["--config", json.dumps(keep)], loaded
 
 
 def save_checkpoint(model: ReasoningModule, cfg: RunConfig, path: Path) -> None:
@@ -117,8 +120,10 @@ def _trainer(cfg: RunConfig, run_dir: Path, callbacks: list[L.Callback], checkpo
         raise
 
 
-def execute(cfg: RunConfig, mode: str = "train", command: str | None = None) -> dict[str, Any]:
-    """Train (mode 'train') or load ``cfg.checkpoint`` (mode 'eval'), test, write the record."""
+def execute(cfg: RunConfig, mode: str = "train", command: str | None = None,
+            loaded_checkpoint: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train (mode 'train') or load ``cfg.checkpoint`` (mode 'eval'; ``loaded_checkpoint`` if
+    it was read already), test, write the record."""
     quiet_lightning()
     started = _now()
     out_path = rec.record_path(cfg.out, cfg.model, cfg.task, cfg.preset, cfg.seed, mode)
@@ -131,7 +136,9 @@ def execute(cfg: RunConfig, mode: str = "train", command: str | None = None) -> 
     if mode == "eval":
         if not cfg.checkpoint:
             raise UserError("reasonbench eval: --checkpoint is required")
-        state = load_checkpoint(cfg.checkpoint)["state_dict"]
+        if loaded_checkpoint is None or loaded_checkpoint.get("_path") != cfg.checkpoint:
+            loaded_checkpoint = load_checkpoint(cfg.checkpoint)
+        state = loaded_checkpoint["state_dict"]
         try:
             missing, unexpected = model.load_state_dict(state, strict=False)
         except RuntimeError as exc:  # shape mismatches
