@@ -70,27 +70,43 @@ def preset_roots(model_cls: type | None = None) -> list[Path]:
     return roots
 
 
-def available_presets(model: str, task: str, model_cls: type | None = None) -> list[str]:
-    names: set[str] = set()
-    for root in preset_roots(model_cls):
-        for folder in (root / "models" / model / task, root / model / task):
-            names.update(p.stem for p in folder.glob("*.yaml"))
-    return sorted(names)
+def _preset_names(folders: list[Path]) -> str:
+    return ", ".join(sorted({p.stem for folder in folders for p in folder.glob("*.yaml")})) or "none"
+
+
+def task_preset_file(task: str, preset: str, roots: list[Path]) -> Path | None:
+    return next((f for f in (r / "tasks" / task / f"{preset}.yaml" for r in roots) if f.is_file()), None)
 
 
 def preset_files(model: str, task: str, preset: str, model_cls: type | None = None) -> list[Path]:
     """The task's and the model's file for ``preset``; a UserError if either is missing."""
     roots = preset_roots(model_cls)
-    task_file = next((r / "tasks" / task / f"{preset}.yaml" for r in roots
-                      if (r / "tasks" / task / f"{preset}.yaml").is_file()), None)
-    model_file = next((f for r in roots for f in (r / "models" / model / task / f"{preset}.yaml",
-                                                     r / model / task / f"{preset}.yaml") if f.is_file()), None)
+    task_file = task_preset_file(task, preset, roots)
+    model_file = next((f for f in (r / "models" / model / task / f"{preset}.yaml" for r in roots) if f.is_file()), None)
     if task_file is None or model_file is None:
-        have = available_presets(model, task, model_cls)
         missing = "task" if task_file is None else "model"
         raise UserError(f"no preset '{preset}' for model '{model}' on task '{task}' ({missing} file missing); "
-                        f"available: {', '.join(have) or 'none'}")
+                        f"available: {_preset_names([r / 'models' / model / task for r in roots])}")
     return [task_file, model_file]
+
+
+def _parse(parser: ArgumentParser, argv: list[str]) -> Namespace:
+    try:
+        return parser.parse_args(argv)
+    except Exception as exc:  # jsonargparse.ArgumentError and its YAML/type errors
+        raise UserError(_option_message(one_line(exc))) from None
+
+
+def _required_names(argv: list[str], kinds: tuple[str, ...]) -> dict[str, str]:
+    """Model/task/preset names from argv and config files; the kinds asked for must be given
+    and registered (checked before any plugin is imported)."""
+    names = _scan_names(argv)
+    for kind in kinds:
+        if kind not in names:
+            valid = ", ".join(registry.entries(kind)) or "none installed"
+            raise UserError(f"missing --{kind} (one of: {valid})")
+        registry.check(kind, names[kind])
+    return names
 
 
 def build_parser(model_cls: type, task_cls: type, prog: str = "reasonbench run") -> ArgumentParser:
@@ -116,10 +132,7 @@ def resolve_task(argv: list[str], prog: str, extra: dict[str, tuple[type, Any]] 
     """A task alone (for ``reasonbench data``): its preset file, ``--config`` files, overrides.
     ``extra`` adds plain options {name: (type, default)}; returns (task class, config)."""
     argv, _ = _normalise_argv(list(argv))
-    names = _scan_names(argv)
-    if "task" not in names:
-        raise UserError(f"missing --task (one of: {', '.join(registry.entries('task')) or 'none installed'})")
-    registry.check("task", names["task"])
+    names = _required_names(argv, ("task",))
     task_cls = registry.get_task(names["task"])
     preset = names.get("preset", "smoke")
     parser = ArgumentParser(prog=prog, exit_on_error=False, default_meta=False)
@@ -129,15 +142,12 @@ def resolve_task(argv: list[str], prog: str, extra: dict[str, tuple[type, Any]] 
     parser.add_class_arguments(task_cls, "task")
     for name, (typ, default) in (extra or {}).items():
         parser.add_argument(f"--{name}", type=typ, default=default)
-    root = preset_roots()[0] / "tasks" / names["task"]
-    task_file = root / f"{preset}.yaml"
-    if not task_file.is_file():
-        have = sorted(p.stem for p in root.glob("*.yaml"))
-        raise UserError(f"no preset '{preset}' for task '{names['task']}'; available: {', '.join(have) or 'none'}")
-    try:
-        ns = parser.parse_args(["--config", str(task_file), *argv])
-    except Exception as exc:
-        raise UserError(_option_message(one_line(exc))) from None
+    roots = preset_roots()
+    task_file = task_preset_file(names["task"], preset, roots)
+    if task_file is None:
+        raise UserError(f"no preset '{preset}' for task '{names['task']}'; "
+                        f"available: {_preset_names([r / 'tasks' / names['task'] for r in roots])}")
+    ns = _parse(parser, ["--config", str(task_file), *argv])
     return task_cls, _plain(ns)
 
 
@@ -216,22 +226,14 @@ def one_line(message: str) -> str:
 def resolve(argv: list[str], prog: str = "reasonbench run") -> tuple[RunConfig, bool]:
     """Resolve a run from command-line style arguments; returns (config, print_config)."""
     argv, print_config = _normalise_argv(list(argv))
-    names = _scan_names(argv)
-    for kind in ("model", "task"):
-        if kind not in names:
-            valid = ", ".join(registry.entries(kind)) or "none installed"
-            raise UserError(f"missing --{kind} (one of: {valid})")
-        registry.check(kind, names[kind])  # both names before importing either plugin
+    names = _required_names(argv, ("model", "task"))
     model_cls = registry.get_model(names["model"])
     task_cls = registry.get_task(names["task"])
     preset = names.get("preset", "smoke")
     parser = build_parser(model_cls, task_cls, prog)
     stacked = [arg for f in preset_files(names["model"], names["task"], preset, model_cls)
                for arg in ("--config", str(f))]
-    try:
-        ns = parser.parse_args(stacked + argv)
-    except Exception as exc:  # jsonargparse.ArgumentError and its YAML/type errors
-        raise UserError(_option_message(one_line(exc))) from None
+    ns = _parse(parser, stacked + argv)
     return _to_run_config(ns, model_cls, task_cls), print_config
 
 
