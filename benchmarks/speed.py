@@ -30,7 +30,7 @@ def model_rows(preset: str, repeat: int) -> list[str]:
     for model_name in registry.list_models():
         for task_name in registry.list_tasks():
             try:
-                task = rb.create_task(task_name, preset=preset, model=model_name)
+                task = rb.create_task(task_name, preset=preset)
                 model = rb.create_model(model_name, task=task, preset=preset)
             except rb.UserError as exc:
                 rows.append(f"{model_name:12s} {task_name:8s} skipped: {exc}")

@@ -28,11 +28,15 @@ def _resolve(model: str, task: str, preset: str, seed: int = 0, config: list[str
     return cfgmod.resolve(argv, prog="reasonbench")[0]
 
 
-def create_task(name: str, preset: str = "smoke", model: str = "transformer", **task_args: Any):
-    """A task built from its preset (the task part of ``model``'s preset) plus overrides."""
-    from .runner import build_task
+def create_task(name: str, preset: str = "smoke", **task_args: Any):
+    """A task built from its preset plus overrides, its data ready."""
+    from .config import overrides_to_argv
+    from .dataops import task_from_argv
 
-    return build_task(_resolve(model, name, preset, overrides={"task": task_args}))
+    argv = ["--task", name, "--preset", preset, *overrides_to_argv({"task": task_args})]
+    task, _ = task_from_argv(argv, "reasonbench.create_task")
+    task.setup("fit")
+    return task
 
 
 def create_model(name: str, task: Any, preset: str = "smoke", **model_args: Any):

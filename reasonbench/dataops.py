@@ -11,7 +11,9 @@ from .errors import UserError
 from .tasks.base import SPLITS, ReasoningTask
 
 
-def _task(argv: list[str], prog: str, extra: dict[str, tuple[type, Any]] | None = None) -> tuple[ReasoningTask, dict]:
+def task_from_argv(argv: list[str], prog: str, extra: dict[str, tuple[type, Any]] | None = None) -> tuple[ReasoningTask, dict]:
+    """A task from its preset, ``--config`` files and ``--task.*`` overrides (data commands and
+    ``reasonbench.create_task``); returns (task, resolved config)."""
     task_cls, cfg = resolve_task(argv, prog, extra)
     args = {k: v for k, v in cfg["task"].items() if k != "name"}
     try:
@@ -22,7 +24,7 @@ def _task(argv: list[str], prog: str, extra: dict[str, tuple[type, Any]] | None 
 
 
 def info(argv: list[str]) -> None:
-    task, cfg = _task(argv, "reasonbench data info")
+    task, cfg = task_from_argv(argv, "reasonbench data info")
     for line in task.describe():
         print(line)
     start = time.perf_counter()
@@ -37,7 +39,7 @@ def info(argv: list[str]) -> None:
 
 
 def build(argv: list[str]) -> None:
-    task, cfg = _task(argv, "reasonbench data build", {"out": (str | None, None)})
+    task, cfg = task_from_argv(argv, "reasonbench data build", {"out": (str | None, None)})
     if cfg["out"]:
         task.cache_dir = Path(cfg["out"])
     start = time.perf_counter()
@@ -49,7 +51,7 @@ def build(argv: list[str]) -> None:
 
 
 def export(argv: list[str]) -> None:
-    task, cfg = _task(argv, "reasonbench data export",
+    task, cfg = task_from_argv(argv, "reasonbench data export",
                       {"split": (str, "test"), "limit": (int | None, None), "out": (str | None, None)})
     split, limit, out = cfg["split"], cfg["limit"], cfg["out"]
     if split not in SPLITS:
@@ -61,7 +63,7 @@ def export(argv: list[str]) -> None:
 
 
 def show(argv: list[str]) -> None:
-    task, cfg = _task(argv, "reasonbench data show", {"split": (str, "test"), "index": (int, 0)})
+    task, cfg = task_from_argv(argv, "reasonbench data show", {"split": (str, "test"), "index": (int, 0)})
     split, index = cfg["split"], cfg["index"]
     if split not in SPLITS:
         raise UserError(f"--split must be one of {', '.join(SPLITS)}, got '{split}'")

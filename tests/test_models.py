@@ -13,7 +13,7 @@ PAIRS = [(m, t) for m in registry.list_models() for t in registry.list_tasks()]
 @pytest.mark.parametrize("model_name, task_name", PAIRS)
 def test_forward_backward_on_smoke(model_name, task_name):
     torch.manual_seed(0)
-    task = rb.create_task(task_name, preset="smoke", model=model_name)
+    task = rb.create_task(task_name, preset="smoke")
     model = rb.create_model(model_name, task=task, preset="smoke")
     meta = task.metadata
     batch = next(iter(task.train_dataloader()))
