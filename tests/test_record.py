@@ -52,6 +52,9 @@ def test_diverged_record_has_no_metrics():
     record = minimal_record()
     record.update(status="diverged", status_detail="non-finite loss at step 12", metrics=None)
     rec.validate(record)
+    record["status"] = "completed"  # a completed run must report its metrics
+    with pytest.raises(UserError, match="invalid record at metrics"):
+        rec.validate(record)
 
 
 def test_atomic_write_keeps_old_file_when_interrupted(tmp_path, monkeypatch):
