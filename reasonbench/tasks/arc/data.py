@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import UserError
+from ..symmetry import DIHEDRAL_INVERSE, dihedral, inverse_dihedral  # noqa: F401 (re-exported)
 
 PAD_ID = 0
 MARKER_ID = 1
@@ -175,37 +176,6 @@ def source_stamp(path: str | None, version: str) -> Any:
 
 # ---------------------------------------------------------------------------------------------
 # Symmetries
-
-# The eight dihedral transforms, numbered as in the reference ``dihedral_transform``:
-# 0 identity, 1-3 rotations by 90/180/270 degrees counter-clockwise (np.rot90), 4 left-right
-# flip, 5 up-down flip, 6 transpose, 7 anti-transpose. Rotations by 90 and 270 undo each
-# other; every other transform is its own inverse.
-DIHEDRAL_INVERSE = (0, 3, 2, 1, 4, 5, 6, 7)
-
-
-_DIHEDRAL = (
-    lambda g: g,
-    lambda g: g[:, ::-1].T,  # np.rot90(g, 1), as a view (np.rot90 costs ~20 us a call)
-    lambda g: g[::-1, ::-1],  # np.rot90(g, 2)
-    lambda g: g.T[:, ::-1],  # np.rot90(g, 3)
-    lambda g: g[:, ::-1],  # np.fliplr
-    lambda g: g[::-1, :],  # np.flipud
-    lambda g: g.T,
-    lambda g: g[::-1, ::-1].T,  # np.fliplr(np.rot90(g, 1))
-)
-
-
-def dihedral(grid: np.ndarray, t: int) -> np.ndarray:
-    """Dihedral transform ``t`` (0-7) of a 2-D array (a view where possible)."""
-    if not 0 <= t < len(_DIHEDRAL):
-        raise ValueError(f"dihedral transform id must be in 0..7, got {t}")
-    return _DIHEDRAL[t](grid)
-
-
-def inverse_dihedral(grid: np.ndarray, t: int) -> np.ndarray:
-    """Undo :func:`dihedral` ``t``."""
-    return dihedral(grid, DIHEDRAL_INVERSE[t])
-
 
 def random_colour_map(rng: np.random.Generator) -> np.ndarray:
     """A permutation of the colours as a lookup table (``map[c]`` is c's new colour): 1-9

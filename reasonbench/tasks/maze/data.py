@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ...errors import UserError
+from .. import symmetry
 from ..reference_csv import read_rows, write_rows
 
 CHARSET = "# SGo"  # id = position + 1, the reference's char2id
@@ -42,15 +43,10 @@ def decode(ids: np.ndarray | torch.Tensor) -> str:
 
 
 def dihedral(grids: np.ndarray, size: int, k: int) -> np.ndarray:
-    """The k-th of the 8 symmetries of the square (0 = identity, 1-3 rotations by 90 degrees,
-    4-7 the same after a transpose) applied to flat mazes ``[..., size * size]``."""
-    if not 0 <= k < 8:
-        raise ValueError(f"dihedral transform index must be in 0..7, got {k}")
+    """Symmetry ``k`` of the square (reference numbering, see ``tasks.symmetry``) applied to
+    flat mazes ``[..., size * size]``."""
     g = np.asarray(grids).reshape(*np.shape(grids)[:-1], size, size)
-    if k >= 4:
-        g = np.swapaxes(g, -1, -2)
-    g = np.rot90(g, k % 4, axes=(-2, -1))
-    return np.ascontiguousarray(g).reshape(*np.shape(grids))
+    return np.ascontiguousarray(symmetry.dihedral(g, k)).reshape(*np.shape(grids))
 
 
 @dataclass
