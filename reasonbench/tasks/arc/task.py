@@ -237,16 +237,22 @@ class ArcTask(ReasoningTask):
     # --- voting ---------------------------------------------------------------------------------
     def _votes(self, predictions: torch.Tensor,
                confidences: torch.Tensor | None) -> dict[tuple[int, int], list[evaluate.Candidate]]:
+        # scoring and the submission file vote on the same predictions: count once
+        cached = getattr(self, "_last_votes", None)
+        if cached is not None and cached[0] is predictions and cached[1] is confidences:
+            return cached[2]
         self.setup()
         test = self.splits["test"]
         if predictions.ndim != 2 or predictions.shape[0] != len(test):
             raise ValueError(f"expected predictions for the {len(test)} test examples in test-split order, "
                              f"got shape {tuple(predictions.shape)}")
         info = test.info
-        return evaluate.collect_votes(
+        ranked = evaluate.collect_votes(
             predictions.cpu().numpy(), info["task"].numpy(), info["pair"].numpy(), info["transform"].numpy(),
             info["colours"].numpy(), self.canvas,
             confidences.detach().float().cpu().numpy() if confidences is not None else None)
+        self._last_votes = (predictions, confidences, ranked)
+        return ranked
 
     def aggregate_scores(self, predictions: torch.Tensor, confidences: torch.Tensor | None) -> dict[str, float]:
         """Vote over the augmented variants of each test input and score the scored tasks:
