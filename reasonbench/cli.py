@@ -19,7 +19,10 @@ commands:
                                          train, test and write a result record
   eval --model M --task T --checkpoint CKPT [--preset P] [--out DIR] [...]
                                          test a checkpoint and write a record
-  info --model M --task T [--preset P]   parameters and forward FLOPs per example, no training
+  info --model M --task T [--preset P] [--flops]
+                                         parameters (instant); with --flops, forward FLOPs per example
+  import-checkpoint --from hrm|trm PATH --task T --out CKPT [--preset P] [--reference-config F.yaml]
+                                         convert a reference HRM/TRM checkpoint for `reasonbench eval`
   data info|build|export|show --task T [--preset P] [--task.KEY V ...]
        build [--out DIR] | export --split S [--limit N] --out F.csv | show [--split S] --index I
                                          inspect, build (cached), export (reference CSV), render data
@@ -75,23 +78,36 @@ def _info(argv: list[str]) -> int:
 
     from . import config, measure, runner
 
+    with_flops = "--flops" in argv
+    argv = [a for a in argv if a != "--flops"]
     cfg, _ = config.resolve(argv, prog="reasonbench info")
     runner.quiet_lightning()
-    task = runner.build_task(cfg)
-    with torch.device("meta"):  # counting needs shapes only: instant even at paper size
-        params, extra = measure.count_parameters(runner.build_model(cfg, task))
+    task = runner.make_task(cfg)
+    meta, exact_ids = task.planned_metadata()
+    with torch.device("meta"):  # shapes only: instant even at paper size, no data built
+        params, extra = measure.count_parameters(runner.build_model(cfg, task, meta))
+    print(f"model       {cfg.model} (preset {cfg.preset})")
+    print(f"task        {cfg.task}: vocab {meta.vocab_size}, length {meta.seq_len}, "
+          f"{'' if exact_ids else 'at most '}{meta.num_puzzle_ids:,} puzzle ids")
+    print(f"parameters  {params:,}")
+    print(f"extra       {'' if exact_ids else 'at most '}{extra:,} (puzzle embeddings and other per-puzzle state)")
+    if not with_flops:
+        print("forward     (add --flops to build the data and measure FLOPs per example)")
+        return 0
+    task.setup("fit")
     torch.manual_seed(cfg.seed)
     model = runner.build_model(cfg, task)
     flops = measure.forward_flops_per_example(model, task.splits["test"], cfg.measure.flops_examples)
-    meta = task.metadata
-    print(f"model       {cfg.model} (preset {cfg.preset})")
-    print(f"task        {cfg.task}: vocab {meta.vocab_size}, length {meta.seq_len}, "
-          f"{meta.num_puzzle_ids} puzzle ids, sizes {task.sizes()}")
-    print(f"parameters  {params:,}")
-    print(f"extra       {extra:,} (puzzle embeddings and other per-puzzle state)")
+    print(f"data        {task.sizes()}")
     print(f"forward     {flops.mean:,.0f} FLOPs per example (mean; p95 {flops.p95:,.0f}; "
           f"{flops.examples} test examples, untrained weights)")
     return 0
+
+
+def _import_checkpoint(argv: list[str]) -> int:
+    from .checkpoint_import import main as import_main
+
+    return import_main(argv)
 
 
 def _leaderboard(argv: list[str]) -> int:
@@ -142,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     command, rest = argv[0], argv[1:]
     commands = {"list": lambda: _list(), "run": lambda: _run(rest, "train"),
                 "eval": lambda: _run(rest, "eval"), "info": lambda: _info(rest),
-                "leaderboard": lambda: _leaderboard(rest), "data": lambda: _data(rest)}
+                "leaderboard": lambda: _leaderboard(rest), "data": lambda: _data(rest),
+                "import-checkpoint": lambda: _import_checkpoint(rest)}
     if command not in commands:
         print(f"reasonbench: error: unknown command '{command}'; valid commands: {', '.join(commands)}",
               file=sys.stderr)

@@ -172,16 +172,17 @@ def _normalise_argv(argv: list[str]) -> tuple[list[str], bool]:
 
 
 def _load_yaml(text_or_path: str) -> dict[str, Any]:
+    inline = text_or_path.lstrip().startswith(("{", "[")) or "\n" in text_or_path
     path = Path(text_or_path)
     try:
-        text = path.read_text() if path.is_file() else text_or_path
+        text = text_or_path if inline or not path.is_file() else path.read_text()
     except OSError as exc:
         raise UserError(f"--config {text_or_path}: cannot read: {exc.strerror}") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise UserError(f"--config {text_or_path}: not valid YAML: {' '.join(str(exc).split())}") from None
-    if not path.is_file() and not isinstance(data, dict):
+    if not isinstance(data, dict) and (inline or not path.is_file()):
         raise UserError(f"--config {text_or_path}: no such file")
     return data if isinstance(data, dict) else {}
 

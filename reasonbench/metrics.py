@@ -40,11 +40,12 @@ class ReasoningMetrics(Metric):
         super().__init__()
         self.extra = tuple(extra)
         for name in ("examples", "exact", "tokens", "tokens_right", "steps_sum", "steps_count",
+                     "halt_right", "halt_count",
                      *(f"extra_{e}" for e in self.extra)):
             self.add_state(name, default=torch.tensor(0, dtype=torch.float64), dist_reduce_fx="sum")
 
     def update(self, predictions: torch.Tensor, labels: torch.Tensor, steps: torch.Tensor | None = None,
-               extra: dict[str, torch.Tensor] | None = None) -> None:
+               extra: dict[str, torch.Tensor] | None = None, halt_logits: torch.Tensor | None = None) -> None:
         mask = labels != IGNORE_INDEX
         supervised = mask.sum(-1)
         valid = supervised > 0
@@ -53,6 +54,11 @@ class ReasoningMetrics(Metric):
         self.exact += ((right == supervised) & valid).sum()
         self.tokens += supervised.sum()
         self.tokens_right += right.sum()
+        if halt_logits is not None:
+            # the halting head is right when "halt" (logit >= 0) coincides with an exact answer
+            exact = right == supervised
+            self.halt_right += (((halt_logits >= 0) == exact) & valid).sum()
+            self.halt_count += valid.sum()
         if steps is not None:
             self.steps_sum += steps.double().sum()
             self.steps_count += steps.numel()
@@ -70,6 +76,7 @@ class ReasoningMetrics(Metric):
             "exact_accuracy_ci95": list(wilson_interval(exact, n)),
             "token_accuracy": (self.tokens_right / self.tokens).item() if self.tokens > 0 else 0.0,
             "mean_steps": (self.steps_sum / self.steps_count).item() if self.steps_count > 0 else None,
+            "halting_accuracy": (self.halt_right / self.halt_count).item() if self.halt_count > 0 else None,
         }
         for name in self.extra:
             count = int(getattr(self, f"extra_{name}").item())

@@ -16,7 +16,9 @@ from torch import nn
 
 from .metrics import ReasoningMetrics
 from .optim import AdamAtan2, OptimConfig, warmup_cosine
+from .nn.ema import WeightEMA
 from .nn.losses import token_cross_entropy
+from .nn.puzzle import PuzzleEmbedding
 from .tasks.base import TaskMetadata
 
 
@@ -28,10 +30,15 @@ class ReasoningOutput:
     logits: torch.Tensor  # [B, L, V]
     steps: torch.Tensor | None = None  # [B]
     confidence: torch.Tensor | None = None  # [B] halting confidence, breaks ties in voting tasks
+    halt_logits: torch.Tensor | None = None  # [B] "answer is right" logit of a halting head
 
 
 class ReasoningModule(L.LightningModule):
     """Base class of all models. Subclasses take ``metadata`` and ``optim`` first."""
+
+    # weight decay on every trained weight (the reference HRM/TRM optimizer) instead of
+    # matrices only (the usual LLM practice)
+    decay_all_parameters = False
 
     def __init__(self, metadata: TaskMetadata, optim: OptimConfig | None = None) -> None:
         super().__init__()
@@ -50,6 +57,9 @@ class ReasoningModule(L.LightningModule):
         self.test_predictions: tuple[torch.Tensor, torch.Tensor | None] | None = None
         self.diverged: str | None = None  # where training hit a non-finite loss
         self.diverged_step: int | None = None
+        self.ema: WeightEMA | None = None  # made at fit start when optim.ema_decay > 0
+        self._live_weights: dict[str, torch.Tensor] | None = None
+        self._total_steps = 1
 
     # --- what a plugin implements -------------------------------------------------------
     def forward(self, batch: dict[str, torch.Tensor]) -> ReasoningOutput:
@@ -71,6 +81,9 @@ class ReasoningModule(L.LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
         loss, logs = self.training_loss(batch)
         if not torch.isfinite(loss):
+            for module in self.modules():
+                if isinstance(module, PuzzleEmbedding):
+                    module.forget_batch()
             # stop instead of training on garbage; the runner records where it happened
             self.diverged = f"non-finite training loss ({loss.item()}) at step {self.global_step}"
             self.diverged_step = self.global_step
@@ -88,7 +101,8 @@ class ReasoningModule(L.LightningModule):
         for p in self.parameters():
             if p.requires_grad:
                 # extras (per-puzzle tables) are not regularised towards zero
-                (decay if p.ndim >= 2 and id(p) not in extra else no_decay).append(p)
+                regularised = (self.decay_all_parameters or p.ndim >= 2) and id(p) not in extra
+                (decay if regularised else no_decay).append(p)
         groups = [{"params": decay, "weight_decay": opt.weight_decay},
                   {"params": no_decay, "weight_decay": 0.0}]
         groups = [g for g in groups if g["params"]]
@@ -96,17 +110,56 @@ class ReasoningModule(L.LightningModule):
             optimizer = AdamAtan2(groups, lr=opt.lr, betas=(opt.beta1, opt.beta2))
         else:
             optimizer = torch.optim.AdamW(groups, lr=opt.lr, betas=(opt.beta1, opt.beta2), eps=opt.eps, foreach=True)
-        total = max(1, int(self.trainer.estimated_stepping_batches)) if self._trainer else 1
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: warmup_cosine(step, opt.warmup_steps, total, opt.min_lr_ratio))
+        self._total_steps = max(1, int(self.trainer.estimated_stepping_batches)) if self._trainer else 1
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, self.lr_multiplier)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def lr_multiplier(self, step: int) -> float:
+        opt = self.optim
+        return warmup_cosine(step, opt.warmup_steps, self._total_steps, opt.min_lr_ratio)
+
+    def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        # per-puzzle tables: sign-SGD on the rows used, on the same schedule as the weights
+        lr = self.optim.puzzle_emb_lr * self.lr_multiplier(self.global_step)
+        for module in self.modules():
+            if isinstance(module, PuzzleEmbedding):
+                module.sign_sgd_step(lr, self.optim.puzzle_emb_weight_decay)
+
+    # --- EMA of the weights: averaged during training, evaluated in their place -----------
+    def on_fit_start(self) -> None:
+        if self.optim.ema_decay > 0 and self.ema is None:
+            self.ema = WeightEMA(self, self.optim.ema_decay)
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.ema is not None:
+            self.ema.update(self)
+
+    def on_validation_epoch_start(self) -> None:
+        if self.ema is not None and self.trainer.state.fn == "fit":
+            self._live_weights = self.ema.swap_in(self)
+
+    def on_train_end(self) -> None:
+        # the averaged weights are the trained model: tested, saved in final.pt
+        if self.ema is not None:
+            self.ema.copy_to(self)
+            self.ema = None
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.ema is not None:
+            checkpoint["ema_state"] = self.ema.state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if "ema_state" in checkpoint and self.optim.ema_decay > 0:
+            self.ema = WeightEMA(self, self.optim.ema_decay)
+            self.ema.load_state_dict(checkpoint["ema_state"])
 
     # --- evaluation -------------------------------------------------------------------------
     def _evaluate(self, batch: dict[str, torch.Tensor], metrics: ReasoningMetrics) -> tuple[ReasoningOutput, torch.Tensor]:
         out = self(batch)
         predictions = out.logits.argmax(-1)
         extra = self.task_score(batch["inputs"], predictions, batch["labels"]) if self.task_score else None
-        metrics.update(predictions, batch["labels"], out.steps, extra)
+        metrics.update(predictions, batch["labels"], out.steps, extra, out.halt_logits)
         return out, predictions
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
@@ -120,6 +173,9 @@ class ReasoningModule(L.LightningModule):
         self.log("val/exact_accuracy", result["exact_accuracy"], prog_bar=True, sync_dist=False)
         self.log("val/token_accuracy", result["token_accuracy"], sync_dist=False)
         self.val_metrics.reset()
+        if self._live_weights is not None:
+            self.ema.swap_out(self, self._live_weights)
+            self._live_weights = None
 
     def _log_example_image(self) -> None:
         """The first validation puzzle, the model's answer and the truth, in TensorBoard."""

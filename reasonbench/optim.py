@@ -22,6 +22,9 @@ class OptimConfig:
     eps: float = 1e-8
     warmup_steps: int = 0
     min_lr_ratio: float = 1.0  # 1.0 = constant after warm-up, as in the reference recipes
+    puzzle_emb_lr: float = 1e-2  # sign-SGD on per-puzzle embeddings (reference: 1e-2 ARC, 1e-4 Sudoku/Maze)
+    puzzle_emb_weight_decay: float = 0.1
+    ema_decay: float = 0.0  # > 0: evaluate an exponential moving average of the weights (TRM: 0.999)
 
     def __post_init__(self) -> None:
         if self.name not in ("adamw", "adam_atan2"):
@@ -30,6 +33,10 @@ class OptimConfig:
             raise ValueError(f"optim.lr must be > 0, got {self.lr}")
         if self.warmup_steps < 0:
             raise ValueError(f"optim.warmup_steps must be >= 0, got {self.warmup_steps}")
+        if self.puzzle_emb_lr < 0 or self.puzzle_emb_weight_decay < 0:
+            raise ValueError("optim.puzzle_emb_lr and optim.puzzle_emb_weight_decay must be >= 0")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"optim.ema_decay must be in [0, 1), got {self.ema_decay}")
         if not 0 <= self.min_lr_ratio <= 1:
             raise ValueError(f"optim.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
 

@@ -24,7 +24,7 @@ from .config import RunConfig, one_line
 from .errors import UserError
 from .measure import TrainFlopCounter, count_parameters, device_name, forward_flops_per_example, peak_memory_bytes
 from .module import ReasoningModule
-from .tasks.base import ReasoningTask
+from .tasks.base import ReasoningTask, TaskMetadata
 
 CHECKPOINT_FORMAT = "reasonbench-checkpoint"
 
@@ -43,18 +43,23 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*`training_step` returned `None`.*")
 
 
-def build_task(cfg: RunConfig) -> ReasoningTask:
+def make_task(cfg: RunConfig) -> ReasoningTask:
+    """The task object, its data not built yet."""
     try:
-        task = cfg.task_cls(**cfg.task_args)
+        return cfg.task_cls(**cfg.task_args)
     except (TypeError, ValueError) as exc:
         raise UserError(one_line(exc)) from None
+
+
+def build_task(cfg: RunConfig) -> ReasoningTask:
+    task = make_task(cfg)
     task.setup("fit")
     return task
 
 
-def build_model(cfg: RunConfig, task: ReasoningTask) -> ReasoningModule:
+def build_model(cfg: RunConfig, task: ReasoningTask, metadata: TaskMetadata | None = None) -> ReasoningModule:
     try:
-        model = cfg.model_cls(metadata=task.metadata, optim=cfg.optim, **cfg.model_args)
+        model = cfg.model_cls(metadata=metadata or task.metadata, optim=cfg.optim, **cfg.model_args)
     except (TypeError, ValueError) as exc:
         raise UserError(one_line(exc)) from None
     model.task_score = task.score

@@ -100,7 +100,7 @@ def test_list_prints_one_line_per_entry():
 
 def test_info_reports_parameters_and_flops():
     result = call_cli("info", "--model", "transformer", "--task", "sudoku", "--model.hidden_size", "64",
-                     "--model.num_heads", "4")
+                     "--model.num_heads", "4", "--flops")
     assert result.returncode == 0, result.stderr
     # embedding 11*64 + 2 blocks * (64*192 + 64*64 + 64*2*256 + 256*64) + head 64*11
     expected = 11 * 64 + 2 * (64 * 192 + 64 * 64 + 64 * 512 + 256 * 64) + 64 * 11

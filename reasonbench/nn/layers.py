@@ -76,9 +76,11 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate ``x`` [B, heads, L, head_dim] by position; computed in x's dtype."""
-    cos, sin = cos[: x.shape[-2]].to(x.dtype), sin[: x.shape[-2]].to(x.dtype)
-    return x * cos + _rotate_half(x) * sin
+    """Rotate ``x`` [B, heads, L, head_dim] by position, in the tables' float32 (as the
+    reference does under bfloat16), cast back to x's dtype."""
+    cos, sin = cos[: x.shape[-2]], sin[: x.shape[-2]]
+    rotated = x.to(cos.dtype)
+    return (rotated * cos + _rotate_half(rotated) * sin).to(x.dtype)
 
 
 class Attention(nn.Module):
@@ -121,18 +123,59 @@ class SwiGLU(nn.Module):
         return self.down(F.silu(gate) * up)
 
 
-class PostNormBlock(nn.Module):
-    """x = rms(x + attn(x)); x = rms(x + swiglu(x))."""
+class SequenceMLP(nn.Module):
+    """MLP-mixer token mixing (TRM's ``mlp_t``, used instead of attention on fixed-size grids;
+    needs no position encoding): a SwiGLU across the sequence axis, with its residual and
+    RMSNorm taken in that transposed layout too (normalising each channel over positions),
+    as the reference does."""
 
-    def __init__(self, hidden_size: int, num_heads: int, expansion: float = 4.0, eps: float = 1e-5) -> None:
+    def __init__(self, seq_len: int, expansion: float = 4.0, eps: float = 1e-5) -> None:
         super().__init__()
-        self.attn = Attention(hidden_size, num_heads)
+        self.mlp = SwiGLU(seq_len, expansion)
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        columns = x.transpose(1, 2)
+        return rms_norm(columns + self.mlp(columns), self.eps).transpose(1, 2)
+
+
+class PostNormBlock(nn.Module):
+    """x = rms(x + attn(x)); x = rms(x + swiglu(x)). With ``mixer="mlp"`` (needs ``seq_len``)
+    the first half is ``SequenceMLP`` instead of attention."""
+
+    def __init__(self, hidden_size: int, num_heads: int, expansion: float = 4.0, eps: float = 1e-5,
+                 mixer: str = "attention", seq_len: int | None = None) -> None:
+        super().__init__()
+        if mixer == "attention":
+            self.attn = Attention(hidden_size, num_heads)
+        elif mixer == "mlp":
+            if seq_len is None:
+                raise ValueError("an MLP sequence mixer needs seq_len")
+            self.seq_mlp = SequenceMLP(seq_len, expansion, eps)
+        else:
+            raise ValueError(f"mixer must be 'attention' or 'mlp', got {mixer!r}")
         self.mlp = SwiGLU(hidden_size, expansion)
         self.eps = eps
 
     def forward(self, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-        x = rms_norm(x + self.attn(x, rotary), self.eps)
+        x = rms_norm(x + self.attn(x, rotary), self.eps) if hasattr(self, "attn") else self.seq_mlp(x)
         return rms_norm(x + self.mlp(x), self.eps)
+
+
+class BlockStack(nn.Module):
+    """Post-norm blocks applied to ``state + injection``: one reasoning module of HRM/TRM
+    (the input, or the other level's state, is injected by addition)."""
+
+    def __init__(self, blocks: list[PostNormBlock]) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(blocks)
+
+    def forward(self, state: torch.Tensor, injection: torch.Tensor,
+                rotary: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        x = state + injection
+        for layer in self.layers:
+            x = layer(x, rotary)
+        return x
 
 
 class TokenEmbedding(nn.Module):

@@ -124,6 +124,11 @@ class ReasoningTask(L.LightningDataModule):
     def metadata(self) -> TaskMetadata:
         raise NotImplementedError
 
+    def planned_metadata(self) -> tuple[TaskMetadata, bool]:
+        """The metadata without building the data, and whether ``num_puzzle_ids`` is exact
+        (a task whose identifiers depend on the build gives an upper bound)."""
+        return self.metadata, True
+
     def recipe(self) -> dict[str, Any]:
         """Everything that determines the data (not loader settings); goes into the fingerprint."""
         return {"task": self.name, "data_seed": self.data_seed}

@@ -212,6 +212,15 @@ class ArcTask(ReasoningTask):
         return TaskMetadata(name=self.name, vocab_size=data.VOCAB_SIZE, seq_len=self.canvas * self.canvas,
                             num_puzzle_ids=top + 1, grid_shape=(self.canvas, self.canvas), scoring="arc_vote")
 
+    def planned_metadata(self) -> tuple[TaskMetadata, bool]:
+        if self.splits:
+            return self.metadata, True
+        # each task gets at most 1 + num_augmentations identifiers (duplicates are rejected)
+        training, scored = self.task_sets()
+        bound = BLANK_PUZZLE_ID + 1 + (len(training) + len(scored)) * (self.num_augmentations + 1)
+        return TaskMetadata(name=self.name, vocab_size=data.VOCAB_SIZE, seq_len=self.canvas * self.canvas,
+                            num_puzzle_ids=bound, grid_shape=(self.canvas, self.canvas), scoring="arc_vote"), False
+
     def recipe(self) -> dict[str, Any]:
         return {"task": self.name, "version": self.version, "source": data.source_stamp(self.path, self.version),
                 "train_on": self.training_version,

@@ -1,0 +1,56 @@
+"""Exponential moving average of the trainable weights, evaluated in their place (TRM)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class WeightEMA:
+    """shadow <- decay * shadow + (1 - decay) * weight after every optimizer step, over the
+    parameters that train by gradient (as the reference: puzzle-embedding tables excluded)."""
+
+    def __init__(self, module: nn.Module, decay: float) -> None:
+        if not 0 < decay < 1:
+            raise ValueError(f"EMA decay must be in (0, 1), got {decay}")
+        self.decay = decay
+        self.shadow = {name: p.detach().clone() for name, p in module.named_parameters() if p.requires_grad}
+
+    @torch.no_grad()
+    def update(self, module: nn.Module) -> None:
+        for name, p in module.named_parameters():
+            if name in self.shadow:
+                shadow = self.shadow[name]
+                if shadow.device != p.device:  # the module moved (e.g. to the GPU) after we were made
+                    shadow = self.shadow[name] = shadow.to(p.device)
+                shadow.lerp_(p.detach(), 1 - self.decay)
+
+    @torch.no_grad()
+    def copy_to(self, module: nn.Module) -> None:
+        """Overwrite the module's weights with the averages (for good: the final weights)."""
+        for name, p in module.named_parameters():
+            if name in self.shadow:
+                p.copy_(self.shadow[name])
+
+    @torch.no_grad()
+    def swap_in(self, module: nn.Module) -> dict[str, torch.Tensor]:
+        """Put the averages in place (evaluation); returns the live weights for ``swap_out``."""
+        live = {name: p.detach().clone() for name, p in module.named_parameters() if name in self.shadow}
+        self.copy_to(module)
+        return live
+
+    @torch.no_grad()
+    def swap_out(self, module: nn.Module, live: dict[str, torch.Tensor]) -> None:
+        for name, p in module.named_parameters():
+            if name in live:
+                p.copy_(live[name])
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {name: t.detach().cpu() for name, t in self.shadow.items()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        missing = set(self.shadow) ^ set(state)
+        if missing:
+            raise ValueError(f"EMA state does not fit the model: {sorted(missing)[:3]}")
+        for name, t in state.items():
+            self.shadow[name] = t.to(self.shadow[name].device, self.shadow[name].dtype)

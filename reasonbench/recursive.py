@@ -1,0 +1,288 @@
+"""The base of recursive reasoners trained by deep supervision with adaptive halting (HRM,
+TRM and their successors).
+
+What they share lives here: the input encoding (scaled token embedding, per-puzzle embedding
+prepended as extra positions, RoPE or learned positions), the fixed random initial states, the
+answer head and the halting head, and the training loop of the reference code:
+
+* A batch of ``B`` slots persists across optimizer steps. Each step runs one *supervision
+  segment* on every slot, carrying the detached state to the next step; slots whose example
+  halted are refilled with the next batch's examples (the rest of that batch goes unused, as in
+  the reference).
+* Halting (ACT): a slot halts after ``halt_max_steps`` segments or when the halting head says so
+  (``q_halt > q_continue`` with Q-learning, or ``q_halt > 0``); with probability
+  ``halt_exploration_prob`` a slot is forced to run at least a random 2..max segments.
+* Loss per segment: stablemax cross-entropy (per example, mean over its supervised cells) plus
+  0.5 x binary cross-entropy of the halting logit against "the whole answer is right", plus,
+  with Q-learning, of the continue logit against sigmoid(max of the next segment's Q values).
+* Evaluation runs every example for all ``halt_max_steps`` segments (so batches stay aligned)
+  and reports the segment at which the halting head first said "halt".
+
+A subclass builds its reasoning network and implements ``reason`` (one segment).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .module import ReasoningModule, ReasoningOutput
+from .nn.layers import Linear, RotaryEmbedding, TokenEmbedding, trunc_normal_
+from .nn.losses import IGNORE_INDEX, stablemax_cross_entropy
+from .nn.puzzle import PuzzleEmbedding
+from .optim import OptimConfig
+from .tasks.base import TaskMetadata
+
+State = tuple[torch.Tensor, ...]
+
+
+@dataclass
+class Carry:
+    """What persists between training steps: the reasoning state of each slot, how many
+    segments it has run, whether it halted, and the example it holds."""
+
+    state: State
+    steps: torch.Tensor  # int32 [B]
+    halted: torch.Tensor  # bool [B]
+    data: dict[str, torch.Tensor]
+
+
+class HaltingHead(nn.Module):
+    """Linear(h -> 2) read at the first position: (halt, continue) logits. Zero weights and
+    bias -5 start every example at "do not halt" (sigmoid(-5) = 0.007)."""
+
+    def __init__(self, hidden_size: int) -> None:
+        super().__init__()
+        self.linear = Linear(hidden_size, 2, bias=True)
+        with torch.no_grad():
+            self.linear.weight.zero_()
+            self.linear.bias.fill_(-5.0)
+
+    def forward(self, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        q = self.linear(state[:, 0]).float()
+        return q[..., 0], q[..., 1]
+
+
+class RecursiveReasoningModule(ReasoningModule):
+    """Args (shared by HRM, TRM and their successors):
+        hidden_size: width of the state.
+        num_heads: attention heads (where the network attends).
+        expansion: SwiGLU expansion factor.
+        pos_encodings: 'rope', 'learned' or 'none'.
+        rope_theta: RoPE base.
+        puzzle_emb_dim: width of the per-puzzle embedding; 0 = none.
+        puzzle_emb_len: positions it occupies in front of the sequence; 0 = ceil(dim / hidden).
+        halt_max_steps: supervision segments (16 in the papers); evaluation runs all of them.
+        halt_exploration_prob: chance that a slot must run a random minimum of 2..max segments.
+        q_continue_loss: Q-learning halting (halt when q_halt > q_continue, bootstrapped continue
+            target: HRM); False: halt when q_halt > 0, no continue loss (TRM).
+        loss: 'stablemax' (the reference) or 'softmax' cross-entropy.
+    """
+
+    decay_all_parameters = True  # the reference's Adam-atan2 decays every weight
+
+    def __init__(self, metadata: TaskMetadata, optim: OptimConfig | None = None, *, hidden_size: int,
+                 num_heads: int, expansion: float, pos_encodings: str, rope_theta: float,
+                 puzzle_emb_dim: int, puzzle_emb_len: int, halt_max_steps: int,
+                 halt_exploration_prob: float, q_continue_loss: bool, loss: str) -> None:
+        super().__init__(metadata, optim)
+        if hidden_size < 1 or num_heads < 1 or hidden_size % num_heads:
+            raise ValueError(f"model.hidden_size {hidden_size} must be a positive multiple of model.num_heads {num_heads}")
+        if pos_encodings not in ("rope", "learned", "none"):
+            raise ValueError(f"model.pos_encodings must be 'rope', 'learned' or 'none', got {pos_encodings!r}")
+        if halt_max_steps < 1:
+            raise ValueError(f"model.halt_max_steps must be >= 1, got {halt_max_steps}")
+        if not 0 <= halt_exploration_prob <= 1:
+            raise ValueError(f"model.halt_exploration_prob must be in [0, 1], got {halt_exploration_prob}")
+        if loss not in ("stablemax", "softmax"):
+            raise ValueError(f"model.loss must be 'stablemax' or 'softmax', got {loss!r}")
+        if puzzle_emb_dim < 0 or puzzle_emb_len < 0:
+            raise ValueError("model.puzzle_emb_dim and model.puzzle_emb_len must be >= 0")
+        self.hidden_size = hidden_size
+        self.halt_max_steps = halt_max_steps
+        self.halt_exploration_prob = halt_exploration_prob
+        self.q_continue_loss = q_continue_loss
+        self.loss_name = loss
+
+        self.puzzle_emb_len = (puzzle_emb_len or -(-puzzle_emb_dim // hidden_size)) if puzzle_emb_dim else 0
+        if puzzle_emb_dim > self.puzzle_emb_len * hidden_size:
+            raise ValueError(f"model.puzzle_emb_dim {puzzle_emb_dim} does not fit in {self.puzzle_emb_len} positions")
+        self.state_len = metadata.seq_len + self.puzzle_emb_len
+
+        self.embed = TokenEmbedding(metadata.vocab_size, hidden_size)
+        self.puzzle_embedding = PuzzleEmbedding(metadata.num_puzzle_ids, puzzle_emb_dim) if puzzle_emb_dim else None
+        self.rotary = (RotaryEmbedding(hidden_size // num_heads, self.state_len, rope_theta)
+                       if pos_encodings == "rope" else None)
+        if pos_encodings == "learned":
+            self.position = nn.Parameter(trunc_normal_(torch.empty(self.state_len, hidden_size), std=1 / math.sqrt(hidden_size)))
+        self.head = Linear(hidden_size, metadata.vocab_size)
+        self.halt = HaltingHead(hidden_size)
+        # fixed random starting states (buffers: saved, not trained)
+        self.register_buffer("high_init", trunc_normal_(torch.empty(hidden_size), std=1.0))
+        self.register_buffer("low_init", trunc_normal_(torch.empty(hidden_size), std=1.0))
+        self._carry: Carry | None = None
+
+    # --- what a subclass implements ---------------------------------------------------------
+    def reason(self, state: State, inputs: torch.Tensor) -> State:
+        """One supervision segment: the new state (high level first; the answer is read from
+        it). ``inputs`` is the encoded input [B, state_len, h]. Only what should learn from
+        this segment may carry gradient."""
+        raise NotImplementedError
+
+    # --- shared I/O ---------------------------------------------------------------------------
+    def initial_state(self, batch_size: int) -> State:
+        shape = (batch_size, self.state_len, self.hidden_size)
+        return self.high_init.expand(shape), self.low_init.expand(shape)
+
+    def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Token embeddings with the puzzle embedding in front, scaled by sqrt(h)."""
+        x = F.embedding(batch["inputs"], self.embed.weight)
+        if self.puzzle_embedding is not None:
+            puzzle = self.puzzle_embedding(batch["puzzle_ids"]).to(x.dtype)
+            puzzle = F.pad(puzzle, (0, self.puzzle_emb_len * self.hidden_size - puzzle.shape[-1]))
+            x = torch.cat([puzzle.view(-1, self.puzzle_emb_len, self.hidden_size), x], dim=1)
+        if hasattr(self, "position"):
+            x = 0.707106781 * (x + self.position.to(x.dtype))  # keeps the variance of a sum of two
+        return self.embed.scale * x
+
+    def segment(self, state: State, batch: dict[str, torch.Tensor]) -> tuple[State, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Run one segment: (detached new state, logits [B, L, V], q_halt [B], q_continue [B])."""
+        state = self.reason(state, self.encode(batch))
+        logits = self.head(state[0])[:, self.puzzle_emb_len:]
+        q_halt, q_continue = self.halt(state[0])
+        return tuple(s.detach() for s in state), logits, q_halt, q_continue
+
+    def halt_signal(self, q_halt: torch.Tensor, q_continue: torch.Tensor) -> torch.Tensor:
+        return q_halt > q_continue if self.q_continue_loss else q_halt > 0
+
+    # --- evaluation: every example runs all segments ---------------------------------------
+    def forward(self, batch: dict[str, torch.Tensor]) -> ReasoningOutput:
+        batch_size = batch["inputs"].shape[0]
+        state = self.initial_state(batch_size)
+        halt_step = torch.zeros(batch_size, dtype=torch.long, device=batch["inputs"].device)
+        for step in range(1, self.halt_max_steps + 1):
+            state, logits, q_halt, q_continue = self.segment(state, batch)
+            first = (halt_step == 0) & self.halt_signal(q_halt, q_continue)
+            halt_step = torch.where(first, step, halt_step)
+        halt_step = torch.where(halt_step == 0, self.halt_max_steps, halt_step)
+        return ReasoningOutput(logits=logits, steps=halt_step, confidence=torch.sigmoid(q_halt),
+                               halt_logits=q_halt)
+
+    # --- training: one segment per optimizer step, slots carried across steps --------------
+    def _refill(self, batch: dict[str, torch.Tensor]) -> tuple[State, torch.Tensor, dict[str, torch.Tensor]]:
+        batch_size = batch["inputs"].shape[0]
+        carry = self._carry
+        if carry is None or carry.halted.shape[0] != batch_size or carry.halted.device != batch["inputs"].device:
+            init = self.initial_state(batch_size)
+            return init, torch.zeros(batch_size, dtype=torch.int32, device=batch["inputs"].device), dict(batch)
+        halted = carry.halted
+        fresh = self.initial_state(batch_size)
+        state = tuple(torch.where(halted.view(-1, 1, 1), f, s) for f, s in zip(fresh, carry.state))
+        steps = torch.where(halted, 0, carry.steps)
+        data = {k: torch.where(halted.view((-1,) + (1,) * (v.ndim - 1)), v, carry.data[k])
+                for k, v in batch.items() if k in carry.data}
+        return state, steps, data
+
+    def training_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        batch = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
+        state, steps, data = self._refill(batch)
+        state, logits, q_halt, q_continue = self.segment(state, data)
+        labels = data["labels"]
+
+        with torch.no_grad():
+            steps = steps + 1
+            last = steps >= self.halt_max_steps
+            halted = last
+            if self.halt_max_steps > 1:
+                halted = halted | self.halt_signal(q_halt, q_continue)
+                explore = torch.rand_like(q_halt) < self.halt_exploration_prob
+                min_steps = explore * torch.randint_like(steps, low=2, high=self.halt_max_steps + 1)
+                halted = halted & (steps >= min_steps)
+            mask = labels != IGNORE_INDEX
+            counts = mask.sum(-1)
+            right = (logits.argmax(-1) == labels) & mask
+            exact = right.sum(-1) == counts
+            target_continue = None
+            if self.q_continue_loss and self.halt_max_steps > 1:
+                # bootstrapped target from the next segment (no replay buffer: the batch's many
+                # slots stand in for parallel environments, as in the reference)
+                _, _, next_halt, next_continue = self.segment(state, data)
+                target_continue = torch.sigmoid(torch.where(last, next_halt, torch.maximum(next_halt, next_continue)))
+        self._carry = Carry(state, steps, halted, data)
+
+        batch_size = labels.shape[0]
+        if self.loss_name == "stablemax":
+            per_token = stablemax_cross_entropy(logits, labels)
+        else:
+            per_token = F.cross_entropy(logits.float().transpose(1, 2), labels, ignore_index=IGNORE_INDEX, reduction="none")
+        lm_loss = (per_token / counts.clamp_min(1).unsqueeze(-1)).sum() / batch_size
+        halt_loss = F.binary_cross_entropy_with_logits(q_halt, exact.to(q_halt.dtype), reduction="sum") / batch_size
+        loss = lm_loss + 0.5 * halt_loss
+        logs = {"lm_loss": lm_loss.detach(), "halt_loss": halt_loss.detach()}
+        if target_continue is not None:
+            continue_loss = F.binary_cross_entropy_with_logits(q_continue, target_continue, reduction="sum") / batch_size
+            loss = loss + 0.5 * continue_loss
+            logs["continue_loss"] = continue_loss.detach()
+        # metrics over the examples that finished this step, as the reference reports them
+        done = halted & (counts > 0)
+        if done.any():
+            logs["exact_accuracy"] = exact[done].float().mean()
+            logs["steps"] = steps[done].float().mean()
+            logs["halting_accuracy"] = ((q_halt[done] >= 0) == exact[done]).float().mean()
+        return loss, logs
+
+    # --- import of the reference implementation's checkpoints -------------------------------
+    # reference key fragment -> ours; a subclass adds its reasoning modules' names
+    reference_renames: dict[str, str] = {
+        "embed_tokens.embedding_weight": "embed.weight",
+        "embed_pos.embedding_weight": "position",
+        "lm_head.": "head.",
+        "q_head.": "halt.linear.",
+        "puzzle_emb.weights": "puzzle_embedding.weight",
+        "H_init": "high_init",
+        "L_init": "low_init",
+        "self_attn.qkv_proj.": "attn.qkv.",
+        "self_attn.o_proj.": "attn.out.",
+        "mlp_t.gate_up_proj.": "seq_mlp.mlp.gate_up.",
+        "mlp_t.down_proj.": "seq_mlp.mlp.down.",
+        "mlp.gate_up_proj.": "mlp.gate_up.",
+        "mlp.down_proj.": "mlp.down.",
+    }
+    reference_level_renames: dict[str, str] = {}
+
+    @classmethod
+    def from_reference_state_dict(cls, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A reference checkpoint's state dict (``_orig_mod.model.inner.`` prefixes, their
+        names) in this model's names. Non-persistent tables (RoPE) are dropped. Raises
+        ``KeyError`` naming a key that has no counterpart."""
+        renames = {**cls.reference_level_renames, **cls.reference_renames}
+        out: dict[str, torch.Tensor] = {}
+        for key, value in state.items():
+            name = key
+            for prefix in ("_orig_mod.", "model.", "inner."):
+                name = name.removeprefix(prefix)
+            if name.startswith("rotary_emb."):
+                continue
+            mapped = name
+            for old, new in renames.items():
+                if mapped.startswith(old) or f".{old}" in mapped:
+                    mapped = new + mapped[len(old):] if mapped.startswith(old) else mapped.replace(f".{old}", f".{new}", 1)
+            if mapped == name:
+                raise KeyError(key)
+            out[mapped] = value
+        return out
+
+    @classmethod
+    def reference_arguments(cls, arch: dict) -> dict:
+        """This model's arguments from the reference's ``arch`` config (``all_config.yaml``)."""
+        args = {"hidden_size": arch["hidden_size"], "num_heads": arch["num_heads"], "expansion": float(arch["expansion"]),
+                "pos_encodings": arch.get("pos_encodings", "rope"), "rope_theta": float(arch.get("rope_theta", 10000.0)),
+                "puzzle_emb_dim": int(arch.get("puzzle_emb_ndim", 0)),
+                "halt_max_steps": arch["halt_max_steps"], "halt_exploration_prob": arch["halt_exploration_prob"]}
+        loss_type = (arch.get("loss") or {}).get("loss_type", "stablemax_cross_entropy")
+        args["loss"] = "softmax" if loss_type.startswith("softmax") else "stablemax"
+        return args

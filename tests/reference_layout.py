@@ -1,0 +1,63 @@
+"""Small state dicts in the key layout of the reference HRM/TRM code, built here from a seeded
+generator (no reference code involved), and the batch they are run on. The outputs pinned in
+``test_recursive.py`` were computed by running the reference implementation itself on exactly
+these tensors (float32, CPU)."""
+
+from __future__ import annotations
+
+import torch
+
+VOCAB, SEQ_LEN, NUM_IDS = 11, 81, 3
+
+CONFIGS = {
+    # name: (reference arch config, levels -> layer count)
+    "hrm": dict(arch="hrm", hidden_size=16, num_heads=2, expansion=4, H_layers=1, L_layers=1, H_cycles=2,
+                L_cycles=2, puzzle_emb_ndim=16, halt_max_steps=3, halt_exploration_prob=0.1,
+                pos_encodings="rope", levels={"H_level": 1, "L_level": 1}),
+    "trm_attention": dict(arch="trm", hidden_size=16, num_heads=2, expansion=4, H_layers=0, L_layers=2, H_cycles=2,
+                          L_cycles=2, puzzle_emb_ndim=16, puzzle_emb_len=2, mlp_t=False, no_ACT_continue=True,
+                          halt_max_steps=3, halt_exploration_prob=0.1, pos_encodings="rope", levels={"L_level": 2}),
+    "trm_mlp": dict(arch="trm", hidden_size=16, num_heads=2, expansion=4, H_layers=0, L_layers=2, H_cycles=2,
+                    L_cycles=2, puzzle_emb_ndim=16, puzzle_emb_len=2, mlp_t=True, no_ACT_continue=True,
+                    halt_max_steps=3, halt_exploration_prob=0.1, pos_encodings="none", levels={"L_level": 2}),
+}
+
+
+def _swiglu_inner(width: int) -> int:
+    return -(-round(4 * width * 2 / 3) // 256) * 256
+
+
+def reference_state_dict(name: str, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Keys as the reference's training script saves them (compiled loss head around the model)."""
+    c = CONFIGS[name]
+    h, g = c["hidden_size"], torch.Generator().manual_seed(seed)
+    prefix = "_orig_mod.model.inner."
+
+    def w(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=g) / (shape[-1] ** 0.5)
+
+    state = {"embed_tokens.embedding_weight": torch.randn(VOCAB, h, generator=g) / h**0.5,
+             "lm_head.weight": w(VOCAB, h), "q_head.weight": w(2, h), "q_head.bias": torch.randn(2, generator=g),
+             "puzzle_emb.weights": 0.5 * torch.randn(NUM_IDS, c["puzzle_emb_ndim"], generator=g),
+             "H_init": torch.randn(h, generator=g), "L_init": torch.randn(h, generator=g)}
+    positions = SEQ_LEN + c.get("puzzle_emb_len", 1)
+    inner, inner_t = _swiglu_inner(h), _swiglu_inner(positions)
+    for level, count in c["levels"].items():
+        for i in range(count):
+            layer = f"{level}.layers.{i}."
+            if c.get("mlp_t"):
+                state[layer + "mlp_t.gate_up_proj.weight"] = w(2 * inner_t, positions)
+                state[layer + "mlp_t.down_proj.weight"] = w(positions, inner_t)
+            else:
+                state[layer + "self_attn.qkv_proj.weight"] = w(3 * h, h)
+                state[layer + "self_attn.o_proj.weight"] = w(h, h)
+            state[layer + "mlp.gate_up_proj.weight"] = w(2 * inner, h)
+            state[layer + "mlp.down_proj.weight"] = w(h, inner)
+    return {prefix + k: v for k, v in state.items()}
+
+
+def reference_batch(seed: int = 1, batch_size: int = 3) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    inputs = torch.randint(1, VOCAB, (batch_size, SEQ_LEN), generator=g)
+    labels = torch.randint(1, VOCAB, (batch_size, SEQ_LEN), generator=g)
+    return {"inputs": inputs, "labels": labels, "puzzle_ids": torch.arange(batch_size) % NUM_IDS}
