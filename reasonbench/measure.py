@@ -78,22 +78,29 @@ def forward_flops_per_example(model: nn.Module, split: Split, examples: int = 16
 
 class TrainFlopCounter(L.Callback):
     """Counts the FLOPs of the first ``steps`` training batches (forward, backward and
-    optimizer, executed for real) and keeps the mean per optimizer step."""
+    optimizer, executed for real) of every cost phase the model reports (``cost_phase()``:
+    one phase unless, say, a curriculum changes the depth), and the batches run in each, so
+    the total is the sum over phases of the measured mean times the batches."""
 
     def __init__(self, steps: int = 2) -> None:
         self.steps = steps
-        self.measured: list[int] = []
+        self.measured: dict[Any, list[int]] = {}
+        self.batches: dict[Any, int] = {}
         self._counter: FlopCounterMode | None = None
+        self._phase: Any = None
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
-        if len(self.measured) < self.steps:
+        phase = pl_module.cost_phase() if hasattr(pl_module, "cost_phase") else None
+        self._phase = phase
+        self.batches[phase] = self.batches.get(phase, 0) + 1
+        if len(self.measured.setdefault(phase, [])) < self.steps:
             self._counter = FlopCounterMode(display=False)
             self._counter.__enter__()
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self._counter is not None:
             self._counter.__exit__(None, None, None)
-            self.measured.append(self._counter.get_total_flops())
+            self.measured[self._phase].append(self._counter.get_total_flops())
             self._counter = None
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
@@ -102,8 +109,19 @@ class TrainFlopCounter(L.Callback):
             self._counter = None
 
     @property
+    def total(self) -> float | None:
+        """FLOPs of all training batches run: per phase, measured mean x batches."""
+        phases = [p for p, values in self.measured.items() if values]
+        if not phases:
+            return None
+        return sum(sum(self.measured[p]) / len(self.measured[p]) * self.batches[p] for p in phases)
+
+    @property
     def per_step(self) -> float | None:
-        return sum(self.measured) / len(self.measured) if self.measured else None
+        """Mean FLOPs per training batch over the whole run."""
+        total = self.total
+        counted = sum(self.batches[p] for p, values in self.measured.items() if values)
+        return total / counted if total is not None and counted else None
 
 
 def device_name(device: torch.device) -> str:

@@ -114,6 +114,18 @@ class ReasoningModule(L.LightningModule):
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, self.lr_multiplier)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
+    @property
+    def training_progress(self) -> float:
+        """Share of the planned optimizer steps done, in [0, 1]; 1 outside a fit."""
+        if self._trainer is None or self.trainer.state.fn != "fit":
+            return 1.0
+        return min(1.0, self.global_step / max(1, self._total_steps))
+
+    def cost_phase(self) -> Any:
+        """A key that changes when the cost of a training step does (e.g. a depth curriculum),
+        so that training FLOPs are measured in every phase; None: constant."""
+        return None
+
     def lr_multiplier(self, step: int) -> float:
         opt = self.optim
         return warmup_cosine(step, opt.warmup_steps, self._total_steps, opt.min_lr_ratio)

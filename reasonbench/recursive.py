@@ -156,6 +156,11 @@ class RecursiveReasoningModule(ReasoningModule):
         q_halt, q_continue = self.halt(state[0])
         return tuple(s.detach() for s in state), logits, q_halt, q_continue
 
+    def supervision_weights(self, steps: torch.Tensor) -> torch.Tensor | None:
+        """Per-example weights of this segment's loss given each slot's segment number
+        (1-based); None weighs every segment alike (HRM, TRM)."""
+        return None
+
     def halt_signal(self, q_halt: torch.Tensor, q_continue: torch.Tensor) -> torch.Tensor:
         return q_halt > q_continue if self.q_continue_loss else q_halt > 0
 
@@ -219,8 +224,13 @@ class RecursiveReasoningModule(ReasoningModule):
             per_token = stablemax_cross_entropy(logits, labels)
         else:
             per_token = F.cross_entropy(logits.float().transpose(1, 2), labels, ignore_index=IGNORE_INDEX, reduction="none")
-        lm_loss = (per_token / counts.clamp_min(1).unsqueeze(-1)).sum() / batch_size
-        halt_loss = F.binary_cross_entropy_with_logits(q_halt, exact.to(q_halt.dtype), reduction="sum") / batch_size
+        weights = self.supervision_weights(steps)
+        per_example = (per_token / counts.clamp_min(1).unsqueeze(-1)).sum(-1)
+        halt_per_example = F.binary_cross_entropy_with_logits(q_halt, exact.to(q_halt.dtype), reduction="none")
+        if weights is not None:
+            per_example, halt_per_example = per_example * weights, halt_per_example * weights
+        lm_loss = per_example.sum() / batch_size
+        halt_loss = halt_per_example.sum() / batch_size
         loss = lm_loss + 0.5 * halt_loss
         logs = {"lm_loss": lm_loss.detach(), "halt_loss": halt_loss.detach()}
         if target_continue is not None:

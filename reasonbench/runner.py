@@ -144,6 +144,15 @@ def execute(cfg: RunConfig, mode: str = "train", command: str | None = None,
         if loaded_checkpoint is None or loaded_checkpoint.get("_path") != cfg.checkpoint:
             loaded_checkpoint = load_checkpoint(cfg.checkpoint)
         state = loaded_checkpoint["state_dict"]
+        if isinstance(loaded_checkpoint.get("ema_state"), dict):
+            # a Lightning checkpoint of an EMA run: the averaged weights are the model
+            state = {**state, **loaded_checkpoint["ema_state"]}
+        table = state.get("puzzle_embedding.weight")
+        own = model.state_dict().get("puzzle_embedding.weight")
+        if table is not None and own is not None and table.shape[0] != own.shape[0]:
+            # identifiers number one data build's puzzle variants: another build cannot reuse them
+            raise UserError(f"checkpoint {cfg.checkpoint} has {table.shape[0]:,} puzzle identifiers, this "
+                            f"{cfg.task} build has {own.shape[0]:,}: evaluate on the data build it was trained on")
         try:
             missing, unexpected = model.load_state_dict(state, strict=False)
         except RuntimeError as exc:  # shape mismatches
@@ -157,8 +166,11 @@ def execute(cfg: RunConfig, mode: str = "train", command: str | None = None,
     flop_counter = TrainFlopCounter(cfg.measure.train_flop_steps)
     callbacks: list[L.Callback] = [flop_counter]
     if mode == "train":
+        # two callbacks: Lightning's save_last only refreshes last.ckpt when "best" improves
         callbacks.append(ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="best",
-                                         monitor="val/exact_accuracy", mode="max", save_last=True))
+                                         monitor="val/exact_accuracy", mode="max"))
+        callbacks.append(ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="last", monitor=None,
+                                         save_top_k=1, enable_version_counter=False))
     trainer = _trainer(cfg, run_dir, callbacks, checkpoints=mode == "train")
 
     train_seconds = 0.0
@@ -235,17 +247,28 @@ def summary(record: dict[str, Any]) -> str:
         return (f"{record['model']} / {record['task']} / {record['preset']} (seed {record['seed']}): "
                 f"{record['status']}: {record['status_detail']}")
     lo, hi = m.get("exact_accuracy_ci95", [0, 0])
-    rows = [
-        ("model / task / preset", f"{record['model']} / {record['task']} / {record['preset']} (seed {record['seed']})"),
-        ("status", record["status"]),
+    rows = [("model / task / preset", f"{record['model']} / {record['task']} / {record['preset']} (seed {record['seed']})"),
+            ("status", record["status"])]
+    if m.get("pass@2") is not None:
+        rows.append(("tasks solved", f"pass@1 {100 * m['pass@1']:.1f}%, pass@2 {100 * m['pass@2']:.1f}% "
+                                     f"of {m.get('n_tasks', '?')} tasks (below: per test variant)"))
+    rows += [
         ("exact accuracy", f"{100 * m.get('exact_accuracy', 0):.2f}%  (95% CI {100 * lo:.1f}-{100 * hi:.1f}%, "
                            f"n={m.get('n_test_examples', 0)})"),
         ("token accuracy", f"{100 * m.get('token_accuracy', 0):.2f}%"),
-        ("parameters", f"{c['params']:,}" + (f" (+{c['params_extra']:,} extra)" if c["params_extra"] else "")),
-        ("forward FLOPs / example", f"{c['flops_per_example_forward']['mean']:.3g}"),
-        ("train / eval time", f"{c['train_seconds']:.1f} s / {c['eval_seconds']:.1f} s on {c['device']}"),
     ]
     if m.get("mean_steps") is not None:
-        rows.insert(4, ("mean reasoning steps", f"{m['mean_steps']:.2f}"))
+        rows.append(("mean reasoning steps", f"{m['mean_steps']:.2f}"))
+    if m.get("halting_accuracy") is not None:
+        rows.append(("halting accuracy", f"{100 * m['halting_accuracy']:.2f}%"))
+    rows += [
+        ("parameters", f"{c['params']:,}" + (f" (+{c['params_extra']:,} extra)" if c["params_extra"] else "")),
+        ("forward FLOPs / example", f"{c['flops_per_example_forward']['mean']:.3g}"),
+    ]
+    if c.get("train_flops"):
+        rows.append(("training FLOPs", f"{c['train_flops']:.3g} over {c['train_steps']} steps"))
+    rows += [
+        ("train / eval time", f"{c['train_seconds']:.1f} s / {c['eval_seconds']:.1f} s on {c['device']}"),
+    ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)

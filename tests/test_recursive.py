@@ -309,3 +309,46 @@ def test_import_checkpoint_refuses_a_foreign_state_dict(tmp_path):
     assert result.returncode == 2
     assert "encoder.weight" in result.stderr and "\n" not in result.stderr.strip()
     assert not (tmp_path / "x.pt").exists()
+
+
+def _sign_sgd_worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    table = PuzzleEmbedding(4, 2).train()
+    ids = torch.tensor([[0, 1], [1, 2]][rank])
+    rows = table(ids)
+    # rank 0 pushes id 1 up by 1.0; rank 1 pushes it down by 3.0: the sum decides the sign
+    weights = torch.tensor([[[1.0, 1.0], [-1.0, 1.0]], [[3.0, -1.0], [1.0, 1.0]]])[rank]
+    (rows * weights).sum().backward()
+    table.sign_sgd_step(lr=0.5, weight_decay=0.0)
+    torch.save(table.weight.data, f"{out_dir}/rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_puzzle_embedding_updates_agree_across_processes(tmp_path):
+    """Under DDP every process applies the update of the rows used by all of them."""
+    import torch.multiprocessing as mp
+
+    mp.spawn(_sign_sgd_worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
+    tables = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+    expected = torch.tensor([[-0.5, -0.5], [-0.5, 0.0], [-0.5, -0.5], [0.0, 0.0]])
+    torch.testing.assert_close(tables[0], expected)
+    torch.testing.assert_close(tables[1], expected)
+
+
+@pytest.mark.parametrize("model", ["hrm", "trm"])
+def test_trained_checkpoints_evaluate_to_the_recorded_metrics(model, tmp_path):
+    """final.pt re-scores to the record; for TRM (EMA) so does the Lightning last.ckpt, whose
+    averaged weights, not the live ones, are what eval loads."""
+    record = rb.run(model, "maze", preset="smoke", seed=0, out=str(tmp_path / "r"), **{"trainer.enable_progress_bar": False})
+    assert record["metrics"]["halting_accuracy"] is not None
+    run_dir = Path(record["checkpoint"]).parent
+    checkpoints = [record["checkpoint"]] + ([str(run_dir / "checkpoints" / "last.ckpt")] if model == "trm" else [])
+    for i, checkpoint in enumerate(checkpoints):
+        out = tmp_path / f"e{i}"
+        result = call_cli("eval", "--model", model, "--task", "maze", "--preset", "smoke", "--checkpoint", checkpoint,
+                          "--out", str(out), "--trainer.enable_progress_bar", "false")
+        assert result.returncode == 0, result.stderr
+        evaluated = json.loads(next(out.rglob("seed0.eval.json")).read_text())
+        assert evaluated["metrics"] == record["metrics"], checkpoint

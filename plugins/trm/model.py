@@ -64,16 +64,21 @@ class TRMModel(RecursiveReasoningModule):
                 "puzzle_emb_len": arch.get("puzzle_emb_len", 16),
                 "q_continue_loss": not arch.get("no_ACT_continue", True)}
 
-    def recursion(self, y: torch.Tensor, z: torch.Tensor, x: torch.Tensor,
+    def depth(self) -> tuple[int, int]:
+        """(T, n) of the next segment; a curriculum (CGAR) varies it during training."""
+        return self.recursions, self.latent_steps
+
+    def recursion(self, y: torch.Tensor, z: torch.Tensor, x: torch.Tensor, latent_steps: int,
                   rotary: tuple[torch.Tensor, torch.Tensor] | None) -> tuple[torch.Tensor, torch.Tensor]:
-        for _ in range(self.latent_steps):
+        for _ in range(latent_steps):
             z = self.net(z, y + x, rotary)
         return self.net(y, z, rotary), z
 
     def reason(self, state: State, inputs: torch.Tensor) -> State:
         y, z = state
+        recursions, latent_steps = self.depth()
         rotary = self.rotary() if self.rotary is not None else None
         with torch.no_grad():
-            for _ in range(self.recursions - 1):
-                y, z = self.recursion(y, z, inputs, rotary)
-        return self.recursion(y, z, inputs, rotary)
+            for _ in range(recursions - 1):
+                y, z = self.recursion(y, z, inputs, latent_steps, rotary)
+        return self.recursion(y, z, inputs, latent_steps, rotary)
