@@ -165,7 +165,9 @@ class RecursiveReasoningModule(ReasoningModule):
         return q_halt > q_continue if self.q_continue_loss else q_halt > 0
 
     # --- evaluation: every example runs all segments ---------------------------------------
-    def forward(self, batch: dict[str, torch.Tensor]) -> ReasoningOutput:
+    def run_segments(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """All ``halt_max_steps`` segments: (final logits, final q_halt, final q_continue, the
+        segment at which the halting head first said halt, or the last)."""
         batch_size = batch["inputs"].shape[0]
         state = self.initial_state(batch_size)
         halt_step = torch.zeros(batch_size, dtype=torch.long, device=batch["inputs"].device)
@@ -173,7 +175,10 @@ class RecursiveReasoningModule(ReasoningModule):
             state, logits, q_halt, q_continue = self.segment(state, batch)
             first = (halt_step == 0) & self.halt_signal(q_halt, q_continue)
             halt_step = torch.where(first, step, halt_step)
-        halt_step = torch.where(halt_step == 0, self.halt_max_steps, halt_step)
+        return logits, q_halt, q_continue, torch.where(halt_step == 0, self.halt_max_steps, halt_step)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> ReasoningOutput:
+        logits, q_halt, _, halt_step = self.run_segments(batch)
         return ReasoningOutput(logits=logits, steps=halt_step, confidence=torch.sigmoid(q_halt),
                                halt_logits=q_halt)
 

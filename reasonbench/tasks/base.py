@@ -51,6 +51,9 @@ class TaskMetadata:
     ignore_label_id: int = IGNORE_INDEX
     scoring: str = "exact"  # how the headline number is computed
     extra_metrics: tuple[str, ...] = ()  # per-example booleans from ``ReasoningTask.score``
+    # permutations of the vocabulary (new_id = perm[old_id]) that turn a puzzle and its answer
+    # into an equivalent puzzle and answer; the first is the identity (test-time voting)
+    relabellings: tuple[tuple[int, ...], ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

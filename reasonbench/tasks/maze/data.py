@@ -23,6 +23,8 @@ from ..reference_csv import read_rows, write_rows
 CHARSET = "# SGo"  # id = position + 1, the reference's char2id
 PAD, WALL, OPEN, START, GOAL, PATH = range(6)
 VOCAB_SIZE = len(CHARSET) + 1
+# identity, and start and goal swapped (a shortest path is one in either direction)
+RELABELLINGS = (tuple(range(VOCAB_SIZE)), (0, 1, 2, 4, 3, 5))
 
 _ID_OF_BYTE = np.zeros(256, dtype=np.int8)  # unknown characters map to the pad id 0
 _ID_OF_BYTE[np.frombuffer(CHARSET.encode(), dtype=np.uint8)] = np.arange(1, VOCAB_SIZE)

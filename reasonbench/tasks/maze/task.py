@@ -77,6 +77,7 @@ class MazeTask(ReasoningTask):
     @property
     def metadata(self) -> TaskMetadata:
         return TaskMetadata(name=self.name, vocab_size=data.VOCAB_SIZE, seq_len=self.size * self.size,
+                            relabellings=data.RELABELLINGS,
                             num_puzzle_ids=1, grid_shape=(self.size, self.size), extra_metrics=("valid_path",))
 
     def recipe(self) -> dict[str, Any]:

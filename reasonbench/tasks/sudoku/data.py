@@ -15,6 +15,11 @@ VOCAB_SIZE = 11  # pad 0, blank 1, digits 1-9 -> 2-10
 SEQ_LEN = 81
 
 
+def digit_shifts() -> tuple[tuple[int, ...], ...]:
+    """The 9 cyclic shifts of the digits (ids 2-10), identity first; pad and blank stay."""
+    return tuple(tuple(i if i < 2 else (i - 2 + k) % 9 + 2 for i in range(VOCAB_SIZE)) for k in range(9))
+
+
 def encode(grids: np.ndarray) -> np.ndarray:
     """Grids (0 = blank, 1-9) -> token ids (blank 1, digit d -> d + 1), int64."""
     return grids.astype(np.int64) + 1

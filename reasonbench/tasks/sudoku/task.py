@@ -27,6 +27,17 @@ def _as_split(questions: np.ndarray, answers: np.ndarray, ratings: np.ndarray) -
                  info={"rating": torch.as_tensor(ratings, dtype=torch.long)})
 
 
+def with_hints(questions: np.ndarray, answers: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Easier copies: for each puzzle with b >= 2 blanks, k ~ uniform{1..b-1} of them, chosen
+    uniformly, filled from the answer (never all: the copy still needs solving)."""
+    blank = questions == 0
+    count = blank.sum(1)
+    k = np.where(count >= 2, rng.integers(1, np.maximum(count, 2)), 0)
+    keys = np.where(blank, rng.random(questions.shape), 2.0)  # clues sort last
+    rank = keys.argsort(1, kind="stable").argsort(1, kind="stable")
+    return np.where(blank & (rank < k[:, None]), answers, questions).astype(questions.dtype)
+
+
 class SudokuTask(ReasoningTask):
     """Sudoku-Extreme with the reference encoding (blank 1, digits 2-10, vocab 11, length 81).
 
@@ -46,6 +57,8 @@ class SudokuTask(ReasoningTask):
         workers: processes for the ``extreme`` generator (0 = one per CPU core); the data do
             not depend on it.
         skip_invalid: skip and count bad CSV rows instead of stopping at the first.
+        hints: add to every training example an easier copy with a random number (1 to
+            blanks - 1) of its blanks filled from the solution (Augmented HRM's data side).
     """
 
     name = "sudoku"
@@ -54,7 +67,7 @@ class SudokuTask(ReasoningTask):
                  num_test: int | None = 1000, augmentations: int = 0,
                  generator: Literal["blanks", "extreme"] = "blanks", num_blanks: int = 40,
                  hard_fraction: float = 0.5, hard_mean: float = 55.0, workers: int = 0,
-                 skip_invalid: bool = False, batch_size: int = 32, eval_batch_size: int = 256,
+                 skip_invalid: bool = False, hints: bool = False, batch_size: int = 32, eval_batch_size: int = 256,
                  data_seed: int = 0, num_workers: int = 0) -> None:
         super().__init__(batch_size, eval_batch_size, data_seed, num_workers)
         if num_train < 1 or num_val < 1 or (num_test is not None and num_test < 1):
@@ -73,11 +86,13 @@ class SudokuTask(ReasoningTask):
         self.augmentations = augmentations
         self.num_blanks = num_blanks
         self.skip_invalid = skip_invalid
+        self.hints = hints
         self.skipped_rows = 0
 
     @property
     def metadata(self) -> TaskMetadata:
         return TaskMetadata(name=self.name, vocab_size=data.VOCAB_SIZE, seq_len=data.SEQ_LEN,
+                            relabellings=data.digit_shifts(),
                             num_puzzle_ids=1, grid_shape=(9, 9))
 
     def recipe(self) -> dict[str, Any]:
@@ -86,7 +101,7 @@ class SudokuTask(ReasoningTask):
                 "generator": None if self.path else self.generator,
                 "num_blanks": None if self.path or self.generator != "blanks" else self.num_blanks,
                 "hard": None if self.path or self.generator != "extreme" else [self.hard_fraction, self.hard_mean],
-                "skip_invalid": self.skip_invalid,
+                "skip_invalid": self.skip_invalid, "hints": self.hints,
                 "data_seed": self.data_seed, "version": 1}
 
     def build(self) -> dict[str, Split]:
@@ -104,6 +119,8 @@ class SudokuTask(ReasoningTask):
                 copies_q.append(np.stack([p[0] for p in pairs]))
                 copies_a.append(np.stack([p[1] for p in pairs]))
             q, a, r = np.concatenate(copies_q), np.concatenate(copies_a), np.tile(r, self.augmentations + 1)
+        if self.hints:
+            q, a, r = np.concatenate([q, with_hints(q, a, rng)]), np.concatenate([a, a]), np.concatenate([r, r])
         splits["train"] = _as_split(q, a, r)
         return splits
 
