@@ -32,6 +32,7 @@ bench: install
 	$(BIN)/python -m reasonbench_benchmarks.speed
 	$(BIN)/python -m reasonbench_benchmarks.maze_generation
 	$(BIN)/python -m reasonbench_benchmarks.arc_build --augmentations 100
+	$(BIN)/python -m reasonbench_benchmarks.attractor_memory
 
 # Builds the tables from the records under $(RESULTS) (smoke runs are not listed).
 leaderboard: install

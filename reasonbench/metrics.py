@@ -36,16 +36,18 @@ class ReasoningMetrics(Metric):
 
     full_state_update = False
 
-    def __init__(self, extra: tuple[str, ...] = ()) -> None:
+    def __init__(self, extra: tuple[str, ...] = (), stats: tuple[str, ...] = ()) -> None:
         super().__init__()
         self.extra = tuple(extra)
+        self.stats = tuple(stats)
         for name in ("examples", "exact", "tokens", "tokens_right", "steps_sum", "steps_count",
                      "halt_right", "halt_count",
-                     *(f"extra_{e}" for e in self.extra)):
+                     *(f"extra_{e}" for e in self.extra), *(f"stat_{s}" for s in self.stats), "stat_weight"):
             self.add_state(name, default=torch.tensor(0, dtype=torch.float64), dist_reduce_fx="sum")
 
     def update(self, predictions: torch.Tensor, labels: torch.Tensor, steps: torch.Tensor | None = None,
-               extra: dict[str, torch.Tensor] | None = None, halt_logits: torch.Tensor | None = None) -> None:
+               extra: dict[str, torch.Tensor] | None = None, halt_logits: torch.Tensor | None = None,
+               stats: dict[str, float] | None = None) -> None:
         mask = labels != IGNORE_INDEX
         supervised = mask.sum(-1)
         valid = supervised > 0
@@ -62,6 +64,11 @@ class ReasoningMetrics(Metric):
         if steps is not None:
             self.steps_sum += steps.double().sum()
             self.steps_count += steps.numel()
+        if stats:
+            # batch figures weighted by the batch's examples: a mean over examples
+            for name in self.stats:
+                setattr(self, f"stat_{name}", getattr(self, f"stat_{name}") + float(stats[name]) * labels.shape[0])
+            self.stat_weight += labels.shape[0]
         for name, values in (extra or {}).items():
             state = f"extra_{name}"
             setattr(self, state, getattr(self, state) + (values.bool() & valid).sum())
@@ -78,6 +85,9 @@ class ReasoningMetrics(Metric):
             "mean_steps": (self.steps_sum / self.steps_count).item() if self.steps_count > 0 else None,
             "halting_accuracy": (self.halt_right / self.halt_count).item() if self.halt_count > 0 else None,
         }
+        for name in self.stats:
+            weight = self.stat_weight.item()
+            result[name] = getattr(self, f"stat_{name}").item() / weight if weight else None
         for name in self.extra:
             count = int(getattr(self, f"extra_{name}").item())
             result[name] = count / n if n else 0.0

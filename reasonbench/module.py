@@ -31,6 +31,7 @@ class ReasoningOutput:
     steps: torch.Tensor | None = None  # [B]
     confidence: torch.Tensor | None = None  # [B] halting confidence, breaks ties in voting tasks
     halt_logits: torch.Tensor | None = None  # [B] "answer is right" logit of a halting head
+    stats: dict[str, float] | None = None  # batch-level figures named in the model's ``reported_stats``
 
 
 class ReasoningModule(L.LightningModule):
@@ -39,13 +40,15 @@ class ReasoningModule(L.LightningModule):
     # weight decay on every trained weight (the reference HRM/TRM optimizer) instead of
     # matrices only (the usual LLM practice)
     decay_all_parameters = False
+    # per-batch figures the model reports (e.g. solver iterations); averaged over test examples
+    reported_stats: tuple[str, ...] = ()
 
     def __init__(self, metadata: TaskMetadata, optim: OptimConfig | None = None) -> None:
         super().__init__()
         self.metadata = metadata
         self.optim = optim or OptimConfig()
-        self.val_metrics = ReasoningMetrics(metadata.extra_metrics)
-        self.test_metrics = ReasoningMetrics(metadata.extra_metrics)
+        self.val_metrics = ReasoningMetrics(metadata.extra_metrics, self.reported_stats)
+        self.test_metrics = ReasoningMetrics(metadata.extra_metrics, self.reported_stats)
         self.task_score: Callable[..., dict[str, torch.Tensor]] | None = None  # set by the runner
         # for tasks scored over the whole test split at once (ARC voting); set by the runner
         self.task_aggregate: Callable[..., dict[str, float]] | None = None
@@ -171,7 +174,7 @@ class ReasoningModule(L.LightningModule):
         out = self(batch)
         predictions = out.logits.argmax(-1)
         extra = self.task_score(batch["inputs"], predictions, batch["labels"]) if self.task_score else None
-        metrics.update(predictions, batch["labels"], out.steps, extra, out.halt_logits)
+        metrics.update(predictions, batch["labels"], out.steps, extra, out.halt_logits, out.stats)
         return out, predictions
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:

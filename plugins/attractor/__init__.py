@@ -1,0 +1,5 @@
+"""``attractor``: TRM with its latent recursion solved to a fixed point."""
+
+from .model import AttractorModel
+
+__all__ = ["AttractorModel"]

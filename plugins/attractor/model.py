@@ -1,0 +1,105 @@
+"""Attractor (arXiv 2605.12466; jacobfa/Attractor, experiments/attractor_puzzles/trm/trm_deq.py):
+TRM whose n explicit latent updates are replaced by the fixed point of the latent map,
+
+    z* = f(z*),  f(z) = net(z, y + x),
+
+found by Anderson acceleration without gradient (warm-started from the carried latent), then
+reconnected to the graph by a truncated "phantom" backward through K more applications of f
+(the reference's default) or by implicit differentiation. The answer update y = net(y, z*) and
+the recursions, halting and deep supervision are TRM's. Training memory depends on K, not on
+the solver's iterations. The reference's Anderson keeps its history wrongly (it rolls the buffer
+but reads the first slots), which collapses the iterate; this one is a standard solver.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from reasonbench.module import ReasoningOutput
+from reasonbench.nn.fixed_point import SolverStats, anderson, attach_gradient, fixed_point_iteration
+from reasonbench.optim import OptimConfig
+from reasonbench.tasks import TaskMetadata
+from reasonbench_plugins.trm import TRMModel
+
+
+class AttractorModel(TRMModel):
+    """Args (besides TRM's; ``latent_steps`` is unused):
+        solver: 'anderson' or 'iteration' (plain fixed-point iteration).
+        solver_history: Anderson history m.
+        solver_mixing: Anderson mixing beta.
+        solver_ridge: regularisation of Anderson's least squares.
+        solver_tol: stop when the relative residual ||f(z) - z|| / ||f(z)|| is below this.
+        solver_min_iter: iterations at least.
+        solver_max_iter: iterations at most.
+        gradient: 'phantom' (K differentiated steps from the fixed point) or 'implicit'.
+        phantom_steps: K.
+    """
+
+    reported_stats = ("solver_iterations", "solver_residual")
+
+    def __init__(self, metadata: TaskMetadata, optim: OptimConfig | None = None, hidden_size: int = 512,
+                 num_heads: int = 8, expansion: float = 4.0, num_layers: int = 8, recursions: int = 3,
+                 latent_steps: int = 1, mixer: str = "attention", pos_encodings: str = "rope",
+                 rope_theta: float = 10000.0, puzzle_emb_dim: int = 512, puzzle_emb_len: int = 16,
+                 halt_max_steps: int = 16, halt_exploration_prob: float = 0.1, q_continue_loss: bool = False,
+                 loss: str = "stablemax", solver: str = "anderson", solver_history: int = 5,
+                 solver_mixing: float = 1.0, solver_ridge: float = 1e-4, solver_tol: float = 1e-3,
+                 solver_min_iter: int = 4, solver_max_iter: int = 8, gradient: str = "phantom",
+                 phantom_steps: int = 2) -> None:
+        super().__init__(metadata, optim, hidden_size=hidden_size, num_heads=num_heads, expansion=expansion,
+                         num_layers=num_layers, recursions=recursions, latent_steps=latent_steps, mixer=mixer,
+                         pos_encodings=pos_encodings, rope_theta=rope_theta, puzzle_emb_dim=puzzle_emb_dim,
+                         puzzle_emb_len=puzzle_emb_len, halt_max_steps=halt_max_steps,
+                         halt_exploration_prob=halt_exploration_prob, q_continue_loss=q_continue_loss, loss=loss)
+        if solver not in ("anderson", "iteration"):
+            raise ValueError(f"model.solver must be 'anderson' or 'iteration', got {solver!r}")
+        if gradient not in ("phantom", "implicit"):
+            raise ValueError(f"model.gradient must be 'phantom' or 'implicit', got {gradient!r}")
+        if solver_history < 1 or not 0 < solver_mixing <= 1 or solver_ridge < 0 or solver_tol <= 0:
+            raise ValueError("model.solver_history >= 1, 0 < solver_mixing <= 1, solver_ridge >= 0, solver_tol > 0")
+        if not 1 <= solver_min_iter <= solver_max_iter or phantom_steps < 1:
+            raise ValueError("model.solver_min_iter must be in 1..solver_max_iter and model.phantom_steps >= 1")
+        self.solver, self.gradient, self.phantom_steps = solver, gradient, phantom_steps
+        self.solver_options = dict(history=solver_history, mixing=solver_mixing, ridge=solver_ridge, tol=solver_tol,
+                                   min_iter=solver_min_iter, max_iter=solver_max_iter)
+        self._solves: list[SolverStats] = []
+
+    def solve(self, f, z0: torch.Tensor) -> torch.Tensor:
+        if self.solver == "anderson":
+            z, stats = anderson(f, z0, **self.solver_options)
+        else:
+            z, stats = fixed_point_iteration(f, z0, self.solver_options["tol"], self.solver_options["max_iter"])
+        self._solves.append(stats)
+        return z
+
+    def recursion(self, y: torch.Tensor, z: torch.Tensor, x: torch.Tensor, latent_steps: int,
+                  rotary: tuple[torch.Tensor, torch.Tensor] | None) -> tuple[torch.Tensor, torch.Tensor]:
+        injection = y + x
+
+        def f(state: torch.Tensor) -> torch.Tensor:
+            return self.net(state, injection, rotary)
+
+        z = self.solve(f, z.detach())
+        if torch.is_grad_enabled():
+            z = attach_gradient(f, z, self.gradient, self.phantom_steps)
+        return self.net(y, z, rotary), z
+
+    def solver_stats(self) -> dict[str, float]:
+        """Mean iterations and mean final residual of the solves since the last call."""
+        solves, self._solves = self._solves, []
+        if not solves:
+            return {}
+        return {"solver_iterations": sum(s.iterations for s in solves) / len(solves),
+                "solver_residual": sum(s.residual for s in solves) / len(solves)}
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> ReasoningOutput:
+        self._solves = []
+        out = super().forward(batch)
+        out.stats = self.solver_stats() or None
+        return out
+
+    def training_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        self._solves = []
+        loss, logs = super().training_loss(batch)
+        logs.update({k: torch.tensor(v) for k, v in self.solver_stats().items()})
+        return loss, logs
