@@ -44,12 +44,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load_state(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise UserError(f"checkpoint {path}: no such file")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise UserError(f"checkpoint {path}: unreadable: {one_line(exc)[:200]}") from None
+    from .runner import read_torch_file
+
+    state = read_torch_file(path)
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -99,7 +96,7 @@ def import_checkpoint(source: str, path: str | Path, task: str, out: str | Path,
                       reference_config: str | None = None) -> dict[str, Any]:
     """Convert; returns a summary (what was read, the model arguments, where it went)."""
     from . import registry
-    from .runner import CHECKPOINT_FORMAT, build_model, make_task
+    from .runner import build_model, make_task, save_checkpoint
 
     path, out = Path(path), Path(out)
     raw = _load_state(path)
@@ -125,14 +122,9 @@ def import_checkpoint(source: str, path: str | Path, task: str, out: str | Path,
     except RuntimeError as exc:
         first = next((l.strip() for l in str(exc).splitlines()[1:] if l.strip()), one_line(exc))
         raise UserError(f"checkpoint {path} does not fit {source} on {task} with these settings: {first[:300]}") from None
-    payload = {"format": CHECKPOINT_FORMAT, "version": 1, "model": source, "task": task, "config": cfg.config,
-               "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
-               "imported_from": {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-                                 "reference_config": str(config_path) if config_path else None}}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(out)
+    save_checkpoint(model, cfg, out, imported_from={
+        "path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "reference_config": str(config_path) if config_path else None})
     return {"out": str(out), "model_args": cfg.model_args, "reference_config": str(config_path) if config_path else None,
             "tensors": len(state)}
 

@@ -111,17 +111,16 @@ class TrainFlopCounter(L.Callback):
     @property
     def total(self) -> float | None:
         """FLOPs of all training batches run: per phase, measured mean x batches."""
-        phases = [p for p, values in self.measured.items() if values]
-        if not phases:
+        # the first batches of every phase are measured, so each phase has a mean
+        if not any(self.measured.values()):
             return None
-        return sum(sum(self.measured[p]) / len(self.measured[p]) * self.batches[p] for p in phases)
+        return sum(sum(v) / len(v) * self.batches[p] for p, v in self.measured.items() if v)
 
     @property
     def per_step(self) -> float | None:
         """Mean FLOPs per training batch over the whole run."""
         total = self.total
-        counted = sum(self.batches[p] for p, values in self.measured.items() if values)
-        return total / counted if total is not None and counted else None
+        return total / sum(self.batches.values()) if total is not None else None
 
 
 def device_name(device: torch.device) -> str:

@@ -80,13 +80,16 @@ class ReasoningModule(L.LightningModule):
             if getattr(module, "counts_as_extra", False):
                 yield from module.parameters(recurse=True)
 
+    def puzzle_tables(self) -> list[PuzzleEmbedding]:
+        """The per-puzzle embedding tables, trained by sign-SGD beside the optimizer."""
+        return [m for m in self.modules() if isinstance(m, PuzzleEmbedding)]
+
     # --- training -------------------------------------------------------------------------
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
         loss, logs = self.training_loss(batch)
         if not torch.isfinite(loss):
-            for module in self.modules():
-                if isinstance(module, PuzzleEmbedding):
-                    module.forget_batch()
+            for table in self.puzzle_tables():
+                table.forget_batch()
             # stop instead of training on garbage; the runner records where it happened
             self.diverged = f"non-finite training loss ({loss.item()}) at step {self.global_step}"
             self.diverged_step = self.global_step
@@ -137,9 +140,8 @@ class ReasoningModule(L.LightningModule):
         super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
         # per-puzzle tables: sign-SGD on the rows used, on the same schedule as the weights
         lr = self.optim.puzzle_emb_lr * self.lr_multiplier(self.global_step)
-        for module in self.modules():
-            if isinstance(module, PuzzleEmbedding):
-                module.sign_sgd_step(lr, self.optim.puzzle_emb_weight_decay)
+        for table in self.puzzle_tables():
+            table.sign_sgd_step(lr, self.optim.puzzle_emb_weight_decay)
 
     # --- EMA of the weights: averaged during training, evaluated in their place -----------
     def on_fit_start(self) -> None:

@@ -140,6 +140,8 @@ class RecursiveReasoningModule(ReasoningModule):
 
     def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Token embeddings with the puzzle embedding in front, scaled by sqrt(h)."""
+        # the table is looked up unscaled: as in the reference, the sqrt(h) scale applies to the
+        # puzzle rows and the learned positions too, in this order (bit-identical outputs)
         x = F.embedding(batch["inputs"], self.embed.weight)
         if self.puzzle_embedding is not None:
             puzzle = self.puzzle_embedding(batch["puzzle_ids"]).to(x.dtype)

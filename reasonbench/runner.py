@@ -68,15 +68,21 @@ def build_model(cfg: RunConfig, task: ReasoningTask, metadata: TaskMetadata | No
     return model
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a reasonbench or Lightning checkpoint safely (``weights_only=True``)."""
+def read_torch_file(path: str | Path) -> Any:
+    """``torch.load`` with ``weights_only=True`` onto the CPU; a missing or unreadable file is a
+    one-line ``UserError``."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint {path}: no such file")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle errors, truncated zip files, foreign formats
         raise UserError(f"checkpoint {path}: unreadable: {one_line(exc)[:200]}") from None
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a reasonbench or Lightning checkpoint safely (``weights_only=True``)."""
+    data = read_torch_file(path)
     if not isinstance(data, dict) or not isinstance(data.get("state_dict"), dict):
         raise UserError(f"checkpoint {path}: no 'state_dict' in it (not a reasonbench or Lightning checkpoint)")
     return data
@@ -101,10 +107,12 @@ def checkpoint_config_argv(argv: list[str]) -> tuple[list[str], dict[str, Any] |
     return ["--config", json.dumps(keep)], loaded
 
 
-def save_checkpoint(model: ReasoningModule, cfg: RunConfig, path: Path) -> None:
-    """A portable checkpoint: weights plus the resolved config, loadable with weights_only."""
+def save_checkpoint(model: ReasoningModule, cfg: RunConfig, path: Path, **extra: Any) -> None:
+    """A portable checkpoint: weights plus the resolved config (and ``extra`` fields, e.g. where
+    imported weights came from), loadable with weights_only; written atomically."""
     payload = {"format": CHECKPOINT_FORMAT, "version": 1, "model": cfg.model, "task": cfg.task,
-               "config": cfg.config, "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+               "config": cfg.config, "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+               **extra}
     tmp = path.with_name(path.name + ".tmp")
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(payload, tmp)

@@ -13,6 +13,8 @@ but reads the first slots), which collapses the iterate; this one is a standard 
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from reasonbench.module import ReasoningOutput
@@ -23,7 +25,7 @@ from reasonbench_plugins.trm import TRMModel
 
 
 class AttractorModel(TRMModel):
-    """Args (besides TRM's; ``latent_steps`` is unused):
+    """Args (besides TRM's; ``latent_steps`` is unused, ``num_layers`` defaults to 8):
         solver: 'anderson' or 'iteration' (plain fixed-point iteration).
         solver_history: Anderson history m.
         solver_mixing: Anderson mixing beta.
@@ -37,20 +39,12 @@ class AttractorModel(TRMModel):
 
     reported_stats = ("solver_iterations", "solver_residual")
 
-    def __init__(self, metadata: TaskMetadata, optim: OptimConfig | None = None, hidden_size: int = 512,
-                 num_heads: int = 8, expansion: float = 4.0, num_layers: int = 8, recursions: int = 3,
-                 latent_steps: int = 1, mixer: str = "attention", pos_encodings: str = "rope",
-                 rope_theta: float = 10000.0, puzzle_emb_dim: int = 512, puzzle_emb_len: int = 16,
-                 halt_max_steps: int = 16, halt_exploration_prob: float = 0.1, q_continue_loss: bool = False,
-                 loss: str = "stablemax", solver: str = "anderson", solver_history: int = 5,
-                 solver_mixing: float = 1.0, solver_ridge: float = 1e-4, solver_tol: float = 1e-3,
-                 solver_min_iter: int = 4, solver_max_iter: int = 8, gradient: str = "phantom",
-                 phantom_steps: int = 2) -> None:
-        super().__init__(metadata, optim, hidden_size=hidden_size, num_heads=num_heads, expansion=expansion,
-                         num_layers=num_layers, recursions=recursions, latent_steps=latent_steps, mixer=mixer,
-                         pos_encodings=pos_encodings, rope_theta=rope_theta, puzzle_emb_dim=puzzle_emb_dim,
-                         puzzle_emb_len=puzzle_emb_len, halt_max_steps=halt_max_steps,
-                         halt_exploration_prob=halt_exploration_prob, q_continue_loss=q_continue_loss, loss=loss)
+    def __init__(self, metadata: TaskMetadata, optim: OptimConfig | None = None, num_layers: int = 8,
+                 solver: str = "anderson", solver_history: int = 5, solver_mixing: float = 1.0,
+                 solver_ridge: float = 1e-4, solver_tol: float = 1e-3, solver_min_iter: int = 4,
+                 solver_max_iter: int = 8, gradient: str = "phantom", phantom_steps: int = 2,
+                 **trm_args: Any) -> None:
+        super().__init__(metadata, optim, num_layers=num_layers, **trm_args)
         if solver not in ("anderson", "iteration"):
             raise ValueError(f"model.solver must be 'anderson' or 'iteration', got {solver!r}")
         if gradient not in ("phantom", "implicit"):

@@ -12,6 +12,8 @@ any of 10 checkpoints is right, which needs the labels: not an accuracy, not rep
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from reasonbench.module import ReasoningOutput
@@ -37,17 +39,9 @@ class AugmentedHRMModel(HRMModel):
         relabel_vote: vote over the task's relabellings at evaluation (False: plain HRM).
     """
 
-    def __init__(self, metadata: TaskMetadata, optim: OptimConfig | None = None, hidden_size: int = 512,
-                 num_heads: int = 8, expansion: float = 4.0, high_layers: int = 4, low_layers: int = 4,
-                 high_cycles: int = 2, low_cycles: int = 2, pos_encodings: str = "rope",
-                 rope_theta: float = 10000.0, puzzle_emb_dim: int = 512, puzzle_emb_len: int = 0,
-                 halt_max_steps: int = 16, halt_exploration_prob: float = 0.1, q_continue_loss: bool = True,
-                 loss: str = "stablemax", relabel_vote: bool = True) -> None:
-        super().__init__(metadata, optim, hidden_size=hidden_size, num_heads=num_heads, expansion=expansion,
-                         high_layers=high_layers, low_layers=low_layers, high_cycles=high_cycles,
-                         low_cycles=low_cycles, pos_encodings=pos_encodings, rope_theta=rope_theta,
-                         puzzle_emb_dim=puzzle_emb_dim, puzzle_emb_len=puzzle_emb_len, halt_max_steps=halt_max_steps,
-                         halt_exploration_prob=halt_exploration_prob, q_continue_loss=q_continue_loss, loss=loss)
+    def __init__(self, metadata: TaskMetadata, optim: OptimConfig | None = None, relabel_vote: bool = True,
+                 **hrm_args: Any) -> None:
+        super().__init__(metadata, optim, **hrm_args)
         self.relabel_vote = relabel_vote
         perms = self.metadata.relabellings or (tuple(range(self.metadata.vocab_size)),)
         self.register_buffer("relabellings", torch.tensor(perms, dtype=torch.long), persistent=False)

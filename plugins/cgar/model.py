@@ -12,6 +12,7 @@ changes that cut training compute, evaluated exactly as TRM.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
@@ -27,18 +28,10 @@ class CGARModel(TRMModel):
         supervision_decay: weight decay factor per supervision segment (1.0 = off).
     """
 
-    def __init__(self, metadata: TaskMetadata, optim: OptimConfig | None = None, hidden_size: int = 512,
-                 num_heads: int = 8, expansion: float = 4.0, num_layers: int = 2, recursions: int = 3,
-                 latent_steps: int = 6, mixer: str = "attention", pos_encodings: str = "rope",
-                 rope_theta: float = 10000.0, puzzle_emb_dim: int = 512, puzzle_emb_len: int = 16,
-                 halt_max_steps: int = 16, halt_exploration_prob: float = 0.1, q_continue_loss: bool = False,
-                 loss: str = "stablemax", curriculum: bool = True,
-                 curriculum_stages: tuple[float, float] = (0.3, 0.6), supervision_decay: float = 0.7) -> None:
-        super().__init__(metadata, optim, hidden_size=hidden_size, num_heads=num_heads, expansion=expansion,
-                         num_layers=num_layers, recursions=recursions, latent_steps=latent_steps, mixer=mixer,
-                         pos_encodings=pos_encodings, rope_theta=rope_theta, puzzle_emb_dim=puzzle_emb_dim,
-                         puzzle_emb_len=puzzle_emb_len, halt_max_steps=halt_max_steps,
-                         halt_exploration_prob=halt_exploration_prob, q_continue_loss=q_continue_loss, loss=loss)
+    def __init__(self, metadata: TaskMetadata, optim: OptimConfig | None = None, curriculum: bool = True,
+                 curriculum_stages: tuple[float, float] = (0.3, 0.6), supervision_decay: float = 0.7,
+                 **trm_args: Any) -> None:
+        super().__init__(metadata, optim, **trm_args)
         first, second = curriculum_stages
         if not 0 <= first <= second <= 1:
             raise ValueError(f"model.curriculum_stages must satisfy 0 <= a <= b <= 1, got {list(curriculum_stages)}")
