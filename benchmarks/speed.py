@@ -89,7 +89,7 @@ def main() -> None:
     print(f"{'model':12s} {'task':8s} {'train ex/s':>10s} {'eval ex/s':>10s} {'flop-count':>10s}")
     for row in model_rows(args.preset, args.repeat):
         print(row)
-    print("(flop-count: evaluation time under FlopCounterMode / plain evaluation time)")
+    print("(flop-count: evaluation time under the FLOP counter / plain evaluation time)")
     for row in sudoku_rows(args.puzzles):
         print(row)
 

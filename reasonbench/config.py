@@ -78,16 +78,24 @@ def task_preset_file(task: str, preset: str, roots: list[Path]) -> Path | None:
     return next((f for f in (r / "tasks" / task / f"{preset}.yaml" for r in roots) if f.is_file()), None)
 
 
-def preset_files(model: str, task: str, preset: str, model_cls: type | None = None) -> list[Path]:
-    """The task's and the model's file for ``preset``; a UserError if either is missing."""
+def preset_files(model: str, task: str, preset: str, model_cls: type | None = None) -> list[str]:
+    """The task's and the model's settings for ``preset`` (as ``--config`` sources); a UserError
+    if either is missing. A model preset may name the task preset it runs on with a top-level
+    ``task_preset`` key (e.g. CMM's ``tiny`` model on the ``paper`` data)."""
     roots = preset_roots(model_cls)
-    task_file = task_preset_file(task, preset, roots)
     model_file = next((f for f in (r / "models" / model / task / f"{preset}.yaml" for r in roots) if f.is_file()), None)
+    model_source, task_preset = str(model_file), preset
+    if model_file is not None:
+        data = _load_yaml(str(model_file))
+        if "task_preset" in data:
+            task_preset = str(data.pop("task_preset"))
+            model_source = json.dumps(data)
+    task_file = task_preset_file(task, task_preset, roots)
     if task_file is None or model_file is None:
-        missing = "task" if task_file is None else "model"
-        raise UserError(f"no preset '{preset}' for model '{model}' on task '{task}' ({missing} file missing); "
+        missing = f"task file '{task_preset}'" if task_file is None else "model file"
+        raise UserError(f"no preset '{preset}' for model '{model}' on task '{task}' ({missing} missing); "
                         f"available: {_preset_names([r / 'models' / model / task for r in roots])}")
-    return [task_file, model_file]
+    return [str(task_file), model_source]
 
 
 def _parse(parser: ArgumentParser, argv: list[str]) -> Namespace:
@@ -232,8 +240,8 @@ def resolve(argv: list[str], prog: str = "reasonbench run") -> tuple[RunConfig, 
     task_cls = registry.get_task(names["task"])
     preset = names.get("preset", "smoke")
     parser = build_parser(model_cls, task_cls, prog)
-    stacked = [arg for f in preset_files(names["model"], names["task"], preset, model_cls)
-               for arg in ("--config", str(f))]
+    stacked = [arg for source in preset_files(names["model"], names["task"], preset, model_cls)
+               for arg in ("--config", source)]
     ns = _parse(parser, stacked + argv)
     return _to_run_config(ns, model_cls, task_cls), print_config
 

@@ -15,7 +15,7 @@ from typing import Any, Iterable
 import lightning as L
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, _FlopCounterMode
 
 from .tasks.base import Split
 
@@ -37,9 +37,29 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
     return main, extra
 
 
+class FlopCounter(FlopCounterMode):
+    """``FlopCounterMode`` counting the total only: its per-module tracking installs backward
+    hooks that break ``torch.autograd.grad`` inside the counted region (Jacobian estimates, loss
+    balancers)."""
+
+    def __init__(self) -> None:
+        super().__init__(display=False)
+
+    def __enter__(self) -> "FlopCounter":
+        self.flop_counts.clear()
+        self.mode = _FlopCounterMode(self)
+        self.mode.__enter__()
+        return self
+
+    def __exit__(self, *args: Any) -> Any:
+        result = self.mode.__exit__(*args)
+        self.mode = None
+        return result
+
+
 def count_flops(fn: Any, *args: Any, **kwargs: Any) -> tuple[int, Any]:
     """Run ``fn`` under a FLOP counter; returns (flops, fn's result)."""
-    with FlopCounterMode(display=False) as counter:
+    with FlopCounter() as counter:
         result = fn(*args, **kwargs)
     return counter.get_total_flops(), result
 
@@ -86,7 +106,7 @@ class TrainFlopCounter(L.Callback):
         self.steps = steps
         self.measured: dict[Any, list[int]] = {}
         self.batches: dict[Any, int] = {}
-        self._counter: FlopCounterMode | None = None
+        self._counter: FlopCounter | None = None
         self._phase: Any = None
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
@@ -94,7 +114,7 @@ class TrainFlopCounter(L.Callback):
         self._phase = phase
         self.batches[phase] = self.batches.get(phase, 0) + 1
         if len(self.measured.setdefault(phase, [])) < self.steps:
-            self._counter = FlopCounterMode(display=False)
+            self._counter = FlopCounter()
             self._counter.__enter__()
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:

@@ -80,7 +80,8 @@ class RecursiveReasoningModule(ReasoningModule):
         halt_exploration_prob: chance that a slot must run a random minimum of 2..max segments.
         q_continue_loss: Q-learning halting (halt when q_halt > q_continue, bootstrapped continue
             target: HRM); False: halt when q_halt > 0, no continue loss (TRM).
-        loss: 'stablemax' (the reference) or 'softmax' cross-entropy.
+        loss: 'stablemax' (the reference), 'stablemax3' (its third-order form, CMM) or 'softmax'
+            cross-entropy.
     """
 
     decay_all_parameters = True  # the reference's Adam-atan2 decays every weight
@@ -98,8 +99,8 @@ class RecursiveReasoningModule(ReasoningModule):
             raise ValueError(f"model.halt_max_steps must be >= 1, got {halt_max_steps}")
         if not 0 <= halt_exploration_prob <= 1:
             raise ValueError(f"model.halt_exploration_prob must be in [0, 1], got {halt_exploration_prob}")
-        if loss not in ("stablemax", "softmax"):
-            raise ValueError(f"model.loss must be 'stablemax' or 'softmax', got {loss!r}")
+        if loss not in ("stablemax", "stablemax3", "softmax"):
+            raise ValueError(f"model.loss must be 'stablemax', 'stablemax3' or 'softmax', got {loss!r}")
         if puzzle_emb_dim < 0 or puzzle_emb_len < 0:
             raise ValueError("model.puzzle_emb_dim and model.puzzle_emb_len must be >= 0")
         self.hidden_size = hidden_size
@@ -134,8 +135,10 @@ class RecursiveReasoningModule(ReasoningModule):
         raise NotImplementedError
 
     # --- shared I/O ---------------------------------------------------------------------------
-    def initial_state(self, batch_size: int) -> State:
-        shape = (batch_size, self.state_len, self.hidden_size)
+    def initial_state(self, batch: dict[str, torch.Tensor]) -> State:
+        """The state a new example starts from: the fixed random vectors at every position
+        (HRM, TRM); a subclass may start from the input instead."""
+        shape = (batch["inputs"].shape[0], self.state_len, self.hidden_size)
         return self.high_init.expand(shape), self.low_init.expand(shape)
 
     def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -171,7 +174,7 @@ class RecursiveReasoningModule(ReasoningModule):
         """All ``halt_max_steps`` segments: (final logits, final q_halt, final q_continue, the
         segment at which the halting head first said halt, or the last)."""
         batch_size = batch["inputs"].shape[0]
-        state = self.initial_state(batch_size)
+        state = self.initial_state(batch)
         halt_step = torch.zeros(batch_size, dtype=torch.long, device=batch["inputs"].device)
         for step in range(1, self.halt_max_steps + 1):
             state, logits, q_halt, q_continue = self.segment(state, batch)
@@ -189,17 +192,26 @@ class RecursiveReasoningModule(ReasoningModule):
         batch_size = batch["inputs"].shape[0]
         carry = self._carry
         if carry is None or carry.halted.shape[0] != batch_size or carry.halted.device != batch["inputs"].device:
-            init = self.initial_state(batch_size)
+            init = self.initial_state(batch)
             return init, torch.zeros(batch_size, dtype=torch.int32, device=batch["inputs"].device), dict(batch)
         halted = carry.halted
-        fresh = self.initial_state(batch_size)
+        fresh = self.initial_state(batch)
         state = tuple(torch.where(halted.view(-1, 1, 1), f, s) for f, s in zip(fresh, carry.state))
         steps = torch.where(halted, 0, carry.steps)
         data = {k: torch.where(halted.view((-1,) + (1,) * (v.ndim - 1)), v, carry.data[k])
                 for k, v in batch.items() if k in carry.data}
         return state, steps, data
 
+    # weights of the loss terms of a segment (the reference's: 1, 0.5, 0.5)
+    loss_weights: dict[str, float] = {"lm_loss": 1.0, "halt_loss": 0.5, "continue_loss": 0.5}
+
     def training_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        terms, logs = self.training_terms(batch)
+        return sum(self.loss_weights[name] * value for name, value in terms.items()), logs
+
+    def training_terms(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """One training segment: the unweighted loss terms (answer, halting, continue) and the
+        values to log."""
         batch = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
         state, steps, data = self._refill(batch)
         state, logits, q_halt, q_continue = self.segment(state, data)
@@ -227,8 +239,8 @@ class RecursiveReasoningModule(ReasoningModule):
         self._carry = Carry(state, steps, halted, data)
 
         batch_size = labels.shape[0]
-        if self.loss_name == "stablemax":
-            per_token = stablemax_cross_entropy(logits, labels)
+        if self.loss_name.startswith("stablemax"):
+            per_token = stablemax_cross_entropy(logits, labels, order=3 if self.loss_name == "stablemax3" else 1)
         else:
             per_token = F.cross_entropy(logits.float().transpose(1, 2), labels, ignore_index=IGNORE_INDEX, reduction="none")
         weights = self.supervision_weights(steps)
@@ -236,21 +248,18 @@ class RecursiveReasoningModule(ReasoningModule):
         halt_per_example = F.binary_cross_entropy_with_logits(q_halt, exact.to(q_halt.dtype), reduction="none")
         if weights is not None:
             per_example, halt_per_example = per_example * weights, halt_per_example * weights
-        lm_loss = per_example.sum() / batch_size
-        halt_loss = halt_per_example.sum() / batch_size
-        loss = lm_loss + 0.5 * halt_loss
-        logs = {"lm_loss": lm_loss.detach(), "halt_loss": halt_loss.detach()}
+        terms = {"lm_loss": per_example.sum() / batch_size, "halt_loss": halt_per_example.sum() / batch_size}
         if target_continue is not None:
-            continue_loss = F.binary_cross_entropy_with_logits(q_continue, target_continue, reduction="sum") / batch_size
-            loss = loss + 0.5 * continue_loss
-            logs["continue_loss"] = continue_loss.detach()
+            terms["continue_loss"] = F.binary_cross_entropy_with_logits(q_continue, target_continue,
+                                                                        reduction="sum") / batch_size
+        logs = {name: value.detach() for name, value in terms.items()}
         # metrics over the examples that finished this step, as the reference reports them
         done = halted & (counts > 0)
         if done.any():
             logs["exact_accuracy"] = exact[done].float().mean()
             logs["steps"] = steps[done].float().mean()
             logs["halting_accuracy"] = ((q_halt[done] >= 0) == exact[done]).float().mean()
-        return loss, logs
+        return terms, logs
 
     # --- import of the reference implementation's checkpoints -------------------------------
     # reference key fragment -> ours; a subclass adds its reasoning modules' names

@@ -111,7 +111,8 @@ def save_checkpoint(model: ReasoningModule, cfg: RunConfig, path: Path, **extra:
     """A portable checkpoint: weights plus the resolved config (and ``extra`` fields, e.g. where
     imported weights came from), loadable with weights_only; written atomically."""
     payload = {"format": CHECKPOINT_FORMAT, "version": 1, "model": cfg.model, "task": cfg.task,
-               "config": cfg.config, "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+               "config": cfg.config, "state_dict": {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v
+                                                          for k, v in model.state_dict().items()},
                **extra}
     tmp = path.with_name(path.name + ".tmp")
     path.parent.mkdir(parents=True, exist_ok=True)

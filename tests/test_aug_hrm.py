@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -12,7 +14,9 @@ from reasonbench.tasks.maze import data as maze_data
 from reasonbench.tasks.sudoku import data as sudoku_data
 from reasonbench.tasks.sudoku.grid import random_solved_grid
 from reasonbench.tasks.sudoku.task import with_hints
-from reasonbench_plugins.aug_hrm.model import vote
+from reasonbench_plugins.aug_hrm.model import oracle_any_right, vote
+
+from .conftest import call_cli
 
 
 def test_vote_takes_the_answer_most_confident_passes_give():
@@ -86,3 +90,44 @@ def test_each_pass_is_mapped_back_before_the_vote():
     out = model(batch)
     assert isinstance(out, ReasoningOutput)
     assert torch.equal(out.logits.argmax(-1), batch["inputs"])
+
+
+def test_oracle_counts_a_puzzle_when_any_checkpoint_is_right():
+    labels = torch.tensor([[1, 2, -100], [3, 4, 5]])
+    answers = torch.tensor([[[1, 2, 9], [3, 4, 0]],  # checkpoint 0: example 0 right (cell 2 unsupervised)
+                            [[0, 2, 0], [0, 4, 5]]])  # checkpoint 1: neither right
+    assert oracle_any_right(answers, labels).tolist() == [True, False]
+
+
+def test_checkpoint_ensemble_is_taken_saved_and_evaluated_again(tmp_path):
+    result = call_cli("run", "--model", "aug-hrm", "--task", "sudoku", "--preset", "smoke", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    record = json.loads(next(tmp_path.rglob("*.json")).read_text())
+    final = torch.load(record["checkpoint"], weights_only=True)
+    snapshots = final["state_dict"]["snapshots._extra_state"]
+    assert snapshots["steps"].tolist() == [16, 20]  # 24 steps, 3 checkpoints 4 steps apart
+    # the copies differ from the final weights (training moved on) and from each other
+    head = [snapshots["weights"][i]["head.weight"] for i in ("0", "1")] + [final["state_dict"]["head.weight"]]
+    assert not torch.equal(head[0], head[1]) and not torch.equal(head[1], head[2])
+    oracle = record["metrics"]["oracle_any_checkpoint_exact"]
+    assert oracle is not None and 0 <= oracle <= 1
+
+    again = call_cli("eval", "--model", "aug-hrm", "--task", "sudoku", "--preset", "smoke",
+                     "--checkpoint", record["checkpoint"], "--out", str(tmp_path / "eval"))
+    assert again.returncode == 0, again.stderr
+    evaluated = json.loads(next((tmp_path / "eval").rglob("*.json")).read_text())
+    for key in ("exact_accuracy", "token_accuracy", "oracle_any_checkpoint_exact", "mean_steps"):
+        assert evaluated["metrics"][key] == pytest.approx(record["metrics"][key], abs=1e-9), key
+
+
+def test_ensemble_evaluation_leaves_the_live_weights_in_place():
+    task = rb.create_task("sudoku", preset="smoke")
+    model = rb.create_model("aug-hrm", task=task, preset="smoke").eval()
+    live = {n: p.detach().clone() for n, p in model.named_parameters()}
+    model.snapshots.take({n: torch.randn_like(p) for n, p in model.named_parameters()}, step=1)
+    batch = {k: v[:4].long() for k, v in (("inputs", task.splits["test"].inputs), ("labels", task.splits["test"].labels),
+                                         ("puzzle_ids", task.splits["test"].puzzle_ids))}
+    with torch.inference_mode():
+        out = model(batch)
+    assert out.stats is not None and 0 <= out.stats["oracle_any_checkpoint_exact"] <= 1
+    assert all(torch.equal(p, live[n]) for n, p in model.named_parameters())

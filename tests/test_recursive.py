@@ -37,7 +37,7 @@ def test_outputs_equal_the_reference_implementation(name):
     """Same weights (reference layout, imported), same batch: every segment's logits and
     halting logits equal what the reference code computed, within 1e-4."""
     model, batch = imported_model(name), reference_batch()
-    state = model.initial_state(batch["inputs"].shape[0])
+    state = model.initial_state(batch)
     with torch.no_grad():
         for pinned in PINNED[name]:
             state, logits, q_halt, q_continue = model.segment(state, batch)
@@ -87,7 +87,7 @@ def test_hrm_differentiates_only_the_last_low_and_high_update():
     model = _tiny(HRMModel).train()
     modes = _grad_modes(model, [model.low, model.high])
     batch = reference_batch()
-    z_high0, z_low0 = (s.clone().requires_grad_(True) for s in model.initial_state(3))
+    z_high0, z_low0 = (s.clone().requires_grad_(True) for s in model.initial_state(batch))
     x = model.encode(batch).detach().requires_grad_(True)
     z_high, z_low = model.reason((z_high0, z_low0), x)
     # 3 high cycles x 2 low cycles: 6 L and 3 H calls, of which the last L and the last H have grad
@@ -105,7 +105,7 @@ def test_trm_back_propagates_through_the_whole_last_recursion_only():
     model.net.register_forward_hook(lambda m, a, out: outputs.append(out) if torch.is_grad_enabled() else None)
     modes = _grad_modes(model, [model.net])
     batch = reference_batch()
-    state0 = tuple(s.clone().requires_grad_(True) for s in model.initial_state(3))
+    state0 = tuple(s.clone().requires_grad_(True) for s in model.initial_state(batch))
     y, z = model.reason(state0, model.encode(batch))
     # 3 recursions of (2 latent + 1 answer) updates; only the last recursion's 3 carry gradient
     assert [g for _, g in modes] == [False] * 6 + [True] * 3

@@ -19,6 +19,7 @@ import torch
 
 from reasonbench.module import ReasoningOutput
 from reasonbench.nn.fixed_point import SolverStats, anderson, attach_gradient, fixed_point_iteration
+from reasonbench.nn.jacobian import double_differentiable, jacobian_frobenius_sq
 from reasonbench.optim import OptimConfig
 from reasonbench.tasks import TaskMetadata
 from reasonbench_plugins.trm import TRMModel
@@ -35,6 +36,8 @@ class AttractorModel(TRMModel):
         solver_max_iter: iterations at most.
         gradient: 'phantom' (K differentiated steps from the fixed point) or 'implicit'.
         phantom_steps: K.
+        jacobian_penalty: weight of ||df/dz||_F^2 / dim at the fixed point (Hutchinson, one
+            sample; the reference's option, 1e-3 when on), which keeps the map contractive; 0: off.
     """
 
     reported_stats = ("solver_iterations", "solver_residual")
@@ -43,7 +46,7 @@ class AttractorModel(TRMModel):
                  solver: str = "anderson", solver_history: int = 5, solver_mixing: float = 1.0,
                  solver_ridge: float = 1e-4, solver_tol: float = 1e-3, solver_min_iter: int = 4,
                  solver_max_iter: int = 8, gradient: str = "phantom", phantom_steps: int = 2,
-                 **trm_args: Any) -> None:
+                 jacobian_penalty: float = 0.0, **trm_args: Any) -> None:
         super().__init__(metadata, optim, num_layers=num_layers, **trm_args)
         if solver not in ("anderson", "iteration"):
             raise ValueError(f"model.solver must be 'anderson' or 'iteration', got {solver!r}")
@@ -53,6 +56,10 @@ class AttractorModel(TRMModel):
             raise ValueError("model.solver_history >= 1, 0 < solver_mixing <= 1, solver_ridge >= 0, solver_tol > 0")
         if not 1 <= solver_min_iter <= solver_max_iter or phantom_steps < 1:
             raise ValueError("model.solver_min_iter must be in 1..solver_max_iter and model.phantom_steps >= 1")
+        if jacobian_penalty < 0:
+            raise ValueError(f"model.jacobian_penalty must be >= 0, got {jacobian_penalty}")
+        self.jacobian_penalty = jacobian_penalty
+        self._jacobian_terms: list[torch.Tensor] = []
         self.solver, self.gradient, self.phantom_steps = solver, gradient, phantom_steps
         self.solver_options = dict(history=solver_history, mixing=solver_mixing, ridge=solver_ridge, tol=solver_tol,
                                    min_iter=solver_min_iter, max_iter=solver_max_iter)
@@ -75,6 +82,10 @@ class AttractorModel(TRMModel):
 
         z = self.solve(f, z.detach())
         if torch.is_grad_enabled():
+            if self.jacobian_penalty > 0:
+                at = z.detach().requires_grad_()
+                with double_differentiable():
+                    self._jacobian_terms.append(jacobian_frobenius_sq(f(at), at).mean())
             z = attach_gradient(f, z, self.gradient, self.phantom_steps)
         return self.net(y, z, rotary), z
 
@@ -93,7 +104,12 @@ class AttractorModel(TRMModel):
         return out
 
     def training_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        self._solves = []
+        self._solves, self._jacobian_terms = [], []
         loss, logs = super().training_loss(batch)
+        if self._jacobian_terms:
+            penalty = torch.stack(self._jacobian_terms).mean()
+            loss = loss + self.jacobian_penalty * penalty
+            logs["jacobian_frobenius_sq"] = penalty.detach()
+            self._jacobian_terms = []
         logs.update({k: torch.tensor(v) for k, v in self.solver_stats().items()})
         return loss, logs

@@ -34,7 +34,8 @@ class TRMModel(RecursiveReasoningModule):
         halt_max_steps: supervision segments.
         halt_exploration_prob: exploration probability of the halting policy.
         q_continue_loss: HRM's Q-learning halting instead of TRM's q_halt > 0.
-        loss: 'stablemax' or 'softmax' cross-entropy.
+        loss: 'stablemax', 'stablemax3' or 'softmax' cross-entropy.
+        activation: gate of the SwiGLU MLPs, 'silu' (the paper) or 'tanh'.
     """
 
     def __init__(self, metadata: TaskMetadata, optim: OptimConfig | None = None, hidden_size: int = 512,
@@ -42,7 +43,7 @@ class TRMModel(RecursiveReasoningModule):
                  latent_steps: int = 6, mixer: str = "attention", pos_encodings: str = "rope",
                  rope_theta: float = 10000.0, puzzle_emb_dim: int = 512, puzzle_emb_len: int = 16,
                  halt_max_steps: int = 16, halt_exploration_prob: float = 0.1, q_continue_loss: bool = False,
-                 loss: str = "stablemax") -> None:
+                 loss: str = "stablemax", activation: str = "silu") -> None:
         super().__init__(metadata, optim, hidden_size=hidden_size, num_heads=num_heads, expansion=expansion,
                          pos_encodings=pos_encodings, rope_theta=rope_theta, puzzle_emb_dim=puzzle_emb_dim,
                          puzzle_emb_len=puzzle_emb_len, halt_max_steps=halt_max_steps,
@@ -52,8 +53,8 @@ class TRMModel(RecursiveReasoningModule):
         if mixer not in ("attention", "mlp"):
             raise ValueError(f"model.mixer must be 'attention' or 'mlp', got {mixer!r}")
         self.recursions, self.latent_steps = recursions, latent_steps
-        self.net = BlockStack([PostNormBlock(hidden_size, num_heads, expansion, mixer=mixer, seq_len=self.state_len)
-                               for _ in range(num_layers)])
+        self.net = BlockStack([PostNormBlock(hidden_size, num_heads, expansion, mixer=mixer, seq_len=self.state_len,
+                                             activation=activation) for _ in range(num_layers)])
 
     reference_level_renames = {"L_level.": "net."}
 

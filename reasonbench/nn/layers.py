@@ -111,16 +111,25 @@ def swiglu_width(hidden_size: int, expansion: float) -> int:
     return -(-width // 256) * 256
 
 
+GATES = {"silu": F.silu, "tanh": torch.tanh}
+
+
 class SwiGLU(nn.Module):
-    def __init__(self, hidden_size: int, expansion: float = 4.0) -> None:
+    """down(act(gate(x)) * up(x)); ``activation`` 'silu' (SwiGLU proper) or 'tanh' (a bounded
+    gate, CMM's choice for contraction)."""
+
+    def __init__(self, hidden_size: int, expansion: float = 4.0, activation: str = "silu") -> None:
         super().__init__()
+        if activation not in GATES:
+            raise ValueError(f"activation must be one of {sorted(GATES)}, got {activation!r}")
         inner = swiglu_width(hidden_size, expansion)
         self.gate_up = Linear(hidden_size, 2 * inner)
         self.down = Linear(inner, hidden_size)
+        self.activation = GATES[activation]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         gate, up = self.gate_up(x).chunk(2, dim=-1)
-        return self.down(F.silu(gate) * up)
+        return self.down(self.activation(gate) * up)
 
 
 class SequenceMLP(nn.Module):
@@ -129,9 +138,9 @@ class SequenceMLP(nn.Module):
     RMSNorm taken in that transposed layout too (normalising each channel over positions),
     as the reference does."""
 
-    def __init__(self, seq_len: int, expansion: float = 4.0, eps: float = 1e-5) -> None:
+    def __init__(self, seq_len: int, expansion: float = 4.0, eps: float = 1e-5, activation: str = "silu") -> None:
         super().__init__()
-        self.mlp = SwiGLU(seq_len, expansion)
+        self.mlp = SwiGLU(seq_len, expansion, activation)
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -144,17 +153,17 @@ class PostNormBlock(nn.Module):
     the first half is ``SequenceMLP`` instead of attention."""
 
     def __init__(self, hidden_size: int, num_heads: int, expansion: float = 4.0, eps: float = 1e-5,
-                 mixer: str = "attention", seq_len: int | None = None) -> None:
+                 mixer: str = "attention", seq_len: int | None = None, activation: str = "silu") -> None:
         super().__init__()
         if mixer == "attention":
             self.attn = Attention(hidden_size, num_heads)
         elif mixer == "mlp":
             if seq_len is None:
                 raise ValueError("an MLP sequence mixer needs seq_len")
-            self.seq_mlp = SequenceMLP(seq_len, expansion, eps)
+            self.seq_mlp = SequenceMLP(seq_len, expansion, eps, activation)
         else:
             raise ValueError(f"mixer must be 'attention' or 'mlp', got {mixer!r}")
-        self.mlp = SwiGLU(hidden_size, expansion)
+        self.mlp = SwiGLU(hidden_size, expansion, activation)
         self.eps = eps
 
     def forward(self, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
@@ -164,17 +173,20 @@ class PostNormBlock(nn.Module):
 
 class BlockStack(nn.Module):
     """Post-norm blocks applied to ``state + injection``: one reasoning module of HRM/TRM
-    (the input, or the other level's state, is injected by addition)."""
+    (the input, or the other level's state, is injected by addition). ``repeats`` > 1 runs
+    the blocks that many times over (layers sharing their weights)."""
 
-    def __init__(self, blocks: list[PostNormBlock]) -> None:
+    def __init__(self, blocks: list[PostNormBlock], repeats: int = 1) -> None:
         super().__init__()
         self.layers = nn.ModuleList(blocks)
+        self.repeats = repeats
 
     def forward(self, state: torch.Tensor, injection: torch.Tensor,
                 rotary: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         x = state + injection
-        for layer in self.layers:
-            x = layer(x, rotary)
+        for _ in range(self.repeats):
+            for layer in self.layers:
+                x = layer(x, rotary)
         return x
 
 
