@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 RESULTS ?= results
 
-.PHONY: install run test test-all bench leaderboard clean
+.PHONY: install run test test-all bench leaderboard site clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,9 +33,29 @@ bench: install
 	$(BIN)/python -m reasonbench_benchmarks.maze_generation
 	$(BIN)/python -m reasonbench_benchmarks.arc_build --augmentations 100
 	$(BIN)/python -m reasonbench_benchmarks.attractor_memory
+	$(BIN)/python -m reasonbench_benchmarks.leaderboard_build
 
-# Builds the tables from the records under $(RESULTS) (smoke runs are not listed).
+# The leaderboard: the mini track (CPU) of every registered model on every task into
+# $(LEADERBOARD) (a record already there is kept, so a rerun resumes; a model without a mini
+# preset for a task is skipped), then the site from those records.
+LEADERBOARD ?= leaderboard/results
 leaderboard: install
+	@set -e; \
+	models=$$($(BIN)/reasonbench list | awk '$$1 == "model" && $$3 == "ok" {print $$2}'); \
+	tasks=$$($(BIN)/reasonbench list | awk '$$1 == "task" && $$3 == "ok" {print $$2}'); \
+	for t in $$tasks; do for m in $$models; do \
+	  if [ -f "$(LEADERBOARD)/$$m/$$t/mini/seed0.json" ]; then echo "$$m on $$t: record exists, kept"; \
+	  elif ! $(BIN)/reasonbench info --model $$m --task $$t --preset mini >/dev/null 2>&1; then \
+	    echo "$$m on $$t: no mini preset, skipped"; \
+	  else echo "$$m on $$t: mini run"; \
+	    $(BIN)/reasonbench run --model $$m --task $$t --preset mini --out $(LEADERBOARD) \
+	      --trainer.enable_progress_bar false; \
+	  fi; done; done
+	$(MAKE) site RESULTS=$(LEADERBOARD)
+
+# The site alone (site/index.html, leaderboard.md, leaderboard.json) from the records under
+# $(RESULTS); smoke runs are not listed, invalid records are skipped with a line each.
+site: install
 	$(BIN)/reasonbench leaderboard --results $(RESULTS) --out site
 
 clean:

@@ -26,8 +26,8 @@ commands:
   data info|build|export|show --task T [--preset P] [--task.KEY V ...]
        build [--out DIR] | export --split S [--limit N] --out F.csv | show [--split S] --index I
                                          inspect, build (cached), export (reference CSV), render data
-  leaderboard [--results DIR] [--out SITE]
-                                         records -> SITE/leaderboard.json and leaderboard.md
+  leaderboard [--results DIR] [--out SITE] [--reported F.yaml|none]
+                                         records -> static site SITE/index.html, leaderboard.md, .json
 
 `reasonbench run --model M --task T --help` lists every option of that model and task."""
 
@@ -120,6 +120,8 @@ def _leaderboard(argv: list[str]) -> int:
     parser = ArgumentParser(prog="reasonbench leaderboard", exit_on_error=False)
     parser.add_argument("--results", type=str, default="results", help="folder of result records")
     parser.add_argument("--out", type=str, default="site", help="folder to write the leaderboard to")
+    parser.add_argument("--reported", type=str, default=str(leaderboard.DEFAULT_REPORTED),
+                        help="the papers' published figures (YAML); 'none' for none")
     try:
         args = parser.parse_args(argv)
     except Exception as exc:
@@ -127,8 +129,13 @@ def _leaderboard(argv: list[str]) -> int:
     results = Path(args.results)
     if not results.is_dir():
         raise UserError(f"--results {results}: no such folder")
-    rows = leaderboard.build(results, Path(args.out))
-    print(f"{len(rows)} leaderboard rows -> {Path(args.out) / 'leaderboard.md'}")
+    reported = None if args.reported == "none" else Path(args.reported)
+    site = leaderboard.build(results, Path(args.out), reported)
+    for problem in [s.line() for s in site.skipped] + site.warnings:
+        print(f"reasonbench leaderboard: {problem}", file=sys.stderr)
+    skipped = f", {len(site.skipped)} invalid skipped" if site.skipped else ""
+    print(f"{len(site.rows)} leaderboard rows from {site.records} records{skipped}, {len(site.reported)} reported "
+          f"figures -> {Path(args.out) / 'index.html'}, leaderboard.md, leaderboard.json")
     return 0
 
 

@@ -17,7 +17,7 @@ from torch import nn
 from .metrics import ReasoningMetrics
 from .optim import AdamAtan2, OptimConfig, warmup_cosine
 from .nn.ema import WeightEMA
-from .nn.losses import token_cross_entropy
+from .nn.losses import IGNORE_INDEX, token_cross_entropy
 from .nn.puzzle import PuzzleEmbedding
 from .tasks.base import TaskMetadata
 
@@ -58,6 +58,7 @@ class ReasoningModule(L.LightningModule):
         self._test_confidences: list[torch.Tensor] = []
         self.test_results: dict | None = None
         self.test_predictions: tuple[torch.Tensor, torch.Tensor | None] | None = None
+        self.test_examples: dict[str, dict[str, list[int]]] = {}  # one solved, one failed
         self.diverged: str | None = None  # where training hit a non-finite loss
         self.diverged_step: int | None = None
         self.ema: WeightEMA | None = None  # made at fit start when optim.ema_decay > 0
@@ -205,9 +206,23 @@ class ReasoningModule(L.LightningModule):
 
     def on_test_epoch_start(self) -> None:
         self._test_predictions, self._test_confidences = [], []
+        self.test_examples = {}
+
+    def _keep_examples(self, batch: dict[str, torch.Tensor], predictions: torch.Tensor) -> None:
+        """The first exactly solved and the first failed test example, for the record's pictures."""
+        labels = batch["labels"]
+        mask = labels != IGNORE_INDEX
+        exact = ((predictions == labels) | ~mask).all(-1) & mask.any(-1)
+        for kind, hits in (("solved", exact), ("failed", ~exact & mask.any(-1))):
+            if kind not in self.test_examples and hits.any():
+                i = int(hits.nonzero()[0, 0])
+                self.test_examples[kind] = {"inputs": batch["inputs"][i].tolist(), "prediction": predictions[i].tolist(),
+                                            "labels": labels[i].tolist()}
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         out, predictions = self._evaluate(batch, self.test_metrics)
+        if len(self.test_examples) < 2:
+            self._keep_examples(batch, predictions)
         if self.task_aggregate is not None:
             # small ids kept on the CPU: the whole split's predictions are voted on at the end
             self._test_predictions.append(predictions.to(torch.uint8).cpu())

@@ -23,12 +23,19 @@ def schema() -> dict[str, Any]:
     return json.loads(resources.files("reasonbench").joinpath("record_schema.json").read_text())
 
 
+@lru_cache(maxsize=1)
+def validator() -> Any:
+    """One validator for every record (the leaderboard checks thousands)."""
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(schema())
+
+
 def validate(record: dict[str, Any], source: str = "record") -> None:
     """Raise UserError naming the first schema violation (field path and reason)."""
     import jsonschema
 
-    validator = jsonschema.Draft202012Validator(schema())
-    error = jsonschema.exceptions.best_match(validator.iter_errors(record))
+    error = jsonschema.exceptions.best_match(validator().iter_errors(record))
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
         raise UserError(f"{source}: invalid record at {where}: {error.message}")

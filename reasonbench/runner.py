@@ -244,6 +244,8 @@ def execute(cfg: RunConfig, mode: str = "train", command: str | None = None,
     }
     if submission:
         record["submission"] = submission
+    if model.test_examples:
+        record["examples"] = model.test_examples
     rec.write_record(record, out_path)
     record["_path"] = str(out_path)
     return record

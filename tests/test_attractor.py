@@ -106,3 +106,21 @@ def test_rejects_bad_solver_settings():
         _tiny(solver="newton")
     with pytest.raises(ValueError, match="gradient"):
         _tiny(gradient="exact")
+
+
+def test_jacobian_penalty_adds_the_estimated_frobenius_norm_at_the_fixed_point():
+    batch = reference_batch()
+    plain = _tiny().train()
+    torch.manual_seed(1)
+    loss_plain, logs_plain = plain.training_loss(batch)
+    assert "jacobian_frobenius_sq" not in logs_plain
+    penalised = _tiny(jacobian_penalty=1e-3).train()
+    torch.manual_seed(1)
+    loss, logs = penalised.training_loss(batch)
+    norm = logs["jacobian_frobenius_sq"].item()
+    assert norm > 0
+    assert loss.item() == pytest.approx(loss_plain.item() + 1e-3 * norm, rel=1e-5)
+    loss.backward()  # double backward through the map (attention under the math kernel)
+    assert all(p.grad is not None for p in penalised.net.parameters())
+    with pytest.raises(ValueError, match="jacobian_penalty"):
+        _tiny(jacobian_penalty=-1.0)

@@ -22,7 +22,8 @@ Training adds, each with a weight (0 switches it off):
 * hyperspherical repulsion: mean squared cosine similarity between different examples' states
   (x and y), against collapse onto one direction;
 * the answer loss is third-order StableMax (``loss: stablemax3``);
-* all terms balanced by AlgGradNorm (``reasonbench.nn.balance``) on F's weights.
+* the auxiliary terms balanced by AlgGradNorm (``reasonbench.nn.balance``) on F's weights; the
+  answer and halting terms keep TRM's weights 1 and 0.5.
 
 The paper's text was not reachable; the equations follow its abstract, the reference notes in
 ``shared/reference.md`` and two third-party re-implementations that cite its equations (term
@@ -96,7 +97,7 @@ class CMMModel(TRMModel):
         instability_weight: weight of the instability hinge at the input.
         repulsion_weight: weight of each repulsion term.
         jacobian_samples: Hutchinson probes per estimate.
-        balancer: 'gradnorm' (AlgGradNorm over every term) or 'none' (fixed weights).
+        balancer: 'gradnorm' (AlgGradNorm over the auxiliary terms) or 'none' (fixed weights).
         balancer_alpha, balancer_momentum, balancer_reset: AlgGradNorm's alpha, momentum and how
             many updates between re-reads of the initial losses.
         balance_every: optimizer steps between balancer updates (each costs a backward per term).
@@ -132,16 +133,18 @@ class CMMModel(TRMModel):
                              "equilibrium_answer": equilibrium_weight, "equilibrium_input": equilibrium_weight,
                              "stability_answer": stability_weight, "instability_input": instability_weight,
                              "repulsion_input": repulsion_weight, "repulsion_answer": repulsion_weight}
-        names = ["lm_loss", "halt_loss"] + (["continue_loss"] if self.q_continue_loss else [])
-        names += [n for n, w in self.term_weights.items() if w > 0 and n not in self.loss_weights]
+        # the auxiliary terms are balanced among themselves; the answer and halting terms keep the
+        # reference's weights (balancing them too starved the answer loss: see the README)
+        names = [n for n, w in self.term_weights.items() if w > 0 and n not in self.loss_weights]
         self.balance_every = balance_every
         self.balancer = (GradNormBalancer(names, balancer_alpha, balancer_momentum, balancer_reset)
-                         if balancer == "gradnorm" else None)
+                         if balancer == "gradnorm" and names else None)
         self._final: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     # --- the dynamics ---------------------------------------------------------------------
     def initial_state(self, batch: dict[str, torch.Tensor]) -> State:
-        x = self.encode(batch).detach()
+        with torch.no_grad():  # a starting point, not a path for gradients
+            x = self.encode(batch)
         return x, torch.zeros_like(x)
 
     def integrate(self, z: torch.Tensor, injection: torch.Tensor, duration: int,
@@ -208,9 +211,10 @@ class CMMModel(TRMModel):
     def training_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         terms, logs = self.training_terms(batch)
         weighted = {name: self.term_weights[name] * value for name, value in terms.items()}
+        task = sum(value for name, value in weighted.items() if name in self.loss_weights)
         if self.balancer is None:
-            return sum(weighted.values()), logs
+            return task + sum(value for name, value in weighted.items() if name not in self.loss_weights), logs
         if self.global_step % self.balance_every == 0 and torch.is_grad_enabled():
             self.balancer.update(weighted, [p for p in self.net.parameters() if p.requires_grad])
         logs.update({f"balance_{n}": w for n, w in zip(self.balancer.names, self.balancer.weights)})
-        return self.balancer.combine(weighted), logs
+        return task + self.balancer.combine(weighted), logs

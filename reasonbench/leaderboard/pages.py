@@ -1,0 +1,266 @@
+"""Leaderboard rows -> Markdown and static HTML. Every string that comes from a record or from
+reported.yaml goes through ``esc`` (HTML) or ``md`` (Markdown); pages carry a Content Security
+Policy that allows only their own script and style, so even a missed escape runs nothing."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import re
+from importlib import resources
+from typing import Any, Callable
+
+from .records import one_line, track_sort_key
+
+TRACK_NOTES = {
+    "mini": "small CPU settings, measured in CI: a check that the models learn, not their headline numbers",
+    "budget": "equal device time for every model",
+    "paper": "the papers' own settings (presets paper and tiny)",
+}
+
+
+def esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def md(value: Any) -> str:
+    """Text for a Markdown table cell: one line, no column break, no HTML."""
+    text = one_line(re.sub(r"\s+", " ", str(value)), 200)
+    for char, escaped in (("\\", "\\\\"), ("|", "\\|"), ("&", "&amp;"), ("<", "&lt;"), (">", "&gt;")):
+        text = text.replace(char, escaped)
+    return text
+
+
+def slug(name: str) -> str:
+    """A file-name part for a task or track name (names come from records)."""
+    clean = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40] or "x"
+    return clean if clean == name else f"{clean}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
+def task_page(task: str) -> str:
+    return f"task-{slug(task)}.html"
+
+
+# --- numbers -------------------------------------------------------------------------------
+def pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}"
+
+
+def si(x: float | None) -> str:
+    """1234567 -> 1.23M; FLOPs span twelve orders of magnitude."""
+    if x is None:
+        return "-"
+    for factor, suffix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= factor:
+            return f"{x / factor:.3g}{suffix}"
+    return f"{x:.3g}"
+
+
+def model_label(row: dict[str, Any]) -> str:
+    """Model name, with its preset when the track holds several, and (eval) for checkpoint tests."""
+    preset = "" if row["preset"] == row["track"] else f" ({row['preset']})"
+    return f"{row['model']}{preset}{' (eval)' if row['mode'] == 'eval' else ''}"
+
+
+def accuracy_text(row: dict[str, Any]) -> str:
+    if row["exact_accuracy_mean"] is None:
+        return "diverged"
+    std = "" if row["exact_accuracy_std"] is None else f" ± {pct(row['exact_accuracy_std'])}"
+    return pct(row["exact_accuracy_mean"]) + std
+
+
+def interval_text(row: dict[str, Any]) -> str:
+    ci = row["exact_accuracy_ci95"]
+    return "-" if ci is None else f"{pct(ci[0])}–{pct(ci[1])}"
+
+
+def seeds_text(row: dict[str, Any]) -> str:
+    return f"{len(row['seeds'])}" + (f" ({row['diverged']} diverged)" if row["diverged"] else "")
+
+
+def device_text(row: dict[str, Any]) -> str:
+    return ("" if row["device_count"] == 1 else f"{row['device_count']} x ") + row["device"]
+
+
+# --- Markdown ------------------------------------------------------------------------------
+def markdown(rows: list[dict[str, Any]], reported: list[dict[str, Any]]) -> str:
+    """Measured tables per task and track, then each task's reported figures in a table apart."""
+    lines = ["# reasonbench leaderboard", "",
+             "Exact accuracy in %: mean ± std over seeds; 95% interval: Wilson, pooled over every test "
+             "example of every seed. Reported figures are the papers' own, not measured here.", ""]
+    for task in sorted({r["task"] for r in rows} | {e["task"] for e in reported}):
+        lines += [f"## {md(task)}", ""]
+        task_rows = [r for r in rows if r["task"] == task]
+        for track_name in sorted({r["track"] for r in task_rows}, key=track_sort_key):
+            lines += [f"### {md(track_name)} track", "",
+                      "| model | exact % | 95% interval | seeds | params (+extra) | FLOPs/example | train FLOPs "
+                      "| device-hours | device | commit | date |",
+                      "|---|---:|---|---:|---:|---:|---:|---:|---|---|---|"]
+            for r in (r for r in task_rows if r["track"] == track_name):
+                extra = f" (+{r['params_extra']:,})" if r["params_extra"] else ""
+                lines.append(f"| {md(model_label(r))} | {accuracy_text(r)} | {interval_text(r)} | {seeds_text(r)} | "
+                             f"{r['params']:,}{extra} | {si(r['flops_per_example_forward'])} | {si(r['train_flops'])} | "
+                             f"{r['device_hours']:.3g} | {md(device_text(r))} | {md((r['git_commit'] or '-')[:10])} | "
+                             f"{md(r['finished'][:10])} |")
+            lines.append("")
+        task_reported = [e for e in reported if e["task"] == task]
+        if task_reported:
+            lines += [f"### {md(task)}: reported in papers (not measured here)", "",
+                      "| model | benchmark | params | reported % | note | source |", "|---|---|---:|---:|---|---|"]
+            for e in task_reported:
+                lines.append(f"| {md(e['model'])} | {md(e['benchmark'])} | {md(e['params'])} | {e['accuracy']:g} | "
+                             f"{md(reported_note(e))} | [{md(e['source'])}]({md(e['url'])}) |")
+            lines.append("")
+    if not rows:
+        lines += ["No measured results yet (smoke runs are never listed).", ""]
+    return "\n".join(lines)
+
+
+def reported_note(entry: dict[str, Any]) -> str:
+    flags = (["oracle: uses the labels"] if entry["oracle"] else []) + ([] if entry["verified"] else ["unverified"])
+    return "; ".join(flags + ([entry["note"]] if entry["note"] else []))
+
+
+# --- HTML ----------------------------------------------------------------------------------
+def _static(name: str) -> str:
+    return resources.files("reasonbench.leaderboard").joinpath("static", name).read_text()
+
+
+def _sha256(text: str) -> str:
+    return "sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
+
+
+def page(title: str, body: str, tasks: list[str]) -> str:
+    """A whole HTML document: inline style and script (works from file://, no requests)."""
+    css, js = _static("style.css"), _static("sort.js")
+    policy = f"default-src 'none'; img-src 'self' data:; style-src '{_sha256(css)}'; script-src '{_sha256(js)}'"
+    nav = " ".join(f'<a href="{esc(task_page(t))}">{esc(t)}</a>' for t in tasks)
+    return f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{esc(policy)}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
+<title>{esc(title)}</title>
+<style>{css}</style>
+</head>
+<body>
+<header><h1>{esc(title)}</h1><nav><a href="index.html">overview</a> {nav}
+<a href="leaderboard.json">leaderboard.json</a> <a href="leaderboard.md">leaderboard.md</a></nav></header>
+<main>
+{body}
+</main>
+<script>{js}</script>
+</body>
+</html>
+"""
+
+
+def _num(value: float | int | None) -> str:
+    return "" if value is None else repr(value)
+
+
+# (header, cell class, cell text, sort value or None for text sorting)
+Column = tuple[str, str, Callable[[dict[str, Any]], str], Callable[[dict[str, Any]], Any] | None]
+MEASURED_COLUMNS: list[Column] = [
+    ("model", "model", lambda r: esc(model_label(r)), None),
+    ("exact % (mean ± std)", "num", lambda r: esc(accuracy_text(r)), lambda r: r["exact_accuracy_mean"]),
+    ("95% interval", "num", lambda r: esc(interval_text(r)),
+     lambda r: r["exact_accuracy_ci95"][0] if r["exact_accuracy_ci95"] else None),
+    ("seeds", "num", lambda r: esc(seeds_text(r)), lambda r: len(r["seeds"])),
+    ("params", "num", lambda r: f"{r['params']:,}", lambda r: r["params"]),
+    ("extra params", "num", lambda r: f"{r['params_extra']:,}", lambda r: r["params_extra"]),
+    ("FLOPs / example", "num", lambda r: si(r["flops_per_example_forward"]), lambda r: r["flops_per_example_forward"]),
+    ("training FLOPs", "num", lambda r: si(r["train_flops"]), lambda r: r["train_flops"]),
+    ("device-hours", "num", lambda r: f"{r['device_hours']:.3g}", lambda r: r["device_hours"]),
+    ("device", "", lambda r: esc(device_text(r)), None),
+    ("commit", "", lambda r: f'<code title="{esc(r["git_commit"] or "")}">{esc((r["git_commit"] or "-")[:10])}</code>', None),
+    ("date", "", lambda r: esc(r["finished"][:10]), None),
+    ("config", "", lambda r: f'<a href="{esc(r["config"])}">config</a>', None),
+]
+
+
+def measured_table(rows: list[dict[str, Any]]) -> str:
+    head = "".join(f'<th scope="col" class="{cls}">{esc(name)}</th>' for name, cls, _, _ in MEASURED_COLUMNS)
+    body = []
+    for row in rows:
+        cells = []
+        for _, cls, text, sort in MEASURED_COLUMNS:
+            sort_attr = "" if sort is None else f' data-sort="{esc(_num(sort(row)))}"'
+            cells.append(f'<td class="{cls}"{sort_attr}>{text(row)}</td>')
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return (f'<div class="scroll"><table class="sortable measured"><thead><tr>{head}</tr></thead>'
+            f'<tbody>\n' + "\n".join(body) + "\n</tbody></table></div>")
+
+
+def reported_table(entries: list[dict[str, Any]]) -> str:
+    head = "".join(f'<th scope="col">{h}</th>' for h in ("model", "benchmark", "params", "reported %", "note", "source"))
+    body = []
+    for e in entries:
+        badges = '<span class="badge">reported (paper)</span>'
+        if e["oracle"]:
+            badges += ' <span class="badge oracle">oracle: uses labels</span>'
+        if not e["verified"]:
+            badges += ' <span class="badge unverified">unverified</span>'
+        body.append(f'<tr><td class="model">{esc(e["model"])} {badges}</td><td>{esc(e["benchmark"])}</td>'
+                    f'<td class="num">{esc(e["params"])}</td><td class="num" data-sort="{_num(e["accuracy"])}">'
+                    f'{e["accuracy"]:g}</td><td class="model">{esc(e["note"])}</td>'
+                    f'<td><a href="{esc(e["url"])}" rel="noopener noreferrer">{esc(e["source"])}</a></td></tr>')
+    return (f'<div class="scroll"><table class="sortable reported"><thead><tr>{head}</tr></thead>'
+            "<tbody>\n" + "\n".join(body) + "\n</tbody></table></div>")
+
+
+def track_heading(track_name: str, level: str) -> str:
+    note = TRACK_NOTES.get(track_name, "runs of this preset")
+    return f'<{level}>{esc(track_name)} track</{level}><p class="note">{esc(note)}</p>'
+
+
+REPORTED_NOTE = ("Published figures copied from the papers, not measured by reasonbench: "
+                 "not ranked with the rows above and not on any Pareto front.")
+HOW_TO_READ = ("Exact accuracy: share of test puzzles answered exactly right, as mean ± sample std over "
+               "seeds; 95% interval: Wilson, pooled over every test example of every seed. Costs: parameters "
+               "(extra: puzzle embeddings and other per-puzzle state), forward FLOPs per test example, "
+               "training FLOPs, device-hours of training and testing. Click a column header to sort.")
+
+
+def index_body(rows: list[dict[str, Any]], reported: list[dict[str, Any]], tasks: list[str],
+               records: int, skipped: int) -> str:
+    parts = [f'<p class="note">{esc(HOW_TO_READ)}</p>',
+             f'<p class="note">Built from {records:,} result records ({skipped:,} skipped as invalid); '
+             "smoke runs are never listed.</p>"]
+    for task in tasks:
+        parts.append(f'<h2><a href="{esc(task_page(task))}">{esc(task)}</a></h2>')
+        task_rows = [r for r in rows if r["task"] == task]
+        for track_name in sorted({r["track"] for r in task_rows}, key=track_sort_key):
+            parts += [track_heading(track_name, "h3"), measured_table([r for r in task_rows if r["track"] == track_name])]
+        if not task_rows:
+            parts.append('<p class="note">No measured results yet.</p>')
+    if reported:
+        parts += ["<h2>Reported in papers (not measured here)</h2>", f'<p class="note">{esc(REPORTED_NOTE)}</p>',
+                  reported_table(reported)]
+    return "\n".join(parts)
+
+
+def task_body(task: str, rows: list[dict[str, Any]], reported: list[dict[str, Any]],
+              plots: dict[str, list[tuple[str, str]]], pictures: list[tuple[str, str]]) -> str:
+    """One task: per track its table and plots, then example pictures and the papers' figures."""
+    parts = [f'<p class="note">{esc(HOW_TO_READ)}</p>']
+    for track_name in sorted({r["track"] for r in rows}, key=track_sort_key):
+        parts += [track_heading(track_name, "h2"), measured_table([r for r in rows if r["track"] == track_name])]
+        images = "".join(f'<img src="{esc(src)}" alt="{esc(alt)}">' for src, alt in plots.get(track_name, []))
+        if images:
+            parts.append(f'<figure><div class="plots">{images}</div><figcaption>Exact accuracy (error bars: 95% '
+                         "interval) against cost; the orange staircase is the Pareto front: no other row is both "
+                         "cheaper and more accurate.</figcaption></figure>")
+    if not rows:
+        parts.append('<p class="note">No measured results yet.</p>')
+    if pictures:
+        parts.append("<h2>Examples</h2>")
+        parts += [f'<figure class="pictures"><img src="{esc(src)}" alt="{esc(caption)}"><figcaption>{esc(caption)}'
+                  "</figcaption></figure>" for src, caption in pictures]
+    if reported:
+        parts += ["<h2>Reported in papers (not measured here)</h2>", f'<p class="note">{esc(REPORTED_NOTE)}</p>',
+                  reported_table(reported)]
+    return "\n".join(parts)

@@ -1,0 +1,119 @@
+"""Pictures of the leaderboard: accuracy against cost with the Pareto front (SVG, matplotlib on
+its Agg canvas, no pyplot state) and a task's puzzle rendering of a recorded example (PNG)."""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any
+
+import numpy as np
+
+from .pages import model_label, si
+from .records import one_line, pareto_front
+
+# x axis of each plot: row field, axis label, file suffix
+COST_AXES = (("params", "parameters", "params"),
+             ("flops_per_example_forward", "forward FLOPs per example", "flops"),
+             ("device_hours", "device-hours (training and test)", "hours"))
+
+STYLE = {"svg.fonttype": "none",  # text stays text (small files, searchable), escaped by matplotlib
+         "svg.hashsalt": "reasonbench",  # stable element ids: the same rows give the same file
+         "font.size": 9, "axes.spines.top": False, "axes.spines.right": False}
+
+
+def accuracy_plot(rows: list[dict[str, Any]], x_key: str, x_label: str, title: str) -> str | None:
+    """SVG text: each row's mean exact accuracy (95% interval as error bar) against ``x_key`` on
+    a log axis, the Pareto front drawn and its models named; None when no row can be drawn."""
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    drawn = [r for r in rows if r["exact_accuracy_mean"] is not None and r[x_key] and r[x_key] > 0]
+    if not drawn:
+        return None
+    x = np.array([r[x_key] for r in drawn], dtype=float)
+    y = np.array([100 * r["exact_accuracy_mean"] for r in drawn])
+    low = np.array([100 * r["exact_accuracy_ci95"][0] for r in drawn])
+    high = np.array([100 * r["exact_accuracy_ci95"][1] for r in drawn])
+    front = pareto_front(list(zip(x.tolist(), y.tolist())))
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(4.6, 3.4))
+        fig.subplots_adjust(left=0.14, right=0.96, bottom=0.14, top=0.91)  # fixed: one drawing pass
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+        # collections, not errorbar's artist per point: thousands of rows stay quick to draw
+        ax.vlines(x, low, high, color="#9db4d6", lw=1)
+        ax.scatter(x, y, s=14, color="#4c72b0", zorder=2, label="measured (bar: 95% interval)")
+        lo, hi = x.min(), x.max()
+        left, right = lo / 2, (hi if hi > lo else lo) * 2
+        fx, fy = x[front], y[front]
+        # a staircase: the best accuracy reached at each cost, held to the right edge
+        ax.plot(np.append(fx, right), np.append(fy, fy[-1]), drawstyle="steps-post",
+                color="#dd8452", lw=1.5, label="Pareto front")
+        ax.scatter(fx, fy, s=36, facecolors="none", edgecolors="#dd8452", linewidths=1.5, zorder=3)
+        for n, i in enumerate(front):
+            # labels alternate above and below the point (neighbours on the front stay legible) and
+            # sit left of points in the right third; parse_math off: "$" in a name is not TeX
+            right_side = math.log(x[i] / left) > 0.66 * math.log(right / left)
+            ax.annotate(one_line(model_label(drawn[i]), 40), (x[i], y[i]),
+                        xytext=(-4 if right_side else 4, 4 if n % 2 == 0 else -10), textcoords="offset points",
+                        ha="right" if right_side else "left", fontsize=7, parse_math=False)
+        ax.set_xscale("log")
+        ax.set_xlim(left, right)
+        # labelled 200k, 1M, ...: ticks at 1, 2 and 5 of each decade over a short span, at
+        # decades over a long one
+        short = math.log10(right / left) < 2
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0) if short else (1.0,), numticks=8))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: si(value)))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_ylim(-3, max(10.0, math.ceil(min(100.0, high.max()) / 10) * 10) + 3)
+        ax.set_xlabel(x_label)
+        ax.set_ylabel("exact accuracy (%)")
+        ax.set_title(one_line(title, 80), fontsize=9, parse_math=False)
+        ax.grid(alpha=0.3, which="major")
+        ax.legend(fontsize=7, loc="best", frameon=False)
+        out = io.StringIO()
+        fig.savefig(out, format="svg", metadata={"Date": None})
+    return out.getvalue()
+
+
+class _RecordedTask:
+    """What a task's ``render_image`` reads (its metadata's grid shape and its palette), taken
+    from the record: no task is built from a record's configuration."""
+
+    def __init__(self, task_cls: type, metadata: dict[str, Any]) -> None:
+        from types import SimpleNamespace
+
+        shape = metadata.get("grid_shape")
+        if not (isinstance(shape, list) and len(shape) == 2 and all(type(s) is int and 0 < s <= 64 for s in shape)):
+            raise ValueError("task_metadata/grid_shape is not two sizes in [1, 64]")
+        self.metadata = SimpleNamespace(**{**metadata, "grid_shape": tuple(shape)})
+        self.palette = task_cls.palette
+
+
+def puzzle_png(task_name: str, metadata: dict[str, Any], example: dict[str, list[int]]) -> bytes:
+    """PNG of puzzle | prediction (wrong cells marked) | answer, drawn by the task's own
+    ``render_image``; ValueError when the record's example does not fit the task."""
+    import torch
+
+    from .. import registry
+    from ..errors import UserError
+    from ..tasks.base import ReasoningTask
+    from ..tasks.images import png_bytes
+
+    try:
+        task_cls = registry.get_task(task_name)
+    except UserError:
+        task_cls = ReasoningTask  # an unknown task: token ids as colours
+    view = _RecordedTask(task_cls, metadata)
+    cells = view.metadata.grid_shape[0] * view.metadata.grid_shape[1]
+    tensors = [torch.tensor(example[k], dtype=torch.long) for k in ("inputs", "prediction", "labels")]
+    if any(len(t) < cells for t in tensors) or len({len(t) for t in tensors}) != 1:
+        raise ValueError("example tokens do not fill the task's grid")
+    try:
+        image = task_cls.render_image(view, *tensors)
+    except Exception as exc:  # a record's tokens may not decode (e.g. ids outside the vocabulary)
+        raise ValueError(f"cannot draw the example: {one_line(exc, 120)}") from None
+    return png_bytes(image)

@@ -1,0 +1,62 @@
+"""The papers' published figures (``leaderboard/reported.yaml``): shown apart from measured rows,
+never ranked with them and never on a Pareto front."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+from .records import one_line
+
+# the checkout's own file; an installed package without the checkout has none
+DEFAULT_REPORTED = Path(__file__).resolve().parents[2] / "leaderboard" / "reported.yaml"
+
+REQUIRED = {"model": str, "params": str, "task": str, "benchmark": str, "accuracy": (int, float),
+            "source": str, "url": str}
+OPTIONAL = {"note": str, "verified": bool, "oracle": bool}
+
+
+def _check(entry: Any) -> str | None:
+    """What is wrong with one entry, or None."""
+    if not isinstance(entry, dict):
+        return "not a mapping"
+    unknown = sorted(set(entry) - set(REQUIRED) - set(OPTIONAL))
+    if unknown:
+        return f"unknown field {unknown[0]!r}"
+    missing = [key for key in REQUIRED if key not in entry]
+    if missing:
+        return f"missing field {missing[0]!r}"
+    for key, kind in {**REQUIRED, **OPTIONAL}.items():
+        value = entry.get(key)
+        if key in entry and (not isinstance(value, kind) or (kind is not bool and isinstance(value, bool))):
+            return f"{key} must be {'a number' if key == 'accuracy' else 'true or false' if kind is bool else 'text'}"
+    if not 0 <= entry["accuracy"] <= 100:
+        return "accuracy must be a percentage in [0, 100]"
+    if not entry["url"].startswith("https://"):
+        return "url must start with https://"
+    return None
+
+
+def load_reported(path: Path) -> list[dict[str, Any]]:
+    """The entries of ``path``, defaults filled in; a UserError naming the file and the entry
+    when one is malformed (the file is curated in the repository: a mistake stops the build)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
+        raise UserError(f"{path}: expected a mapping with a list under 'entries'")
+    entries = []
+    for number, entry in enumerate(data["entries"], start=1):
+        problem = _check(entry)
+        if problem:
+            model = entry.get("model") if isinstance(entry, dict) else None
+            label = f" ({one_line(model, 60)})" if isinstance(model, str) else ""
+            raise UserError(f"{path}: entry {number}{label}: {problem}")
+        entries.append({"verified": True, "oracle": False, "note": "", **entry})
+    return entries
