@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
             cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
             if done.returncode != 0:
                 sys.exit(f"build failed: {done.stderr.strip()}")
-        # the same build in this process, by phase (the first aggregate imports torch)
+        # the same build in this process, by phase
         from reasonbench import leaderboard
 
         start = time.perf_counter()
@@ -82,10 +82,10 @@ def main(argv: list[str] | None = None) -> None:
     best = times.index(min(times))
     print(f"  whole command         {times[best]:6.2f} s best of {len(times)} "
           f"({', '.join(f'{t:.2f}' for t in times)}; fresh process, imports included)")
-    print(f"  its CPU time          {cpu[best]:6.2f} s  (user + system: the build is one process; wall time "
-          f"above this means other work shared the CPUs)")
+    print(f"  its CPU time          {cpu[best]:6.2f} s  (user + system of the build and of its picture process, "
+          f"which imports torch and the tasks meanwhile)")
     print(f"  read and validate     {read:6.2f} s  ({args.records / read:,.0f} records/s)")
-    print(f"  aggregate             {aggregated:6.2f} s  (most of it importing torch, for the Wilson interval)")
+    print(f"  aggregate             {aggregated:6.2f} s")
     print(f"  whole build again     {whole:6.2f} s  (in process: read, validate, plots, pictures, pages)")
     print(f"  site                  {site_size / 2**20:.1f} MiB")
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
+from multiprocessing.pool import Pool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,7 +74,7 @@ def _write_plots(task: str, rows: list[dict[str, Any]], out: Path) -> dict[str, 
 
 
 def _write_pictures(task: str, rows: list[dict[str, Any]], records: dict[str, dict[str, Any]], out: Path,
-                    warnings: list[str]) -> list[tuple[str, str]]:
+                    warnings: list[str], drawer: Pool) -> list[tuple[str, str]]:
     """A solved and a failed example from the best row's best record that carries examples."""
     for row in sorted(rows, key=lambda r: -accuracy(r)):
         with_examples = [records[f] for f in row["files"] if records[f].get("examples")]
@@ -83,7 +85,8 @@ def _write_pictures(task: str, rows: list[dict[str, Any]], records: dict[str, di
         for kind, example in sorted(record["examples"].items(), key=lambda kv: kv[0] != "solved"):
             name = f"pictures/{pages.slug(task)}-{kind}.png"
             try:
-                (out / name).write_bytes(plots.puzzle_png(task, record.get("task_metadata") or {}, example))
+                (out / name).write_bytes(drawer.apply(plots.puzzle_png, (task, record.get("task_metadata") or {},
+                                                                         example)))
             except ValueError as exc:
                 warnings.append(f"{record['_file']}: no {kind} picture: {exc}")
                 continue
@@ -100,6 +103,18 @@ def build(results: Path, out: Path, reported: Path | None = DEFAULT_REPORTED) ->
         entries = []
     else:
         entries = load_reported(reported)  # first: a malformed file stops the build before any writing
+    # the pictures are drawn by the tasks' own code, which imports torch and Lightning (seconds):
+    # a second process imports them while this one reads and validates the records
+    # (spawned, not forked: forking a process whose torch threads run is unsafe)
+    drawer = multiprocessing.get_context("spawn").Pool(1)
+    drawer.apply_async(plots.import_tasks)  # pictures queue behind it
+    try:
+        return _build(results, out, entries, drawer)
+    finally:
+        drawer.terminate()  # done, or still importing for a site without pictures
+
+
+def _build(results: Path, out: Path, entries: list[dict[str, Any]], drawer: Pool) -> Site:
     records, skipped = collect(results)
     rows = aggregate(records)
     by_file = {r["_file"]: r for r in records}
@@ -112,7 +127,7 @@ def build(results: Path, out: Path, reported: Path | None = DEFAULT_REPORTED) ->
         task_rows = [r for r in rows if r["task"] == task]
         body = pages.task_body(task, task_rows, [e for e in entries if e["task"] == task],
                                _write_plots(task, task_rows, out),
-                               _write_pictures(task, task_rows, by_file, out, site.warnings))
+                               _write_pictures(task, task_rows, by_file, out, site.warnings, drawer))
         (out / pages.task_page(task)).write_text(pages.page(f"reasonbench: {task}", body, tasks))
     index = pages.index_body(rows, entries, tasks, len(records), len(skipped))
     (out / "index.html").write_text(pages.page("reasonbench leaderboard", index, tasks))

@@ -58,9 +58,6 @@ def one_line(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else f"{text[:limit // 2]} ... {text[-limit // 2:]}"
 
 
-_MAYBE_HUGE = re.compile(rb"[eE][+]?[0-9]{3}|[0-9]{100}")
-
-
 def _finite(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):  # 1e999 parses as inf
@@ -89,13 +86,9 @@ def parse_untrusted(data: bytes, name: str) -> dict[str, Any]:
     when it is unusable."""
     if len(data) > MAX_RECORD_BYTES:
         raise ValueError(f"larger than {MAX_RECORD_BYTES >> 20} MiB")
-    # NaN and Infinity are refused as words; a literal too large for a float (1e999) becomes inf
-    # and needs a 3-digit exponent or a long run of digits: only then is each number checked
-    hooks: dict[str, Any] = {"parse_constant": _reject_constant}
-    if _MAYBE_HUGE.search(data):
-        hooks["parse_float"] = _finite
+    # NaN and Infinity are refused as words, a literal too large for a float (1e999) as a number
     try:
-        record = json.loads(data, **hooks)
+        record = json.loads(data, parse_constant=_reject_constant, parse_float=_finite)
     except json.JSONDecodeError as exc:
         raise ValueError(f"line {exc.lineno}: not valid JSON: {exc.msg}") from None
     except UnicodeDecodeError:
@@ -137,7 +130,7 @@ def collect(results: Path) -> tuple[list[dict[str, Any]], list[Skipped]]:
 def aggregate(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (task, track, model, preset, mode): the seeds' accuracies as mean and sample
     std, the 95% Wilson interval pooled over every test example of every seed, and the cost."""
-    from ..metrics import wilson_interval
+    from ..stats import wilson_interval
 
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for r in records:
