@@ -114,8 +114,8 @@ def _leaderboard(argv: list[str]) -> int:
     from jsonargparse import ArgumentParser
 
     from . import leaderboard
-    from .config import one_line
     from .errors import UserError
+    from .leaderboard.records import one_line  # not config's: that imports torch, which this command avoids
 
     parser = ArgumentParser(prog="reasonbench leaderboard", exit_on_error=False)
     parser.add_argument("--results", type=str, default="results", help="folder of result records")

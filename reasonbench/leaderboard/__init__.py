@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
+import sys
 from multiprocessing.pool import Pool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,7 +75,7 @@ def _write_plots(task: str, rows: list[dict[str, Any]], out: Path) -> dict[str, 
 
 
 def _write_pictures(task: str, rows: list[dict[str, Any]], records: dict[str, dict[str, Any]], out: Path,
-                    warnings: list[str], drawer: Pool) -> list[tuple[str, str]]:
+                    warnings: list[str], drawer: Pool | None) -> list[tuple[str, str]]:
     """A solved and a failed example from the best row's best record that carries examples."""
     for row in sorted(rows, key=lambda r: -accuracy(r)):
         with_examples = [records[f] for f in row["files"] if records[f].get("examples")]
@@ -85,8 +86,8 @@ def _write_pictures(task: str, rows: list[dict[str, Any]], records: dict[str, di
         for kind, example in sorted(record["examples"].items(), key=lambda kv: kv[0] != "solved"):
             name = f"pictures/{pages.slug(task)}-{kind}.png"
             try:
-                (out / name).write_bytes(drawer.apply(plots.puzzle_png, (task, record.get("task_metadata") or {},
-                                                                         example)))
+                job = (task, record.get("task_metadata") or {}, example)
+                (out / name).write_bytes(drawer.apply(plots.puzzle_png, job) if drawer else plots.puzzle_png(*job))
             except ValueError as exc:
                 warnings.append(f"{record['_file']}: no {kind} picture: {exc}")
                 continue
@@ -105,7 +106,10 @@ def build(results: Path, out: Path, reported: Path | None = DEFAULT_REPORTED) ->
         entries = load_reported(reported)  # first: a malformed file stops the build before any writing
     # the pictures are drawn by the tasks' own code, which imports torch and Lightning (seconds):
     # a second process imports them while this one reads and validates the records
-    # (spawned, not forked: forking a process whose torch threads run is unsafe)
+    # (spawned, not forked: forking a process whose torch threads run is unsafe); where torch is
+    # imported already (a Python session, the tests) they are drawn here
+    if "torch" in sys.modules:
+        return _build(results, out, entries, None)
     drawer = multiprocessing.get_context("spawn").Pool(1)
     drawer.apply_async(plots.import_tasks)  # pictures queue behind it
     try:
@@ -114,7 +118,7 @@ def build(results: Path, out: Path, reported: Path | None = DEFAULT_REPORTED) ->
         drawer.terminate()  # done, or still importing for a site without pictures
 
 
-def _build(results: Path, out: Path, entries: list[dict[str, Any]], drawer: Pool) -> Site:
+def _build(results: Path, out: Path, entries: list[dict[str, Any]], drawer: Pool | None) -> Site:
     records, skipped = collect(results)
     rows = aggregate(records)
     by_file = {r["_file"]: r for r in records}
