@@ -456,3 +456,16 @@ def test_site_in_headless_chromium(tmp_path):
     pixels = matplotlib.image.imread(tmp_path / "index.png")
     assert pixels.shape[:2] == (2000, 1280)
     assert pixels[..., :3].std() > 0.05 and (pixels[..., :3] < 0.9).mean() > 0.01  # not blank
+
+
+def test_files_inside_a_runs_folder_are_not_records(tmp_path):
+    results = tmp_path / "res"
+    source = next(FIXTURES.rglob("seed0.json"))
+    record = results / source.relative_to(FIXTURES)
+    record.parent.mkdir(parents=True)
+    record.write_bytes(source.read_bytes())
+    run_folder = record.with_suffix("")
+    run_folder.mkdir()
+    (run_folder / "submission.json").write_text('{"task": [[0]]}')  # an ARC submission: not a record
+    records, skipped = leaderboard.collect(results)
+    assert len(records) == 1 and skipped == []

@@ -110,6 +110,8 @@ def collect(results: Path) -> tuple[list[dict[str, Any]], list[Skipped]]:
     ``results``) and the skipped ones with their reasons."""
     records, skipped = [], []
     for path in sorted(results.rglob("*.json")):
+        if path.parent.with_suffix(".json").is_file():
+            continue  # inside a run's folder (seed0/ beside seed0.json): its submission file, not a record
         name = path.relative_to(results).as_posix()
         try:
             if path.stat().st_size > MAX_RECORD_BYTES:  # before reading it
