@@ -22,8 +22,10 @@ install: $(STAMP)
 run: install
 	$(BIN)/reasonbench run --model transformer --task sudoku --preset smoke --out $(RESULTS)
 
+# The suite, then the leaderboard site built from the fixture records (a build tested on every change).
 test: install
 	$(BIN)/python -m pytest -q
+	$(MAKE) site RESULTS=tests/data/leaderboard
 
 test-all: install
 	$(BIN)/python -m pytest -q -m "slow or not slow"

@@ -141,6 +141,10 @@ class RecursiveReasoningModule(ReasoningModule):
         shape = (batch["inputs"].shape[0], self.state_len, self.hidden_size)
         return self.high_init.expand(shape), self.low_init.expand(shape)
 
+    def rotary_tables(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """RoPE's (cos, sin) for the state's positions, or None without RoPE."""
+        return self.rotary() if self.rotary is not None else None
+
     def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Token embeddings with the puzzle embedding in front, scaled by sqrt(h)."""
         # the table is looked up unscaled: as in the reference, the sqrt(h) scale applies to the

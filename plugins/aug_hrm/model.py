@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from reasonbench.module import ReasoningOutput
+from reasonbench.nn.ema import copy_weights
 from reasonbench.nn.losses import IGNORE_INDEX
 from reasonbench.optim import OptimConfig
 from reasonbench.tasks import TaskMetadata
@@ -53,9 +54,15 @@ class WeightSnapshots(nn.Module):
         self.weights.append({k: v.detach().to("cpu", copy=True) for k, v in named.items()})
         self.steps.append(step)
 
+    def on(self, device: torch.device) -> list[dict[str, torch.Tensor]]:
+        """The copies on ``device``, moved there once: evaluation uses them in every batch."""
+        self.weights = [w if next(iter(w.values())).device == device else {k: v.to(device) for k, v in w.items()}
+                        for w in self.weights]
+        return self.weights
+
     def get_extra_state(self) -> dict[str, Any]:
         return {"steps": torch.tensor(self.steps, dtype=torch.long),
-                "weights": {str(i): w for i, w in enumerate(self.weights)}}
+                "weights": {str(i): {k: v.cpu() for k, v in w.items()} for i, w in enumerate(self.weights)}}
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
         self.steps = [int(s) for s in state["steps"]]
@@ -102,19 +109,16 @@ class AugmentedHRMModel(HRMModel):
     def each_checkpoint(self):  # noqa: ANN201 (a generator of None)
         """Puts each checkpoint's weights in place in turn (the live ones first), restoring them after."""
         yield
-        if not self.snapshots.weights:
+        copies = self.snapshots.on(self.device)
+        if not copies:
             return
         live = {n: p.detach().clone() for n, p in self.named_parameters()}
         try:
-            for weights in self.snapshots.weights:
-                with torch.no_grad():
-                    for n, p in self.named_parameters():
-                        p.copy_(weights[n])
+            for weights in copies:
+                copy_weights(self, weights)
                 yield
         finally:
-            with torch.no_grad():
-                for n, p in self.named_parameters():
-                    p.copy_(live[n])
+            copy_weights(self, live)
 
     # --- evaluation -------------------------------------------------------------------------
     def forward(self, batch: dict[str, torch.Tensor]) -> ReasoningOutput:

@@ -177,7 +177,7 @@ class CMMModel(TRMModel):
     # --- training ---------------------------------------------------------------------------
     def block(self, u: torch.Tensor) -> torch.Tensor:
         """F itself (no injection)."""
-        return self.net(u, u.new_zeros(()), self.rotary() if self.rotary is not None else None)
+        return self.net(u, u.new_zeros(()), self.rotary_tables())
 
     def stability_of(self, point: torch.Tensor) -> torch.Tensor:
         """Mean diagonal of F's Jacobian at ``point`` per example (gradient to F's weights only)."""
@@ -192,7 +192,7 @@ class CMMModel(TRMModel):
         self._final = None
         w = self.term_weights
         if w["equilibrium_answer"] > 0:
-            terms["equilibrium_answer"] = (y - self.net(y, z, self.rotary() if self.rotary is not None else None)).pow(2).mean()
+            terms["equilibrium_answer"] = (y - self.net(y, z, self.rotary_tables())).pow(2).mean()
             terms["equilibrium_input"] = (x - self.block(x)).pow(2).mean()
         if w["stability_answer"] > 0:
             terms["stability_answer"] = torch.relu(self.stability_of(y + z) - 1).pow(2).mean()

@@ -62,7 +62,7 @@ class HRMModel(RecursiveReasoningModule):
 
     def reason(self, state: State, inputs: torch.Tensor) -> State:
         z_high, z_low = state
-        rotary = self.rotary() if self.rotary is not None else None
+        rotary = self.rotary_tables()
         with torch.no_grad():
             for h in range(self.high_cycles):
                 for l in range(self.low_cycles):

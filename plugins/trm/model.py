@@ -78,7 +78,7 @@ class TRMModel(RecursiveReasoningModule):
     def reason(self, state: State, inputs: torch.Tensor) -> State:
         y, z = state
         recursions, latent_steps = self.depth()
-        rotary = self.rotary() if self.rotary is not None else None
+        rotary = self.rotary_tables()
         with torch.no_grad():
             for _ in range(recursions - 1):
                 y, z = self.recursion(y, z, inputs, latent_steps, rotary)

@@ -6,6 +6,14 @@ import torch
 from torch import nn
 
 
+@torch.no_grad()
+def copy_weights(module: nn.Module, weights: dict[str, torch.Tensor]) -> None:
+    """Overwrite the module's parameters named in ``weights`` with those tensors."""
+    for name, p in module.named_parameters():
+        if name in weights:
+            p.copy_(weights[name])
+
+
 class WeightEMA:
     """shadow <- decay * shadow + (1 - decay) * weight after every optimizer step, over the
     parameters that train by gradient (as the reference: puzzle-embedding tables excluded)."""
@@ -25,12 +33,9 @@ class WeightEMA:
                     shadow = self.shadow[name] = shadow.to(p.device)
                 shadow.lerp_(p.detach(), 1 - self.decay)
 
-    @torch.no_grad()
     def copy_to(self, module: nn.Module) -> None:
         """Overwrite the module's weights with the averages (for good: the final weights)."""
-        for name, p in module.named_parameters():
-            if name in self.shadow:
-                p.copy_(self.shadow[name])
+        copy_weights(module, self.shadow)
 
     @torch.no_grad()
     def swap_in(self, module: nn.Module) -> dict[str, torch.Tensor]:
@@ -39,11 +44,8 @@ class WeightEMA:
         self.copy_to(module)
         return live
 
-    @torch.no_grad()
     def swap_out(self, module: nn.Module, live: dict[str, torch.Tensor]) -> None:
-        for name, p in module.named_parameters():
-            if name in live:
-                p.copy_(live[name])
+        copy_weights(module, live)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {name: t.detach().cpu() for name, t in self.shadow.items()}
