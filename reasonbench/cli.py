@@ -16,7 +16,9 @@ commands:
   list                                   models and tasks, one line each
   run  --model M --task T [--preset P] [--seed N] [--out DIR] [--config F.yaml ...]
        [--model.KEY V --task.KEY V --optim.KEY V --trainer.KEY V ...] [--print_config]
-                                         train, test and write a result record
+       [--resume] [--checkpoint_every N] [--budget 10m]
+                                         train, test and write a result record; --resume continues
+                                         from the run's newest checkpoint (a finished run is kept)
   eval --model M --task T --checkpoint CKPT [--preset P] [--out DIR] [...]
                                          test a checkpoint and write a record
   info --model M --task T [--preset P] [--flops]
@@ -51,6 +53,10 @@ def _run(argv: list[str], mode: str) -> int:
     if any(a in ("-h", "--help") for a in argv) and not any(a.startswith(("--model", "--config")) for a in argv):
         print(USAGE)
         return 0
+    resume = "--resume" in argv
+    argv = [a for a in argv if a != "--resume"]
+    if resume and mode != "train":
+        raise_user("reasonbench eval: --resume is for `reasonbench run`")
     loaded = None
     if mode == "eval":
         from .runner import checkpoint_config_argv
@@ -66,8 +72,10 @@ def _run(argv: list[str], mode: str) -> int:
     from . import runner
 
     record = runner.execute(cfg, mode=mode, command=shlex.join(["reasonbench", *sys.argv[1:]]),
-                            loaded_checkpoint=loaded)
-    if record:
+                            loaded_checkpoint=loaded, resume=resume)
+    if record.get("_kept"):
+        print(f"finished already, nothing run: {record['_path']} (status {record['status']})")
+    elif record:
         print(runner.summary(record))
         print(f"record: {record['_path']}")
     return 0

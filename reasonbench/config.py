@@ -25,7 +25,8 @@ from .errors import UserError
 from .optim import OptimConfig
 
 # Trainer arguments the runner owns (logging, checkpoints, output folder).
-TRAINER_MANAGED = {"logger", "callbacks", "default_root_dir", "enable_checkpointing", "plugins", "profiler"}
+TRAINER_MANAGED = {"logger", "callbacks", "default_root_dir", "enable_checkpointing", "plugins", "profiler",
+                   "use_distributed_sampler"}
 
 
 @dataclass
@@ -58,6 +59,8 @@ class RunConfig:
     measure: MeasureConfig
     config: dict[str, Any] = field(default_factory=dict)  # the whole resolved config, as YAML/JSON data
     checkpoint: str | None = None
+    checkpoint_every: int = 200
+    budget: str | None = None
 
 
 def preset_roots(model_cls: type | None = None) -> list[Path]:
@@ -126,6 +129,10 @@ def build_parser(model_cls: type, task_cls: type, prog: str = "reasonbench run")
     parser.add_argument("--seed", type=int, default=0, help="training seed")
     parser.add_argument("--out", type=str, default="results", help="folder of result records")
     parser.add_argument("--checkpoint", type=str | None, default=None, help="weights to evaluate (eval only)")
+    parser.add_argument("--checkpoint_every", type=int, default=200,
+                        help="training steps between the checkpoints --resume continues from (0: at validation only)")
+    parser.add_argument("--budget", type=str | None, default=None,
+                        help="stop training at this device time (wall time x devices), e.g. 10m, 1h, 600")
     parser.add_argument("--model.name", type=str, required=True, help="registered model name")
     parser.add_class_arguments(model_cls, "model", skip={"metadata", "optim"})
     parser.add_argument("--task.name", type=str, required=True, help="registered task name")
@@ -228,6 +235,19 @@ def _option_message(message: str) -> str:
     return message.replace("Expected a <class '", "expected ").replace("'>. Got value:", ", got")
 
 
+def parse_duration(text: str, option: str = "--budget") -> float:
+    """'90s', '10m', '1.5h', '2d' or plain seconds -> seconds (> 0)."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    value, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
+    try:
+        seconds = float(value) * units[unit]
+    except ValueError:
+        raise UserError(f"{option} {text!r}: expected a duration such as 600, 90s, 10m, 1.5h") from None
+    if not seconds > 0 or seconds == float("inf"):
+        raise UserError(f"{option} {text!r}: must be a positive, finite duration")
+    return seconds
+
+
 def one_line(message: str) -> str:
     return " ".join(str(message).split())
 
@@ -257,6 +277,10 @@ def _to_run_config(ns: Namespace, model_cls: type, task_cls: type) -> RunConfig:
     config = _plain(ns)
     model_args = {k: v for k, v in config["model"].items() if k != "name"}
     task_args = {k: v for k, v in config["task"].items() if k != "name"}
+    if config["checkpoint_every"] < 0:
+        raise UserError(f"option --checkpoint_every: must be >= 0, got {config['checkpoint_every']}")
+    if config.get("budget") is not None:
+        parse_duration(config["budget"])
     try:
         optim = OptimConfig(**config["optim"])
         measure = MeasureConfig(**config["measure"])
@@ -266,7 +290,8 @@ def _to_run_config(ns: Namespace, model_cls: type, task_cls: type) -> RunConfig:
                      seed=config["seed"], out=config["out"], model_cls=model_cls, task_cls=task_cls,
                      model_args=model_args, task_args=task_args, optim=optim,
                      trainer_args=dict(config["trainer"]), measure=measure, config=config,
-                     checkpoint=config.get("checkpoint"))
+                     checkpoint=config.get("checkpoint"), checkpoint_every=config["checkpoint_every"],
+                     budget=config.get("budget"))
 
 
 def dump(config: dict[str, Any]) -> str:

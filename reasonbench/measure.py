@@ -123,6 +123,14 @@ class TrainFlopCounter(L.Callback):
             self.measured[self._phase].append(self._counter.get_total_flops())
             self._counter = None
 
+    def state_dict(self) -> dict[str, Any]:
+        # in checkpoints: a resumed run adds its batches to the phases measured before
+        return {"phases": [(phase, list(flops), self.batches.get(phase, 0)) for phase, flops in self.measured.items()]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for phase, flops, batches in state["phases"]:
+            self.measured[phase], self.batches[phase] = list(flops), batches
+
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         if self._counter is not None:
             self._counter.__exit__(None, None, None)

@@ -7,6 +7,7 @@ Optimizers, schedules, metrics, logging and evaluation live here.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -14,6 +15,7 @@ import lightning as L
 import torch
 from torch import nn
 
+from .distributed import gather_rows, rank_and_world
 from .metrics import ReasoningMetrics
 from .optim import AdamAtan2, OptimConfig, warmup_cosine
 from .nn.ema import WeightEMA
@@ -133,6 +135,18 @@ class ReasoningModule(L.LightningModule):
         so that training FLOPs are measured in every phase; None: constant."""
         return None
 
+    def batch_rand(self, n: int, device: torch.device) -> torch.Tensor:
+        """``torch.rand(n)`` for this process's ``n`` examples of the global batch: every process
+        draws the numbers of the whole global batch and keeps its slice, so one device and N
+        devices make the same random choices for the same example."""
+        rank, world = rank_and_world()
+        return torch.rand(n * world, device=device)[rank * n:(rank + 1) * n]
+
+    def batch_randint(self, low: int, high: int, n: int, device: torch.device) -> torch.Tensor:
+        """``torch.randint(low, high, (n,))`` drawn as ``batch_rand`` is."""
+        rank, world = rank_and_world()
+        return torch.randint(low, high, (n * world,), device=device)[rank * n:(rank + 1) * n]
+
     def lr_multiplier(self, step: int) -> float:
         opt = self.optim
         return warmup_cosine(step, opt.warmup_steps, self._total_steps, opt.min_lr_ratio)
@@ -143,15 +157,18 @@ class ReasoningModule(L.LightningModule):
         lr = self.optim.puzzle_emb_lr * self.lr_multiplier(self.global_step)
         for table in self.puzzle_tables():
             table.sign_sgd_step(lr, self.optim.puzzle_emb_weight_decay)
+        self.after_optimizer_step()
+
+    def after_optimizer_step(self) -> None:
+        """What follows each weight update (the EMA). Here rather than in ``on_train_batch_end``:
+        Lightning runs callbacks first there, so a checkpoint saved at this step would miss it."""
+        if self.ema is not None:
+            self.ema.update(self)
 
     # --- EMA of the weights: averaged during training, evaluated in their place -----------
     def on_fit_start(self) -> None:
         if self.optim.ema_decay > 0 and self.ema is None:
             self.ema = WeightEMA(self, self.optim.ema_decay)
-
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if self.ema is not None:
-            self.ema.update(self)
 
     def on_validation_epoch_start(self) -> None:
         if self.ema is not None and self.trainer.state.fn == "fit":
@@ -163,14 +180,35 @@ class ReasoningModule(L.LightningModule):
             self.ema.copy_to(self)
             self.ema = None
 
+    # --- checkpoints: everything a resumed run needs to continue exactly ------------------------
+    def training_state(self) -> dict[str, Any]:
+        """State that lives outside the weights and optimizer and changes during training (e.g.
+        the slots that persist between steps); tensors, gathered over processes if per-process."""
+        return {}
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        """Restore what ``training_state`` returned (this process's part of it)."""
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.ema is not None:
             checkpoint["ema_state"] = self.ema.state_dict()
+        checkpoint["training_state"] = self.training_state()
+        # random streams as they stand after this step: a resumed run draws what this one would
+        checkpoint["rng_state"] = {"torch": torch.get_rng_state(), "python": random.getstate(),
+                                   "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if "ema_state" in checkpoint and self.optim.ema_decay > 0:
             self.ema = WeightEMA(self, self.optim.ema_decay)
             self.ema.load_state_dict(checkpoint["ema_state"])
+        if checkpoint.get("training_state"):
+            self.load_training_state(checkpoint["training_state"])
+        rng = checkpoint.get("rng_state")
+        if rng:
+            torch.set_rng_state(rng["torch"])
+            random.setstate(rng["python"])
+            if rng["cuda"] and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(rng["cuda"])
 
     # --- evaluation -------------------------------------------------------------------------
     def _evaluate(self, batch: dict[str, torch.Tensor], metrics: ReasoningMetrics) -> tuple[ReasoningOutput, torch.Tensor]:
@@ -231,11 +269,15 @@ class ReasoningModule(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self.test_results = self.test_metrics.compute()
-        if self.task_aggregate is not None and self._test_predictions:
-            predictions = torch.cat(self._test_predictions).long()
-            confidences = torch.cat(self._test_confidences) if self._test_confidences else None
-            self.test_results.update(self.task_aggregate(predictions, confidences))
-            self.test_predictions = (predictions, confidences)  # kept for a submission file
+        if self.task_aggregate is not None:
+            # the split in order: each process scored one contiguous shard
+            predictions = gather_rows(torch.cat(self._test_predictions).long() if self._test_predictions
+                                      else torch.zeros(0, self.metadata.seq_len, dtype=torch.long))
+            confidences = gather_rows(torch.cat(self._test_confidences) if self._test_confidences else torch.zeros(0))
+            confidences = confidences if confidences.numel() else None
+            if predictions.shape[0]:
+                self.test_results.update(self.task_aggregate(predictions, confidences))
+                self.test_predictions = (predictions, confidences)  # kept for a submission file
             self._test_predictions, self._test_confidences = [], []
         self.log("test/exact_accuracy", self.test_results["exact_accuracy"])
         self.log("test/token_accuracy", self.test_results["token_accuracy"])

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .distributed import gather_rows, rank_and_world
 from .module import ReasoningModule, ReasoningOutput
 from .nn.layers import Linear, RotaryEmbedding, TokenEmbedding, trunc_normal_
 from .nn.losses import IGNORE_INDEX, stablemax_cross_entropy
@@ -206,6 +207,27 @@ class RecursiveReasoningModule(ReasoningModule):
                 for k, v in batch.items() if k in carry.data}
         return state, steps, data
 
+    def training_state(self) -> dict[str, object]:
+        # the slots persisting between steps, over all processes in rank order (= global batch order)
+        if self._carry is None:
+            return {}
+        carry = self._carry
+        return {"carry": {"state": [gather_rows(s.detach()) for s in carry.state], "steps": gather_rows(carry.steps),
+                          "halted": gather_rows(carry.halted), "data": {k: gather_rows(v) for k, v in carry.data.items()}}}
+
+    def load_training_state(self, state: dict[str, object]) -> None:
+        saved = state.get("carry")
+        if not saved:
+            return
+        rank, world = rank_and_world()
+        n = saved["halted"].shape[0] // world
+
+        def mine(t: torch.Tensor) -> torch.Tensor:
+            return t[rank * n:(rank + 1) * n].to(self.device)
+
+        self._carry = Carry(tuple(mine(s) for s in saved["state"]), mine(saved["steps"]), mine(saved["halted"]),
+                            {k: mine(v) for k, v in saved["data"].items()})
+
     # weights of the loss terms of a segment (the reference's: 1, 0.5, 0.5)
     loss_weights: dict[str, float] = {"lm_loss": 1.0, "halt_loss": 0.5, "continue_loss": 0.5}
 
@@ -227,8 +249,9 @@ class RecursiveReasoningModule(ReasoningModule):
             halted = last
             if self.halt_max_steps > 1:
                 halted = halted | self.halt_signal(q_halt, q_continue)
-                explore = torch.rand_like(q_halt) < self.halt_exploration_prob
-                min_steps = explore * torch.randint_like(steps, low=2, high=self.halt_max_steps + 1)
+                n = q_halt.shape[0]
+                explore = self.batch_rand(n, q_halt.device) < self.halt_exploration_prob
+                min_steps = explore * self.batch_randint(2, self.halt_max_steps + 1, n, steps.device)
                 halted = halted & (steps >= min_steps)
             mask = labels != IGNORE_INDEX
             counts = mask.sum(-1)

@@ -20,7 +20,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from . import record as rec
-from .config import RunConfig, one_line
+from .config import RunConfig, one_line, parse_duration
 from .errors import UserError
 from .measure import TrainFlopCounter, count_parameters, device_name, forward_flops_per_example, peak_memory_bytes
 from .module import ReasoningModule
@@ -41,6 +41,10 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*tensorboardX.*")
     warnings.filterwarnings("ignore", message=".*`training_step` returned `None`.*")
+    # Lightning's hint for a machine that has SLURM installed but runs outside a job
+    warnings.filterwarnings("ignore", message=".*`srun` command is available on your system.*")
+    # test metrics are reduced over processes by torchmetrics before they are logged
+    warnings.filterwarnings("ignore", message=".*when logging on epoch level in distributed setting.*")
 
 
 def make_task(cfg: RunConfig) -> ReasoningTask:
@@ -120,12 +124,57 @@ def save_checkpoint(model: ReasoningModule, cfg: RunConfig, path: Path, **extra:
     os.replace(tmp, path)
 
 
+class TrainClock(L.Callback):
+    """Training wall time over every attempt of a run (it travels in checkpoints, so a resumed
+    run's record counts the time before the interruption too), the resumes, and the optional
+    device-time budget: training stops once wall time x devices reaches ``budget_seconds``."""
+
+    def __init__(self, budget_seconds: float | None = None, resumed: dict[str, Any] | None = None) -> None:
+        self.budget_seconds = budget_seconds
+        self.before = 0.0  # seconds of earlier attempts
+        self.resumes: list[dict[str, Any]] = []
+        self._resumed = resumed  # this attempt's resume, added to the list restored from the checkpoint
+        self.stopped_at_step: int | None = None
+        self._start = time.perf_counter()
+
+    @property
+    def seconds(self) -> float:
+        return self.before + time.perf_counter() - self._start
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"seconds": self.seconds, "resumes": self.resumes}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.before, self.resumes = float(state["seconds"]), list(state["resumes"])
+        self.resumes += [self._resumed] if self._resumed else []
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if self.budget_seconds is None:
+            return
+        spent = self.seconds * max(1, trainer.num_devices * trainer.num_nodes)
+        # one decision for all processes, so that none waits for the others at a collective
+        if trainer.strategy.reduce_boolean_decision(spent >= self.budget_seconds, all=False):
+            trainer.should_stop = True
+            self.stopped_at_step = trainer.global_step
+
+
+def newest_checkpoint(run_dir: Path) -> Path | None:
+    """The most recent training checkpoint of a run folder: the periodic ``last.ckpt`` or one
+    Lightning wrote on a SLURM preemption signal (``hpc_ckpt_N.ckpt``)."""
+    found = [run_dir / "checkpoints" / "last.ckpt", *run_dir.glob("hpc_ckpt_*.ckpt")]
+    found = [f for f in found if f.is_file()]
+    return max(found, key=lambda f: f.stat().st_mtime) if found else None
+
+
 def _trainer(cfg: RunConfig, run_dir: Path, callbacks: list[L.Callback], checkpoints: bool) -> L.Trainer:
     args = dict(cfg.trainer_args)
     logger = TensorBoardLogger(str(run_dir), name="tensorboard", version="", default_hp_metric=False)
     try:
+        # the tasks shard their own batches over processes (same global batches on 1 or N devices)
         return L.Trainer(**args, logger=logger, callbacks=callbacks, default_root_dir=str(run_dir),
-                         enable_checkpointing=checkpoints)
+                         enable_checkpointing=checkpoints, use_distributed_sampler=False)
     except (TypeError, ValueError) as exc:
         raise UserError(f"trainer: {one_line(exc)}") from None
     except Exception as exc:  # Lightning raises MisconfigurationException for bad combinations
@@ -135,13 +184,26 @@ def _trainer(cfg: RunConfig, run_dir: Path, callbacks: list[L.Callback], checkpo
 
 
 def execute(cfg: RunConfig, mode: str = "train", command: str | None = None,
-            loaded_checkpoint: dict[str, Any] | None = None) -> dict[str, Any]:
+            loaded_checkpoint: dict[str, Any] | None = None, resume: bool = False) -> dict[str, Any]:
     """Train (mode 'train') or load ``cfg.checkpoint`` (mode 'eval'; ``loaded_checkpoint`` if
-    it was read already), test, write the record."""
+    it was read already), test, write the record. ``resume``: a finished run's record is
+    returned as it is; otherwise training continues from the run folder's newest checkpoint
+    (or starts, if there is none)."""
     quiet_lightning()
     started = _now()
     out_path = rec.record_path(cfg.out, cfg.model, cfg.task, cfg.preset, cfg.seed, mode)
     run_dir = out_path.with_suffix("")
+    resume_from: Path | None = None
+    resumed: dict[str, Any] | None = None
+    if resume and mode == "train":
+        if out_path.is_file():
+            record = rec.read_record(out_path)
+            record["_path"], record["_kept"] = str(out_path), True
+            return record
+        resume_from = newest_checkpoint(run_dir)
+        if resume_from is not None:  # unreadable -> one line, before anything starts
+            step = load_checkpoint(resume_from).get("global_step", 0)
+            resumed = {"checkpoint": str(resume_from), "step": int(step), "at": started}
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     task = build_task(cfg)
     model = build_model(cfg, task)
@@ -173,23 +235,27 @@ def execute(cfg: RunConfig, mode: str = "train", command: str | None = None,
         checkpoint_path = Path(cfg.checkpoint)
 
     flop_counter = TrainFlopCounter(cfg.measure.train_flop_steps)
-    callbacks: list[L.Callback] = [flop_counter]
+    clock = TrainClock(parse_duration(cfg.budget) if cfg.budget else None, resumed)
+    callbacks: list[L.Callback] = [flop_counter, clock]
     if mode == "train":
-        # two callbacks: Lightning's save_last only refreshes last.ckpt when "best" improves
+        # two callbacks: Lightning's save_last only refreshes last.ckpt when "best" improves;
+        # last.ckpt every `checkpoint_every` steps is what --resume continues from
         callbacks.append(ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="best",
                                          monitor="val/exact_accuracy", mode="max"))
         callbacks.append(ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="last", monitor=None,
-                                         save_top_k=1, enable_version_counter=False))
+                                         save_top_k=1, enable_version_counter=False,
+                                         every_n_train_steps=cfg.checkpoint_every or None))
     trainer = _trainer(cfg, run_dir, callbacks, checkpoints=mode == "train")
 
     train_seconds = 0.0
     if mode == "train":
-        t0 = time.perf_counter()
-        trainer.fit(model, datamodule=task)
-        train_seconds = time.perf_counter() - t0
+        trainer.fit(model, datamodule=task, ckpt_path=str(resume_from) if resume_from else None)
+        train_seconds = clock.seconds
         if trainer.interrupted:  # Lightning returns normally after Ctrl-C: no partial record
             raise KeyboardInterrupt(f"at step {trainer.global_step}; no record written "
-                                    f"(checkpoints in {run_dir / 'checkpoints'})")
+                                    f"(`--resume` continues from {run_dir / 'checkpoints'})")
+        # the finished state too (all processes take part), whatever the period
+        trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt")
         if trainer.is_global_zero:
             checkpoint_path = run_dir / "final.pt"
             save_checkpoint(model, cfg, checkpoint_path)
@@ -238,10 +304,15 @@ def execute(cfg: RunConfig, mode: str = "train", command: str | None = None,
             "git_commit": commit, "git_dirty": dirty, "versions": rec.versions(),
             "command": command or shlex.join(sys.argv), "config": cfg.config,
             "data_fingerprint": task.fingerprint, "started": started, "finished": _now(),
+            "resumed": clock.resumes,
         },
         "task_metadata": task.metadata.as_dict(),
         "checkpoint": str(checkpoint_path) if checkpoint_path else None,
     }
+    if clock.budget_seconds is not None:
+        # stopped_at_step null: the preset's steps ran out before the budget did
+        record["budget"] = {"device_seconds": clock.budget_seconds, "spec": cfg.budget,
+                            "stopped_at_step": clock.stopped_at_step}
     if submission:
         record["submission"] = submission
     if model.test_examples:

@@ -98,8 +98,8 @@ class AugmentedHRMModel(HRMModel):
         self.snapshots.weights = [self.snapshots.weights[i] for i in kept]
         self.snapshots.steps = [self.snapshots.steps[i] for i in kept]
 
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        super().on_train_batch_end(outputs, batch, batch_idx)
+    def after_optimizer_step(self) -> None:
+        super().after_optimizer_step()
         before_end = self._total_steps - self.global_step
         if 0 < before_end < self.ensemble_checkpoints * self.ensemble_interval and before_end % self.ensemble_interval == 0:
             # with EMA the averaged weights are what a checkpoint evaluates, as for the final one

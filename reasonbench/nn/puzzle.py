@@ -11,8 +11,9 @@ EMA or DDP gradient reduction touches it; it counts apart from the model's param
 from __future__ import annotations
 
 import torch
-import torch.distributed as dist
 from torch import nn
+
+from ..distributed import gather_rows
 
 
 class PuzzleEmbedding(nn.Module):
@@ -47,13 +48,8 @@ class PuzzleEmbedding(nn.Module):
             return
         grad = torch.cat([r.grad for r, _ in looked_up])
         ids = torch.cat([i for _, i in looked_up])
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            world = dist.get_world_size()
-            all_grad = grad.new_empty((world * grad.shape[0], grad.shape[1]))
-            all_ids = ids.new_empty(world * ids.shape[0])
-            dist.all_gather_into_tensor(all_grad, grad.contiguous())
-            dist.all_gather_into_tensor(all_ids, ids.contiguous())
-            grad, ids = all_grad, all_ids
+        # every process applies the same update: the rows and gradients of all of them
+        grad, ids = gather_rows(grad.contiguous()), gather_rows(ids.contiguous())
         unique_ids, inverse = ids.unique(return_inverse=True)
         summed = grad.new_zeros((unique_ids.shape[0], grad.shape[1]))
         summed.index_add_(0, inverse, grad)

@@ -13,13 +13,13 @@ import os
 import tempfile
 from pathlib import Path
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
 
+from ..distributed import rank_and_world
 from ..nn.losses import IGNORE_INDEX
 from .images import grid_image, side_by_side
 
@@ -78,26 +78,72 @@ class Split:
         return self.inputs.shape[0]
 
 
-class _SplitDataset(Dataset):
-    def __init__(self, split: Split) -> None:
-        self.split = split
+class Batches:
+    """Batches gathered straight from a split's in-memory tensors (no workers, no collation).
+
+    Training (``shuffle``): epoch ``e`` visits the split in a permutation drawn from
+    ``(seed, e)``, in global batches of ``batch_size`` (a last partial batch is dropped: static
+    shapes). With ``world`` processes, process ``rank`` takes the ``rank``-th contiguous slice of
+    each global batch, so any number of devices trains on the same global batches. The position
+    (epoch, batch) is ``state_dict``: Lightning stores it in checkpoints and a resumed run
+    continues with the next batch. Evaluation: the split in order, one contiguous shard per
+    process, nothing repeated or padded (metrics summed over processes count each example once).
+    """
+
+    def __init__(self, split: Split, batch_size: int, shuffle: bool, seed: int = 0,
+                 rank: int = 0, world: int = 1, pin_memory: bool = False) -> None:
+        if shuffle and batch_size % world:
+            raise ValueError(f"task.batch_size {batch_size} (the global batch) is not divisible by "
+                             f"the {world} training processes")
+        self.split, self.batch_size, self.shuffle, self.seed = split, batch_size, shuffle, seed
+        self.rank, self.world, self.pin_memory = rank, world, pin_memory
+        self.epoch, self.position = 0, 0  # next batch to yield
+        n = len(split)
+        if shuffle:
+            self._batches = n // batch_size
+        else:
+            start, stop = n * rank // world, n * (rank + 1) // world
+            self._shard = (start, stop)
+            self._batches = -(-(stop - start) // batch_size)
 
     def __len__(self) -> int:
-        return len(self.split)
+        return self._batches
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return self.__getitems__([index])
+    def _order(self) -> torch.Tensor:
+        if not self.shuffle:
+            return torch.arange(*self._shard)
+        seed = int(np.random.SeedSequence([self.seed, self.epoch]).generate_state(1)[0])
+        return torch.randperm(len(self.split), generator=torch.Generator().manual_seed(seed))
 
-    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
-        # one gather per tensor instead of collating B small dicts
-        idx = torch.as_tensor(indices, dtype=torch.long)
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        if not self.shuffle:
+            order = self._order()
+            for start in range(0, len(order), self.batch_size):
+                yield self._gather(order[start:start + self.batch_size])
+            return
+        # Lightning stops asking once it has had len() batches, so the epoch turns over here
+        if self.position >= self._batches:
+            self.epoch, self.position = self.epoch + 1, 0
+        order = self._order()
+        local = self.batch_size // self.world
+        while self.position < self._batches:
+            start = self.position * self.batch_size + self.rank * local
+            self.position += 1
+            yield self._gather(order[start:start + local])
+
+    def _gather(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
         # .long(): tasks may store ids compactly (int8); batches are int64 by contract
-        return {"inputs": self.split.inputs[idx].long(), "labels": self.split.labels[idx].long(),
-                "puzzle_ids": self.split.puzzle_ids[idx]}
+        batch = {"inputs": self.split.inputs[idx].long(), "labels": self.split.labels[idx].long(),
+                 "puzzle_ids": self.split.puzzle_ids[idx]}
+        if self.pin_memory:
+            batch = {k: v.pin_memory() for k, v in batch.items()}
+        return batch
 
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "position": self.position}
 
-def _keep_batch(batch: Any) -> Any:
-    return batch
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.epoch, self.position = int(state["epoch"]), int(state["position"])
 
 
 class ReasoningTask(L.LightningDataModule):
@@ -106,15 +152,16 @@ class ReasoningTask(L.LightningDataModule):
     name: str = "task"
     palette: np.ndarray = PALETTE  # fill colour of each token id in pictures
 
-    def __init__(self, batch_size: int = 32, eval_batch_size: int = 256, data_seed: int = 0,
-                 num_workers: int = 0) -> None:
+    # a process whose evaluation shard is empty (more processes than examples) still joins in
+    allow_zero_length_dataloader_with_multiple_devices = True
+
+    def __init__(self, batch_size: int = 32, eval_batch_size: int = 256, data_seed: int = 0) -> None:
         super().__init__()
         if batch_size < 1 or eval_batch_size < 1:
             raise ValueError("task.batch_size and task.eval_batch_size must be positive")
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.data_seed = data_seed
-        self.num_workers = num_workers
         self.splits: dict[str, Split] = {}
         self._fingerprint: str | None = None
 
@@ -245,22 +292,22 @@ class ReasoningTask(L.LightningDataModule):
         self.setup()
         return {name: len(split) for name, split in self.splits.items()}
 
-    def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
+    def _loader(self, split: str, batch_size: int, shuffle: bool) -> Batches:
         self.setup()
-        generator = torch.Generator().manual_seed(self.data_seed) if shuffle else None
-        return DataLoader(_SplitDataset(self.splits[split]), batch_size=batch_size, shuffle=shuffle,
-                          drop_last=shuffle, generator=generator, collate_fn=_keep_batch,
-                          num_workers=self.num_workers)
+        rank, world = rank_and_world()
+        trainer = getattr(self, "_trainer", None)
+        pin = trainer is not None and trainer.root_device.type == "cuda"
+        return Batches(self.splits[split], batch_size, shuffle, self.data_seed, rank, world, pin)
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> Batches:
         # drop_last keeps shapes static, as in the reference's fixed global batch
         if len(self.splits.get("train", ())) < self.batch_size and self.splits:
             raise ValueError(f"batch_size {self.batch_size} exceeds the {len(self.splits['train'])} "
                              "training examples")
         return self._loader("train", self.batch_size, shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> Batches:
         return self._loader("val", self.eval_batch_size, shuffle=False)
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> Batches:
         return self._loader("test", self.eval_batch_size, shuffle=False)

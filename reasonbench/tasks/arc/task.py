@@ -63,8 +63,8 @@ class ArcTask(ReasoningTask):
     def __init__(self, version: str = "arc1", path: str | None = None, split_policy: str = "reference",
                  num_augmentations: int = 1000, max_tasks: int | None = None, max_grid_size: int = 30,
                  train_on: str | None = None, force_overlap: bool = False, batch_size: int = 32,
-                 eval_batch_size: int = 256, data_seed: int = 0, num_workers: int = 0) -> None:
-        super().__init__(batch_size, eval_batch_size, data_seed, num_workers)
+                 eval_batch_size: int = 256, data_seed: int = 0) -> None:
+        super().__init__(batch_size, eval_batch_size, data_seed)
         if version not in data.VERSIONS:
             raise ValueError(f"task.version must be one of {', '.join(data.VERSIONS)}, got {version!r}")
         if train_on is not None and train_on not in data.VERSIONS:
@@ -77,8 +77,6 @@ class ArcTask(ReasoningTask):
             raise ValueError(f"task.max_tasks must be null or >= 1, got {max_tasks}")
         if not 1 <= max_grid_size <= data.MAX_GRID_SIZE:
             raise ValueError(f"task.max_grid_size must be in 1..{data.MAX_GRID_SIZE}, got {max_grid_size}")
-        if num_workers < 0:
-            raise ValueError(f"task.num_workers must be >= 0, got {num_workers}")
         self.version = version
         self.path = path
         self.split_policy = split_policy

@@ -57,8 +57,8 @@ class MazeTask(ReasoningTask):
     def __init__(self, path: str | None = None, size: int = 30, min_path_length: int = 110,
                  num_train: int = 1000, num_val: int = 100, num_test: int | None = 1000,
                  dihedral_augment: bool = False, skip_invalid: bool = False, batch_size: int = 32,
-                 eval_batch_size: int = 256, data_seed: int = 0, num_workers: int = 0) -> None:
-        super().__init__(batch_size, eval_batch_size, data_seed, num_workers)
+                 eval_batch_size: int = 256, data_seed: int = 0) -> None:
+        super().__init__(batch_size, eval_batch_size, data_seed)
         if size < 2:
             raise ValueError(f"task.size must be >= 2, got {size}")
         if not 0 <= min_path_length <= size * size - 2:

@@ -68,8 +68,8 @@ class SudokuTask(ReasoningTask):
                  generator: Literal["blanks", "extreme"] = "blanks", num_blanks: int = 40,
                  hard_fraction: float = 0.5, hard_mean: float = 55.0, workers: int = 0,
                  skip_invalid: bool = False, hints: bool = False, batch_size: int = 32, eval_batch_size: int = 256,
-                 data_seed: int = 0, num_workers: int = 0) -> None:
-        super().__init__(batch_size, eval_batch_size, data_seed, num_workers)
+                 data_seed: int = 0) -> None:
+        super().__init__(batch_size, eval_batch_size, data_seed)
         if num_train < 1 or num_val < 1 or (num_test is not None and num_test < 1):
             raise ValueError("task.num_train, task.num_val and task.num_test must be positive")
         if augmentations < 0:
