@@ -102,14 +102,14 @@ def test_seeds_aggregate_into_mean_std_and_a_pooled_wilson_interval(tmp_path):
 
 @pytest.mark.parametrize("preset, budget, expected", [
     ("mini", None, "mini"), ("paper", None, "paper"), ("tiny", None, "paper"), ("smoke", None, None),
-    ("long", None, "long"), ("paper", "top", "budget"), ("mini", "config", "budget"), ("smoke", "top", None),
+    ("long", None, "long"), ("paper", "top", "budget 10m"), ("mini", "config", "budget 1h"), ("smoke", "top", None),
 ])
 def test_tracks_of_presets(preset, budget, expected):
     record = make_record(preset=preset)
     if budget == "top":
-        record["budget"] = {"device_hours": 1.0}
+        record["budget"] = {"device_seconds": 600.0, "spec": "10m", "stopped_at_step": 120}
     elif budget == "config":
-        record["provenance"]["config"] = {"budget": {"device_hours": 1.0}}
+        record["provenance"]["config"] = {"budget": "1h"}
     assert leaderboard.track(record) == expected
 
 

@@ -213,7 +213,7 @@ def reported_table(entries: list[dict[str, Any]]) -> str:
 
 
 def track_heading(track_name: str, level: str) -> str:
-    note = TRACK_NOTES.get(track_name, "runs of this preset")
+    note = TRACK_NOTES.get(track_name.split(" ", 1)[0], "runs of this preset")
     return f'<{level}>{esc(track_name)} track</{level}><p class="note">{esc(note)}</p>'
 
 

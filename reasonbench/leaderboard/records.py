@@ -30,13 +30,17 @@ def track(record: dict[str, Any]) -> str | None:
     """The leaderboard track of a record, or None for runs that never appear (smoke)."""
     if record["preset"] in HIDDEN_PRESETS:
         return None
-    if record.get("budget") or record["provenance"]["config"].get("budget"):
-        return "budget"
+    budget = record.get("budget") or {}
+    spec = budget.get("spec") if isinstance(budget, dict) else None
+    if spec or record["provenance"]["config"].get("budget"):
+        # one track per budget: only runs given the same device time compare
+        return f"budget {spec or record['provenance']['config']['budget']}"
     return TRACK_OF_PRESET.get(record["preset"], record["preset"])
 
 
 def track_sort_key(name: str) -> tuple[int, str]:
-    return (TRACK_ORDER.index(name) if name in TRACK_ORDER else len(TRACK_ORDER), name)
+    base = name.split(" ", 1)[0]
+    return (TRACK_ORDER.index(base) if base in TRACK_ORDER else len(TRACK_ORDER), name)
 
 
 @dataclass
