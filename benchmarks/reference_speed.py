@@ -1,0 +1,143 @@
+"""Training speed of reasonbench's TRM and HRM against the reference implementations
+(SamsungSAILMontreal/TinyRecursiveModels, sapientinc/HRM) on the same config, batch and hardware.
+
+Not part of CI (it needs a checkout of the reference code, and pydantic + einops):
+
+    git clone https://github.com/SamsungSAILMontreal/TinyRecursiveModels /tmp/trm_ref
+    python -m reasonbench_benchmarks.reference_speed --model trm --reference /tmp/trm_ref [--preset mini --task sudoku]
+    git clone https://github.com/sapientinc/HRM /tmp/hrm_ref
+    python -m reasonbench_benchmarks.reference_speed --model hrm --reference /tmp/hrm_ref
+
+HRM's reference attends through FlashAttention, which has no CPU build: here its
+``flash_attn_func`` is ``scaled_dot_product_attention`` on the same tensors (the layout
+transposed), the kernel reasonbench uses too.
+
+Both sides run the reference's training step: one supervision segment on the persistent batch
+of slots (forward, ACT loss, backward), Adam-atan2 on the weights and sign-SGD on the puzzle
+embeddings. The reference's compiled CUDA ``adam_atan2`` does not run on a CPU, so both use
+reasonbench's pure-PyTorch ``AdamAtan2``; the reference's sparse sign-SGD is its own. Timed in
+alternating rounds (ours, reference, ours, ...) so that a busy machine slows both alike; the
+figure is the median step time of each side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import statistics
+import sys
+import time
+import types
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from reasonbench.config import resolve
+from reasonbench.measure import count_parameters
+from reasonbench.optim import AdamAtan2
+from reasonbench.runner import build_model, build_task
+
+
+def reference_config(model: str, a: dict, meta, batch_size: int) -> dict:
+    """The reference ``arch`` config equal to our model's arguments ``a``."""
+    arch = {"batch_size": batch_size, "seq_len": meta.seq_len, "vocab_size": meta.vocab_size,
+            "num_puzzle_identifiers": meta.num_puzzle_ids, "puzzle_emb_ndim": a["puzzle_emb_dim"],
+            "hidden_size": a["hidden_size"], "expansion": a["expansion"], "num_heads": a["num_heads"],
+            "pos_encodings": a["pos_encodings"], "rope_theta": a["rope_theta"], "halt_max_steps": a["halt_max_steps"],
+            "halt_exploration_prob": a["halt_exploration_prob"], "forward_dtype": "float32"}
+    if model == "hrm":
+        return {**arch, "H_cycles": a["high_cycles"], "L_cycles": a["low_cycles"], "H_layers": a["high_layers"],
+                "L_layers": a["low_layers"]}
+    return {**arch, "puzzle_emb_len": a["puzzle_emb_len"], "H_cycles": a["recursions"], "L_cycles": a["latent_steps"],
+            "H_layers": 0, "L_layers": a["num_layers"], "mlp_t": a["mixer"] == "mlp",
+            "no_ACT_continue": not a["q_continue_loss"]}
+
+
+def _flash_attention_on_sdpa() -> None:
+    """A ``flash_attn`` module whose ``flash_attn_func`` ([B, S, H, D] tensors) runs SDPA."""
+    module = types.ModuleType("flash_attn")
+
+    def flash_attn_func(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False) -> torch.Tensor:
+        out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=causal)
+        return out.transpose(1, 2)
+
+    module.flash_attn_func = flash_attn_func
+    sys.modules.setdefault("flash_attn", module)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=("trm", "hrm"), default="trm")
+    parser.add_argument("--reference", required=True, help="a checkout of the model's reference code")
+    parser.add_argument("--task", default="sudoku")
+    parser.add_argument("--preset", default="mini")
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per round")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(Path(args.reference).resolve()))
+    _flash_attention_on_sdpa()
+    if args.model == "hrm":
+        ref_cls = importlib.import_module("models.hrm.hrm_act_v1").HierarchicalReasoningModel_ACTV1
+    else:
+        ref_cls = importlib.import_module("models.recursive_reasoning.trm").TinyRecursiveReasoningModel_ACTV1
+    ref_losses = importlib.import_module("models.losses")
+    ref_sparse = importlib.import_module("models.sparse_embedding")
+    torch.manual_seed(0)
+
+    cfg, _ = resolve(["--model", args.model, "--task", args.task, "--preset", args.preset])
+    task = build_task(cfg)
+    ours = build_model(cfg, task)
+    batch_size, opt = task.batch_size, ours.optim
+    arch = reference_config(args.model, cfg.model_args, task.metadata, batch_size)
+    ref = ref_losses.ACTLossHead(ref_cls(arch), loss_type="stablemax_cross_entropy")
+    params, extra = count_parameters(ours)
+    print(f"{args.model.upper()} {args.task}/{args.preset}: batch {batch_size}, parameters ours {params:,} (+{extra:,} puzzle "
+          f"embedding), reference {sum(p.numel() for p in ref.parameters()):,} (its puzzle table is a buffer)")
+
+    batches = [b for _, b in zip(range(args.steps), task.train_dataloader())]
+    ours.train()
+    ours_opt = AdamAtan2([p for p in ours.parameters() if p.requires_grad], lr=opt.lr, weight_decay=opt.weight_decay)
+    ref.train()
+    ref_opts = [AdamAtan2(ref.parameters(), lr=opt.lr, weight_decay=opt.weight_decay)]
+    if arch["puzzle_emb_ndim"]:
+        ref_opts.append(ref_sparse.CastedSparseEmbeddingSignSGD_Distributed(
+            ref.model.inner.puzzle_emb.buffers(), lr=opt.puzzle_emb_lr, weight_decay=opt.puzzle_emb_weight_decay,
+            world_size=1))
+    ref_carry = None
+
+    def ours_step(batch: dict) -> None:
+        loss, _ = ours.training_loss(batch)
+        loss.backward()
+        ours_opt.step()
+        ours_opt.zero_grad()
+        for table in ours.puzzle_tables():
+            table.sign_sgd_step(opt.puzzle_emb_lr, opt.puzzle_emb_weight_decay)
+
+    def ref_step(batch: dict) -> None:
+        nonlocal ref_carry
+        batch = {"inputs": batch["inputs"], "labels": batch["labels"], "puzzle_identifiers": batch["puzzle_ids"]}
+        if ref_carry is None:
+            ref_carry = ref.initial_carry(batch)
+        ref_carry, loss, _, _, _ = ref(carry=ref_carry, batch=batch, return_keys=[])
+        ((1 / batch_size) * loss).backward()
+        for o in ref_opts:
+            o.step()
+            o.zero_grad()
+
+    times: dict[str, list[float]] = {"reasonbench": [], "reference": []}
+    for round_ in range(args.rounds + 1):  # round 0 warms up both
+        for name, step in (("reasonbench", ours_step), ("reference", ref_step)):
+            t0 = time.perf_counter()
+            for batch in batches:
+                step(batch)
+            if round_:
+                times[name].append((time.perf_counter() - t0) / len(batches))
+    mine, theirs = statistics.median(times["reasonbench"]), statistics.median(times["reference"])
+    print(f"step time (median of {args.rounds} rounds of {len(batches)} steps, {torch.get_num_threads()} threads): "
+          f"reasonbench {1000 * mine:.1f} ms, reference {1000 * theirs:.1f} ms; "
+          f"reasonbench is {theirs / mine:.2f}x the reference's speed")
+
+
+if __name__ == "__main__":
+    main()
