@@ -20,7 +20,7 @@ import yaml
 
 from . import config as cfgmod
 from .config import one_line
-from .errors import UserError
+from .errors import UserError, cannot_write, invalid_yaml
 
 REFERENCE_CONFIG = "all_config.yaml"
 
@@ -61,9 +61,11 @@ def _reference_arch(path: Path, explicit: str | None) -> tuple[dict[str, Any] | 
             raise UserError(f"--reference-config {config_path}: no such file")
         return None, None
     try:
-        loaded = yaml.safe_load(config_path.read_text())
+        loaded = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{config_path}: cannot read: {getattr(exc, 'strerror', None) or 'not UTF-8 text'}") from None
     except yaml.YAMLError as exc:
-        raise UserError(f"{config_path}: not YAML: {one_line(exc)}") from None
+        raise UserError(invalid_yaml(str(config_path), exc)) from None
     arch = loaded.get("arch") if isinstance(loaded, dict) else None
     if not isinstance(arch, dict):
         raise UserError(f"{config_path}: no 'arch' section (not a reference all_config.yaml)")
@@ -106,7 +108,15 @@ def import_checkpoint(source: str, path: str | Path, task: str, out: str | Path,
     except KeyError as exc:
         raise UserError(f"checkpoint {path}: key {exc.args[0]!r} is not part of a reference {source.upper()} model") from None
     arch, config_path = _reference_arch(path, reference_config)
-    args = model_cls.reference_arguments(arch) if arch is not None else _shape_arguments(source, state)
+    try:
+        args = model_cls.reference_arguments(arch) if arch is not None else _shape_arguments(source, state)
+    except KeyError as exc:  # a section or a tensor the architecture is read from is missing
+        if arch is not None:
+            raise UserError(f"{config_path}: the 'arch' section has no {exc.args[0]!r}") from None
+        raise UserError(f"checkpoint {path}: no {exc.args[0]!r} tensor to read the architecture from "
+                        f"(give --reference-config {REFERENCE_CONFIG})") from None
+    except (TypeError, ValueError, AttributeError) as exc:  # e.g. expansion: "four"
+        raise UserError(f"{config_path or path}: cannot read the architecture: {one_line(exc)}") from None
     argv = ["--model", source, "--task", task, "--preset", preset, *cfgmod.overrides_to_argv({"model": args})]
     cfg, _ = cfgmod.resolve(argv, prog="reasonbench import-checkpoint")
     task_obj = make_task(cfg)
@@ -122,9 +132,12 @@ def import_checkpoint(source: str, path: str | Path, task: str, out: str | Path,
     except RuntimeError as exc:
         first = next((l.strip() for l in str(exc).splitlines()[1:] if l.strip()), one_line(exc))
         raise UserError(f"checkpoint {path} does not fit {source} on {task} with these settings: {first[:300]}") from None
-    save_checkpoint(model, cfg, out, imported_from={
-        "path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-        "reference_config": str(config_path) if config_path else None})
+    try:
+        save_checkpoint(model, cfg, out, imported_from={
+            "path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            "reference_config": str(config_path) if config_path else None})
+    except OSError as exc:  # e.g. a file where a folder should be
+        raise UserError(cannot_write("--out", out, exc)) from None
     return {"out": str(out), "model_args": cfg.model_args, "reference_config": str(config_path) if config_path else None,
             "tensors": len(state)}
 

@@ -105,7 +105,7 @@ def _parse(parser: ArgumentParser, argv: list[str]) -> Namespace:
     try:
         return parser.parse_args(argv)
     except Exception as exc:  # jsonargparse.ArgumentError and its YAML/type errors
-        raise UserError(_option_message(one_line(exc))) from None
+        raise UserError(_option_message(one_line(exc), argv)) from None
 
 
 def _required_names(argv: list[str], kinds: tuple[str, ...]) -> dict[str, str]:
@@ -190,15 +190,21 @@ def _load_yaml(text_or_path: str) -> dict[str, Any]:
     inline = text_or_path.lstrip().startswith(("{", "[")) or "\n" in text_or_path
     path = Path(text_or_path)
     try:
-        text = text_or_path if inline or not path.is_file() else path.read_text()
-    except OSError as exc:
-        raise UserError(f"--config {text_or_path}: cannot read: {exc.strerror}") from None
+        text = text_or_path if inline or not path.is_file() else path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise UserError(f"--config {text_or_path}: cannot read: {why}") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise UserError(f"--config {text_or_path}: not valid YAML: {' '.join(str(exc).split())}") from None
+        from .errors import invalid_yaml
+
+        raise UserError(invalid_yaml(f"--config {text_or_path}", exc)) from None
     if not isinstance(data, dict) and (inline or not path.is_file()):
         raise UserError(f"--config {text_or_path}: no such file")
+    if data is not None and not isinstance(data, dict):
+        raise UserError(f"--config {text_or_path}: expected a mapping of options (key: value), "
+                        f"got a {type(data).__name__}")
     return data if isinstance(data, dict) else {}
 
 
@@ -229,10 +235,35 @@ def _scan_names(argv: list[str]) -> dict[str, str]:
     return names
 
 
-def _option_message(message: str) -> str:
-    """jsonargparse says 'Parser key "model.x": ...'; users type '--model.x'."""
+def _option_message(message: str, argv: list[str] | None = None) -> str:
+    """jsonargparse says 'Parser key "model.x": ...'; users type '--model.x'. Names the
+    ``--config`` file that set the option, when one did."""
     message = re.sub(r'Parser key "([^"]+)":', r"option --\1:", message)
-    return message.replace("Expected a <class '", "expected ").replace("'>. Got value:", ", got")
+    message = re.sub(r"^Group '([\w.]+)' does not accept option '(\w+)'", r"unknown option --\1.\2", message)
+    message = re.sub(r"^Option '(\w+)' is not accepted", r"unknown option --\1", message)
+    message = message.replace("Expected a <class '", "expected ").replace("'>. Got value:", ", got")
+    option = re.match(r"(?:unknown )?option --([\w.]+)", message)
+    source = _config_source(option.group(1), argv or []) if option else None
+    return f"{message} (in --config {source})" if source else message
+
+
+def _config_source(key: str, argv: list[str]) -> str | None:
+    """The ``--config`` file that last set dotted ``key`` (None if none, or a flag did later)."""
+    source = None
+    for i, arg in enumerate(argv):
+        name, _, value = arg.partition("=")
+        if name == "--config":
+            value = value or (argv[i + 1] if i + 1 < len(argv) else "")
+            try:
+                data: Any = _load_yaml(value) if Path(value).is_file() else {}
+            except (UserError, OSError, ValueError):
+                continue
+            for part in key.split("."):
+                data = data.get(part, KeyError) if isinstance(data, dict) else KeyError
+            source = value if data is not KeyError else source
+        elif name == f"--{key}":
+            source = None
+    return source
 
 
 def parse_duration(text: str, option: str = "--budget") -> float:

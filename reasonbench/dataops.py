@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import one_line, resolve_task
-from .errors import UserError
+from .errors import UserError, cannot_write
 from .tasks.base import SPLITS, ReasoningTask
 
 
@@ -58,7 +58,11 @@ def export(argv: list[str]) -> None:
         raise UserError(f"--split must be one of {', '.join(SPLITS)}, got '{split}'")
     if not out:
         raise UserError("--out FILE.csv is required")
-    count = task.export_csv(split, Path(out), limit)
+    task.setup()  # data (and its cache) first: an OSError below is about --out only
+    try:
+        count = task.export_csv(split, Path(out), limit)
+    except OSError as exc:  # a missing folder, no permission, a full disk
+        raise UserError(cannot_write("--out", out, exc)) from None
     print(f"wrote {count:,} {task.name} {split} puzzles to {out}")
 
 

@@ -77,11 +77,17 @@ def read_torch_file(path: str | Path) -> Any:
     one-line ``UserError``."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"checkpoint {path}: no such file")
+        raise UserError(f"checkpoint {path}: {'not a file' if path.exists() else 'no such file'}")
+    if path.stat().st_size == 0:
+        raise UserError(f"checkpoint {path}: unreadable: empty file")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": the error says it all
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle errors, truncated zip files, foreign formats
-        raise UserError(f"checkpoint {path}: unreadable: {one_line(exc)[:200]}") from None
+        from .errors import unreadable_torch_file
+
+        raise UserError(f"checkpoint {path}: unreadable: {unreadable_torch_file(exc)}") from None
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -106,6 +112,12 @@ def checkpoint_config_argv(argv: list[str]) -> tuple[list[str], dict[str, Any] |
     stored = loaded.get("config")
     if not isinstance(stored, dict) or not isinstance(stored.get("model"), dict):
         return [], loaded
+    from .config import _normalise_argv, _scan_names
+
+    trained, asked = stored["model"].get("name"), _scan_names(_normalise_argv(argv)[0]).get("model")
+    if trained and asked and trained != asked:  # its settings would not even parse for another model
+        raise UserError(f"checkpoint {path} holds a {trained} model, not {asked}: "
+                        f"use --model {trained} (or leave --model out)")
     keep = {k: stored[k] for k in ("preset", "seed") if k in stored}
     keep["model"] = stored["model"]
     return ["--config", json.dumps(keep)], loaded
@@ -176,11 +188,20 @@ def _trainer(cfg: RunConfig, run_dir: Path, callbacks: list[L.Callback], checkpo
         return L.Trainer(**args, logger=logger, callbacks=callbacks, default_root_dir=str(run_dir),
                          enable_checkpointing=checkpoints, use_distributed_sampler=False)
     except (TypeError, ValueError) as exc:
-        raise UserError(f"trainer: {one_line(exc)}") from None
+        raise UserError(_trainer_error(exc, args)) from None
     except Exception as exc:  # Lightning raises MisconfigurationException for bad combinations
         if type(exc).__name__ == "MisconfigurationException":
-            raise UserError(f"trainer: {one_line(exc)}") from None
+            raise UserError(_trainer_error(exc, args)) from None
         raise
+
+
+def _trainer_error(exc: Exception, args: dict[str, Any]) -> str:
+    """Lightning's message, led by the option it is about when it names one (`max_steps`)."""
+    import re
+
+    named = re.search(r"`(\w+)", str(exc))
+    option = named.group(1) if named and named.group(1) in args else None
+    return f"option --trainer.{option}: {one_line(exc)}" if option else f"trainer: {one_line(exc)}"
 
 
 def execute(cfg: RunConfig, mode: str = "train", command: str | None = None,
@@ -249,9 +270,13 @@ def execute(cfg: RunConfig, mode: str = "train", command: str | None = None,
 
     train_seconds = 0.0
     if mode == "train":
-        trainer.fit(model, datamodule=task, ckpt_path=str(resume_from) if resume_from else None)
+        try:
+            trainer.fit(model, datamodule=task, ckpt_path=str(resume_from) if resume_from else None)
+        except SystemExit:  # Lightning 2.6 exits with 1 after Ctrl-C, and with 0 (SIGTERMException) on SIGTERM
+            if not trainer.interrupted:
+                raise
         train_seconds = clock.seconds
-        if trainer.interrupted:  # Lightning returns normally after Ctrl-C: no partial record
+        if trainer.interrupted:  # no partial record
             raise KeyboardInterrupt(f"at step {trainer.global_step}; no record written "
                                     f"(`--resume` continues from {run_dir / 'checkpoints'})")
         # the finished state too (all processes take part), whatever the period
@@ -263,7 +288,13 @@ def execute(cfg: RunConfig, mode: str = "train", command: str | None = None,
     eval_seconds = 0.0
     if model.diverged is None:
         t0 = time.perf_counter()
-        trainer.test(model, datamodule=task, verbose=False)
+        try:
+            trainer.test(model, datamodule=task, verbose=False)
+        except SystemExit:  # Ctrl-C while testing (see fit above)
+            if not trainer.interrupted:
+                raise
+            kept = f" (the trained weights are in {checkpoint_path})" if mode == "train" and checkpoint_path else ""
+            raise KeyboardInterrupt(f"while testing; no record written{kept}") from None
         eval_seconds = time.perf_counter() - t0
     if not trainer.is_global_zero:
         return {}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
+from ..errors import UserError, invalid_yaml
 from .records import one_line
 
 # the checkout's own file; an installed package without the checkout has none
@@ -44,11 +44,13 @@ def load_reported(path: Path) -> list[dict[str, Any]]:
     import yaml
 
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise UserError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: cannot read: not UTF-8 text") from None
     except yaml.YAMLError as exc:
-        raise UserError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
+        raise UserError(invalid_yaml(str(path), exc)) from None
     if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
         raise UserError(f"{path}: expected a mapping with a list under 'entries'")
     entries = []

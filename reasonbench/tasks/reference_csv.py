@@ -5,6 +5,7 @@ one file split with the data seed."""
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -33,7 +34,7 @@ def read_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
     """(line number, fields) of every data row; the header (line 1) is checked. Unreadable
     files and broken CSV raise UserError naming the file and line."""
     try:
-        handle = path.open(newline="")
+        handle = path.open(newline="", encoding="utf-8")
     except OSError as exc:
         raise UserError(f"{path}: cannot read: {exc.strerror}") from None
     with handle:
@@ -46,16 +47,37 @@ def read_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
                 yield reader.line_num, row
         except csv.Error as exc:
             raise UserError(f"{path}:{reader.line_num}: not valid CSV: {exc}") from None
+        except UnicodeDecodeError:  # a binary file, or another encoding
+            raise UserError(f"{path}:{_first_undecodable_line(path)}: not UTF-8 text (expected a CSV file)") from None
+
+
+def _first_undecodable_line(path: Path) -> int:
+    """The line of the first byte that is not UTF-8 (the reader decodes in chunks, so its own
+    line count may lag behind)."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return data.count(b"\n", 0, exc.start) + 1
+    return 1
 
 
 def write_rows(path: Path, questions: list[str], answers: list[str], ratings: Any,
                source: str = "reasonbench") -> None:
-    """Write rows in the reference layout, so data built here also feeds the reference code."""
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(HEADER)
-        for q, a, r in zip(questions, answers, ratings):
-            writer.writerow([source, q, a, int(r)])
+    """Write rows in the reference layout, so data built here also feeds the reference code.
+    Written atomically: a temporary file beside ``path``, renamed once complete (an error or
+    Ctrl-C leaves no half-written CSV)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # opened like any file: the umask applies
+    try:
+        with tmp.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(HEADER)
+            for q, a, r in zip(questions, answers, ratings):
+                writer.writerow([source, q, a, int(r)])
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def load_splits(path: Path, read: Reader, num_test: int | None, rng: np.random.Generator,

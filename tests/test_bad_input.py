@@ -1,0 +1,378 @@
+"""The bad-input catalogue: every malformed input (CLI options, config files, data files,
+records, checkpoints) exits with code 2 and one line on stderr naming the option or the file
+(and line), with no traceback and nothing half-written; Ctrl-C (and SIGTERM) leave no record.
+
+Each case of the table builds its input under ``tmp_path`` and returns the command line and
+the fragments the error line must contain; the checks are the same for every case."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+from .conftest import QUIET, call_cli, run_cli
+from .test_recursive import _as_reference_checkpoint
+
+PREFIX = "reasonbench: error: "
+RUN = ["run", "--model", "transformer", "--task", "sudoku"]
+EVAL = ["eval", "--model", "transformer", "--task", "sudoku"]
+GOOD_Q = "..............3.85..1.2.......5.7.....4...1...9.......5......73..2.1........4...9"
+GOOD_A = "987654321246173985351928746128537694634892157795461832519286473472319568863745219"
+HEADER = "source,question,answer,rating"
+REF = "_orig_mod.model.inner."  # the reference code's key prefix
+
+
+class NotWeights:  # a pickled custom class: `torch.load(weights_only=True)` refuses it
+    def __init__(self) -> None:
+        self.payload = [1, 2, 3]
+
+
+# --- inputs ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory) -> dict[str, Path]:
+    """Real checkpoints, built once (untrained weights, no data built): a transformer one, one
+    whose stored config does not match its tensors, an HRM one, and that HRM's weights saved the
+    way the reference code saves them (for import-checkpoint)."""
+    from reasonbench import config as cfgmod
+    from reasonbench.runner import build_model, make_task, save_checkpoint
+
+    root = tmp_path_factory.mktemp("checkpoints")
+
+    def save(model: str, name: str, overrides: dict | None = None, config_from: dict | None = None) -> Path:
+        argv = ["--model", model, "--task", "sudoku", "--preset", "smoke",
+                *cfgmod.overrides_to_argv({"model": overrides or {}})]
+        cfg, _ = cfgmod.resolve(argv)
+        task = make_task(cfg)
+        built = build_model(cfg, task, task.planned_metadata()[0])
+        if config_from is not None:  # the stored config says one thing, the tensors another
+            cfg.config = {**cfg.config, "model": config_from}
+        path = root / name
+        save_checkpoint(built, cfg, path)
+        models[name] = built
+        return path
+
+    models: dict = {}
+    transformer = save("transformer", "transformer.pt")
+    stored = torch.load(transformer, weights_only=True)
+    made = {
+        "transformer": transformer,
+        "wide": save("transformer", "wide.pt", {"hidden_size": 64, "num_heads": 2},
+                     config_from=stored["config"]["model"]),
+        "hrm": save("hrm", "hrm.pt"),
+        "hrm-reference": root / "reference_run" / "step_10",
+    }
+    made["hrm-reference"].parent.mkdir()
+    _as_reference_checkpoint(models["hrm.pt"], made["hrm-reference"])  # as the reference code saves it
+    return made
+
+
+def write(path: Path, text: str | bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return path
+
+
+def sudoku_dir(tmp: Path, bad_row: str) -> Path:
+    """A reference-layout folder whose train.csv has ``bad_row`` on line 3."""
+    data = tmp / "sudoku-data"
+    write(data / "train.csv", f"{HEADER}\nx,{GOOD_Q},{GOOD_A},12\n{bad_row}\n")
+    write(data / "test.csv", f"{HEADER}\nx,{GOOD_Q},{GOOD_A},12\n")
+    return data
+
+
+def arc_dir(tmp: Path, text: str) -> Path:
+    root = tmp / "arc-data"
+    good = {"train": [{"input": [[1]], "output": [[2]]}], "test": [{"input": [[1]], "output": [[2]]}]}
+    write(root / "training" / "a1.json", json.dumps(good))
+    write(root / "training" / "b2.json", text)
+    write(root / "evaluation" / "c3.json", json.dumps(good))
+    return root
+
+
+def torch_file(path: Path, obj) -> Path:
+    torch.save(obj, path)
+    return path
+
+
+def truncated(src: Path, dst: Path) -> Path:
+    data = src.read_bytes()
+    return write(dst, data[: len(data) // 2])
+
+
+def with_tensor(src: Path, dst: Path, key: str, value) -> Path:
+    data = torch.load(src, weights_only=True)
+    data["state_dict"][key] = value
+    return torch_file(dst, data)
+
+
+def maze_csv(tmp: Path) -> Path:
+    good_q, good_a = "S   ###     G###", "Sooo###oooooG###"  # 4 x 4: right, down, left, down
+    text = f"{HEADER}\nx,{good_q},{good_a},1\nx,{good_q},{good_a},1\nx,{good_q[:-1]},{good_a},1\n"
+    return write(tmp / "maze.csv", text)
+
+
+# Each case: (tmp, checkpoints, out) -> (argv, fragments the one error line must contain).
+CASES = {
+    # --- command-line options -----------------------------------------------------------
+    "unknown-command": lambda t, c, o: (["frobnicate"], ["unknown command 'frobnicate'"]),
+    "unknown-model": lambda t, c, o: (["run", "--model", "gpt5", "--task", "sudoku", "--out", str(o)],
+                                      ["unknown model 'gpt5'"]),
+    "unknown-task": lambda t, c, o: (["run", "--model", "transformer", "--task", "chess", "--out", str(o)],
+                                     ["unknown task 'chess'"]),
+    "unknown-option": lambda t, c, o: ([*RUN, "--model.nonexistent", "3", "--out", str(o)],
+                                       ["--model.nonexistent"]),
+    "seed-not-int": lambda t, c, o: ([*RUN, "--seed", "abc", "--out", str(o)], ["--seed", "abc"]),
+    "batch-size-zero": lambda t, c, o: ([*RUN, "--task.batch_size", "0", "--out", str(o)], ["task.batch_size"]),
+    "lr-negative": lambda t, c, o: ([*RUN, "--optim.lr", "-1", "--out", str(o)], ["optim.lr"]),
+    "max-steps-not-int": lambda t, c, o: ([*RUN, "--trainer.max_steps", "abc", "--out", str(o)],
+                                          ["--trainer.max_steps"]),
+    "max-steps-below-minus-one": lambda t, c, o: ([*RUN, "--trainer.max_steps", "-5", "--out", str(o)],
+                                                  ["option --trainer.max_steps:", "-5"]),
+    "hidden-size-zero": lambda t, c, o: ([*RUN, "--model.hidden_size", "0", "--out", str(o)],
+                                         ["model.hidden_size"]),
+    "heads-do-not-divide": lambda t, c, o: ([*RUN, "--model.num_heads", "3", "--out", str(o)],
+                                            ["model.num_heads"]),
+    "unknown-accelerator": lambda t, c, o: ([*RUN, "--trainer.accelerator", "abacus", "--out", str(o)],
+                                            ["option --trainer.accelerator:", "abacus"]),
+    "unknown-preset": lambda t, c, o: ([*RUN, "--preset", "huge", "--out", str(o)], ["no preset 'huge'"]),
+    "bad-budget": lambda t, c, o: ([*RUN, "--budget", "soon", "--out", str(o)], ["--budget"]),
+    "negative-checkpoint-every": lambda t, c, o: ([*RUN, "--checkpoint_every", "-1", "--out", str(o)],
+                                                  ["--checkpoint_every"]),
+    "eval-without-checkpoint": lambda t, c, o: ([*EVAL, "--out", str(o)], ["--checkpoint"]),
+    "run-with-checkpoint": lambda t, c, o: ([*RUN, "--checkpoint", "x.pt", "--out", str(o)], ["--checkpoint"]),
+    "eval-with-resume": lambda t, c, o: ([*EVAL, "--checkpoint", str(c["transformer"]), "--resume", "--out", str(o)],
+                                         ["--resume"]),
+    "leaderboard-missing-results": lambda t, c, o: (
+        ["leaderboard", "--results", str(t / "nope"), "--out", str(o)], ["--results", str(t / "nope")]),
+    "leaderboard-results-is-a-file": lambda t, c, o: (
+        ["leaderboard", "--results", str(write(t / "r.json", "{}")), "--out", str(o)],
+        [f"--results {t / 'r.json'}: not a folder"]),
+    "data-unknown-action": lambda t, c, o: (["data", "frob", "--task", "sudoku"], ["'frob'", "info, build"]),
+    "data-export-bad-split": lambda t, c, o: (
+        ["data", "export", "--task", "sudoku", "--split", "dev", "--out", str(o / "x.csv")], ["--split", "dev"]),
+    "data-show-index-out-of-range": lambda t, c, o: (
+        ["data", "show", "--task", "sudoku", "--index", "99999"], ["--index 99999"]),
+    "import-unknown-source": lambda t, c, o: (
+        ["import-checkpoint", "--from", "gpt", str(c["transformer"]), "--task", "sudoku", "--out", str(o / "x.pt")],
+        ["--from"]),
+    # --- config files -------------------------------------------------------------------
+    "config-missing": lambda t, c, o: ([*RUN, "--config", str(t / "no.yaml"), "--out", str(o)],
+                                       [str(t / "no.yaml")]),
+    "config-unclosed-bracket": lambda t, c, o: (
+        [*RUN, "--config", str(write(t / "c.yaml", "seed: 1\nmodel: {hidden_size: 32\n")), "--out", str(o)],
+        [f"{t / 'c.yaml'}:3:1: not valid YAML", "line 2"]),
+    "config-is-a-list": lambda t, c, o: (
+        [*RUN, "--config", str(write(t / "c.yaml", "- seed\n- 1\n")), "--out", str(o)],
+        [str(t / "c.yaml"), "mapping"]),
+    "config-unknown-key": lambda t, c, o: (
+        [*RUN, "--config", str(write(t / "c.yaml", "model:\n  hidden_sise: 64\n")), "--out", str(o)],
+        ["--model.hidden_sise", str(t / "c.yaml")]),
+    "config-unknown-top-level-key": lambda t, c, o: (
+        [*RUN, "--config", str(write(t / "c.yaml", "sed: 1\n")), "--out", str(o)], ["--sed", str(t / "c.yaml")]),
+    "config-wrong-type": lambda t, c, o: (
+        [*RUN, "--config", str(write(t / "c.yaml", "optim:\n  lr: fast\n")), "--out", str(o)],
+        ["--optim.lr", "fast", str(t / "c.yaml")]),
+    "config-not-utf8": lambda t, c, o: (
+        [*RUN, "--config", str(write(t / "c.yaml", b"seed: \xff\xfe\n")), "--out", str(o)],
+        [str(t / "c.yaml"), "UTF-8"]),
+    # --- data files ---------------------------------------------------------------------
+    "sudoku-row-too-short": lambda t, c, o: (
+        [*RUN, "--task.path", str(sudoku_dir(t, f"x,{GOOD_Q[:-1]},{GOOD_A},3")), "--out", str(o)],
+        [f"{t / 'sudoku-data' / 'train.csv'}:3:"]),
+    "sudoku-row-non-digit": lambda t, c, o: (
+        [*RUN, "--task.path", str(sudoku_dir(t, f"x,{GOOD_Q[:-1]}x,{GOOD_A},3")), "--out", str(o)],
+        [f"{t / 'sudoku-data' / 'train.csv'}:3:"]),
+    "sudoku-row-missing-field": lambda t, c, o: (
+        [*RUN, "--task.path", str(sudoku_dir(t, f"x,{GOOD_Q}")), "--out", str(o)],
+        [f"{t / 'sudoku-data' / 'train.csv'}:3:"]),
+    "sudoku-bad-header": lambda t, c, o: (
+        [*RUN, "--task.path", str(write(t / "s.csv", f"q,a\n{GOOD_Q},{GOOD_A}\n")), "--out", str(o)],
+        [f"{t / 's.csv'}:1:", "header"]),
+    "sudoku-csv-not-text": lambda t, c, o: (
+        [*RUN, "--task.path", str(write(t / "s.csv", b"\x89PNG\r\n\x1a\n\x00\xff" * 20)), "--out", str(o)],
+        [f"{t / 's.csv'}:1:", "UTF-8"]),
+    "sudoku-missing-path": lambda t, c, o: ([*RUN, "--task.path", str(t / "none"), "--out", str(o)],
+                                            ["task.path", str(t / "none")]),
+    "sudoku-dir-without-test-csv": lambda t, c, o: (
+        [*RUN, "--task.path", str(write(t / "d" / "train.csv", HEADER + "\n").parent), "--out", str(o)],
+        ["task.path", "test.csv"]),
+    "maze-row-too-short": lambda t, c, o: (
+        ["run", "--model", "transformer", "--task", "maze", "--task.size", "4", "--task.min_path_length", "0",
+         "--task.path", str(maze_csv(t)), "--out", str(o)], [f"{t / 'maze.csv'}:4:"]),
+    "arc-invalid-json": lambda t, c, o: (
+        ["run", "--model", "transformer", "--task", "arc", "--task.path", str(arc_dir(t, '{"train": [')),
+         "--out", str(o)], [str(t / "arc-data" / "training" / "b2.json"), "line 1"]),
+    "arc-wrong-structure": lambda t, c, o: (
+        ["run", "--model", "transformer", "--task", "arc", "--task.path", str(arc_dir(t, '{"train": []}')),
+         "--out", str(o)], [str(t / "arc-data" / "training" / "b2.json"), "'train'"]),
+    "arc-colour-out-of-range": lambda t, c, o: (
+        ["run", "--model", "transformer", "--task", "arc", "--task.path",
+         str(arc_dir(t, '{"train": [{"input": [[12]], "output": [[1]]}], "test": [{"input": [[1]], "output": [[1]]}]}')),
+         "--out", str(o)], [str(t / "arc-data" / "training" / "b2.json"), "colours"]),
+    "data-export-unwritable-out": lambda t, c, o: (
+        ["data", "export", "--task", "sudoku", "--limit", "2", "--out", str(t / "no" / "dir" / "x.csv")],
+        [f"--out {t / 'no' / 'dir' / 'x.csv'}: cannot write"]),
+    # --- records ------------------------------------------------------------------------
+    "reported-malformed-yaml": lambda t, c, o: (
+        ["leaderboard", "--results", str((t / "res").mkdir() or t / "res"), "--out", str(o), "--reported",
+         str(write(t / "reported.yaml", "version: 1\nentries: [\n  {model: x\n"))], [f"{t / 'reported.yaml'}:4:1:"]),
+    "reported-missing": lambda t, c, o: (
+        ["leaderboard", "--results", str((t / "res").mkdir() or t / "res"), "--out", str(o), "--reported",
+         str(t / "nope.yaml")], [str(t / "nope.yaml")]),
+    "resume-over-truncated-record": lambda t, c, o: (
+        [*RUN, "--resume", "--out", str(o)],
+        [str(write(o / "transformer" / "sudoku" / "smoke" / "seed0.json", '{\n  "model": "transf')), ":2"]),
+    "resume-from-truncated-last-ckpt": lambda t, c, o: (
+        [*RUN, "--resume", "--out", str(o)],
+        [str(truncated(c["transformer"], o / "transformer" / "sudoku" / "smoke" / "seed0" / "checkpoints" / "last.ckpt")),
+         "truncated"]),
+    # --- checkpoints --------------------------------------------------------------------
+    "ckpt-missing": lambda t, c, o: ([*EVAL, "--checkpoint", str(t / "none.pt"), "--out", str(o)],
+                                     [str(t / "none.pt"), "no such file"]),
+    "ckpt-is-a-directory": lambda t, c, o: ([*EVAL, "--checkpoint", str(t), "--out", str(o)],
+                                            [f"checkpoint {t}: not a file"]),
+    "ckpt-empty": lambda t, c, o: ([*EVAL, "--checkpoint", str(write(t / "e.pt", b"")), "--out", str(o)],
+                                   [str(t / "e.pt"), "empty"]),
+    "ckpt-text": lambda t, c, o: ([*EVAL, "--checkpoint", str(write(t / "t.pt", "not a checkpoint\n")), "--out", str(o)],
+                                  [str(t / "t.pt"), "not a torch file"]),
+    "ckpt-truncated": lambda t, c, o: (
+        [*EVAL, "--checkpoint", str(truncated(c["transformer"], t / "half.pt")), "--out", str(o)],
+        [str(t / "half.pt"), "truncated"]),
+    "ckpt-random-bytes": lambda t, c, o: (
+        [*EVAL, "--checkpoint", str(write(t / "r.pt", os.urandom(4096))), "--out", str(o)],
+        [str(t / "r.pt"), "not a torch file"]),
+    "ckpt-plain-pickle": lambda t, c, o: (
+        [*EVAL, "--checkpoint", str(write(t / "p.pt", pickle.dumps({"state_dict": {}}))), "--out", str(o)],
+        [str(t / "p.pt"), "not a torch file"]),
+    "ckpt-a-list": lambda t, c, o: (
+        [*EVAL, "--checkpoint", str(torch_file(t / "l.pt", [1, 2, 3])), "--out", str(o)],
+        [str(t / "l.pt"), "state_dict"]),
+    "ckpt-dict-without-weights": lambda t, c, o: (
+        [*EVAL, "--checkpoint", str(torch_file(t / "d.pt", {"a": 1})), "--out", str(o)],
+        [str(t / "d.pt"), "state_dict"]),
+    "ckpt-custom-class": lambda t, c, o: (
+        [*EVAL, "--checkpoint", str(torch_file(t / "c.pt", {"state_dict": {}, "x": NotWeights()})),
+         "--out", str(o)], [str(t / "c.pt"), "NotWeights", "weights_only"]),
+    "ckpt-wrong-shapes": lambda t, c, o: ([*EVAL, "--checkpoint", str(c["wide"]), "--out", str(o)],
+                                          [str(c["wide"]), "does not fit", "size"]),
+    "ckpt-one-tensor-reshaped": lambda t, c, o: (
+        [*EVAL, "--checkpoint", str(with_tensor(c["transformer"], t / "s.pt", "embed.weight", torch.zeros(3, 3))),
+         "--out", str(o)], [str(t / "s.pt"), "embed.weight"]),
+    "ckpt-weight-not-a-tensor": lambda t, c, o: (
+        [*EVAL, "--checkpoint", str(with_tensor(c["transformer"], t / "n.pt", "embed.weight", "weights")),
+         "--out", str(o)], [str(t / "n.pt"), "embed.weight"]),
+    "ckpt-of-another-model": lambda t, c, o: ([*EVAL, "--checkpoint", str(c["hrm"]), "--out", str(o)],
+                                              [str(c["hrm"]), "hrm"]),
+    "import-random-bytes": lambda t, c, o: (
+        ["import-checkpoint", "--from", "trm", str(write(t / "r.pt", os.urandom(2048))), "--task", "sudoku",
+         "--out", str(o / "x.pt")], [str(t / "r.pt")]),
+    "import-not-a-state-dict": lambda t, c, o: (
+        ["import-checkpoint", "--from", "trm", str(torch_file(t / "l.pt", [1, 2])), "--task", "sudoku",
+         "--out", str(o / "x.pt")], [str(t / "l.pt"), "state dict"]),
+    "import-foreign-keys": lambda t, c, o: (
+        ["import-checkpoint", "--from", "trm", str(torch_file(t / "f.pt", {"conv1.weight": torch.zeros(2)})),
+         "--task", "sudoku", "--out", str(o / "x.pt")], [str(t / "f.pt")]),
+    "import-without-embedding": lambda t, c, o: (
+        ["import-checkpoint", "--from", "trm", str(torch_file(t / "h.pt", {REF + "lm_head.weight": torch.zeros(2)})),
+         "--task", "sudoku", "--out", str(o / "x.pt")], [str(t / "h.pt"), "embed.weight"]),
+    "import-reference-config-not-yaml": lambda t, c, o: (
+        ["import-checkpoint", "--from", "hrm", str(c["hrm-reference"]), "--task", "sudoku", "--out", str(o / "x.pt"),
+         "--reference-config", str(write(t / "all_config.yaml", "arch: [\n"))], [f"{t / 'all_config.yaml'}:2:1:"]),
+    "import-reference-config-incomplete": lambda t, c, o: (
+        ["import-checkpoint", "--from", "hrm", str(c["hrm-reference"]), "--task", "sudoku", "--out", str(o / "x.pt"),
+         "--reference-config", str(write(t / "all_config.yaml", "arch:\n  hidden_size: 32\n"))],
+        [str(t / "all_config.yaml"), "num_heads"]),
+    "import-out-under-a-file": lambda t, c, o: (
+        ["import-checkpoint", "--from", "hrm", str(c["hrm-reference"]), "--task", "sudoku", "--preset", "smoke",
+         "--out", str(write(t / "file", "x") / "x.pt")], [f"--out {t / 'file' / 'x.pt'}: cannot write: {t / 'file'} is a file"]),
+}
+
+
+def snapshot(*roots: Path) -> dict[str, tuple[int, int]]:
+    """Every file (size, mtime) and folder under ``roots``."""
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) if p.is_file() else (-1, -1)
+            for root in roots if root.exists() for p in sorted(root.rglob("*"))}
+
+
+# a case also run in a fresh interpreter: what a user really sees on stderr (torch warns about
+# such a file), the exit status of the process (the interrupt test below runs the CLI so too)
+IN_SUBPROCESS = {"ckpt-plain-pickle"}
+
+
+@pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
+def test_bad_input_gives_one_line_and_exit_2(case, tmp_path, checkpoints, data_cache):
+    out = tmp_path / "out"
+    argv, fragments = CASES[case](tmp_path, checkpoints, out)
+    argv = [*argv, *(QUIET if argv[0] in ("run", "eval") else [])]
+    before = snapshot(tmp_path, data_cache)
+    if case in IN_SUBPROCESS:
+        result, caught = run_cli(*argv, cwd=tmp_path), []
+    else:
+        with warnings.catch_warnings(record=True) as caught:  # a warning would be more lines on stderr
+            warnings.simplefilter("always")
+            result = call_cli(*argv)
+    after = snapshot(tmp_path, data_cache)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stdout + result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(PREFIX) and lines[0][len(PREFIX):].strip(), result.stderr
+    assert not [str(w.message) for w in caught]
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    # nothing half-written: no record, no temporary, nothing new or changed under tmp_path; a
+    # data build's cache may appear (complete and reusable), never a temporary of it
+    mine = lambda snap: {k: v for k, v in snap.items() if not k.startswith(str(data_cache))}  # noqa: E731
+    assert mine(after) == mine(before)
+    assert not [k for k in after if k not in before and k.endswith(".tmp")]
+    print(f"{case}: {lines[0]}")
+
+
+def test_interrupted_run_leaves_no_partial_record(tmp_path):
+    """Ctrl-C, and the SIGTERM a batch system sends before killing a job, once training is under
+    way: exit 130, one line, the checkpoints kept for --resume, no record. Both runs go side by
+    side (each waits mostly on its interpreter's start)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}  # SLURM: Lightning's requeue
+    runs = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        out = tmp_path / signum.name
+        proc = subprocess.Popen([sys.executable, "-m", "reasonbench", *RUN, "--trainer.max_steps", "100000",
+                                 "--checkpoint_every", "2", "--out", str(out), *QUIET],
+                                cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        runs[signum] = (proc, out, out / "transformer" / "sudoku" / "smoke" / "seed0" / "checkpoints" / "last.ckpt")
+    try:
+        waiting, deadline = set(runs), time.monotonic() + 180
+        while waiting:
+            for signum in list(waiting):
+                proc, _, last = runs[signum]
+                assert proc.poll() is None, (signum, proc.communicate())
+                if last.exists():  # a periodic checkpoint: training is under way
+                    proc.send_signal(signum)
+                    waiting.discard(signum)
+            assert time.monotonic() < deadline, "training did not start"
+            time.sleep(0.05)
+        results = {signum: proc.communicate(timeout=120) for signum, (proc, _, _) in runs.items()}
+    finally:
+        for proc, _, _ in runs.values():
+            if proc.poll() is None:
+                proc.kill()
+    for signum, (proc, out, _) in runs.items():
+        stdout, stderr = results[signum]
+        assert proc.returncode == 130, (signum, stdout, stderr)
+        assert "Traceback" not in stdout + stderr
+        lines = stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("reasonbench: interrupted: at step "), (signum, stderr)
+        assert "no record written" in lines[0] and "--resume" in lines[0]
+        assert not [p for p in out.rglob("*") if p.suffix in (".json", ".tmp") or p.name == "final.pt"]
+        assert (out / "transformer" / "sudoku" / "smoke" / "seed0" / "checkpoints" / "last.ckpt").is_file()
