@@ -22,6 +22,7 @@ from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 
 from . import registry
 from .errors import UserError
+from .metrics import MAX_STEPS
 from .optim import OptimConfig
 
 # Trainer arguments the runner owns (logging, checkpoints, output folder).
@@ -61,6 +62,7 @@ class RunConfig:
     checkpoint: str | None = None
     checkpoint_every: int = 200
     budget: str | None = None
+    eval_max_steps: int | None = None
 
 
 def preset_roots(model_cls: type | None = None) -> list[Path]:
@@ -131,6 +133,8 @@ def build_parser(model_cls: type, task_cls: type, prog: str = "reasonbench run")
     parser.add_argument("--checkpoint", type=str | None, default=None, help="weights to evaluate (eval only)")
     parser.add_argument("--checkpoint_every", type=int, default=200,
                         help="training steps between the checkpoints --resume continues from (0: at validation only)")
+    parser.add_argument("--eval_max_steps", type=int | None, default=None,
+                        help="reasoning steps at evaluation (test-time depth; default: the model's own)")
     parser.add_argument("--budget", type=str | None, default=None,
                         help="stop training at this device time (wall time x devices), e.g. 10m, 1h, 600")
     parser.add_argument("--model.name", type=str, required=True, help="registered model name")
@@ -308,6 +312,8 @@ def _to_run_config(ns: Namespace, model_cls: type, task_cls: type) -> RunConfig:
     config = _plain(ns)
     model_args = {k: v for k, v in config["model"].items() if k != "name"}
     task_args = {k: v for k, v in config["task"].items() if k != "name"}
+    if config.get("eval_max_steps") is not None and not 1 <= config["eval_max_steps"] <= MAX_STEPS:
+        raise UserError(f"option --eval_max_steps: must be in 1..{MAX_STEPS}, got {config['eval_max_steps']}")
     if config["checkpoint_every"] < 0:
         raise UserError(f"option --checkpoint_every: must be >= 0, got {config['checkpoint_every']}")
     if config.get("budget") is not None:
@@ -322,7 +328,7 @@ def _to_run_config(ns: Namespace, model_cls: type, task_cls: type) -> RunConfig:
                      model_args=model_args, task_args=task_args, optim=optim,
                      trainer_args=dict(config["trainer"]), measure=measure, config=config,
                      checkpoint=config.get("checkpoint"), checkpoint_every=config["checkpoint_every"],
-                     budget=config.get("budget"))
+                     budget=config.get("budget"), eval_max_steps=config.get("eval_max_steps"))
 
 
 def dump(config: dict[str, Any]) -> str:

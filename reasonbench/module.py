@@ -34,6 +34,8 @@ class ReasoningOutput:
     confidence: torch.Tensor | None = None  # [B] halting confidence, breaks ties in voting tasks
     halt_logits: torch.Tensor | None = None  # [B] "answer is right" logit of a halting head
     stats: dict[str, float] | None = None  # batch-level figures named in the model's ``reported_stats``
+    step_predictions: torch.Tensor | None = None  # [S, B, L] the answer after each reasoning step
+    step_residuals: torch.Tensor | None = None  # [S, B] relative change of the state at each step
 
 
 class ReasoningModule(L.LightningModule):
@@ -215,7 +217,8 @@ class ReasoningModule(L.LightningModule):
         out = self(batch)
         predictions = out.logits.argmax(-1)
         extra = self.task_score(batch["inputs"], predictions, batch["labels"]) if self.task_score else None
-        metrics.update(predictions, batch["labels"], out.steps, extra, out.halt_logits, out.stats)
+        metrics.update(predictions, batch["labels"], out.steps, extra, out.halt_logits, out.stats,
+                       out.step_predictions, out.step_residuals, batch.get("difficulty_bucket"), batch.get("ood"))
         return out, predictions
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:

@@ -52,6 +52,18 @@ class Carry:
     data: dict[str, torch.Tensor]
 
 
+@dataclass
+class Segments:
+    """What an evaluation pass over all segments yields."""
+
+    logits: torch.Tensor  # [B, L, V] of the last segment
+    q_halt: torch.Tensor  # [B]
+    q_continue: torch.Tensor  # [B]
+    halt_step: torch.Tensor  # [B], 1-based
+    step_predictions: torch.Tensor  # [S, B, L]: each segment's answer
+    step_residuals: torch.Tensor  # [S, B]: ||z_s - z_{s-1}|| / ||z_{s-1}|| of the answer state
+
+
 class HaltingHead(nn.Module):
     """Linear(h -> 2) read at the first position: (halt, continue) logits. Zero weights and
     bias -5 start every example at "do not halt" (sigmoid(-5) = 0.007)."""
@@ -175,22 +187,33 @@ class RecursiveReasoningModule(ReasoningModule):
         return q_halt > q_continue if self.q_continue_loss else q_halt > 0
 
     # --- evaluation: every example runs all segments ---------------------------------------
-    def run_segments(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """All ``halt_max_steps`` segments: (final logits, final q_halt, final q_continue, the
-        segment at which the halting head first said halt, or the last)."""
+    eval_max_steps: int | None = None  # segments at evaluation; None: halt_max_steps (set by `eval --max-steps`)
+
+    def run_segments(self, batch: dict[str, torch.Tensor]) -> Segments:
+        """Every segment (``halt_max_steps``, or ``eval_max_steps`` to test deeper than trained)
+        on every example; the halting step is where the halting head first said halt (else the
+        last). Also each segment's answer and how far the answer state moved (||f(z) - z|| /
+        ||z||), for the depth curves."""
         batch_size = batch["inputs"].shape[0]
+        steps = self.eval_max_steps or self.halt_max_steps
         state = self.initial_state(batch)
         halt_step = torch.zeros(batch_size, dtype=torch.long, device=batch["inputs"].device)
-        for step in range(1, self.halt_max_steps + 1):
+        answers, residuals = [], []
+        for step in range(1, steps + 1):
+            before = state[0]
             state, logits, q_halt, q_continue = self.segment(state, batch)
+            answers.append(logits.argmax(-1))
+            residuals.append((state[0] - before).flatten(1).norm(dim=1) / before.flatten(1).norm(dim=1).clamp_min(1e-12))
             first = (halt_step == 0) & self.halt_signal(q_halt, q_continue)
             halt_step = torch.where(first, step, halt_step)
-        return logits, q_halt, q_continue, torch.where(halt_step == 0, self.halt_max_steps, halt_step)
+        return Segments(logits, q_halt, q_continue, torch.where(halt_step == 0, steps, halt_step),
+                        torch.stack(answers), torch.stack(residuals))
 
     def forward(self, batch: dict[str, torch.Tensor]) -> ReasoningOutput:
-        logits, q_halt, _, halt_step = self.run_segments(batch)
-        return ReasoningOutput(logits=logits, steps=halt_step, confidence=torch.sigmoid(q_halt),
-                               halt_logits=q_halt)
+        run = self.run_segments(batch)
+        return ReasoningOutput(logits=run.logits, steps=run.halt_step, confidence=torch.sigmoid(run.q_halt),
+                               halt_logits=run.q_halt, step_predictions=run.step_predictions,
+                               step_residuals=run.step_residuals)
 
     # --- training: one segment per optimizer step, slots carried across steps --------------
     def _refill(self, batch: dict[str, torch.Tensor]) -> tuple[State, torch.Tensor, dict[str, torch.Tensor]]:

@@ -255,6 +255,11 @@ def execute(cfg: RunConfig, mode: str = "train", command: str | None = None,
                             f"missing {missing[:3]}, unexpected {unexpected[:3]}")
         checkpoint_path = Path(cfg.checkpoint)
 
+    if cfg.eval_max_steps is not None:
+        if not hasattr(model, "eval_max_steps"):
+            raise UserError(f"option --eval_max_steps: model {cfg.model} has no reasoning steps to extend")
+        model.eval_max_steps = cfg.eval_max_steps
+
     flop_counter = TrainFlopCounter(cfg.measure.train_flop_steps)
     clock = TrainClock(parse_duration(cfg.budget) if cfg.budget else None, resumed)
     callbacks: list[L.Callback] = [flop_counter, clock]
@@ -305,6 +310,7 @@ def execute(cfg: RunConfig, mode: str = "train", command: str | None = None,
         submission = str(task.write_submission(*model.test_predictions, run_dir / "submission.json"))
         model.test_predictions = None
 
+    difficulty_breakdown(model.test_results, task)
     device = model.device
     flops = forward_flops_per_example(model, task.splits["test"], cfg.measure.flops_examples, device)
     params, params_extra = count_parameters(model)
@@ -351,6 +357,20 @@ def execute(cfg: RunConfig, mode: str = "train", command: str | None = None,
     rec.write_record(record, out_path)
     record["_path"] = str(out_path)
     return record
+
+
+def difficulty_breakdown(metrics: dict[str, Any] | None, task: ReasoningTask) -> None:
+    """Name the test split's difficulty buckets in ``metrics`` and say what OOD meant."""
+    counts = (metrics or {}).pop("by_difficulty_counts", None)
+    report = task.difficulty_report()
+    if counts is None or report is None:
+        return
+    test, train_max = report
+    metrics["by_difficulty"] = {"kind": test.kind, "buckets": [
+        {"name": name, "n_test_examples": n, "exact_correct": k, "exact_accuracy": k / n if n else None}
+        for name, n, k in zip(test.names(), counts["examples"], counts["exact"])]}
+    if metrics.get("ood") is not None:
+        metrics["ood"]["definition"] = f"{test.kind} > {train_max}, the training split's maximum"
 
 
 def summary(record: dict[str, Any]) -> str:

@@ -126,15 +126,17 @@ class AugmentedHRMModel(HRMModel):
         if self.training or (perms.shape[0] == 1 and not self.snapshots.weights):
             return super().forward(batch)
         logits_all, confident, confidence, halts, steps, member_winners = [], [], [], [], [], []
+        plain = None  # the live weights on the original labels: their depth curve is the model's
         for _ in self.each_checkpoint():
             first = len(logits_all)
             for perm in perms:
-                logits, q_halt, q_continue, halt_step = self.run_segments({**batch, "inputs": perm[batch["inputs"]]})
-                logits_all.append(logits.index_select(-1, perm))  # back to the original ids
-                confident.append(q_halt > q_continue)
-                confidence.append(torch.sigmoid(q_halt))
-                halts.append(q_halt)
-                steps.append(halt_step)
+                run = self.run_segments({**batch, "inputs": perm[batch["inputs"]]})
+                plain = plain or run
+                logits_all.append(run.logits.index_select(-1, perm))  # back to the original ids
+                confident.append(run.q_halt > run.q_continue)
+                confidence.append(torch.sigmoid(run.q_halt))
+                halts.append(run.q_halt)
+                steps.append(run.halt_step)
             member = slice(first, len(logits_all))
             member_winners.append(first + vote(torch.stack(logits_all[member]).argmax(-1),
                                                torch.stack(confident[member]), torch.stack(confidence[member])))
@@ -144,7 +146,8 @@ class AugmentedHRMModel(HRMModel):
         index = torch.arange(winner.shape[0], device=winner.device)
         out = ReasoningOutput(logits=logits[winner, index], steps=torch.stack(steps)[winner, index],
                               confidence=torch.stack(confidence)[winner, index],
-                              halt_logits=torch.stack(halts)[winner, index])
+                              halt_logits=torch.stack(halts)[winner, index],
+                              step_predictions=plain.step_predictions, step_residuals=plain.step_residuals)
         if len(member_winners) > 1 and "labels" in batch:
             out.stats = {"oracle_any_checkpoint_exact": oracle_any_right(
                 torch.stack([predictions[w, index] for w in member_winners]), batch["labels"]).float().mean().item()}

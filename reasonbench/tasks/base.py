@@ -91,12 +91,14 @@ class Batches:
     """
 
     def __init__(self, split: Split, batch_size: int, shuffle: bool, seed: int = 0,
-                 rank: int = 0, world: int = 1, pin_memory: bool = False) -> None:
+                 rank: int = 0, world: int = 1, pin_memory: bool = False,
+                 extras: dict[str, torch.Tensor] | None = None) -> None:
         if shuffle and batch_size % world:
             raise ValueError(f"task.batch_size {batch_size} (the global batch) is not divisible by "
                              f"the {world} training processes")
         self.split, self.batch_size, self.shuffle, self.seed = split, batch_size, shuffle, seed
         self.rank, self.world, self.pin_memory = rank, world, pin_memory
+        self.extras = extras or {}  # per-example tensors that travel in the batch (e.g. difficulty)
         self.epoch, self.position = 0, 0  # next batch to yield
         n = len(split)
         if shuffle:
@@ -134,7 +136,7 @@ class Batches:
     def _gather(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
         # .long(): tasks may store ids compactly (int8); batches are int64 by contract
         batch = {"inputs": self.split.inputs[idx].long(), "labels": self.split.labels[idx].long(),
-                 "puzzle_ids": self.split.puzzle_ids[idx]}
+                 "puzzle_ids": self.split.puzzle_ids[idx], **{k: v[idx] for k, v in self.extras.items()}}
         if self.pin_memory:
             batch = {k: v.pin_memory() for k, v in batch.items()}
         return batch
@@ -144,6 +146,24 @@ class Batches:
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.epoch, self.position = int(state["epoch"]), int(state["position"])
+
+
+@dataclass
+class Difficulty:
+    """A per-example difficulty measure and its buckets: bucket ``i`` holds the values in
+    ``[edges[i-1], edges[i])`` (the first from below, the last upwards)."""
+
+    kind: str  # what is measured, e.g. "rating"
+    values: torch.Tensor  # int64 [N]
+    edges: list[int]
+
+    def buckets(self) -> torch.Tensor:
+        return torch.bucketize(self.values, torch.tensor(self.edges, dtype=self.values.dtype), right=True)
+
+    def names(self) -> list[str]:
+        bounds = [0, *self.edges, None]  # every measure here is a count: none below 0
+        return [f">= {lo}" if hi is None else (f"{lo}" if hi == lo + 1 else f"{lo}-{hi - 1}")
+                for lo, hi in zip(bounds[:-1], bounds[1:])]
 
 
 class ReasoningTask(L.LightningDataModule):
@@ -292,12 +312,31 @@ class ReasoningTask(L.LightningDataModule):
         self.setup()
         return {name: len(split) for name, split in self.splits.items()}
 
+    def difficulty(self, split: str) -> Difficulty | None:
+        """Per-example difficulty of a split (evaluation is broken down by its buckets, and the
+        test examples harder than every training example form the out-of-distribution split);
+        None: the task defines none."""
+        return None
+
+    def difficulty_report(self) -> tuple[Difficulty, int] | None:
+        """The test split's difficulty and the training split's maximum (OOD is above it)."""
+        self.setup()
+        test, train = self.difficulty("test"), self.difficulty("train")
+        if test is None or train is None or not len(train.values):
+            return None
+        return test, int(train.values.max())
+
     def _loader(self, split: str, batch_size: int, shuffle: bool) -> Batches:
         self.setup()
         rank, world = rank_and_world()
         trainer = getattr(self, "_trainer", None)
         pin = trainer is not None and trainer.root_device.type == "cuda"
-        return Batches(self.splits[split], batch_size, shuffle, self.data_seed, rank, world, pin)
+        extras = {}
+        report = self.difficulty_report() if split == "test" else None
+        if report is not None:
+            test, train_max = report
+            extras = {"difficulty_bucket": test.buckets(), "ood": test.values > train_max}
+        return Batches(self.splits[split], batch_size, shuffle, self.data_seed, rank, world, pin, extras)
 
     def train_dataloader(self) -> Batches:
         # drop_last keeps shapes static, as in the reference's fixed global batch

@@ -11,7 +11,7 @@ import torch
 
 from ...errors import UserError
 from ...nn.losses import IGNORE_INDEX
-from ..base import ReasoningTask, Split, TaskMetadata
+from ..base import Difficulty, ReasoningTask, Split, TaskMetadata
 from . import data, evaluate
 from .augment import BLANK_PUZZLE_ID, Variant, make_variants, task_seed
 
@@ -200,8 +200,15 @@ class ArcTask(ReasoningTask):
                         test.add(inp, out, puzzle_id, task=p.scored_index, pair=j, variant=variant)
         return {"train": train.split(), "val": val.split(), "test": test.split()}
 
-    # --- loaders --------------------------------------------------------------------------------
     # --- contract -------------------------------------------------------------------------------
+    def difficulty(self, split: str) -> Difficulty:
+        # the input grid's longer side: colour cells span rows and columns from the canvas corner
+        board = self.splits[split].inputs.view(-1, self.canvas, self.canvas)
+        colour = (board >= data.COLOUR_OFFSET) & (board < data.VOCAB_SIZE)
+        rows = colour.any(2).long().cumsum(1).argmax(1) + 1
+        cols = colour.any(1).long().cumsum(1).argmax(1) + 1
+        return Difficulty("grid size (longer side)", torch.maximum(rows, cols), [6, 11, 16, 21, 26])
+
     @property
     def metadata(self) -> TaskMetadata:
         self.setup()

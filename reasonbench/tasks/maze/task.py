@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ...errors import UserError
-from ..base import ReasoningTask, Split, TaskMetadata
+from ..base import Difficulty, ReasoningTask, Split, TaskMetadata
 from ..reference_csv import files_stamp, load_splits, sample_train_val
 from . import data
 from .generate import generate_mazes, maze_keys, valid_shortest_paths
@@ -73,6 +73,11 @@ class MazeTask(ReasoningTask):
         self.dihedral_augment = dihedral_augment
         self.skip_invalid = skip_invalid
         self.skipped_rows = 0
+
+    def difficulty(self, split: str) -> Difficulty:
+        # shortest S-G path length, in steps of a side's length (Maze-Hard's paths are > 110 on 30x30)
+        s = self.size
+        return Difficulty("shortest path length", self.splits[split].info["path_length"], [s, 2 * s, 3 * s, 4 * s, 6 * s])
 
     @property
     def metadata(self) -> TaskMetadata:

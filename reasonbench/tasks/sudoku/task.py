@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ...errors import UserError
-from ..base import ReasoningTask, Split, TaskMetadata
+from ..base import Difficulty, ReasoningTask, Split, TaskMetadata
 from ..reference_csv import files_stamp, load_splits, sample_train_val
 from ..images import BLACK, GREEN, RED, grid_image, side_by_side
 from . import data
@@ -88,6 +88,10 @@ class SudokuTask(ReasoningTask):
         self.skip_invalid = skip_invalid
         self.hints = hints
         self.skipped_rows = 0
+
+    def difficulty(self, split: str) -> Difficulty:
+        # the backtracking rating of Sudoku-Extreme (tdoku-style guesses; 0 = no guess needed)
+        return Difficulty("rating", self.splits[split].info["rating"], [1, 3, 10, 30, 100])
 
     @property
     def metadata(self) -> TaskMetadata:

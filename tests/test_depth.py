@@ -1,0 +1,108 @@
+"""Reasoning-depth analysis: accuracy per step, halting, test-time depth, difficulty buckets."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import reasonbench as rb
+from reasonbench.metrics import ReasoningMetrics
+from reasonbench.tasks.base import Difficulty
+
+from .conftest import QUIET, call_cli
+
+
+def _stub_outputs(right_from: torch.Tensor, steps: int, length: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+    """Labels all 1; example i answers 1 from step right_from[i] on (0 before): known curves."""
+    labels = torch.ones(len(right_from), length, dtype=torch.long)
+    step = torch.arange(1, steps + 1).view(-1, 1, 1)
+    predictions = (step >= right_from.view(1, -1, 1)).long().expand(-1, -1, length)
+    return predictions, labels
+
+
+def test_curves_of_a_model_whose_answer_becomes_right_at_step_k() -> None:
+    right_from = torch.tensor([1, 2, 2, 3, 99])  # the last is never right
+    halt_at = torch.tensor([1, 1, 2, 3, 3])  # the second halts too early
+    predictions, labels = _stub_outputs(right_from, steps=3)
+    metrics = ReasoningMetrics()
+    metrics.update(predictions[-1], labels, steps=halt_at, step_predictions=predictions,
+                   step_residuals=torch.tensor([[1.0] * 5, [0.5] * 5, [0.25] * 5]))
+    result = metrics.compute()
+    curve = result["by_step"]
+    assert curve["exact"] == pytest.approx([0.2, 0.6, 0.8])
+    assert curve["token"] == pytest.approx([0.2, 0.6, 0.8])
+    assert curve["halted"] == pytest.approx([0.4, 0.2, 0.4])
+    assert curve["residual"] == pytest.approx([1.0, 0.5, 0.25])
+    # right where it stopped: examples 0, 2, 3 (1 stopped before it was right, 4 never is)
+    assert result["halted_exact_accuracy"] == pytest.approx(0.6)
+    assert result["exact_accuracy"] == pytest.approx(0.8)
+
+
+def test_difficulty_buckets_and_ood() -> None:
+    difficulty = Difficulty("rating", torch.tensor([0, 1, 2, 3, 9, 10, 150]), [1, 3, 10, 30, 100])
+    assert difficulty.buckets().tolist() == [0, 1, 1, 2, 2, 3, 5]
+    assert difficulty.names() == ["0", "1-2", "3-9", "10-29", "30-99", ">= 100"]
+    metrics = ReasoningMetrics()
+    labels = torch.ones(7, 2, dtype=torch.long)
+    predictions = labels.clone()
+    predictions[[1, 6]] = 0  # wrong on one "1-2" and the ">= 100" example
+    metrics.update(predictions, labels, buckets=difficulty.buckets(), ood=difficulty.values > 10)
+    result = metrics.compute()
+    counts = result["by_difficulty_counts"]
+    assert counts["examples"][:6] == [1, 2, 2, 1, 0, 1] and counts["exact"][:6] == [1, 1, 2, 1, 0, 0]
+    assert result["ood"]["n_test_examples"] == 1 and result["ood"]["exact_accuracy"] == 0.0
+
+
+def test_task_difficulties() -> None:
+    sudoku = rb.create_task("sudoku", preset="smoke")
+    assert sudoku.difficulty("test").kind == "rating"
+    assert torch.equal(sudoku.difficulty("test").values, sudoku.splits["test"].info["rating"])
+    maze = rb.create_task("maze", preset="smoke")
+    lengths = maze.difficulty("test").values
+    assert maze.difficulty("test").kind == "shortest path length"
+    # the labelled path marks every cell of a shortest path but S and G ('o' = 5)
+    assert torch.equal(lengths, (maze.splits["test"].labels == 5).sum(-1) + 1)
+    arc = rb.create_task("arc", preset="smoke")
+    board = arc.splits["test"].inputs.view(-1, arc.canvas, arc.canvas)
+    sides = arc.difficulty("test").values
+    for i in range(0, len(sides), max(1, len(sides) // 5)):
+        colour = (board[i] >= 2).nonzero()
+        assert sides[i] == max(colour[:, 0].max(), colour[:, 1].max()) + 1
+
+
+def test_deeper_evaluation_keeps_the_first_steps() -> None:
+    task = rb.create_task("sudoku", preset="smoke")
+    model = rb.create_model("trm", task=task, preset="smoke").eval()
+    batch = {k: v[:8] for k, v in {"inputs": task.splits["test"].inputs, "labels": task.splits["test"].labels,
+                                   "puzzle_ids": task.splits["test"].puzzle_ids}.items()}
+    batch = {k: v.long() for k, v in batch.items()}
+    with torch.inference_mode():
+        trained_depth = model(batch)
+        model.eval_max_steps = 3 * model.halt_max_steps
+        deeper = model(batch)
+    steps = model.halt_max_steps
+    assert trained_depth.step_predictions.shape[0] == steps and deeper.step_predictions.shape[0] == 3 * steps
+    assert torch.equal(deeper.step_predictions[:steps], trained_depth.step_predictions)
+    assert torch.equal(deeper.step_residuals[:steps], trained_depth.step_residuals)
+
+
+def test_eval_max_steps_writes_the_longer_curve(tmp_path) -> None:
+    args = ["--model", "trm", "--task", "maze", "--preset", "smoke", *QUIET]
+    assert call_cli("run", *args, "--out", str(tmp_path)).returncode == 0
+    trained = json.loads((tmp_path / "trm/maze/smoke/seed0.json").read_text())["metrics"]
+    checkpoint = tmp_path / "trm/maze/smoke/seed0/final.pt"
+    result = call_cli("eval", *args, "--checkpoint", str(checkpoint), "--out", str(tmp_path), "--max-steps", "6")
+    assert result.returncode == 0, result.stderr
+    deeper = json.loads((tmp_path / "trm/maze/smoke/seed0.eval.json").read_text())
+    assert deeper["provenance"]["config"]["eval_max_steps"] == 6
+    curve, base = deeper["metrics"]["by_step"], trained["by_step"]
+    assert len(curve["exact"]) == 6 and curve["exact"][:2] == base["exact"] and curve["token"][:2] == base["token"]
+    assert trained["by_difficulty"]["kind"] == "shortest path length"
+    assert sum(b["n_test_examples"] for b in trained["by_difficulty"]["buckets"]) == trained["n_test_examples"]
+    bad = call_cli("eval", *args, "--checkpoint", str(checkpoint), "--out", str(tmp_path), "--max-steps", "0")
+    assert bad.returncode == 2 and "--eval_max_steps" in bad.stderr
+    no_depth = call_cli("run", "--model", "transformer", "--task", "maze", "--max-steps", "4", *QUIET,
+                        "--out", str(tmp_path))
+    assert no_depth.returncode == 2 and "no reasoning steps" in no_depth.stderr
