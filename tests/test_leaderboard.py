@@ -469,3 +469,27 @@ def test_files_inside_a_runs_folder_are_not_records(tmp_path):
     (run_folder / "submission.json").write_text('{"task": [[0]]}')  # an ARC submission: not a record
     records, skipped = leaderboard.collect(results)
     assert len(records) == 1 and skipped == []
+
+
+def test_depth_curves_and_difficulty_buckets_are_pooled_and_drawn(tmp_path):
+    def with_depth(record, curve, buckets, ood):
+        record["metrics"]["by_step"] = {"exact": curve, "token": curve, "halted": None, "residual": None}
+        record["metrics"]["by_difficulty"] = {"kind": "rating", "buckets": [
+            {"name": name, "n_test_examples": n, "exact_correct": k, "exact_accuracy": k / n} for name, n, k in buckets]}
+        record["metrics"]["ood"] = {"n_test_examples": ood[0], "exact_correct": ood[1], "exact_accuracy": ood[1] / ood[0]}
+        return record
+
+    put(tmp_path / "res", with_depth(make_record(model="trm", seed=0), [0.2, 0.4], [("0", 4, 3), ("1-2", 6, 2)], (2, 1)))
+    put(tmp_path / "res", with_depth(make_record(model="trm", seed=1), [0.4, 0.6], [("0", 6, 3), ("1-2", 4, 2)], (2, 0)))
+    put(tmp_path / "res", make_record(model="transformer"))  # no curves: no line, no failure
+    site = leaderboard.build(tmp_path / "res", tmp_path / "site", None)
+    row = next(r for r in site.rows if r["model"] == "trm")
+    assert row["by_step_exact"] == pytest.approx([0.3, 0.5])
+    assert row["by_difficulty"] == [{"name": "0", "n_test_examples": 10, "exact_accuracy": 0.6},
+                                    {"name": "1-2", "n_test_examples": 10, "exact_accuracy": 0.4}]
+    assert row["ood_accuracy"] == 0.25 and row["ood_examples"] == 4
+    depth = (tmp_path / "site/plots/sudoku-mini-depth.svg").read_text()
+    difficulty = (tmp_path / "site/plots/sudoku-mini-difficulty.svg").read_text()
+    assert "reasoning step" in depth and ">trm<" in depth and ">transformer<" not in depth
+    assert ">1-2<" in difficulty and ">rating<" in difficulty
+    assert "sudoku-mini-depth.svg" in (tmp_path / "site/task-sudoku.html").read_text()

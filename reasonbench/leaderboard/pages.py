@@ -253,7 +253,9 @@ def task_body(task: str, rows: list[dict[str, Any]], reported: list[dict[str, An
         if images:
             parts.append(f'<figure><div class="plots">{images}</div><figcaption>Exact accuracy (error bars: 95% '
                          "interval) against cost; the orange staircase is the Pareto front: no other row is both "
-                         "cheaper and more accurate.</figcaption></figure>")
+                         "cheaper and more accurate. Where records hold them: exact accuracy after each reasoning "
+                         "step of the evaluation (every segment run, whatever the halting head says), and per "
+                         "difficulty bucket of the test split.</figcaption></figure>")
     if not rows:
         parts.append('<p class="note">No measured results yet.</p>')
     if pictures:

@@ -17,6 +17,8 @@ COST_AXES = (("params", "parameters", "params"),
              ("flops_per_example_forward", "forward FLOPs per example", "flops"),
              ("device_hours", "device-hours (training and test)", "hours"))
 
+MAX_LINES = 12  # lines on one chart: the rows ranked best first
+
 STYLE = {"svg.fonttype": "none",  # text stays text (small files, searchable), escaped by matplotlib
          "svg.hashsalt": "reasonbench",  # stable element ids: the same rows give the same file
          "font.size": 9, "axes.spines.top": False, "axes.spines.right": False}
@@ -77,6 +79,55 @@ def accuracy_plot(rows: list[dict[str, Any]], x_key: str, x_label: str, title: s
         out = io.StringIO()
         fig.savefig(out, format="svg", metadata={"Date": None})
     return out.getvalue()
+
+
+def _line_chart(series: list[tuple[str, list[float | None]]], ticks: list[str], x_label: str, title: str) -> str:
+    """SVG text: one line per (label, values in [0, 1]) over the categorical ``ticks``."""
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(4.6, 3.4))
+        fig.subplots_adjust(left=0.14, right=0.96, bottom=0.14, top=0.91)
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+        x = np.arange(len(ticks))
+        for label, values in series:
+            y = np.array([np.nan if v is None else 100 * v for v in values], dtype=float)
+            ax.plot(x[:len(y)], y, marker="o", ms=3, lw=1.2, label=one_line(label, 40))
+        step = max(1, len(ticks) // 12)  # at most a dozen labels on the axis
+        ax.set_xticks(x[::step], [one_line(t, 12) for t in ticks[::step]])
+        ax.set_ylim(-3, 103)
+        ax.set_xlabel(x_label)
+        ax.set_ylabel("exact accuracy (%)")
+        ax.set_title(one_line(title, 80), fontsize=9, parse_math=False)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6, loc="upper left", frameon=False, ncols=2)
+        out = io.StringIO()
+        fig.savefig(out, format="svg", metadata={"Date": None})
+    return out.getvalue()
+
+
+def depth_plot(rows: list[dict[str, Any]], title: str) -> str | None:
+    """Exact accuracy after each reasoning step, one line per row (model) that records it."""
+    drawn = [r for r in rows if r.get("by_step_exact")][:MAX_LINES]
+    if not drawn:
+        return None
+    longest = max(len(r["by_step_exact"]) for r in drawn)
+    return _line_chart([(model_label(r), r["by_step_exact"]) for r in drawn],
+                       [str(s) for s in range(1, longest + 1)], "reasoning step (supervision segment)", title)
+
+
+def difficulty_plot(rows: list[dict[str, Any]], title: str) -> str | None:
+    """Exact accuracy per difficulty bucket, one line per row (model); the task's buckets."""
+    drawn = [r for r in rows if r.get("by_difficulty")][:MAX_LINES]
+    if not drawn:
+        return None
+    names = list(dict.fromkeys(b["name"] for r in drawn for b in r["by_difficulty"]))
+    series = [(model_label(r), [next((b["exact_accuracy"] for b in r["by_difficulty"] if b["name"] == n), None)
+                                for n in names]) for r in drawn]
+    return _line_chart(series, names, drawn[0]["difficulty_kind"] or "difficulty", title)
 
 
 class _RecordedTask:

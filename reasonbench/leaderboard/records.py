@@ -133,6 +133,32 @@ def collect(results: Path) -> tuple[list[dict[str, Any]], list[Skipped]]:
     return records, skipped
 
 
+def depth_and_difficulty(done: list[dict[str, Any]]) -> dict[str, Any]:
+    """A row's depth curve (exact accuracy per reasoning step, mean over seeds whose curves
+    have the same length) and its accuracy per difficulty bucket and out of distribution,
+    pooled over seeds."""
+    curves = [r["metrics"]["by_step"]["exact"] for r in done if r["metrics"].get("by_step")]
+    same = curves and all(len(c) == len(curves[0]) for c in curves)
+    buckets: dict[str, list[int]] = {}
+    kinds = {r["metrics"]["by_difficulty"]["kind"] for r in done if r["metrics"].get("by_difficulty")}
+    if len(kinds) == 1:
+        for r in done:
+            for b in (r["metrics"].get("by_difficulty") or {}).get("buckets", []):
+                counts = buckets.setdefault(b["name"], [0, 0])
+                counts[0] += b["n_test_examples"]
+                counts[1] += b["exact_correct"]
+    ood = [r["metrics"]["ood"] for r in done if r["metrics"].get("ood")]
+    n_ood = sum(o["n_test_examples"] for o in ood)
+    return {
+        "by_step_exact": [statistics.fmean(values) for values in zip(*curves)] if same else None,
+        "difficulty_kind": next(iter(kinds)) if len(kinds) == 1 else None,
+        "by_difficulty": [{"name": k, "n_test_examples": n, "exact_accuracy": c / n if n else None}
+                          for k, (n, c) in buckets.items()] or None,
+        "ood_accuracy": sum(o["exact_correct"] for o in ood) / n_ood if n_ood else None,
+        "ood_examples": n_ood if ood else None,
+    }
+
+
 def aggregate(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (task, track, model, preset, mode): the seeds' accuracies as mean and sample
     std, the 95% Wilson interval pooled over every test example of every seed, and the cost."""
@@ -168,6 +194,7 @@ def aggregate(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "git_commit": first["provenance"]["git_commit"],
             "finished": max(r["provenance"]["finished"] for r in group),
             "files": [r["_file"] for r in group],
+            **depth_and_difficulty(done),
         })
     rows.sort(key=lambda r: (r["task"], track_sort_key(r["track"]), -accuracy(r), r["model"], r["preset"], r["mode"]))
     return rows
