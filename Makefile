@@ -11,10 +11,12 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # The CPU build of torch first, and only where no torch is importable (a user's own CUDA
-# build stays): a plain `torch` requirement would pull a multi-GB CUDA build.
-$(STAMP): pyproject.toml | $(BIN)/python
+# build stays): a plain `torch` requirement would pull a multi-GB CUDA build. Then the example
+# out-of-tree plugin, installed as a user would install theirs (tests/test_contrib.py checks it).
+$(STAMP): pyproject.toml examples/reasonbench-loopnet/pyproject.toml | $(BIN)/python
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --quiet "torch==2.13.0"
 	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet --no-deps -e examples/reasonbench-loopnet
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -30,20 +32,23 @@ test: install
 test-all: install
 	$(BIN)/python -m pytest -q -m "slow or not slow"
 
+# Throughput, memory, FLOPs and MFU of every model on the mini preset (a few CPU minutes), then
+# the data and speed figures of the scripts under benchmarks/.
 bench: install
+	$(BIN)/reasonbench bench --quick --out $(RESULTS)/bench.json
 	$(BIN)/python -m reasonbench_benchmarks.speed
 	$(BIN)/python -m reasonbench_benchmarks.maze_generation
 	$(BIN)/python -m reasonbench_benchmarks.arc_build --augmentations 100
 	$(BIN)/python -m reasonbench_benchmarks.attractor_memory
 	$(BIN)/python -m reasonbench_benchmarks.leaderboard_build
 
-# The leaderboard: the mini track (CPU) of every registered model on every task into
+# The leaderboard: the mini track (CPU) of every built-in model on every task into
 # $(LEADERBOARD) (a record already there is kept, so a rerun resumes; a model without a mini
 # preset for a task is skipped), then the site from those records.
 LEADERBOARD ?= leaderboard/results
 leaderboard: install
 	@set -e; \
-	models=$$($(BIN)/reasonbench list | awk '$$1 == "model" && $$3 == "ok" {print $$2}'); \
+	models=$$($(BIN)/reasonbench list | awk '$$1 == "model" && $$3 == "ok" && /\(built-in\)/ {print $$2}'); \
 	tasks=$$($(BIN)/reasonbench list | awk '$$1 == "task" && $$3 == "ok" {print $$2}'); \
 	for t in $$tasks; do for m in $$models; do \
 	  if [ -f "$(LEADERBOARD)/$$m/$$t/mini/seed0.json" ]; then echo "$$m on $$t: record exists, kept"; \
