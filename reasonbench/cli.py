@@ -30,6 +30,20 @@ commands:
                                          inspect, build (cached), export (reference CSV), render data
   leaderboard [--results DIR] [--out SITE] [--reported F.yaml|none]
                                          records -> static site SITE/index.html, leaderboard.md, .json
+  sweep --models A,B --tasks T --seeds 0-2 [--preset P] [--out DIR] [--executor local|slurm]
+        [--parallel N] [--partition P --time 4:00:00 --cpus-per-task N --mem 8G --wait]
+        [--dry-run] [--trainer.KEY V ...] | sweep --status --out DIR
+                                         every run not finished yet (DIR/sweep.json lists them), here
+                                         or as one SLURM job array; again: skips finished, reruns failed
+  bench [--models M,...] [--tasks T,...] [--preset P] [--quick] [--steps N] [--device cpu|cuda]
+        [--bf16] [--compile] [--out bench.json]
+                                         training/evaluation throughput, peak memory, FLOPs, MFU of
+                                         every model (table + JSON); --quick: a few CPU minutes
+  new-plugin NAME [--package DIR | --in-tree]
+                                         write a model plugin that trains as generated: model, smoke
+                                         and mini presets for every task, tests (CONTRIBUTING.md)
+  check-plugin NAME [--tasks T1,T2] [--no-record]
+                                         the conformance kit: PASS/FAIL per check with what to change
 
 `reasonbench run --model M --task T --help` lists every option of that model and task."""
 
@@ -54,7 +68,9 @@ def _run(argv: list[str], mode: str) -> int:
         print(USAGE)
         return 0
     resume = "--resume" in argv
-    argv = [a for a in argv if a != "--resume"]
+    # `--max-steps K`: the issue-tracker spelling of --eval_max_steps
+    argv = ["--eval_max_steps" if a == "--max-steps" else a.replace("--max-steps=", "--eval_max_steps=")
+            for a in argv if a != "--resume"]
     if resume and mode != "train":
         raise_user("reasonbench eval: --resume is for `reasonbench run`")
     loaded = None
@@ -136,7 +152,7 @@ def _leaderboard(argv: list[str]) -> int:
         raise UserError(one_line(exc)) from None
     results = Path(args.results)
     if not results.is_dir():
-        raise UserError(f"--results {results}: no such folder")
+        raise UserError(f"--results {results}: {'not a folder' if results.exists() else 'no such folder'}")
     reported = None if args.reported == "none" else Path(args.reported)
     site = leaderboard.build(results, Path(args.out), reported)
     for problem in [s.line() for s in site.skipped] + site.warnings:
@@ -147,12 +163,37 @@ def _leaderboard(argv: list[str]) -> int:
     return 0
 
 
+def _sweep(argv: list[str]) -> int:
+    from .sweep import command
+
+    return command(argv)
+
+
+def _bench(argv: list[str]) -> int:
+    from .bench import main as bench_main
+
+    return bench_main(argv)
+
+
+def _new_plugin(argv: list[str]) -> int:
+    from .scaffold import command
+
+    return command(argv)
+
+
+def _check_plugin(argv: list[str]) -> int:
+    from .testing import command
+
+    return command(argv)
+
+
 def _data(argv: list[str]) -> int:
     from . import dataops
 
     actions = {"info": dataops.info, "build": dataops.build, "export": dataops.export, "show": dataops.show}
     if not argv or argv[0] not in actions:
-        raise_user(f"reasonbench data: expected one of {', '.join(actions)}")
+        given = f"unknown action '{argv[0]}'; " if argv else ""
+        raise_user(f"reasonbench data: {given}expected one of {', '.join(actions)}")
     actions[argv[0]](argv[1:])
     return 0
 
@@ -174,11 +215,13 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"list": lambda: _list(), "run": lambda: _run(rest, "train"),
                 "eval": lambda: _run(rest, "eval"), "info": lambda: _info(rest),
                 "leaderboard": lambda: _leaderboard(rest), "data": lambda: _data(rest),
-                "import-checkpoint": lambda: _import_checkpoint(rest)}
+                "import-checkpoint": lambda: _import_checkpoint(rest), "bench": lambda: _bench(rest), "sweep": lambda: _sweep(rest),
+                "new-plugin": lambda: _new_plugin(rest), "check-plugin": lambda: _check_plugin(rest)}
     if command not in commands:
         print(f"reasonbench: error: unknown command '{command}'; valid commands: {', '.join(commands)}",
               file=sys.stderr)
         return 2
+    previous = _sigterm_as_interrupt()
     try:
         return commands[command]()
     except UserError as exc:
@@ -187,6 +230,29 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         print(f"reasonbench: interrupted{': ' + str(exc) if str(exc) else ''}", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            import signal
+
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _sigterm_as_interrupt():  # noqa: ANN202
+    """SIGTERM (``kill``, a batch system before SIGKILL) stops a command like Ctrl-C: one line,
+    exit 130, no partial record. Not inside a SLURM job, where Lightning bypasses SIGTERM so
+    that its requeue on the warning signal (USR1) can finish. Returns the handler it replaced
+    (None if it installed none), for ``main`` to restore."""
+    import os
+    import signal
+    import threading
+
+    if "SLURM_JOB_ID" in os.environ or threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum, frame):  # noqa: ANN001, ANN202
+        raise KeyboardInterrupt("terminated (SIGTERM)")
+
+    return signal.signal(signal.SIGTERM, interrupt)
 
 
 if __name__ == "__main__":

@@ -59,13 +59,27 @@ class AdamAtan2(torch.optim.Optimizer):
         p <- p - lr / (1 - beta1^t) * atan2(m, sqrt(v) / sqrt(1 - beta2^t))
 
     The update is bounded by lr * pi / 2 / (1 - beta1^t) and needs no epsilon.
+
+    ``foreach`` (the default) updates all parameters of a group with ``torch._foreach_*`` ops
+    (one multi-tensor kernel per operation on a GPU instead of one per parameter); only the
+    ``atan2`` runs per tensor, as PyTorch has no foreach ``atan2``. ``foreach=False`` is the
+    plain per-parameter loop; both give the same results.
     """
 
     def __init__(self, params: Any, lr: float = 1e-4, betas: tuple[float, float] = (0.9, 0.95),
-                 weight_decay: float = 0.0) -> None:
+                 weight_decay: float = 0.0, foreach: bool = True) -> None:
         if not lr > 0 or not all(0 <= b < 1 for b in betas) or weight_decay < 0:
             raise ValueError(f"AdamAtan2: bad lr {lr}, betas {betas} or weight_decay {weight_decay}")
-        super().__init__(params, {"lr": lr, "betas": betas, "weight_decay": weight_decay})
+        super().__init__(params, {"lr": lr, "betas": betas, "weight_decay": weight_decay, "foreach": foreach})
+
+    def _state(self, p: torch.Tensor) -> dict[str, Any]:
+        state = self.state[p]
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = torch.zeros_like(p)
+            state["exp_avg_sq"] = torch.zeros_like(p)
+        state["step"] += 1
+        return state
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> Any:
@@ -74,21 +88,43 @@ class AdamAtan2(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            lr, (beta1, beta2), decay = group["lr"], group["betas"], group["weight_decay"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p)
-                    state["exp_avg_sq"] = torch.zeros_like(p)
-                state["step"] += 1
-                t = state["step"]
-                m, v, g = state["exp_avg"], state["exp_avg_sq"], p.grad
-                p.mul_(1 - lr * decay)
-                m.lerp_(g, 1 - beta1)
-                v.lerp_(g * g, 1 - beta2)
-                denom = v.sqrt() / math.sqrt(1 - beta2**t)
-                p.add_(torch.atan2(m, denom), alpha=-lr / (1 - beta1**t))
+            # groups restored from a checkpoint of an older version have no "foreach"
+            (self._group_foreach if group.get("foreach", True) else self._group_loop)(group)
         return loss
+
+    def _group_loop(self, group: dict[str, Any]) -> None:
+        lr, (beta1, beta2), decay = group["lr"], group["betas"], group["weight_decay"]
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            state = self._state(p)
+            t = state["step"]
+            m, v, g = state["exp_avg"], state["exp_avg_sq"], p.grad
+            p.mul_(1 - lr * decay)
+            m.lerp_(g, 1 - beta1)
+            v.lerp_(g * g, 1 - beta2)
+            denom = v.sqrt() / math.sqrt(1 - beta2**t)
+            p.add_(torch.atan2(m, denom), alpha=-lr / (1 - beta1**t))
+
+    def _group_foreach(self, group: dict[str, Any]) -> None:
+        lr, (beta1, beta2), decay = group["lr"], group["betas"], group["weight_decay"]
+        params = [p for p in group["params"] if p.grad is not None]
+        if not params:
+            return
+        states = [self._state(p) for p in params]
+        grads = [p.grad for p in params]
+        ms, vs = [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states]
+        steps = [s["step"] for s in states]
+        if decay:  # a multiplication by exactly 1 otherwise
+            torch._foreach_mul_(params, 1 - lr * decay)
+        torch._foreach_lerp_(ms, grads, 1 - beta1)
+        torch._foreach_lerp_(vs, torch._foreach_mul(grads, grads), 1 - beta2)
+        denom = torch._foreach_sqrt(vs)
+        torch._foreach_div_(denom, [math.sqrt(1 - beta2**t) for t in steps])
+        for m, d in zip(ms, denom):  # no foreach atan2: in place, one call per tensor
+            torch.atan2(m, d, out=d)
+        if len(set(steps)) == 1:  # the usual case: one step count for the whole group
+            torch._foreach_add_(params, denom, alpha=-lr / (1 - beta1**steps[0]))
+        else:
+            torch._foreach_mul_(denom, [-lr / (1 - beta1**t) for t in steps])
+            torch._foreach_add_(params, denom)

@@ -1,0 +1,607 @@
+"""``reasonbench bench``: training and evaluation throughput, peak memory and model-FLOPs
+utilisation of every registered model on a preset (``mini`` by default).
+
+For each (model, task) the model is built from its preset exactly as ``reasonbench run`` builds
+it and trained by a Lightning ``Trainer`` for a few steps, so a timed step is a real training
+step: the module's optimizer and schedule, the per-puzzle sign-SGD, EMA, gradient clipping and
+whatever hooks the model has (a curriculum, a balancer cadence). Per step:
+
+* warm-up steps first (allocation, kernel choice, compilation), untimed;
+* then the timed steps. The first step of every cost phase (``cost_phase()``: a curriculum's
+  depth, a balancer's cadence) runs under the FLOP counter, untimed: a warm-up step where it
+  can, else (a phase first seen later, or ``--compile``) a step with the clock paused;
+* throughput: examples (batch size x batches) and optimizer steps per second; for the recursive
+  models one optimizer step is one supervision segment of every slot of the batch.
+
+Evaluation: ``model(batch)`` under ``torch.inference_mode()`` on test batches already on the
+device (all ``halt_max_steps`` segments for the recursive models). FLOPs: ``measure``'s
+counters (training: per step, averaged over the cost phases of the timed steps; evaluation:
+per example, one example at a time, untrained weights). MFU (GPU only): FLOPs per second over
+the device's dense peak (bf16 with ``--bf16``, else fp32), from a table of known devices.
+
+Peak memory: on a GPU ``torch.cuda.max_memory_allocated`` (training and evaluation apart). On
+the CPU every row runs in a fresh Python process (``--isolate``, the default there), and the
+figure is the row's peak resident set size above the RSS after start-up (interpreter, torch,
+Lightning; the peak is reset there, Linux's ``/proc/self/clear_refs``); without isolation only
+the whole process's peak RSS so far is known.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import itertools
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+
+FORMAT = "reasonbench-bench"
+VERSION = 1
+_RESULT_MARK = "@@reasonbench-bench-row@@"
+
+# Dense peak FLOP/s (no sparsity) per device: (substring of torch.cuda.get_device_name, bf16,
+# fp32). fp32 is the CUDA-core figure: PyTorch keeps fp32 matmuls in full precision unless
+# TF32 is allowed. First match wins, so the more specific names come first.
+PEAK_FLOPS: list[tuple[str, float, float]] = [
+    ("GH200", 989.4e12, 66.9e12),
+    ("H200", 989.4e12, 66.9e12),       # H200 SXM
+    ("H100 NVL", 835.0e12, 60.0e12),
+    ("H100 PCIe", 756.0e12, 51.2e12),
+    ("H100", 989.4e12, 66.9e12),       # H100 SXM ("NVIDIA H100 80GB HBM3")
+    ("A100", 312.0e12, 19.5e12),       # SXM and PCIe, 40 and 80 GB
+]
+
+
+def peak_flops(device_name: str, bf16: bool) -> float | None:
+    """The device's dense peak FLOP/s for the compute dtype, or None if not in the table."""
+    for key, bf16_peak, fp32_peak in PEAK_FLOPS:
+        if key.lower() in device_name.lower():
+            return bf16_peak if bf16 else fp32_peak
+    return None
+
+
+# --- options ---------------------------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UserError(f"reasonbench bench: {message}")
+
+
+def _names(values: list[str] | None) -> list[str] | None:
+    if values is None:
+        return None
+    return [n for v in values for n in v.split(",") if n]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="reasonbench bench", add_help=False,
+                     description="Training and evaluation throughput, peak memory, FLOPs and MFU of every model.")
+    parser.add_argument("--models", nargs="+", help="models (default: every registered model with the preset)")
+    parser.add_argument("--tasks", nargs="+", help="tasks (default: sudoku maze)")
+    parser.add_argument("--preset", default="mini", help="preset of every model and task (default: mini)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a few CPU minutes for the default matrix: 1 warm-up + 2 timed training steps, "
+                             "1 evaluation batch of at most 64 without warm-up (unless compiling), FLOPs of 1 example")
+    parser.add_argument("--steps", type=int, help="timed training steps (default 20; --quick 2)")
+    parser.add_argument("--warmup", type=int, help="untimed training steps first (default 3; --quick 1)")
+    parser.add_argument("--eval-batches", type=int, help="timed evaluation batches (default 3; --quick 1)")
+    parser.add_argument("--eval-batch-size", type=int,
+                        help="evaluation batch size (default: the preset's; --quick: at most 64)")
+    parser.add_argument("--flops-examples", type=int,
+                        help="test examples run one at a time under the FLOP counter (default 8; --quick 1)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda if available")
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast (Lightning's bf16-mixed)")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the model's step (one segment, or forward), static shapes")
+    parser.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=None,
+                        help="each row in a fresh process, for a clean peak memory (default: on the CPU)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="bench.json", help="JSON file to write (default bench.json)")
+    return parser
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    args = _parser().parse_args(argv)
+    defaults = dict(steps=(2, 20), warmup=(1, 3), eval_batches=(1, 3), flops_examples=(1, 8))
+    for name, (quick, full) in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, quick if args.quick else full)
+    for name, low in (("steps", 1), ("warmup", 0), ("eval_batches", 1), ("flops_examples", 1),
+                      ("eval_batch_size", 1)):
+        value = getattr(args, name)
+        if value is not None and value < low:
+            raise UserError(f"reasonbench bench: --{name.replace('_', '-')} must be >= {low}, got {value}")
+    return args
+
+
+# --- one row: model x task -------------------------------------------------------------------
+def _sync(device: Any) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _make_clock(warmup: int, steps: int, device: Any, count_in_warmup: bool = True) -> Any:
+    import lightning as L
+
+    from .measure import FlopCounter
+
+    class StepClock(L.Callback):
+        """Times ``steps`` training steps after ``warmup`` untimed ones, then stops the fit.
+
+        The clock runs from the start of the first timed batch to the end of the last (syncing
+        the device only there and around counted steps), so a step's time is everything between
+        two batch starts: fetching the batch, forward, backward, optimizer, hooks (the EMA update
+        of the very last step excepted). The first step of every cost phase (``cost_phase()``)
+        runs under the FLOP counter, untimed: a warm-up step when it can (``count_in_warmup``;
+        not when compiling, where the warm-up's extra time is the compile time), else the first
+        step of the phase after the warm-up, with the clock paused."""
+
+        def __init__(self) -> None:
+            self.index = 0  # batches started
+            self.timed_batches = 0
+            self.optimizer_steps = 0
+            self.examples = 0
+            self.seconds = 0.0
+            self.warmup_seconds = 0.0
+            self.flops: dict[Any, int] = {}  # phase -> FLOPs of its counted step
+            self.phase_batches: dict[Any, int] = {}  # phase -> batches after the warm-up
+            self.counting: tuple[Any, FlopCounter] | None = None
+            self._start: tuple[float, int] | None = None  # (time, global step) while the clock runs
+            self._t_first = 0.0
+
+        def _stop(self, trainer: L.Trainer) -> None:
+            _sync(device)
+            t0, step0 = self._start
+            self.seconds += time.perf_counter() - t0
+            self.optimizer_steps += trainer.global_step - step0
+            self._start = None
+
+        def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any,
+                                 batch_idx: int) -> None:
+            index = self.index
+            self.index += 1
+            if index == 0:
+                _sync(device)
+                self._t_first = time.perf_counter()
+            if index == warmup:
+                _sync(device)
+                self.warmup_seconds = time.perf_counter() - self._t_first
+            phase = pl_module.cost_phase()
+            if index >= warmup:
+                self.phase_batches[phase] = self.phase_batches.get(phase, 0) + 1
+            if phase not in self.flops and (index >= warmup or count_in_warmup):
+                if self._start is not None:
+                    self._stop(trainer)
+                self.flops[phase] = 0
+                self.counting = (phase, FlopCounter())
+                self.counting[1].__enter__()
+                return
+            if index < warmup:
+                return
+            if self._start is None:
+                _sync(device)
+                self._start = (time.perf_counter(), trainer.global_step)
+            self.timed_batches += 1
+            self.examples += int(batch["inputs"].shape[0])
+
+        def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                               batch_idx: int) -> None:
+            self._end_count()
+            if self.timed_batches >= steps and self._start is not None:
+                self._stop(trainer)
+                trainer.should_stop = True
+
+        def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+            self._end_count()
+
+        def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+            if self._start is not None:  # the fit ended before the planned steps (e.g. divergence)
+                self._stop(trainer)
+
+        def _end_count(self) -> None:
+            if self.counting is not None:
+                phase, counter = self.counting
+                counter.__exit__(None, None, None)
+                self.flops[phase] = counter.get_total_flops()
+                self.counting = None
+
+        @property
+        def flops_per_step(self) -> float | None:
+            """FLOPs per training batch, each phase's measured FLOPs weighted by its batches."""
+            weights = {p: n for p, n in self.phase_batches.items() if self.flops.get(p)}
+            if not weights:
+                return None
+            return sum(self.flops[p] * n for p, n in weights.items()) / sum(weights.values())
+
+    return StepClock()
+
+
+def _compile(model: Any) -> str:
+    """torch.compile the model's unit of work in place: one supervision segment for the
+    recursive models (training runs one per step, evaluation all of them), else ``forward``.
+    Static shapes (``dynamic=False``): one graph per batch shape, halting never changes them."""
+    import torch
+
+    from .recursive import RecursiveReasoningModule
+
+    name = "segment" if isinstance(model, RecursiveReasoningModule) else "forward"
+    setattr(model, name, torch.compile(getattr(model, name), dynamic=False))
+    return name
+
+
+def _rss_peak() -> int:
+    import torch
+
+    from .measure import peak_memory_bytes
+
+    return peak_memory_bytes(torch.device("cpu"))
+
+
+def _proc_status_bytes(field: str) -> int | None:
+    """A ``/proc/self/status`` figure (VmRSS, VmHWM) in bytes; None off Linux."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _reset_rss_peak() -> bool:
+    """Reset the process's peak RSS (VmHWM) to its current RSS (Linux >= 4.0)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+    except OSError:
+        return False
+    return _proc_status_bytes("VmHWM") is not None
+
+
+def run_row(spec: dict[str, Any]) -> dict[str, Any]:
+    """Benchmark one (model, task) in this process; returns the row of the JSON."""
+    import lightning as L
+    import torch
+
+    from . import config, runner
+    from .measure import count_parameters, device_name, forward_flops_per_example
+
+    # in a fresh process: the peak RSS from here on, against the RSS here (imports done)
+    peak_reset = spec.get("isolated") and _reset_rss_peak()
+    started_rss = _proc_status_bytes("VmRSS") if peak_reset else None
+    started_peak = _rss_peak()
+    runner.quiet_lightning()
+    device = torch.device(spec["device"])
+    argv = ["--model", spec["model"], "--task", spec["task"], "--preset", spec["preset"], "--seed", str(spec["seed"])]
+    if spec.get("eval_batch_size"):
+        argv += ["--task.eval_batch_size", str(spec["eval_batch_size"])]
+    cfg, _ = config.resolve(argv, prog="reasonbench bench")
+    cap = spec.get("eval_batch_cap")
+    if cap and not spec.get("eval_batch_size") and cfg.task_args.get("eval_batch_size", 0) > cap:
+        cfg.task_args["eval_batch_size"] = cap
+    if spec["compile"]:
+        torch._dynamo.reset()  # a fresh cache per row: rows share code objects (segment, forward)
+    if device.type == "cuda":  # what earlier rows of this process left behind is freed first
+        gc.collect()
+        torch.cuda.empty_cache()
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    task = runner.build_task(cfg)
+    model = runner.build_model(cfg, task)
+    params, params_extra = count_parameters(model)
+    bf16 = spec["bf16"]
+    dtype = "bf16-mixed" if bf16 else "fp32"
+    name = device_name(device)
+    peak = peak_flops(name, bf16) if device.type == "cuda" else None
+    row: dict[str, Any] = {
+        "model": spec["model"], "task": spec["task"], "preset": spec["preset"], "status": "ok",
+        "params": params, "params_extra": params_extra,
+        "batch_size": task.batch_size, "eval_batch_size": task.eval_batch_size,
+        "dtype": dtype, "compiled": None, "device": name,
+    }
+
+    # evaluation FLOPs per example, before compiling (the counter runs eagerly, untrained weights)
+    model.to(device)
+    eval_flops = forward_flops_per_example(model, task.splits["test"], spec["flops_examples"], device)
+    if spec["compile"]:
+        row["compiled"] = _compile(model)
+    model.train()  # Lightning keeps the modes it finds; the FLOP count left the model in eval mode
+
+    # --- training: a real fit of warm-up + timed steps (+ counted steps, + the closing batch) ---
+    clock = _make_clock(spec["warmup"], spec["steps"], device, count_in_warmup=not spec["compile"])
+    keep = {k: v for k, v in cfg.trainer_args.items()
+            if k in ("gradient_clip_val", "gradient_clip_algorithm", "accumulate_grad_batches") and v is not None}
+    # the schedule's length (the LR schedule, a curriculum's progress): the planned batches and
+    # a few more for FLOP-counted steps; the clock stops the fit after the timed steps
+    max_steps = spec["warmup"] + spec["steps"] + 3
+    accumulate = int(keep.get("accumulate_grad_batches", 1))
+    trainer = L.Trainer(accelerator="gpu" if device.type == "cuda" else "cpu", devices=1,
+                        precision="bf16-mixed" if bf16 else "32-true", max_steps=max_steps, max_epochs=-1,
+                        limit_val_batches=0, num_sanity_val_steps=0, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, callbacks=[clock], **keep)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    trainer.fit(model, datamodule=task)
+    if model.diverged:
+        row["status"] = "diverged"
+        row["error"] = model.diverged
+    train_peak = int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else None
+    seconds = clock.seconds
+    flops_step = clock.flops_per_step
+    steps_per_s = clock.optimizer_steps / seconds if seconds > 0 else None
+    batches_per_s = clock.timed_batches / seconds if seconds > 0 else None
+    compile_train = None
+    if spec["compile"] and batches_per_s and spec["warmup"]:
+        compile_train = max(0.0, clock.warmup_seconds - spec["warmup"] / batches_per_s)
+    row["train"] = {
+        "warmup_steps": spec["warmup"], "timed_batches": clock.timed_batches,
+        "optimizer_steps": clock.optimizer_steps, "accumulate_grad_batches": accumulate,
+        "seconds": round(seconds, 4),
+        "examples_per_s": clock.examples / seconds if seconds > 0 else None,
+        "steps_per_s": steps_per_s,
+        "flops_per_step": flops_step,
+        "flop_phases": {str(p): v for p, v in clock.flops.items()},
+        "mfu": (flops_step * batches_per_s / peak) if peak and flops_step and batches_per_s else None,
+        "warmup_seconds": round(clock.warmup_seconds, 4),
+        "compile_seconds": None if compile_train is None else round(compile_train, 3),
+    }
+
+    # --- evaluation: model(batch) under inference_mode on batches already on the device ---
+    model.to(device)  # Lightning's teardown moves the model back to the CPU
+    model.eval()
+    loader = task.test_dataloader()  # pinned when the trainer ran on a GPU
+    source = list(itertools.islice(loader, spec["eval_batches"]))  # the split's first batches, repeated if few
+    batches = [{k: v.to(device, non_blocking=True) for k, v in b.items()}
+               for b in itertools.islice(itertools.cycle(source), spec["eval_batches"])]
+    shapes: dict[tuple, dict] = {}
+    if spec.get("eval_warmup", True):  # one batch of each shape first (each is a graph when compiled)
+        for b in batches:
+            shapes.setdefault(tuple(b["inputs"].shape), b)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    with torch.inference_mode(), autocast:
+        _sync(device)
+        t0 = time.perf_counter()
+        for b in shapes.values():
+            model(b)
+        _sync(device)
+        eval_warmup = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for b in batches:
+            model(b)
+        _sync(device)
+        eval_seconds = time.perf_counter() - t0
+    examples = sum(int(b["inputs"].shape[0]) for b in batches)
+    eval_rate = examples / eval_seconds if eval_seconds > 0 else None
+    compile_eval = None
+    if spec["compile"] and eval_rate and shapes:
+        compile_eval = max(0.0, eval_warmup - sum(b["inputs"].shape[0] for b in shapes.values()) / eval_rate)
+    row["eval"] = {
+        "batches": len(batches), "examples": examples, "seconds": round(eval_seconds, 4),
+        "examples_per_s": eval_rate,
+        "flops_per_example": eval_flops.mean, "flops_examples": eval_flops.examples,
+        "mfu": (eval_flops.mean * eval_rate / peak) if peak and eval_rate else None,
+        "warmup_batches": len(shapes), "warmup_seconds": round(eval_warmup, 4),
+        "compile_seconds": None if compile_eval is None else round(compile_eval, 3),
+    }
+
+    if device.type == "cuda":
+        eval_peak = int(torch.cuda.max_memory_allocated(device))
+        row["memory"] = {"peak_bytes": train_peak, "train_peak_bytes": train_peak, "eval_peak_bytes": eval_peak,
+                         "kind": "cuda_max_memory_allocated"}
+    elif peak_reset:
+        peak_rss = _proc_status_bytes("VmHWM")
+        row["memory"] = {"peak_bytes": peak_rss - started_rss, "peak_rss_bytes": peak_rss,
+                         "start_rss_bytes": started_rss, "kind": "row_peak_rss_above_start"}
+    elif spec.get("isolated"):  # no resettable peak (not Linux): above the start-up peak
+        row["memory"] = {"peak_bytes": _rss_peak() - started_peak, "peak_rss_bytes": _rss_peak(),
+                         "start_rss_bytes": started_peak, "kind": "row_peak_rss_above_startup_peak"}
+    else:
+        row["memory"] = {"peak_bytes": _rss_peak(), "kind": "process_peak_rss_so_far"}
+    row["peak_flops"] = peak
+    if peak is None:
+        row["mfu_note"] = ("no MFU on the CPU" if device.type != "cuda"
+                           else f"device '{name}' not in the peak-FLOP/s table (reasonbench.bench.PEAK_FLOPS)")
+    return row
+
+
+# --- the matrix ----------------------------------------------------------------------------
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # the child sees the same modules (and plugins added to sys.path) as this process
+    paths = [p for p in sys.path if p and os.path.isdir(p)]
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    return env
+
+
+def _run_isolated(spec: dict[str, Any]) -> dict[str, Any]:
+    proc = subprocess.run([sys.executable, "-m", "reasonbench.bench", "--worker"], input=json.dumps(spec),
+                          capture_output=True, text=True, env=_child_env())
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(_RESULT_MARK):
+            result = json.loads(line[len(_RESULT_MARK):])
+            if "user_error" in result:
+                raise UserError(result["user_error"])
+            return result
+    last = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+    return {"model": spec["model"], "task": spec["task"], "preset": spec["preset"], "status": "error",
+            "error": f"worker process failed (exit status {proc.returncode}): {last}"}
+
+
+def _row(spec: dict[str, Any]) -> dict[str, Any]:
+    if spec["isolated"]:
+        return _run_isolated(spec)
+    try:
+        return run_row(spec)
+    except UserError:
+        raise
+    except Exception as exc:  # one broken model must not stop the others
+        return {"model": spec["model"], "task": spec["task"], "preset": spec["preset"], "status": "error",
+                "error": f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}"}
+
+
+def _worker() -> int:
+    """Run one row from a JSON spec on stdin; print the row after a marker on stdout."""
+    spec = json.loads(sys.stdin.read())
+    # imported before the row's start-up memory is read, so that the row's figure leaves them out
+    import lightning  # noqa: F401
+    import torch  # noqa: F401
+
+    from . import config, measure, runner  # noqa: F401
+
+    try:
+        result = run_row(spec)
+    except UserError as exc:
+        result = {"user_error": str(exc)}
+    except Exception as exc:
+        import traceback
+
+        traceback.print_exc()
+        result = {"model": spec["model"], "task": spec["task"], "preset": spec["preset"], "status": "error",
+                  "error": f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}"}
+    sys.stdout.write("\n" + _RESULT_MARK + json.dumps(result) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+def plan(models: list[str] | None, tasks: list[str] | None, preset: str) -> tuple[list[tuple[str, str]], list[dict]]:
+    """(model, task) pairs to run and those skipped (no preset) with the reason."""
+    from . import config, registry
+
+    for kind, names in (("model", models), ("task", tasks)):
+        for n in names or []:
+            registry.check(kind, n)
+    models = models if models is not None else registry.list_models()
+    tasks = tasks if tasks is not None else [t for t in ("sudoku", "maze") if t in registry.list_tasks()]
+    pairs, skipped = [], []
+    for task in tasks:
+        for model in models:
+            try:
+                config.preset_files(model, task, preset, registry.get_model(model))
+            except UserError as exc:
+                if "no preset" not in str(exc):
+                    raise
+                skipped.append({"model": model, "task": task, "reason": str(exc)})
+                continue
+            pairs.append((model, task))
+    if not pairs:
+        reasons = "; ".join(s["reason"] for s in skipped[:2])
+        raise UserError(f"reasonbench bench: nothing to run with preset '{preset}' ({reasons})")
+    return pairs, skipped
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    head = ["model", "task", "params", "train ex/s", "steps/s", "eval ex/s", "peak MB", "FLOPs/step", "MFU"]
+    lines = []
+    for r in rows:
+        if r.get("status") == "error":
+            lines.append([r["model"], r["task"], f"error: {r.get('error', '')}"])
+            continue
+        t, e, m = r["train"], r["eval"], r.get("memory") or {}
+        mfu = t.get("mfu")
+        lines.append([r["model"], r["task"], f"{r['params']:,}", _fmt(t["examples_per_s"]), _fmt(t["steps_per_s"], 2),
+                      _fmt(e["examples_per_s"]), _fmt(m["peak_bytes"] / 2**20 if m.get("peak_bytes") is not None else None),
+                      f"{t['flops_per_step']:.3g}" if t.get("flops_per_step") else "-",
+                      f"{100 * mfu:.1f}%" if mfu is not None else "-"])
+    full = [line for line in lines if len(line) == len(head)]
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *full)]
+
+    def fmt(line: list[str]) -> str:
+        if len(line) != len(head):
+            return f"{line[0].ljust(widths[0])}  {line[1].ljust(widths[1])}  {line[2]}"
+        return "  ".join(str(x).ljust(w) if i < 2 else str(x).rjust(w) for i, (x, w) in enumerate(zip(line, widths)))
+
+    return "\n".join([fmt(head)] + [fmt(line) for line in lines])
+
+
+def main(argv: list[str]) -> int:
+    from . import record as rec
+
+    if any(a in ("-h", "--help") for a in argv):
+        print(_parser().format_help(), end="")
+        return 0
+    args = parse_args(argv)
+    import torch
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("reasonbench bench: --device cuda: no CUDA device available")
+    isolate = args.isolate if args.isolate is not None else device == "cpu"
+    pairs, skipped = plan(_names(args.models), _names(args.tasks), args.preset)
+    from .runner import quiet_lightning
+
+    quiet_lightning()
+    out = Path(args.out)
+    started = time.perf_counter()
+    rows = []
+    for model, task in pairs:
+        spec = {"model": model, "task": task, "preset": args.preset, "device": device, "bf16": args.bf16,
+                "compile": args.compile, "steps": args.steps, "warmup": args.warmup,
+                "eval_batches": args.eval_batches, "eval_batch_size": args.eval_batch_size,
+                "flops_examples": args.flops_examples, "seed": args.seed, "isolated": isolate,
+                "eval_batch_cap": 64 if args.quick else None, "eval_warmup": args.compile or not args.quick}
+        t0 = time.perf_counter()
+        row = _row(spec)
+        row["wall_seconds"] = round(time.perf_counter() - t0, 2)
+        rows.append(row)
+        print(f"  {model} / {task}: {row['status']} ({row['wall_seconds']:.1f} s)", file=sys.stderr, flush=True)
+    wall = time.perf_counter() - started
+    from .measure import cpu_name, device_name
+
+    commit, dirty = rec.git_state()
+    result = {
+        "format": FORMAT, "version": VERSION,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": shlex.join(["reasonbench", "bench", *argv]),
+        "device": device_name(torch.device(device)), "device_type": device, "cpu": cpu_name(),
+        "cpu_threads": torch.get_num_threads(),
+        "versions": rec.versions(), "git_commit": commit, "git_dirty": dirty,
+        "settings": {"preset": args.preset, "quick": args.quick, "steps": args.steps, "warmup": args.warmup,
+                     "eval_batches": args.eval_batches, "eval_batch_size": args.eval_batch_size,
+                     "flops_examples": args.flops_examples, "bf16": args.bf16, "compile": args.compile,
+                     "isolated": isolate, "seed": args.seed, "eval_batch_cap": 64 if args.quick else None,
+                     "eval_warmup": args.compile or not args.quick},
+        "wall_seconds": round(wall, 2),
+        "rows": rows, "skipped": skipped,
+    }
+    rec.write_atomic(out, json.dumps(result, indent=2) + "\n")
+    print(table(rows))
+    memory = {"row_peak_rss_above_start": "peak MB: the row's peak RSS in a fresh process, above its RSS "
+                                          "after start-up (interpreter, torch, Lightning)",
+              "row_peak_rss_above_startup_peak": "peak MB: the row's peak RSS in a fresh process, above the "
+                                                 "start-up peak",
+              "process_peak_rss_so_far": "peak MB: this process's peak RSS so far (not per row; use --isolate)",
+              "cuda_max_memory_allocated": "peak MB: torch.cuda.max_memory_allocated during training"}
+    kinds = {r["memory"]["kind"] for r in rows if r.get("memory")}
+    notes = [memory[k] for k in sorted(kinds)]
+    if device == "cpu":
+        notes.append("MFU: GPU only")
+    elif any(r.get("mfu_note") for r in rows):
+        notes.append(next(r["mfu_note"] for r in rows if r.get("mfu_note")))
+    for s in skipped:
+        notes.append(f"skipped {s['model']} / {s['task']}: {s['reason']}")
+    for note in notes:
+        print(f"({note})")
+    print(f"{len(rows)} rows in {wall:.0f} s on {result['device']} ({'bf16' if args.bf16 else 'fp32'}"
+          f"{', compiled' if args.compile else ''}) -> {out}")
+    return 1 if any(r.get("status") == "error" for r in rows) else 0
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--worker"]:
+    sys.exit(_worker())
