@@ -120,7 +120,10 @@ class ReasoningModule(L.LightningModule):
         if opt.name == "adam_atan2":
             optimizer = AdamAtan2(groups, lr=opt.lr, betas=(opt.beta1, opt.beta2))
         else:
-            optimizer = torch.optim.AdamW(groups, lr=opt.lr, betas=(opt.beta1, opt.beta2), eps=opt.eps, foreach=True)
+            # the fused kernel where the weights live on a GPU, multi-tensor ops elsewhere
+            fused = self.device.type == "cuda"
+            optimizer = torch.optim.AdamW(groups, lr=opt.lr, betas=(opt.beta1, opt.beta2), eps=opt.eps,
+                                          fused=fused or None, foreach=None if fused else True)
         self._total_steps = max(1, int(self.trainer.estimated_stepping_batches)) if self._trainer else 1
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, self.lr_multiplier)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

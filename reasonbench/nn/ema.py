@@ -26,12 +26,12 @@ class WeightEMA:
 
     @torch.no_grad()
     def update(self, module: nn.Module) -> None:
-        for name, p in module.named_parameters():
-            if name in self.shadow:
-                shadow = self.shadow[name]
-                if shadow.device != p.device:  # the module moved (e.g. to the GPU) after we were made
-                    shadow = self.shadow[name] = shadow.to(p.device)
-                shadow.lerp_(p.detach(), 1 - self.decay)
+        live = {name: p.detach() for name, p in module.named_parameters() if name in self.shadow}
+        for name, p in live.items():
+            if self.shadow[name].device != p.device:  # the module moved (e.g. to the GPU) after we were made
+                self.shadow[name] = self.shadow[name].to(p.device)
+        # one multi-tensor op instead of a kernel per parameter
+        torch._foreach_lerp_([self.shadow[n] for n in live], list(live.values()), 1 - self.decay)
 
     def copy_to(self, module: nn.Module) -> None:
         """Overwrite the module's weights with the averages (for good: the final weights)."""
