@@ -41,7 +41,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
+from .errors import CommandParser, UserError
 
 FORMAT = "reasonbench-bench"
 VERSION = 1
@@ -69,11 +69,6 @@ def peak_flops(device_name: str, bf16: bool) -> float | None:
 
 
 # --- options ---------------------------------------------------------------------------------
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UserError(f"reasonbench bench: {message}")
-
-
 def _names(values: list[str] | None) -> list[str] | None:
     if values is None:
         return None
@@ -81,7 +76,7 @@ def _names(values: list[str] | None) -> list[str] | None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="reasonbench bench", add_help=False,
+    parser = CommandParser(prog="reasonbench bench", add_help=False,
                      description="Training and evaluation throughput, peak memory, FLOPs and MFU of every model.")
     parser.add_argument("--models", nargs="+", help="models (default: every registered model with the preset)")
     parser.add_argument("--tasks", nargs="+", help="tasks (default: sudoku maze)")

@@ -26,7 +26,7 @@ from pathlib import Path
 from string import Template
 
 from . import registry
-from .errors import UserError
+from .errors import CommandParser, UserError
 
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*")
 # the reasonbench checkout this module runs from (an editable install), for --in-tree
@@ -412,25 +412,14 @@ def command(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE, file=sys.stdout if argv else sys.stderr)
         return 0 if argv else 2
-    name, rest = argv[0], argv[1:]
-    package: str | None = None
-    in_tree, root = False, CHECKOUT
-    i = 0
-    while i < len(rest):
-        arg = rest[i]
-        if arg == "--in-tree":
-            in_tree = True
-        elif arg in ("--package", "--root") and i + 1 < len(rest):
-            if arg == "--package":
-                package = rest[i + 1]
-            else:
-                root = Path(rest[i + 1])
-            i += 1
-        else:
-            raise UserError(f"new-plugin: unexpected argument {arg!r}; {USAGE.splitlines()[0].removeprefix('usage: ')}")
-        i += 1
-    if in_tree and package is not None:
-        raise UserError("new-plugin: choose one of --in-tree and --package DIR")
+    parser = CommandParser(prog="reasonbench new-plugin", add_help=False)
+    parser.add_argument("name")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--package")
+    where.add_argument("--in-tree", action="store_true")
+    parser.add_argument("--root", type=Path, default=CHECKOUT)
+    args = parser.parse_args(argv)
+    name, package, in_tree, root = args.name, args.package, args.in_tree, args.root
     if name.startswith("-"):
         raise UserError(f"new-plugin: the model name comes first; {USAGE.splitlines()[0].removeprefix('usage: ')}")
     if in_tree:

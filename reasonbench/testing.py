@@ -34,7 +34,7 @@ from torch import nn
 
 from . import registry
 from .config import MeasureConfig, RunConfig, one_line, overrides_to_argv, resolve
-from .errors import UserError
+from .errors import CommandParser, UserError
 from .module import ReasoningModule, ReasoningOutput
 from .nn.puzzle import PuzzleEmbedding
 from .optim import OptimConfig
@@ -633,22 +633,13 @@ def command(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(CHECK_USAGE, file=sys.stdout if argv else sys.stderr)
         return 0 if argv else 2
-    name, rest = argv[0], argv[1:]
-    tasks, preset, record = None, "smoke", True
-    i = 0
-    while i < len(rest):
-        arg = rest[i]
-        if arg == "--no-record":
-            record = False
-        elif arg in ("--tasks", "--preset") and i + 1 < len(rest):
-            if arg == "--tasks":
-                tasks = [t for t in rest[i + 1].split(",") if t]
-            else:
-                preset = rest[i + 1]
-            i += 1
-        else:
-            raise UserError(f"check-plugin: unexpected argument {arg!r}; {CHECK_USAGE.removeprefix('usage: ')}")
-        i += 1
+    parser = CommandParser(prog="reasonbench check-plugin", add_help=False)
+    parser.add_argument("name")
+    parser.add_argument("--tasks", type=lambda text: [t for t in text.split(",") if t])
+    parser.add_argument("--preset", default="smoke")
+    parser.add_argument("--no-record", dest="record", action="store_false")
+    args = parser.parse_args(argv)
+    name, tasks, preset, record = args.name, args.tasks, args.preset, args.record
     if name.startswith("-"):
         raise UserError(f"check-plugin: the model name comes first; {CHECK_USAGE.removeprefix('usage: ')}")
     registry.check("model", name)
