@@ -86,7 +86,7 @@ class ReasoningMetrics(Metric):
         self.step_exact[:n_steps] += exact.sum(-1)
         self.step_tokens_right[:n_steps] += right.sum(-1)
         if step_residuals is not None:
-            self.step_residual[:n_steps] += (step_residuals * valid).sum(-1).double()
+            self.step_residual[:n_steps] += (step_residuals.double() * valid).sum(-1)
         self.curve_examples += valid.sum()
         self.curve_steps = torch.maximum(self.curve_steps, torch.tensor(float(n_steps), dtype=torch.float64,
                                                                         device=self.curve_steps.device))

@@ -10,6 +10,7 @@ import torch
 
 import reasonbench as rb
 from reasonbench.module import ReasoningOutput
+from reasonbench.recursive import Segments
 from reasonbench.tasks.maze import data as maze_data
 from reasonbench.tasks.sudoku import data as sudoku_data
 from reasonbench.tasks.sudoku.grid import random_solved_grid
@@ -82,7 +83,8 @@ def test_each_pass_is_mapped_back_before_the_vote():
     def copy_input(batch):
         logits = torch.nn.functional.one_hot(batch["inputs"], vocab).float()
         zeros = torch.zeros(batch["inputs"].shape[0])
-        return logits, zeros + 1.0, zeros, torch.ones_like(zeros, dtype=torch.long)
+        return Segments(logits, zeros + 1.0, zeros, torch.ones_like(zeros, dtype=torch.long),
+                        logits.argmax(-1).unsqueeze(0), zeros.unsqueeze(0))
 
     model.run_segments = copy_input
     batch = {"inputs": task.splits["test"].inputs[:4].long(), "labels": task.splits["test"].labels[:4].long(),
