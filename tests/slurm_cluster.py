@@ -147,6 +147,9 @@ def _wait(check, processes: list[subprocess.Popen], folder: Path, what: str) -> 
 
 def start() -> Cluster:
     """A running single-node cluster: one already up, else one started here."""
+    # the daemons live in sbin, which a bare (non-login) PATH lacks
+    extra = [d for d in ("/usr/local/sbin", "/usr/sbin", "/sbin") if d not in os.environ.get("PATH", "").split(os.pathsep)]
+    os.environ["PATH"] = os.pathsep.join([os.environ.get("PATH", ""), *extra])
     missing = [tool for tool in TOOLS if shutil.which(tool) is None]
     if missing:
         raise Unavailable(f"not installed: {', '.join(missing)} (apt-get install slurm-wlm munge)")
