@@ -50,7 +50,8 @@ class ReasoningMetrics(Metric):
             self._update_curves(step_predictions, step_residuals, labels, mask, valid, steps)
         if buckets is not None:
             exact = ((right == supervised) & valid).double()
-            self.bucket_examples += torch.bincount(buckets[valid], minlength=MAX_BUCKETS)[:MAX_BUCKETS].double()
+            # weights instead of boolean indexing: no host sync on a GPU
+            self.bucket_examples += torch.bincount(buckets, weights=valid.double(), minlength=MAX_BUCKETS)[:MAX_BUCKETS]
             self.bucket_exact += torch.bincount(buckets, weights=exact, minlength=MAX_BUCKETS)[:MAX_BUCKETS]
         if ood is not None:
             self.ood_examples += (ood & valid).sum()
@@ -92,7 +93,7 @@ class ReasoningMetrics(Metric):
                                                                         device=self.curve_steps.device))
         if steps is not None:
             halt = steps.long().clamp(1, n_steps) - 1
-            self.halt_histogram += torch.bincount(halt[valid], minlength=MAX_STEPS)[:MAX_STEPS].double()
+            self.halt_histogram += torch.bincount(halt, weights=valid.double(), minlength=MAX_STEPS)[:MAX_STEPS]
             self.halted_exact += exact.gather(0, halt.view(1, -1)).sum()
 
     def compute(self) -> dict[str, float]:

@@ -319,12 +319,14 @@ class ReasoningTask(L.LightningDataModule):
         return None
 
     def difficulty_report(self) -> tuple[Difficulty, int] | None:
-        """The test split's difficulty and the training split's maximum (OOD is above it)."""
-        self.setup()
-        test, train = self.difficulty("test"), self.difficulty("train")
-        if test is None or train is None or not len(train.values):
-            return None
-        return test, int(train.values.max())
+        """The test split's difficulty and the training split's maximum (OOD is above it);
+        measured once per task (the test loader and the record both ask)."""
+        if not hasattr(self, "_difficulty_report"):
+            self.setup()
+            test, train = self.difficulty("test"), self.difficulty("train")
+            usable = test is not None and train is not None and len(train.values)
+            self._difficulty_report = (test, int(train.values.max())) if usable else None
+        return self._difficulty_report
 
     def _loader(self, split: str, batch_size: int, shuffle: bool) -> Batches:
         self.setup()

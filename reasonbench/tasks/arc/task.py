@@ -202,12 +202,19 @@ class ArcTask(ReasoningTask):
 
     # --- contract -------------------------------------------------------------------------------
     def difficulty(self, split: str) -> Difficulty:
-        # the input grid's longer side: colour cells span rows and columns from the canvas corner
-        board = self.splits[split].inputs.view(-1, self.canvas, self.canvas)
-        colour = (board >= data.COLOUR_OFFSET) & (board < data.VOCAB_SIZE)
-        rows = colour.any(2).long().cumsum(1).argmax(1) + 1
-        cols = colour.any(1).long().cumsum(1).argmax(1) + 1
-        return Difficulty("grid size (longer side)", torch.maximum(rows, cols), [6, 11, 16, 21, 26])
+        # the input grid's longer side: colour cells span rows and columns from the canvas corner;
+        # in chunks, as a paper-size training split holds millions of canvases
+        inputs = self.splits[split].inputs
+        extent = torch.arange(1, self.canvas + 1)
+        sides = []
+        for chunk in inputs.split(65536):
+            board = chunk.view(-1, self.canvas, self.canvas)
+            colour = (board >= data.COLOUR_OFFSET) & (board < data.VOCAB_SIZE)
+            last_row = (colour.any(2) * extent).amax(1)
+            last_col = (colour.any(1) * extent).amax(1)
+            sides.append(torch.maximum(last_row, last_col).clamp_min(1))
+        values = torch.cat(sides) if sides else torch.zeros(0, dtype=torch.long)
+        return Difficulty("grid size (longer side)", values, [6, 11, 16, 21, 26])
 
     @property
     def metadata(self) -> TaskMetadata:
