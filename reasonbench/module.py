@@ -63,6 +63,7 @@ class ReasoningModule(L.LightningModule):
         self.test_results: dict | None = None
         self.test_predictions: tuple[torch.Tensor, torch.Tensor | None] | None = None
         self.test_examples: dict[str, dict[str, list[int]]] = {}  # one solved, one failed
+        self.test_split = "test"  # what the test loop scores, its log prefix ("ood": the OOD split)
         self.diverged: str | None = None  # where training hit a non-finite loss
         self.diverged_step: int | None = None
         self.ema: WeightEMA | None = None  # made at fit start when optim.ema_decay > 0
@@ -285,6 +286,6 @@ class ReasoningModule(L.LightningModule):
                 self.test_results.update(self.task_aggregate(predictions, confidences))
                 self.test_predictions = (predictions, confidences)  # kept for a submission file
             self._test_predictions, self._test_confidences = [], []
-        self.log("test/exact_accuracy", self.test_results["exact_accuracy"])
-        self.log("test/token_accuracy", self.test_results["token_accuracy"])
+        self.log(f"{self.test_split}/exact_accuracy", self.test_results["exact_accuracy"])
+        self.log(f"{self.test_split}/token_accuracy", self.test_results["token_accuracy"])
         self.test_metrics.reset()

@@ -290,7 +290,7 @@ def execute(cfg: RunConfig, mode: str = "train", command: str | None = None,
             checkpoint_path = run_dir / "final.pt"
             save_checkpoint(model, cfg, checkpoint_path)
 
-    eval_seconds = 0.0
+    eval_seconds, ood_results = 0.0, None
     if model.diverged is None:
         t0 = time.perf_counter()
         try:
@@ -300,6 +300,7 @@ def execute(cfg: RunConfig, mode: str = "train", command: str | None = None,
                 raise
             kept = f" (the trained weights are in {checkpoint_path})" if mode == "train" and checkpoint_path else ""
             raise KeyboardInterrupt(f"while testing; no record written{kept}") from None
+        ood_results = evaluate_ood(trainer, model, task)
         eval_seconds = time.perf_counter() - t0
     if not trainer.is_global_zero:
         return {}
@@ -311,6 +312,8 @@ def execute(cfg: RunConfig, mode: str = "train", command: str | None = None,
         model.test_predictions = None
 
     difficulty_breakdown(model.test_results, task)
+    if ood_results is not None:
+        model.test_results["ood"] = ood_results
     device = model.device
     flops = forward_flops_per_example(model, task.splits["test"], cfg.measure.flops_examples, device)
     params, params_extra = count_parameters(model)
@@ -359,6 +362,31 @@ def execute(cfg: RunConfig, mode: str = "train", command: str | None = None,
     return record
 
 
+def evaluate_ood(trainer: L.Trainer, model: ReasoningModule, task: ReasoningTask) -> dict[str, Any] | None:
+    """Score the task's generated out-of-distribution split like the test split (curves too);
+    the test split's results and examples stay the model's. None: the task built no such split."""
+    loader = task.ood_dataloader()
+    if loader is None:
+        return None
+    if model.task_aggregate is not None:  # a whole-split vote belongs to the test split alone
+        raise UserError(f"task {task.name}: an out-of-distribution split with whole-split scoring is not supported")
+    test_results, test_examples = model.test_results, model.test_examples
+    model.test_split = "ood"
+    try:
+        trainer.test(model, dataloaders=loader, verbose=False)
+    except SystemExit:
+        if not trainer.interrupted:
+            raise
+        raise KeyboardInterrupt("while testing the out-of-distribution split; no record written") from None
+    finally:
+        model.test_split = "test"
+    scored = model.test_results
+    model.test_results, model.test_examples = test_results, test_examples
+    kept = ("n_test_examples", "exact_correct", "exact_accuracy", "exact_accuracy_ci95", "token_accuracy",
+            "mean_steps", "by_step", *task.metadata.extra_metrics)
+    return {"definition": task.ood_definition(), **{k: scored[k] for k in kept if scored.get(k) is not None}}
+
+
 def difficulty_breakdown(metrics: dict[str, Any] | None, task: ReasoningTask) -> None:
     """Name the test split's difficulty buckets in ``metrics`` and say what OOD meant."""
     counts = (metrics or {}).pop("by_difficulty_counts", None)
@@ -390,6 +418,10 @@ def summary(record: dict[str, Any]) -> str:
                            f"n={m.get('n_test_examples', 0)})"),
         ("token accuracy", f"{100 * m.get('token_accuracy', 0):.2f}%"),
     ]
+    ood = m.get("ood") or {}
+    if ood.get("n_test_examples"):
+        rows.append(("out of distribution", f"{100 * ood['exact_accuracy']:.2f}% exact (n={ood['n_test_examples']}: "
+                                            f"{ood.get('definition') or '?'})"))
     if m.get("mean_steps") is not None:
         rows.append(("mean reasoning steps", f"{m['mean_steps']:.2f}"))
     if m.get("halting_accuracy") is not None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -88,11 +90,21 @@ def test_deeper_evaluation_keeps_the_first_steps() -> None:
     assert torch.equal(deeper.step_residuals[:steps], trained_depth.step_residuals)
 
 
-def test_eval_max_steps_writes_the_longer_curve(tmp_path) -> None:
-    args = ["--model", "trm", "--task", "maze", "--preset", "smoke", *QUIET]
-    assert call_cli("run", *args, "--out", str(tmp_path)).returncode == 0
-    trained = json.loads((tmp_path / "trm/maze/smoke/seed0.json").read_text())["metrics"]
-    checkpoint = tmp_path / "trm/maze/smoke/seed0/final.pt"
+MAZE_ARGS = ["--model", "trm", "--task", "maze", "--preset", "smoke", *QUIET]
+
+
+@pytest.fixture(scope="module")
+def trained_maze(tmp_path_factory) -> Path:
+    """A TRM smoke run on Maze: its results folder (record and final.pt)."""
+    out = tmp_path_factory.mktemp("trained")
+    assert call_cli("run", *MAZE_ARGS, "--out", str(out)).returncode == 0
+    return out
+
+
+def test_eval_max_steps_writes_the_longer_curve(trained_maze, tmp_path) -> None:
+    args = MAZE_ARGS
+    trained = json.loads((trained_maze / "trm/maze/smoke/seed0.json").read_text())["metrics"]
+    checkpoint = trained_maze / "trm/maze/smoke/seed0/final.pt"
     result = call_cli("eval", *args, "--checkpoint", str(checkpoint), "--out", str(tmp_path), "--max-steps", "6")
     assert result.returncode == 0, result.stderr
     deeper = json.loads((tmp_path / "trm/maze/smoke/seed0.eval.json").read_text())
@@ -106,3 +118,70 @@ def test_eval_max_steps_writes_the_longer_curve(tmp_path) -> None:
     no_depth = call_cli("run", "--model", "transformer", "--task", "maze", "--max-steps", "4", *QUIET,
                         "--out", str(tmp_path))
     assert no_depth.returncode == 2 and "no reasoning steps" in no_depth.stderr
+
+
+def _same_splits(a, b, names=("train", "val", "test")) -> bool:
+    return all(torch.equal(getattr(a.splits[n], f), getattr(b.splits[n], f)) for n in names
+               for f in ("inputs", "labels", "puzzle_ids"))
+
+
+def test_generated_sudoku_ood_split() -> None:
+    plain = rb.create_task("sudoku", preset="smoke")
+    task = rb.create_task("sudoku", preset="smoke", num_ood=30, ood_blanks=12)
+    ood = task.splits["ood"]
+    blanks = (ood.inputs == 1).sum(-1)  # blank is id 1
+    assert len(ood) == 30 and blanks.tolist() == [12] * 30 and (task.splits["train"].inputs == 1).sum(-1).max() == 6
+    # every answer completes its puzzle: clues kept, each row a permutation of the digits 2..10
+    clues = ood.inputs != 1
+    assert torch.equal(ood.labels[clues], ood.inputs[clues])
+    assert torch.equal(ood.labels.view(-1, 9, 9).sort(-1).values, torch.arange(2, 11).expand(30, 9, 9))
+    # a stream of its own: the other splits do not change, a build without it keeps its fingerprint key
+    assert _same_splits(task, plain) and "ood" not in plain.splits and "ood" not in plain.recipe()
+    assert task.ood_definition() == "30 generated puzzles with 12 blanks (training puzzles have 6)"
+    assert plain.ood_definition() is None and task.fingerprint != plain.fingerprint
+
+
+def test_generated_maze_ood_split() -> None:
+    plain = rb.create_task("maze", preset="smoke")
+    task = rb.create_task("maze", preset="smoke", num_ood=40)
+    longest = int(task.splits["train"].info["path_length"].max())
+    ood = task.splits["ood"]
+    lengths = ood.info["path_length"]
+    assert len(ood) == 40 and int(lengths.min()) > longest
+    assert torch.equal(lengths, (ood.labels == 5).sum(-1) + 1)  # the labelled path is that long
+    test_keys = {row.numpy().astype(np.int8).tobytes() for row in task.splits["test"].inputs}
+    assert not test_keys & {row.numpy().astype(np.int8).tobytes() for row in ood.inputs}
+    assert _same_splits(task, plain)
+    assert task.ood_definition() == (f"40 generated 8x8 mazes whose shortest path is longer than every "
+                                     f"training maze's (> {longest} steps)")
+    # the generated split replaces the implicit one (test examples above the training maximum)
+    assert "ood" not in next(iter(task.test_dataloader())) and "ood" in next(iter(plain.test_dataloader()))
+
+
+def test_ood_split_is_scored_beside_the_test_split(trained_maze, tmp_path) -> None:
+    trained = json.loads((trained_maze / "trm/maze/smoke/seed0.json").read_text())["metrics"]
+    checkpoint = trained_maze / "trm/maze/smoke/seed0/final.pt"
+    result = call_cli("eval", *MAZE_ARGS, "--checkpoint", str(checkpoint), "--out", str(tmp_path),
+                      "--task.num_ood", "48")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "trm/maze/smoke/seed0.eval.json").read_text())["metrics"]
+    # the test split's figures do not move
+    for key in ("exact_correct", "token_accuracy", "by_step", "by_difficulty", "halting_accuracy"):
+        assert metrics[key] == trained[key], key
+    ood = metrics["ood"]
+    assert ood["n_test_examples"] == 48 and ood["definition"].startswith("48 generated 8x8 mazes")
+    assert 0 <= ood["exact_correct"] <= 48 and ood["exact_accuracy"] == ood["exact_correct"] / 48
+    assert len(ood["by_step"]["exact"]) == len(trained["by_step"]["exact"]) and "valid_path" in ood
+    assert ood["by_step"]["exact"][-1] == pytest.approx(ood["exact_accuracy"])
+    assert "out of distribution" in result.stdout
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"num_ood": 5}, "task.ood_blanks must be in 7..64"),
+    ({"num_ood": 5, "ood_blanks": 6}, "task.ood_blanks must be in 7..64"),
+    ({"num_ood": -1}, "task.num_ood must be >= 0"),
+    ({"num_ood": 5, "ood_blanks": 12, "generator": "extreme"}, "task.num_ood: the out-of-distribution split"),
+])
+def test_bad_ood_options(overrides, message) -> None:
+    with pytest.raises(Exception, match=message.replace(".", r"\.")):
+        rb.create_task("sudoku", preset="smoke", **overrides)

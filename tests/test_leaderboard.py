@@ -4,6 +4,7 @@ and the built pages in a real headless Chromium."""
 
 import base64
 import fcntl
+import html
 import json
 import os
 import re
@@ -92,12 +93,12 @@ def test_seeds_aggregate_into_mean_std_and_a_pooled_wilson_interval(tmp_path):
     assert (row["exact_correct"], row["n_test_examples"]) == (12, 20)
     assert json.loads((site / "leaderboard.json").read_text())["measured"] == built.rows
     md = (site / "leaderboard.md").read_text()
-    assert "### mini track" in md and "| transformer | 60.0 ± 14.1 | 38.7–78.1 | 2 (1 diverged) | 10 |" in md
+    assert "### mini track" in md and "| transformer | 60.0 ± 14.1 | 38.7–78.1 | - | 2 (1 diverged) | 10 |" in md
     assert "Wilson" in md
     for page in ["leaderboard.md", "leaderboard.json", "index.html", "task-sudoku.html", *map(str, site.glob("plots/*"))]:
         assert "only-smoke" not in (site / page).read_text()  # smoke runs never appear
     measured = Tables((site / "index.html").read_text()).tables["sortable measured"]
-    assert measured[1][:4] == ["transformer", "60.0 ± 14.1", "38.7–78.1", "2 (1 diverged)"]
+    assert measured[1][:5] == ["transformer", "60.0 ± 14.1", "38.7–78.1", "-", "2 (1 diverged)"]
 
 
 @pytest.mark.parametrize("preset, budget, expected", [
@@ -493,3 +494,34 @@ def test_depth_curves_and_difficulty_buckets_are_pooled_and_drawn(tmp_path):
     assert "reasoning step" in depth and ">trm<" in depth and ">transformer<" not in depth
     assert ">1-2<" in difficulty and ">rating<" in difficulty
     assert "sudoku-mini-depth.svg" in (tmp_path / "site/task-sudoku.html").read_text()
+
+
+def test_ood_split_and_test_time_depth_track(tmp_path):
+    """A generated OOD split's accuracy and curve reach the tables and a chart; checkpoints
+    evaluated deeper than trained form a track of their own beside the trained runs."""
+    definition = "40 generated 6x6 mazes whose shortest path is longer than every training maze's (> 16 steps)"
+
+    def with_ood(record, curve, correct):
+        record["metrics"]["by_step"] = {"exact": curve, "token": curve, "halted": None, "residual": None}
+        record["metrics"]["ood"] = {"n_test_examples": 40, "exact_correct": correct, "exact_accuracy": correct / 40,
+                                    "by_step": {"exact": [c / 2 for c in curve], "token": curve}, "definition": definition}
+        return record
+
+    put(tmp_path / "res", with_ood(make_record(model="trm", task="maze"), [0.2, 0.4], 10))
+    deeper = with_ood(make_record(model="trm", task="maze"), [0.2, 0.4, 0.5, 0.5], 12)
+    deeper["mode"] = "eval"
+    deeper["provenance"]["config"]["eval_max_steps"] = 4
+    put(tmp_path / "res", deeper, "trm/maze/mini/seed0.eval.json")
+    site = leaderboard.build(tmp_path / "res", tmp_path / "site", None)
+    rows = {r["track"]: r for r in site.rows}
+    assert set(rows) == {"mini", "mini at 4 steps"}
+    assert rows["mini"]["ood_accuracy"] == 0.25 and rows["mini at 4 steps"]["ood_accuracy"] == 0.3
+    assert rows["mini at 4 steps"]["ood_by_step_exact"] == [0.1, 0.2, 0.25, 0.25]
+    assert rows["mini"]["ood_definition"] == definition
+    chart = next((tmp_path / "site/plots").glob("maze-mini-at-4-steps-*-ood-depth.svg")).read_text()
+    assert "per reasoning step, OOD split" in chart and ">trm<" in chart
+    page = (tmp_path / "site/task-maze.html").read_text()
+    assert "mini at 4 steps track" in page and "evaluated for 4 steps (test-time depth)" in page
+    table = Tables(page).tables["sortable measured"]
+    assert "OOD exact %" in table[0] and "25.0 (n=40)" in table[1] and f'title="{html.escape(definition)}"' in page
+    assert "| 25.0 (n=40) |" in (tmp_path / "site/leaderboard.md").read_text()

@@ -73,6 +73,8 @@ def _write_plots(task: str, rows: list[dict[str, Any]], out: Path) -> dict[str, 
             plotted.setdefault(track_name, []).append((name, f"{task}, {track_name} track: exact accuracy against {label}"))
         # rows arrive best first: the charts keep the leading ones
         for draw, suffix, what in ((plots.depth_plot, "depth", "exact accuracy after each reasoning step"),
+                                   (plots.ood_depth_plot, "ood-depth",
+                                    "exact accuracy per reasoning step, OOD split"),
                                    (plots.difficulty_plot, "difficulty", "exact accuracy per difficulty bucket")):
             svg = draw(track_rows, f"{task}, {track_name} track: {what}")
             if svg is not None:

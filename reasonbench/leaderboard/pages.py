@@ -59,8 +59,9 @@ def si(x: float | None) -> str:
 
 def model_label(row: dict[str, Any]) -> str:
     """Model name, with its preset when the track holds several, and (eval) for checkpoint tests."""
-    preset = "" if row["preset"] == row["track"] else f" ({row['preset']})"
-    return f"{row['model']}{preset}{' (eval)' if row['mode'] == 'eval' else ''}"
+    depth_track = row["track"].endswith(" steps") and " at " in row["track"]  # only evaluations: said by its name
+    preset = "" if row["preset"] in (row["track"], row["track"].split(" at ")[0]) else f" ({row['preset']})"
+    return f"{row['model']}{preset}{' (eval)' if row['mode'] == 'eval' and not depth_track else ''}"
 
 
 def accuracy_text(row: dict[str, Any]) -> str:
@@ -73,6 +74,11 @@ def accuracy_text(row: dict[str, Any]) -> str:
 def interval_text(row: dict[str, Any]) -> str:
     ci = row["exact_accuracy_ci95"]
     return "-" if ci is None else f"{pct(ci[0])}–{pct(ci[1])}"
+
+
+def ood_text(row: dict[str, Any]) -> str:
+    """Exact accuracy out of distribution (the task's OOD split; see the record's definition)."""
+    return "-" if row.get("ood_accuracy") is None else f"{100 * row['ood_accuracy']:.1f} (n={row['ood_examples']:,})"
 
 
 def seeds_text(row: dict[str, Any]) -> str:
@@ -88,18 +94,21 @@ def markdown(rows: list[dict[str, Any]], reported: list[dict[str, Any]]) -> str:
     """Measured tables per task and track, then each task's reported figures in a table apart."""
     lines = ["# reasonbench leaderboard", "",
              "Exact accuracy in %: mean ± std over seeds; 95% interval: Wilson, pooled over every test "
-             "example of every seed. Reported figures are the papers' own, not measured here.", ""]
+             "example of every seed. OOD: exact % on the task's out-of-distribution split (harder than any "
+             "training example; its definition is in the records). Reported figures are the papers' own, "
+             "not measured here.", ""]
     for task in sorted({r["task"] for r in rows} | {e["task"] for e in reported}):
         lines += [f"## {md(task)}", ""]
         task_rows = [r for r in rows if r["task"] == task]
         for track_name in sorted({r["track"] for r in task_rows}, key=track_sort_key):
             lines += [f"### {md(track_name)} track", "",
-                      "| model | exact % | 95% interval | seeds | params (+extra) | FLOPs/example | train FLOPs "
-                      "| device-hours | device | commit | date |",
-                      "|---|---:|---|---:|---:|---:|---:|---:|---|---|---|"]
+                      "| model | exact % | 95% interval | OOD exact % | seeds | params (+extra) | FLOPs/example "
+                      "| train FLOPs | device-hours | device | commit | date |",
+                      "|---|---:|---|---:|---:|---:|---:|---:|---:|---|---|---|"]
             for r in (r for r in task_rows if r["track"] == track_name):
                 extra = f" (+{r['params_extra']:,})" if r["params_extra"] else ""
-                lines.append(f"| {md(model_label(r))} | {accuracy_text(r)} | {interval_text(r)} | {seeds_text(r)} | "
+                lines.append(f"| {md(model_label(r))} | {accuracy_text(r)} | {interval_text(r)} | {ood_text(r)} | "
+                             f"{seeds_text(r)} | "
                              f"{r['params']:,}{extra} | {si(r['flops_per_example_forward'])} | {si(r['train_flops'])} | "
                              f"{r['device_hours']:.3g} | {md(device_text(r))} | {md((r['git_commit'] or '-')[:10])} | "
                              f"{md(r['finished'][:10])} |")
@@ -169,6 +178,8 @@ MEASURED_COLUMNS: list[Column] = [
     ("exact % (mean ± std)", "num", lambda r: esc(accuracy_text(r)), lambda r: r["exact_accuracy_mean"]),
     ("95% interval", "num", lambda r: esc(interval_text(r)),
      lambda r: r["exact_accuracy_ci95"][0] if r["exact_accuracy_ci95"] else None),
+    ("OOD exact %", "num", lambda r: f'<span title="{esc(r.get("ood_definition") or "")}">{esc(ood_text(r))}</span>',
+     lambda r: r.get("ood_accuracy")),
     ("seeds", "num", lambda r: esc(seeds_text(r)), lambda r: len(r["seeds"])),
     ("params", "num", lambda r: f"{r['params']:,}", lambda r: r["params"]),
     ("extra params", "num", lambda r: f"{r['params_extra']:,}", lambda r: r["params_extra"]),
@@ -214,13 +225,18 @@ def reported_table(entries: list[dict[str, Any]]) -> str:
 
 def track_heading(track_name: str, level: str) -> str:
     note = TRACK_NOTES.get(track_name.split(" ", 1)[0], "runs of this preset")
+    if track_name.endswith(" steps") and " at " in track_name:
+        note = (f"the {track_name.split(' at ')[0]} track's trained checkpoints evaluated for "
+                f"{track_name.split(' at ')[1]} (test-time depth), on the test and the out-of-distribution split")
     return f'<{level}>{esc(track_name)} track</{level}><p class="note">{esc(note)}</p>'
 
 
 REPORTED_NOTE = ("Published figures copied from the papers, not measured by reasonbench: "
                  "not ranked with the rows above and not on any Pareto front.")
 HOW_TO_READ = ("Exact accuracy: share of test puzzles answered exactly right, as mean ± sample std over "
-               "seeds; 95% interval: Wilson, pooled over every test example of every seed. Costs: parameters "
+               "seeds; 95% interval: Wilson, pooled over every test example of every seed. OOD: exact accuracy "
+               "out of distribution (the task's generated OOD split, e.g. more Sudoku blanks or longer maze "
+               "paths than any training example; hover for its definition). Costs: parameters "
                "(extra: puzzle embeddings and other per-puzzle state), forward FLOPs per test example, "
                "training FLOPs, device-hours of training and testing. Click a column header to sort.")
 

@@ -109,14 +109,19 @@ def _line_chart(series: list[tuple[str, list[float | None]]], ticks: list[str], 
     return out.getvalue()
 
 
-def depth_plot(rows: list[dict[str, Any]], title: str) -> str | None:
-    """Exact accuracy after each reasoning step, one line per row (model) that records it."""
-    drawn = [r for r in rows if r.get("by_step_exact")][:MAX_LINES]
+def depth_plot(rows: list[dict[str, Any]], title: str, key: str = "by_step_exact") -> str | None:
+    """Exact accuracy after each reasoning step, one line per row (model) that records it;
+    ``key`` "ood_by_step_exact": on the out-of-distribution split."""
+    drawn = [r for r in rows if r.get(key)][:MAX_LINES]
     if not drawn:
         return None
-    longest = max(len(r["by_step_exact"]) for r in drawn)
-    return _line_chart([(model_label(r), r["by_step_exact"]) for r in drawn],
+    longest = max(len(r[key]) for r in drawn)
+    return _line_chart([(model_label(r), r[key]) for r in drawn],
                        [str(s) for s in range(1, longest + 1)], "reasoning step (supervision segment)", title)
+
+
+def ood_depth_plot(rows: list[dict[str, Any]], title: str) -> str | None:
+    return depth_plot(rows, title, "ood_by_step_exact")
 
 
 def difficulty_plot(rows: list[dict[str, Any]], title: str) -> str | None:

@@ -35,7 +35,12 @@ def track(record: dict[str, Any]) -> str | None:
     if spec or record["provenance"]["config"].get("budget"):
         # one track per budget: only runs given the same device time compare
         return f"budget {spec or record['provenance']['config']['budget']}"
-    return TRACK_OF_PRESET.get(record["preset"], record["preset"])
+    base = TRACK_OF_PRESET.get(record["preset"], record["preset"])
+    depth = record["provenance"]["config"].get("eval_max_steps")
+    if record["mode"] == "eval" and depth:
+        # trained checkpoints evaluated deeper than they were trained: a test-time depth study
+        return f"{base} at {depth} steps"
+    return base
 
 
 def track_sort_key(name: str) -> tuple[int, str]:
@@ -149,8 +154,13 @@ def depth_and_difficulty(done: list[dict[str, Any]]) -> dict[str, Any]:
                 counts[1] += b["exact_correct"]
     ood = [r["metrics"]["ood"] for r in done if r["metrics"].get("ood")]
     n_ood = sum(o["n_test_examples"] for o in ood)
+    ood_curves = [o["by_step"]["exact"] for o in ood if o.get("by_step")]
+    ood_same = ood_curves and all(len(c) == len(ood_curves[0]) for c in ood_curves)
+    definitions = {o.get("definition") for o in ood if o["n_test_examples"]}
     return {
         "by_step_exact": [statistics.fmean(values) for values in zip(*curves)] if same else None,
+        "ood_by_step_exact": [statistics.fmean(values) for values in zip(*ood_curves)] if ood_same else None,
+        "ood_definition": next(iter(definitions)) if len(definitions) == 1 else None,
         "difficulty_kind": next(iter(kinds)) if len(kinds) == 1 else None,
         "by_difficulty": [{"name": k, "n_test_examples": n, "exact_accuracy": c / n if n else None}
                           for k, (n, c) in buckets.items()] or None,

@@ -24,6 +24,8 @@ from ..nn.losses import IGNORE_INDEX
 from .images import grid_image, side_by_side
 
 SPLITS = ("train", "val", "test")
+# built by tasks that generate their data and are asked to: harder than anything in training
+OOD_SPLIT = "ood"
 
 # distinct fills for token ids (pad first)
 PALETTE = np.array([(255, 255, 255), (40, 40, 40), (230, 230, 230), (66, 133, 244), (52, 168, 83),
@@ -187,8 +189,15 @@ class ReasoningTask(L.LightningDataModule):
 
     # --- what a task implements -------------------------------------------------------
     def build(self) -> dict[str, Split]:
-        """Read or generate the data: a Split for each of 'train', 'val', 'test'."""
+        """Read or generate the data: a Split for each of 'train', 'val', 'test' (and 'ood'
+        where the task is asked for an out-of-distribution split)."""
         raise NotImplementedError
+
+    def ood_definition(self) -> str | None:
+        """What the built out-of-distribution split holds (e.g. more blanks, longer paths than
+        any training example), or None: the task built none, and the test examples harder than
+        every training example stand in for it."""
+        return None
 
     @property
     def metadata(self) -> TaskMetadata:
@@ -301,7 +310,7 @@ class ReasoningTask(L.LightningDataModule):
         if self._fingerprint is None:
             self.setup()
             h = hashlib.sha256(json.dumps(self.recipe(), sort_keys=True, default=str).encode())
-            for name in SPLITS:
+            for name in (*SPLITS, OOD_SPLIT) if OOD_SPLIT in self.splits else SPLITS:
                 split = self.splits[name]
                 for tensor in (split.inputs, split.labels, split.puzzle_ids):
                     h.update(tensor.contiguous().numpy().tobytes())
@@ -337,7 +346,9 @@ class ReasoningTask(L.LightningDataModule):
         report = self.difficulty_report() if split == "test" else None
         if report is not None:
             test, train_max = report
-            extras = {"difficulty_bucket": test.buckets(), "ood": test.values > train_max}
+            extras = {"difficulty_bucket": test.buckets()}
+            if OOD_SPLIT not in self.splits:  # a generated OOD split replaces the implicit one
+                extras["ood"] = test.values > train_max
         return Batches(self.splits[split], batch_size, shuffle, self.data_seed, rank, world, pin, extras)
 
     def train_dataloader(self) -> Batches:
@@ -352,3 +363,8 @@ class ReasoningTask(L.LightningDataModule):
 
     def test_dataloader(self) -> Batches:
         return self._loader("test", self.eval_batch_size, shuffle=False)
+
+    def ood_dataloader(self) -> Batches | None:
+        """The generated out-of-distribution split, or None where the task built none."""
+        self.setup()
+        return self._loader(OOD_SPLIT, self.eval_batch_size, shuffle=False) if OOD_SPLIT in self.splits else None

@@ -47,6 +47,8 @@ class MazeTask(ReasoningTask):
         dihedral_augment: add the 7 other rotations/reflections of every training maze
             (8x the training set; off in the reference recipe).
         skip_invalid: skip and count bad CSV rows instead of stopping at the first.
+        num_ood: mazes of a generated out-of-distribution split (0: none), evaluated beside the
+            test split: the same size, with a shortest path longer than every training maze's.
     """
 
     name = "maze"
@@ -56,8 +58,8 @@ class MazeTask(ReasoningTask):
 
     def __init__(self, path: str | None = None, size: int = 30, min_path_length: int = 110,
                  num_train: int = 1000, num_val: int = 100, num_test: int | None = 1000,
-                 dihedral_augment: bool = False, skip_invalid: bool = False, batch_size: int = 32,
-                 eval_batch_size: int = 256, data_seed: int = 0) -> None:
+                 dihedral_augment: bool = False, skip_invalid: bool = False, num_ood: int = 0,
+                 batch_size: int = 32, eval_batch_size: int = 256, data_seed: int = 0) -> None:
         super().__init__(batch_size, eval_batch_size, data_seed)
         if size < 2:
             raise ValueError(f"task.size must be >= 2, got {size}")
@@ -66,6 +68,9 @@ class MazeTask(ReasoningTask):
                              f"(a path visits each of the {size * size} cells at most once), got {min_path_length}")
         if num_train < 1 or num_val < 1 or (num_test is not None and num_test < 1):
             raise ValueError("task.num_train, task.num_val and task.num_test must be positive")
+        if num_ood < 0:
+            raise ValueError(f"task.num_ood must be >= 0, got {num_ood}")
+        self.num_ood = num_ood
         self.path = path
         self.size = size
         self.min_path_length = min_path_length
@@ -90,7 +95,16 @@ class MazeTask(ReasoningTask):
                 "min_path_length": None if self.path else self.min_path_length,
                 "num_train": self.num_train, "num_val": self.num_val, "num_test": self.num_test,
                 "dihedral_augment": self.dihedral_augment, "skip_invalid": self.skip_invalid,
-                "data_seed": self.data_seed, "version": 1}
+                "data_seed": self.data_seed, "version": 1,
+                # only when asked for: builds without one keep their cache key and fingerprint
+                **({"num_ood": self.num_ood} if self.num_ood else {})}
+
+    def ood_definition(self) -> str | None:
+        if "ood" not in self.splits:
+            return None
+        longest = int(self.splits["train"].info["path_length"].max())
+        return (f"{len(self.splits['ood']):,} generated {self.size}x{self.size} mazes whose shortest path is "
+                f"longer than every training maze's (> {longest} steps)")
 
     def describe(self) -> list[str]:
         lines = super().describe()
@@ -116,6 +130,17 @@ class MazeTask(ReasoningTask):
             a = np.concatenate([data.dihedral(a, self.size, k) for k in range(8)])
             r, lengths = np.tile(r, 8), np.tile(lengths, 8)
         splits["train"] = _as_split(q, a, r, lengths)
+        if self.num_ood:
+            # longer than the longest training path; CSV data too (the generator's walls and start rule)
+            longest = int(lengths.max())
+            try:
+                ood = generate_mazes(self.num_ood, self.size, longest, seed=(self.data_seed, 2),
+                                     exclude=maze_keys(test[0], self.size))
+            except UserError:
+                raise UserError(f"task.num_ood: too few {self.size}x{self.size} mazes have a shortest path longer "
+                                f"than the longest training maze's ({longest} steps) to generate "
+                                f"{self.num_ood:,}; lower task.num_ood or set it to 0") from None
+            splits["ood"] = _as_split(ood.questions, ood.answers, ood.path_lengths, ood.path_lengths)
         return splits
 
     def _read_file(self, path: Path) -> tuple[tuple[np.ndarray, ...], int]:

@@ -59,6 +59,10 @@ class SudokuTask(ReasoningTask):
         skip_invalid: skip and count bad CSV rows instead of stopping at the first.
         hints: add to every training example an easier copy with a random number (1 to
             blanks - 1) of its blanks filled from the solution (Augmented HRM's data side).
+        num_ood: puzzles of a generated out-of-distribution split (0: none), evaluated beside
+            the test split: ``ood_blanks`` blanks each, more than any training puzzle has.
+        ood_blanks: blanks per out-of-distribution puzzle, more than ``num_blanks`` (required
+            with ``num_ood``; ``blanks`` generator only).
     """
 
     name = "sudoku"
@@ -67,8 +71,8 @@ class SudokuTask(ReasoningTask):
                  num_test: int | None = 1000, augmentations: int = 0,
                  generator: Literal["blanks", "extreme"] = "blanks", num_blanks: int = 40,
                  hard_fraction: float = 0.5, hard_mean: float = 55.0, workers: int = 0,
-                 skip_invalid: bool = False, hints: bool = False, batch_size: int = 32, eval_batch_size: int = 256,
-                 data_seed: int = 0) -> None:
+                 skip_invalid: bool = False, hints: bool = False, num_ood: int = 0, ood_blanks: int | None = None,
+                 batch_size: int = 32, eval_batch_size: int = 256, data_seed: int = 0) -> None:
         super().__init__(batch_size, eval_batch_size, data_seed)
         if num_train < 1 or num_val < 1 or (num_test is not None and num_test < 1):
             raise ValueError("task.num_train, task.num_val and task.num_test must be positive")
@@ -80,6 +84,15 @@ class SudokuTask(ReasoningTask):
             raise ValueError("task.hard_fraction must be in [0, 1], task.hard_mean > 0, task.workers >= 0")
         if generator not in ("blanks", "extreme"):
             raise ValueError(f"task.generator must be 'blanks' or 'extreme', got '{generator}'")
+        if num_ood < 0:
+            raise ValueError(f"task.num_ood must be >= 0, got {num_ood}")
+        if num_ood and (path is not None or generator != "blanks"):
+            raise ValueError("task.num_ood: the out-of-distribution split is generated with more blanks; "
+                             "it needs generated puzzles (no task.path) and task.generator 'blanks'")
+        if num_ood and (ood_blanks is None or not num_blanks < ood_blanks <= 64):
+            raise ValueError(f"task.ood_blanks must be in {num_blanks + 1}..64 (more blanks than task.num_blanks "
+                             f"{num_blanks}), got {ood_blanks}")
+        self.num_ood, self.ood_blanks = num_ood, ood_blanks
         self.generator, self.hard_fraction, self.hard_mean, self.workers = generator, hard_fraction, hard_mean, workers
         self.path = path
         self.num_train, self.num_val, self.num_test = num_train, num_val, num_test
@@ -106,7 +119,15 @@ class SudokuTask(ReasoningTask):
                 "num_blanks": None if self.path or self.generator != "blanks" else self.num_blanks,
                 "hard": None if self.path or self.generator != "extreme" else [self.hard_fraction, self.hard_mean],
                 "skip_invalid": self.skip_invalid, "hints": self.hints,
-                "data_seed": self.data_seed, "version": 1}
+                "data_seed": self.data_seed, "version": 1,
+                # only when asked for: builds without one keep their cache key and fingerprint
+                **({"ood": [self.num_ood, self.ood_blanks]} if self.num_ood else {})}
+
+    def ood_definition(self) -> str | None:
+        if "ood" not in self.splits:
+            return None
+        return (f"{len(self.splits['ood']):,} generated puzzles with {self.ood_blanks} blanks "
+                f"(training puzzles have {self.num_blanks})")
 
     def build(self) -> dict[str, Split]:
         rng = np.random.default_rng(self.data_seed)
@@ -126,7 +147,27 @@ class SudokuTask(ReasoningTask):
         if self.hints:
             q, a, r = np.concatenate([q, with_hints(q, a, rng)]), np.concatenate([a, a]), np.concatenate([r, r])
         splits["train"] = _as_split(q, a, r)
+        if self.num_ood:
+            # a stream of its own: the other splits are the same with or without it
+            splits["ood"] = _as_split(*self._generate_ood(np.random.default_rng([self.data_seed, 2])))
         return splits
+
+    def _generate_ood(self, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+        """Distinct unique-solution puzzles with ``ood_blanks`` blanks (none equivalent to
+        another; none can equal a training or test puzzle: those have fewer blanks)."""
+        seen: set[bytes] = set()
+        questions, answers, ratings = [], [], []
+        while len(questions) < self.num_ood:
+            answer = random_solved_grid(rng)
+            question = make_puzzle(answer, rng, self.ood_blanks)
+            key = canonical_form(question)
+            # a grid can run out of removable clues before ood_blanks: such a puzzle is not kept
+            if key not in seen and int((question == 0).sum()) == self.ood_blanks:
+                seen.add(key)
+                questions.append(question)
+                answers.append(answer)
+                ratings.append(rating(question))
+        return np.stack(questions), np.stack(answers), np.asarray(ratings, dtype=np.int64)
 
     def _read_file(self, path: Path) -> tuple[tuple[np.ndarray, ...], int]:
         rows = data.read_csv(path, self.skip_invalid)
