@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 RESULTS ?= results
 
-.PHONY: install run test test-all bench leaderboard site clean
+.PHONY: install run test test-all bench leaderboard depth site clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,29 @@ leaderboard: install
 	    $(BIN)/reasonbench run --model $$m --task $$t --preset mini --out $(LEADERBOARD) \
 	      --trainer.enable_progress_bar false; \
 	  fi; done; done
+	$(MAKE) site RESULTS=$(LEADERBOARD)
+
+# The test-time depth track: every trained mini checkpoint under $(LEADERBOARD) of a model with
+# reasoning steps, evaluated for $(DEPTH) steps on the test and the out-of-distribution split
+# (seed<N>.eval.json beside the record; one already there is kept), then the site.
+DEPTH ?= 8
+depth: install
+	@set -e; \
+	for record in $(LEADERBOARD)/*/*/mini/seed*.json; do \
+	  case "$$record" in *.eval.json) continue;; esac; \
+	  eval_record="$${record%.json}.eval.json"; \
+	  model=$$(echo "$$record" | awk -F/ '{print $$(NF-3)}'); task=$$(echo "$$record" | awk -F/ '{print $$(NF-2)}'); \
+	  seed=$$(basename "$$record" .json | sed 's/seed//'); \
+	  checkpoint=$$($(BIN)/python -c "import json,sys; print(json.load(open(sys.argv[1])).get('checkpoint') or '')" "$$record"); \
+	  if [ -f "$$eval_record" ]; then echo "$$model on $$task: depth record exists, kept"; \
+	  elif [ -z "$$checkpoint" ] || [ ! -f "$$checkpoint" ]; then echo "$$model on $$task: no checkpoint, skipped"; \
+	  elif ! $(BIN)/python -c "import sys; from reasonbench.registry import get_model; \
+	      sys.exit(not hasattr(get_model(sys.argv[1]), 'eval_max_steps'))" $$model; then \
+	    echo "$$model on $$task: no reasoning steps, skipped"; \
+	  else echo "$$model on $$task: evaluated for $(DEPTH) steps"; \
+	    $(BIN)/reasonbench eval --model $$model --task $$task --preset mini --seed $$seed --checkpoint "$$checkpoint" \
+	      --max-steps $(DEPTH) --out $(LEADERBOARD) --trainer.enable_progress_bar false; \
+	  fi; done
 	$(MAKE) site RESULTS=$(LEADERBOARD)
 
 # The site alone (site/index.html, leaderboard.md, leaderboard.json) from the records under
