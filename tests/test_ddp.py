@@ -130,3 +130,23 @@ def test_two_processes_train_like_one(tmp_path) -> None:
     assert moved > 0  # the per-puzzle rows were trained
     for name, value in weights[0].items():
         assert torch.allclose(value.float(), weights[1][name].float(), atol=WEIGHT_TOLERANCE, rtol=0), name
+
+
+def test_two_processes_score_the_ood_split_like_one(tmp_path) -> None:
+    """The out-of-distribution split's second test loop is sharded like the test split: the same
+    counts and curves from one process and from two."""
+    base = ["--model", "trm", "--task", "maze", "--preset", "smoke", "--trainer.accelerator", "cpu", *QUIET]
+    trained = run_cli("run", *base, "--trainer.max_steps", "10", "--out", str(tmp_path / "train"))
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    checkpoint = tmp_path / "train/trm/maze/smoke/seed0/final.pt"
+    evals = ["eval", *base, "--checkpoint", str(checkpoint), "--task.num_ood", "37"]  # odd: uneven shards
+    one = run_cli(*evals, "--out", str(tmp_path / "one"))
+    assert one.returncode == 0, one.stderr[-2000:]
+    two = run_cli(*evals, "--out", str(tmp_path / "two"), "--trainer.devices", "2", "--trainer.strategy", "ddp")
+    assert two.returncode == 0, two.stderr[-2000:]
+    metrics = [json.loads((tmp_path / k / "trm/maze/smoke/seed0.eval.json").read_text())["metrics"] for k in ("one", "two")]
+    for m in metrics:
+        m["by_step"].pop("residual")
+        m["ood"]["by_step"].pop("residual")
+    assert metrics[0]["ood"]["n_test_examples"] == 37
+    assert metrics[0] == metrics[1]
