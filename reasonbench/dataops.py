@@ -32,6 +32,8 @@ def info(argv: list[str]) -> None:
     meta = task.metadata
     print(f"preset       {cfg['preset']}: " + ", ".join(f"{k} {v:,}" for k, v in sizes.items())
           + f" (built or loaded in {time.perf_counter() - start:.1f} s)")
+    if task.ood_definition():
+        print(f"ood          {task.ood_definition()}")
     print(f"encoding     vocab {meta.vocab_size}, length {meta.seq_len}, grid {meta.grid_shape[0]}x{meta.grid_shape[1]}, "
           f"{meta.num_puzzle_ids:,} puzzle ids")
     print(f"fingerprint  {task.fingerprint}")

@@ -174,6 +174,8 @@ def test_ood_split_is_scored_beside_the_test_split(trained_maze, tmp_path) -> No
     assert len(ood["by_step"]["exact"]) == len(trained["by_step"]["exact"]) and "valid_path" in ood
     assert ood["by_step"]["exact"][-1] == pytest.approx(ood["exact_accuracy"])
     assert "out of distribution" in result.stdout
+    info = call_cli("data", "info", "--task", "maze", "--preset", "smoke", "--task.num_ood", "48")
+    assert info.returncode == 0 and "ood 48" in info.stdout and "\nood          48 generated 8x8 mazes" in info.stdout
 
 
 @pytest.mark.parametrize("overrides, message", [
