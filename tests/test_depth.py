@@ -183,6 +183,7 @@ def test_ood_split_is_scored_beside_the_test_split(trained_maze, tmp_path) -> No
     ({"num_ood": 5, "ood_blanks": 6}, "task.ood_blanks must be in 7..64"),
     ({"num_ood": -1}, "task.num_ood must be >= 0"),
     ({"num_ood": 5, "ood_blanks": 12, "generator": "extreme"}, "task.num_ood: the out-of-distribution split"),
+    ({"num_ood": 2, "ood_blanks": 64}, "could not generate 2 distinct puzzles with 64 blanks"),  # 17 clues: rare
 ])
 def test_bad_ood_options(overrides, message) -> None:
     with pytest.raises(Exception, match=message.replace(".", r"\.")):

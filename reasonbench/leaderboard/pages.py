@@ -11,7 +11,7 @@ import re
 from importlib import resources
 from typing import Any, Callable
 
-from .records import one_line, track_sort_key
+from .records import depth_track, one_line, track_sort_key
 
 TRACK_NOTES = {
     "mini": "small CPU settings, measured in CI: a check that the models learn, not their headline numbers",
@@ -59,9 +59,9 @@ def si(x: float | None) -> str:
 
 def model_label(row: dict[str, Any]) -> str:
     """Model name, with its preset when the track holds several, and (eval) for checkpoint tests."""
-    depth_track = row["track"].endswith(" steps") and " at " in row["track"]  # only evaluations: said by its name
-    preset = "" if row["preset"] in (row["track"], row["track"].split(" at ")[0]) else f" ({row['preset']})"
-    return f"{row['model']}{preset}{' (eval)' if row['mode'] == 'eval' and not depth_track else ''}"
+    depth = depth_track(row["track"])  # only evaluations: its name says so
+    preset = "" if row["preset"] in (row["track"], depth and depth[0]) else f" ({row['preset']})"
+    return f"{row['model']}{preset}{' (eval)' if row['mode'] == 'eval' and not depth else ''}"
 
 
 def accuracy_text(row: dict[str, Any]) -> str:
@@ -225,9 +225,10 @@ def reported_table(entries: list[dict[str, Any]]) -> str:
 
 def track_heading(track_name: str, level: str) -> str:
     note = TRACK_NOTES.get(track_name.split(" ", 1)[0], "runs of this preset")
-    if track_name.endswith(" steps") and " at " in track_name:
-        note = (f"the {track_name.split(' at ')[0]} track's trained checkpoints evaluated for "
-                f"{track_name.split(' at ')[1]} (test-time depth), on the test and the out-of-distribution split")
+    depth = depth_track(track_name)
+    if depth:
+        note = (f"the {depth[0]} track's trained checkpoints evaluated for {depth[1]} (test-time depth), "
+                "on the test and the out-of-distribution split")
     return f'<{level}>{esc(track_name)} track</{level}><p class="note">{esc(note)}</p>'
 
 

@@ -24,6 +24,7 @@ MAX_RECORD_BYTES = 16 * 2**20  # a real record is a few kB; an ARC submission ad
 TRACK_OF_PRESET = {"mini": "mini", "paper": "paper", "tiny": "paper"}
 HIDDEN_PRESETS = {"smoke"}
 TRACK_ORDER = ("mini", "budget", "paper")
+DEPTH_TRACK_SEPARATOR = " at "  # "<track> at K steps": checkpoints of <track> evaluated for K steps
 
 
 def track(record: dict[str, Any]) -> str | None:
@@ -39,8 +40,14 @@ def track(record: dict[str, Any]) -> str | None:
     depth = record["provenance"]["config"].get("eval_max_steps")
     if record["mode"] == "eval" and depth:
         # trained checkpoints evaluated deeper than they were trained: a test-time depth study
-        return f"{base} at {depth} steps"
+        return f"{base}{DEPTH_TRACK_SEPARATOR}{depth} steps"
     return base
+
+
+def depth_track(name: str) -> tuple[str, str] | None:
+    """(base track, "K steps") of a test-time depth track's name, else None."""
+    base, _, steps = name.rpartition(DEPTH_TRACK_SEPARATOR)
+    return (base, steps) if base and steps.endswith(" steps") else None
 
 
 def track_sort_key(name: str) -> tuple[int, str]:
@@ -138,12 +145,18 @@ def collect(results: Path) -> tuple[list[dict[str, Any]], list[Skipped]]:
     return records, skipped
 
 
+def mean_curve(curves: list[list[float]]) -> list[float] | None:
+    """The step-wise mean of curves of one length (seeds of one row), else None."""
+    if not curves or any(len(c) != len(curves[0]) for c in curves):
+        return None
+    return [statistics.fmean(values) for values in zip(*curves)]
+
+
 def depth_and_difficulty(done: list[dict[str, Any]]) -> dict[str, Any]:
     """A row's depth curve (exact accuracy per reasoning step, mean over seeds whose curves
     have the same length) and its accuracy per difficulty bucket and out of distribution,
     pooled over seeds."""
     curves = [r["metrics"]["by_step"]["exact"] for r in done if r["metrics"].get("by_step")]
-    same = curves and all(len(c) == len(curves[0]) for c in curves)
     buckets: dict[str, list[int]] = {}
     kinds = {r["metrics"]["by_difficulty"]["kind"] for r in done if r["metrics"].get("by_difficulty")}
     if len(kinds) == 1:
@@ -154,12 +167,10 @@ def depth_and_difficulty(done: list[dict[str, Any]]) -> dict[str, Any]:
                 counts[1] += b["exact_correct"]
     ood = [r["metrics"]["ood"] for r in done if r["metrics"].get("ood")]
     n_ood = sum(o["n_test_examples"] for o in ood)
-    ood_curves = [o["by_step"]["exact"] for o in ood if o.get("by_step")]
-    ood_same = ood_curves and all(len(c) == len(ood_curves[0]) for c in ood_curves)
     definitions = {o.get("definition") for o in ood if o["n_test_examples"]}
     return {
-        "by_step_exact": [statistics.fmean(values) for values in zip(*curves)] if same else None,
-        "ood_by_step_exact": [statistics.fmean(values) for values in zip(*ood_curves)] if ood_same else None,
+        "by_step_exact": mean_curve(curves),
+        "ood_by_step_exact": mean_curve([o["by_step"]["exact"] for o in ood if o.get("by_step")]),
         "ood_definition": next(iter(definitions)) if len(definitions) == 1 else None,
         "difficulty_kind": next(iter(kinds)) if len(kinds) == 1 else None,
         "by_difficulty": [{"name": k, "n_test_examples": n, "exact_accuracy": c / n if n else None}

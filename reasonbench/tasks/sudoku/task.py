@@ -27,6 +27,39 @@ def _as_split(questions: np.ndarray, answers: np.ndarray, ratings: np.ndarray) -
                  info={"rating": torch.as_tensor(ratings, dtype=torch.long)})
 
 
+def _blanked_puzzles(rng: np.random.Generator, blanks: int):  # noqa: ANN202 (a generator)
+    """Endless (question, answer, rating): a random solved grid with ``blanks`` cells blanked,
+    its solution kept unique (fewer blanks where the grid runs out of removable clues)."""
+    while True:
+        answer = random_solved_grid(rng)
+        question = make_puzzle(answer, rng, blanks)
+        yield question, answer, rating(question)
+
+
+def _distinct(candidates, count: int, seen: set[bytes], blanks: int | None, option: str,  # noqa: ANN001
+              exact_blanks: bool = False) -> tuple[np.ndarray, ...]:
+    """``count`` puzzles from ``candidates``, none equivalent under the Sudoku symmetry group to
+    another or to one in ``seen`` (updated); ``exact_blanks``: only those with ``blanks`` blanks."""
+    questions, answers, ratings = [], [], []
+    attempts = 0
+    while len(questions) < count:
+        attempts += 1
+        if attempts > 20 * count + 100:
+            raise UserError(f"could not generate {count} distinct puzzles with {blanks} blanks; "
+                            f"change {option} or lower the counts")
+        question, answer, score = next(candidates)
+        if exact_blanks and int((question == 0).sum()) != blanks:
+            continue
+        key = canonical_form(question)
+        if key in seen:
+            continue
+        seen.add(key)
+        questions.append(question)
+        answers.append(answer)
+        ratings.append(score)
+    return np.stack(questions), np.stack(answers), np.asarray(ratings, dtype=np.int64)
+
+
 def with_hints(questions: np.ndarray, answers: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Easier copies: for each puzzle with b >= 2 blanks, k ~ uniform{1..b-1} of them, chosen
     uniformly, filled from the answer (never all: the copy still needs solving)."""
@@ -153,21 +186,10 @@ class SudokuTask(ReasoningTask):
         return splits
 
     def _generate_ood(self, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
-        """Distinct unique-solution puzzles with ``ood_blanks`` blanks (none equivalent to
-        another; none can equal a training or test puzzle: those have fewer blanks)."""
-        seen: set[bytes] = set()
-        questions, answers, ratings = [], [], []
-        while len(questions) < self.num_ood:
-            answer = random_solved_grid(rng)
-            question = make_puzzle(answer, rng, self.ood_blanks)
-            key = canonical_form(question)
-            # a grid can run out of removable clues before ood_blanks: such a puzzle is not kept
-            if key not in seen and int((question == 0).sum()) == self.ood_blanks:
-                seen.add(key)
-                questions.append(question)
-                answers.append(answer)
-                ratings.append(rating(question))
-        return np.stack(questions), np.stack(answers), np.asarray(ratings, dtype=np.int64)
+        """Distinct unique-solution puzzles with exactly ``ood_blanks`` blanks (none equivalent
+        to another; none can equal a training or test puzzle: those have fewer blanks)."""
+        return _distinct(_blanked_puzzles(rng, self.ood_blanks), self.num_ood, set(), self.ood_blanks,
+                         "task.ood_blanks", exact_blanks=True)
 
     def _read_file(self, path: Path) -> tuple[tuple[np.ndarray, ...], int]:
         rows = data.read_csv(path, self.skip_invalid)
@@ -180,25 +202,8 @@ class SudokuTask(ReasoningTask):
         wanted = [self.num_train + self.num_val, num_test]
         candidates = self._candidates(rng, sum(wanted))
         seen: set[bytes] = set()
-        out: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        for count in wanted:
-            questions, answers, ratings = [], [], []
-            attempts = 0
-            while len(questions) < count:
-                attempts += 1
-                if attempts > 20 * count + 100:
-                    raise UserError(f"could not generate {count} distinct puzzles with {self.num_blanks} "
-                                    "blanks; raise task.num_blanks or lower the counts")
-                question, answer, score = next(candidates)
-                key = canonical_form(question)
-                if key in seen:
-                    continue
-                seen.add(key)
-                questions.append(question)
-                answers.append(answer)
-                ratings.append(score)
-            out.append((np.stack(questions), np.stack(answers), np.asarray(ratings, dtype=np.int64)))
-        return out[0], out[1]
+        train, test = (_distinct(candidates, count, seen, self.num_blanks, "task.num_blanks") for count in wanted)
+        return train, test
 
     def write_csv(self, path: Path, inputs: np.ndarray, labels: np.ndarray, ratings: np.ndarray) -> None:
         data.write_csv(path, data.decode(inputs), data.decode(labels), ratings)
@@ -206,10 +211,7 @@ class SudokuTask(ReasoningTask):
     def _candidates(self, rng: np.random.Generator, expected: int):  # noqa: ANN202 (a generator)
         """Endless (question, answer, rating) stream for the chosen generator."""
         if self.generator == "blanks":
-            while True:
-                answer = random_solved_grid(rng)
-                question = make_puzzle(answer, rng, self.num_blanks)
-                yield question, answer, rating(question)
+            yield from _blanked_puzzles(rng, self.num_blanks)
         # one SeedSequence per puzzle: the same puzzles whatever the number of processes
         root = np.random.SeedSequence(self.data_seed)
         workers = self.workers or os.cpu_count() or 1
