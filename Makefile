@@ -38,6 +38,7 @@ bench: install
 	$(BIN)/reasonbench bench --quick --out $(RESULTS)/bench.json
 	$(BIN)/python -m reasonbench_benchmarks.speed
 	$(BIN)/python -m reasonbench_benchmarks.maze_generation
+	$(BIN)/python -m reasonbench_benchmarks.sudoku_extreme_scale
 	$(BIN)/python -m reasonbench_benchmarks.arc_build --augmentations 100
 	$(BIN)/python -m reasonbench_benchmarks.attractor_memory
 	$(BIN)/python -m reasonbench_benchmarks.leaderboard_build

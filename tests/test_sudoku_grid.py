@@ -10,6 +10,7 @@ import pytest
 from reasonbench.tasks.sudoku.grid import (
     SolveResult,
     augment,
+    augment_batch,
     canonical_form,
     count_solutions,
     format_grid,
@@ -261,6 +262,20 @@ def test_augment_matches_reference():
         got_q, got_a = augment(question, answer, np.random.default_rng(seed))
         want_q, want_a = reference_shuffle(question, answer, np.random.default_rng(seed))
         assert np.array_equal(got_q, want_q) and np.array_equal(got_a, want_a)
+
+
+def test_augment_batch_is_augment_of_each_row_in_turn():
+    rng = np.random.default_rng(4)
+    answers = np.stack([random_solved_grid(rng) for _ in range(6)])
+    questions = np.stack([make_puzzle(a, rng, 40) for a in answers])
+    batch_rng = np.random.default_rng(9)
+    got_q, got_a = augment_batch(questions, answers, batch_rng)
+    one_by_one = np.random.default_rng(9)
+    want = [augment(q, a, one_by_one) for q, a in zip(questions, answers)]
+    assert got_q.dtype == np.int8 and got_q.shape == (6, 81)
+    assert np.array_equal(got_q, np.stack([w[0] for w in want])) and np.array_equal(got_a, np.stack([w[1] for w in want]))
+    # the stream is left where row-by-row calls leave it: the next draws agree too
+    assert batch_rng.random() == one_by_one.random()
 
 
 def test_augment_preserves_validity_and_changes_grid():

@@ -105,6 +105,35 @@ def test_invalid_row_names_file_and_line(tmp_path, bad, message):
     assert len(rows.questions) == 3 and rows.skipped == 1
 
 
+def test_rows_checked_in_chunks_agree_with_the_row_by_row_check(tmp_path, monkeypatch):
+    """The vectorised reader keeps and refuses exactly the rows ``_parse_row`` keeps and
+    refuses, in file order, across chunk boundaries (chunks of 4 rows here)."""
+    monkeypatch.setattr(sd, "_CHUNK_ROWS", 4)
+    rng = np.random.default_rng(3)
+    from reasonbench.tasks.sudoku.grid import augment, format_grid
+    good = []
+    for i in range(9):
+        q, a = augment(parse_grid(Q), parse_grid(A), rng)
+        good.append(f"s{i},{format_grid(q)},{format_grid(a)},{i}")
+    odd_but_valid = [f"w, {Q.replace('.', '0')} ,{A}, ", f"n,{Q},{A},-4"]  # padding, '0' blanks, no/negative rating
+    bad = [f"x,{Q},{A},1,2", f"x,{Q[:-1]}\u0665,{A},2", f"x,{Q},{A[:9] * 9},1", f"x,{Q},{A},{10**30}"]
+    rows = good[:3] + bad[:1] + good[3:5] + odd_but_valid + bad[1:] + good[5:]
+    path = tmp_path / "data.csv"
+    path.write_text("\n".join(["source,question,answer,rating", *rows]) + "\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"data.csv:5: expected 4 fields, got 5"):
+        sd.read_csv(path)
+    got = sd.read_csv(path, skip_invalid=True)
+    kept = [r for r in rows if r not in bad]
+    assert got.skipped == 4 and got.sources == [r.split(",")[0] for r in kept]
+    want = [sd._parse_row(r.split(",")) for r in kept]
+    assert np.array_equal(got.questions, np.stack([w[0] for w in want]))
+    assert np.array_equal(got.answers, np.stack([w[1] for w in want]))
+    assert got.ratings.tolist() == [w[2] for w in want] and got.ratings[6] == -4 and got.ratings[5] == 0
+    path.write_text("\n".join(["source,question,answer,rating", *good[:5], bad[3]]) + "\n")
+    with pytest.raises(UserError, match=r"data.csv:7: rating 10{30} is out of range"):
+        sd.read_csv(path)
+
+
 def test_bad_header_is_line_one(tmp_path):
     path = tmp_path / "data.csv"
     path.write_text(f"q,a\n{Q},{A}\n")

@@ -42,33 +42,99 @@ class SudokuRows:
     skipped: int = 0
 
 
+# rows parsed and validated together: a Python check per row costs ~70 us, minutes on the
+# 3.8M-row reference training file
+_CHUNK_ROWS = 65536
+
+
 def read_csv(path: Path, skip_invalid: bool = False) -> SudokuRows:
     """Read and validate a reference-layout CSV; a bad row raises UserError naming file:line."""
-    questions, answers, ratings, sources, skipped = [], [], [], [], 0
-    for line, row in read_rows(path):
-        try:
-            if len(row) != 4:
-                raise ValueError(f"expected 4 fields, got {len(row)}")
-            source, q_text, a_text, r_text = row
-            question, answer = parse_grid(q_text), parse_grid(a_text)
-            if not is_solved_grid(answer):
-                raise ValueError("answer is not a solved Sudoku grid")
-            if not is_consistent(question, answer):
-                raise ValueError("answer contradicts a clue of the question")
-            rating = int(r_text) if r_text.strip() else 0
-        except ValueError as exc:
-            if skip_invalid:
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    sources: list[str] = []
+    skipped = 0
+    chunk: list[tuple[int, list[str]]] = []
+
+    def flush() -> None:
+        nonlocal skipped
+        (questions, answers, ratings), ok = _check_rows([row for _, row in chunk])
+        for i in np.flatnonzero(~ok):  # the vectorised checks only flag; the row's own check says why
+            line, row = chunk[i]
+            try:
+                questions[i], answers[i], ratings[i] = _parse_row(row)
+                ok[i] = True
+            except ValueError as exc:
+                if not skip_invalid:
+                    raise UserError(f"{path}:{line}: {exc} (use --task.skip_invalid true to skip bad rows)") from None
                 skipped += 1
-                continue
-            raise UserError(f"{path}:{line}: {exc} (use --task.skip_invalid true to skip bad rows)") from None
-        questions.append(question)
-        answers.append(answer)
-        ratings.append(rating)
-        sources.append(source)
-    if not questions:
+        parts.append((questions[ok], answers[ok], ratings[ok]))
+        sources.extend(chunk[i][1][0] for i in np.flatnonzero(ok))
+        chunk.clear()
+
+    for line, row in read_rows(path):
+        chunk.append((line, row))
+        if len(chunk) == _CHUNK_ROWS:
+            flush()
+    if chunk:
+        flush()
+    if not sources:
         raise UserError(f"{path}: no valid puzzles")
-    return SudokuRows(np.stack(questions), np.stack(answers), np.asarray(ratings, dtype=np.int64),
-                      sources, skipped)
+    questions, answers, ratings = (np.concatenate(a) for a in zip(*parts))
+    return SudokuRows(questions, answers, ratings, sources, skipped)
+
+
+def _parse_row(row: list[str]) -> tuple[np.ndarray, np.ndarray, int]:
+    """One row's (question, answer, rating); ValueError saying what is wrong."""
+    if len(row) != 4:
+        raise ValueError(f"expected 4 fields, got {len(row)}")
+    _, q_text, a_text, r_text = row
+    question, answer = parse_grid(q_text), parse_grid(a_text)
+    if not is_solved_grid(answer):
+        raise ValueError("answer is not a solved Sudoku grid")
+    if not is_consistent(question, answer):
+        raise ValueError("answer contradicts a clue of the question")
+    rating = int(r_text) if r_text.strip() else 0
+    if not -2**63 <= rating < 2**63:
+        raise ValueError(f"rating {rating} is out of range")
+    return question, answer, rating
+
+
+def _check_rows(rows: list[list[str]]) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """The checks of ``_parse_row`` on many rows at once: (questions, answers, ratings) and
+    which rows passed (the others are left to ``_parse_row``)."""
+    fields = [row if len(row) == 4 else ["", "", "", ""] for row in rows]
+    ratings = np.zeros(len(rows), dtype=np.int64)
+    ok = np.array([len(row) == 4 for row in rows], dtype=bool)
+    for i, row in enumerate(fields):
+        try:
+            ratings[i] = int(row[3]) if row[3].strip() else 0
+        except (ValueError, OverflowError):
+            ok[i] = False
+    questions, q_ok = _parse_grids([r[1] for r in fields])
+    answers, a_ok = _parse_grids([r[2] for r in fields])
+    ok &= q_ok & a_ok & _solved(answers) & ((questions == 0) | (questions == answers)).all(axis=1)
+    return (questions, answers, ratings), ok
+
+
+def _parse_grids(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``parse_grid`` over many texts: (int8 grids [N, 81], which texts parsed)."""
+    stripped = [t.strip() for t in texts]
+    ok = np.array([len(t) == 81 for t in stripped], dtype=bool)
+    # one character per cell: a non-ASCII one becomes '?', which is refused below
+    raw = "".join(t if good else "." * 81 for t, good in zip(stripped, ok)).encode("ascii", "replace")
+    codes = np.frombuffer(raw, dtype=np.uint8).reshape(len(texts), 81)
+    blank, digit = codes == ord("."), (codes >= ord("0")) & (codes <= ord("9"))
+    ok &= (blank | digit).all(axis=1)
+    grids = np.where(digit, codes - ord("0"), 0).astype(np.int8)
+    return grids, ok
+
+
+def _solved(grids: np.ndarray) -> np.ndarray:
+    """``is_solved_grid`` over int8 grids [N, 81]: every row, column and box holds 1..9."""
+    board = grids.reshape(-1, 9, 9).astype(np.int16)
+    boxes = board.reshape(-1, 3, 3, 3, 3).transpose(0, 1, 3, 2, 4).reshape(-1, 9, 9)
+    units = np.concatenate([board, board.transpose(0, 2, 1), boxes], axis=1)
+    bits = np.where((units >= 1) & (units <= 9), np.left_shift(1, units.clip(0, 9)), 0)
+    return (np.bitwise_or.reduce(bits, axis=2) == 0b1111111110).all(axis=1)
 
 
 def write_csv(path: Path, questions: np.ndarray, answers: np.ndarray, ratings: np.ndarray,

@@ -14,6 +14,7 @@ import numpy as np
 __all__ = [
     "SolveResult",
     "augment",
+    "augment_batch",
     "canonical_form",
     "count_solutions",
     "format_grid",
@@ -341,23 +342,39 @@ def augment(question: np.ndarray, answer: np.ndarray,
     probability 1/2, then a row permutation (bands shuffled, rows shuffled within each band)
     and a column permutation (same, with stacks): ``new[i, j] = old[row_perm[i], col_perm[j]]``
     on the possibly transposed board."""
-    q, a = _as_grid(question, "question"), _as_grid(answer, "answer")
-    # Same draw order as the reference, so one seed reproduces its sequence of transforms.
-    digit_map = np.pad(rng.permutation(np.arange(1, 10)), (1, 0)).astype(np.int8)
-    transpose = rng.random() < 0.5
-    bands = rng.permutation(3)
-    row_perm = np.concatenate([b * 3 + rng.permutation(3) for b in bands])
-    stacks = rng.permutation(3)
-    col_perm = np.concatenate([s * 3 + rng.permutation(3) for s in stacks])
-    mapping = (row_perm[:, None] * 9 + col_perm[None, :]).reshape(81)
+    q, a = augment_batch(_as_grid(question, "question")[None], _as_grid(answer, "answer")[None], rng)
+    return q[0], a[0]
 
-    def apply(x: np.ndarray) -> np.ndarray:
-        board = x.reshape(9, 9)
-        if transpose:
-            board = board.T
-        return digit_map[board.reshape(81)[mapping]]
 
-    return apply(q), apply(a)
+def augment_batch(questions: np.ndarray, answers: np.ndarray,
+                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`augment` of each row of int8 ``[N, 81]`` grids in turn: the same draws from
+    ``rng`` in the same order, so the same grids; the grids are moved all at once."""
+    n = len(questions)
+    digit_maps = np.zeros((n, 10), dtype=np.int8)
+    transpose = np.zeros(n, dtype=bool)
+    bands, stacks = np.empty((n, 3), dtype=np.int64), np.empty((n, 3), dtype=np.int64)
+    rows_in_band, cols_in_stack = np.empty((n, 3, 3), dtype=np.int64), np.empty((n, 3, 3), dtype=np.int64)
+    for i in range(n):  # same draw order as the reference, so one seed reproduces its transforms
+        digit_maps[i, 1:] = rng.permutation(np.arange(1, 10))
+        transpose[i] = rng.random() < 0.5
+        bands[i] = rng.permutation(3)
+        for k in range(3):
+            rows_in_band[i, k] = rng.permutation(3)
+        stacks[i] = rng.permutation(3)
+        for k in range(3):
+            cols_in_stack[i, k] = rng.permutation(3)
+    row_perm = (bands[:, :, None] * 3 + rows_in_band).reshape(n, 9)
+    col_perm = (stacks[:, :, None] * 3 + cols_in_stack).reshape(n, 9)
+    mappings = (row_perm[:, :, None] * 9 + col_perm[:, None, :]).reshape(n, 81)
+
+    def apply(grids: np.ndarray) -> np.ndarray:
+        boards = grids.reshape(n, 9, 9)
+        flat = np.where(transpose[:, None, None], boards.transpose(0, 2, 1), boards).reshape(n, 81)
+        moved = np.take_along_axis(flat, mappings, axis=1)
+        return np.take_along_axis(digit_maps, moved.astype(np.int64), axis=1)
+
+    return apply(questions), apply(answers)
 
 
 def _line_perms() -> np.ndarray:

@@ -16,7 +16,7 @@ from ..base import Difficulty, ReasoningTask, Split, TaskMetadata
 from ..reference_csv import files_stamp, load_splits, sample_train_val
 from ..images import BLACK, GREEN, RED, grid_image, side_by_side
 from . import data
-from .grid import augment, canonical_form, extreme_puzzle, make_puzzle, random_solved_grid, rating
+from .grid import augment_batch, canonical_form, extreme_puzzle, make_puzzle, random_solved_grid, rating
 
 
 def _as_split(questions: np.ndarray, answers: np.ndarray, ratings: np.ndarray) -> Split:
@@ -173,9 +173,9 @@ class SudokuTask(ReasoningTask):
         if self.augmentations:
             copies_q, copies_a = [q], [a]
             for _ in range(self.augmentations):
-                pairs = [augment(qi, ai, rng) for qi, ai in zip(q, a)]
-                copies_q.append(np.stack([p[0] for p in pairs]))
-                copies_a.append(np.stack([p[1] for p in pairs]))
+                moved_q, moved_a = augment_batch(q, a, rng)
+                copies_q.append(moved_q)
+                copies_a.append(moved_a)
             q, a, r = np.concatenate(copies_q), np.concatenate(copies_a), np.tile(r, self.augmentations + 1)
         if self.hints:
             q, a, r = np.concatenate([q, with_hints(q, a, rng)]), np.concatenate([a, a]), np.concatenate([r, r])
