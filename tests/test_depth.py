@@ -139,6 +139,10 @@ def test_generated_sudoku_ood_split() -> None:
     assert _same_splits(task, plain) and "ood" not in plain.splits and "ood" not in plain.recipe()
     assert task.ood_definition() == "30 generated puzzles with 12 blanks (training puzzles have 6)"
     assert plain.ood_definition() is None and task.fingerprint != plain.fingerprint
+    # ... but the test split's own fingerprint: both score the same test examples
+    assert task.split_fingerprint("test") == plain.split_fingerprint("test") != task.split_fingerprint("val")
+    other = rb.create_task("sudoku", preset="smoke", data_seed=1)
+    assert other.split_fingerprint("test") != plain.split_fingerprint("test")
 
 
 def test_generated_maze_ood_split() -> None:

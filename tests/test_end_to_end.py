@@ -34,7 +34,7 @@ def test_smoke_run_writes_a_complete_valid_record(smoke_record):
     ratio = c["train_flops_per_step"] / (32 * c["flops_per_example_forward"]["mean"])
     assert 2.5 < ratio < 3.5
     assert p["config"]["model"]["hidden_size"] == 32 and p["config"]["trainer"]["max_steps"] == 24
-    assert len(p["data_fingerprint"]) == 64
+    assert len(p["data_fingerprint"]) == 64 and len(p["test_data_fingerprint"]) == 64
     assert (path.parent / "seed0" / "final.pt").is_file()
     assert (path.parent / "seed0" / "checkpoints" / "last.ckpt").is_file()
     assert any((path.parent / "seed0" / "tensorboard").rglob("events.out.tfevents.*"))
@@ -45,6 +45,7 @@ def test_same_seed_gives_same_metrics(smoke_record, tmp_path):
     again = rb.run("transformer", "sudoku", preset="smoke", seed=0, out=str(tmp_path), **FAST)
     assert again["metrics"] == record["metrics"]
     assert again["provenance"]["data_fingerprint"] == record["provenance"]["data_fingerprint"]
+    assert again["provenance"]["test_data_fingerprint"] == record["provenance"]["test_data_fingerprint"]
 
 
 def test_eval_of_the_final_checkpoint_reproduces_the_metrics(smoke_record, tmp_path):

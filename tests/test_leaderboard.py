@@ -525,3 +525,41 @@ def test_ood_split_and_test_time_depth_track(tmp_path):
     table = Tables(page).tables["sortable measured"]
     assert "OOD exact %" in table[0] and "25.0 (n=40)" in table[1] and f'title="{html.escape(definition)}"' in page
     assert "| 25.0 (n=40) |" in (tmp_path / "site/leaderboard.md").read_text()
+
+
+def test_rows_scored_on_other_test_examples_are_marked(tmp_path):
+    """Within a track, the test-split fingerprint most rows carry is the track's test data; a
+    row scored on other examples (or on several over its seeds) is marked in every page, and
+    records without a fingerprint (made before it existed) are not judged."""
+    common, other = "a" * 64, "b" * 64
+
+    def scored_on(fingerprint, **kw):
+        record = make_record(**kw)
+        if fingerprint:
+            record["provenance"]["test_data_fingerprint"] = fingerprint
+        return record
+
+    put(tmp_path / "res", scored_on(common, model="trm", correct=8))
+    put(tmp_path / "res", scored_on(common, model="hrm", correct=3))
+    put(tmp_path / "res", scored_on(other, model="cmm", correct=9))
+    put(tmp_path / "res", scored_on(None, model="cgar", correct=5))
+    put(tmp_path / "res", scored_on(common, model="attractor", seed=0, correct=6))
+    put(tmp_path / "res", scored_on(other, model="attractor", seed=1, correct=6))
+    put(tmp_path / "res", scored_on(other, model="trm", task="maze", correct=4))  # alone in its track: fine
+    built = leaderboard.build(tmp_path / "res", tmp_path / "site", None)
+    marked = {(r["task"], r["model"]): r["test_data_differs"] for r in built.rows}
+    assert marked == {("sudoku", "trm"): False, ("sudoku", "hrm"): False, ("sudoku", "cmm"): True,
+                      ("sudoku", "cgar"): False, ("sudoku", "attractor"): True, ("maze", "trm"): False}
+    md = (tmp_path / "site/leaderboard.md").read_text()
+    assert "| cmm † | 90.0 |" in md and "| attractor † | 60.0 ± 0.0 |" in md and "| trm | 80.0 |" in md
+    assert md.count("† scored on other test examples than the rest of this track") == 1
+    page = (tmp_path / "site/task-sudoku.html").read_text()
+    models = [row[0] for row in Tables(page).tables["sortable measured"][1:]]
+    assert models == ["cmm †", "trm", "attractor †", "cgar", "hrm"]
+    assert "test-split fingerprints differ" in page
+    assert "†" not in (tmp_path / "site/task-maze.html").read_text()
+    # a tie leaves no test data the track agrees on: every row with a fingerprint is marked
+    put(tmp_path / "res", scored_on(other, model="transformer", correct=3))
+    rows = leaderboard.build(tmp_path / "res", tmp_path / "site2", None).rows
+    assert {r["model"]: r["test_data_differs"] for r in rows if r["task"] == "sudoku"} == {
+        "trm": True, "hrm": True, "cmm": True, "transformer": True, "cgar": False, "attractor": True}

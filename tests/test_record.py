@@ -36,6 +36,7 @@ def test_valid_record_passes_and_round_trips(tmp_path):
     (lambda r: r["metrics"].update(exact_accuracy_ci95=[0.1]), "metrics"),
     (lambda r: r["cost"].pop("params"), "cost"),
     (lambda r: r["provenance"].update(data_fingerprint="abc"), "provenance/data_fingerprint"),
+    (lambda r: r["provenance"].update(test_data_fingerprint="ABC"), "provenance/test_data_fingerprint"),
     (lambda r: r.update(status="great"), "status"),
     (lambda r: r.update(schema_version=2), "schema_version"),
 ])

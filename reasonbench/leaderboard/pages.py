@@ -61,7 +61,20 @@ def model_label(row: dict[str, Any]) -> str:
     """Model name, with its preset when the track holds several, and (eval) for checkpoint tests."""
     depth = depth_track(row["track"])  # only evaluations: its name says so
     preset = "" if row["preset"] in (row["track"], depth and depth[0]) else f" ({row['preset']})"
-    return f"{row['model']}{preset}{' (eval)' if row['mode'] == 'eval' and not depth else ''}"
+    mark = f" {OTHER_TEST_DATA_MARK}" if row.get("test_data_differs") else ""
+    return f"{row['model']}{preset}{' (eval)' if row['mode'] == 'eval' and not depth else ''}{mark}"
+
+
+OTHER_TEST_DATA_MARK = "†"
+
+
+def other_test_data_note(rows: list[dict[str, Any]]) -> str | None:
+    """The footnote of a track's table where a row was scored on other test examples."""
+    if not any(r.get("test_data_differs") for r in rows):
+        return None
+    return (f"{OTHER_TEST_DATA_MARK} scored on other test examples than the rest of this track (the records' "
+            "test-split fingerprints differ, e.g. other data options under the same preset): its accuracy does "
+            "not compare with the other rows'.")
 
 
 def accuracy_text(row: dict[str, Any]) -> str:
@@ -113,6 +126,9 @@ def markdown(rows: list[dict[str, Any]], reported: list[dict[str, Any]]) -> str:
                              f"{r['device_hours']:.3g} | {md(device_text(r))} | {md((r['git_commit'] or '-')[:10])} | "
                              f"{md(r['finished'][:10])} |")
             lines.append("")
+            note = other_test_data_note([r for r in task_rows if r["track"] == track_name])
+            if note:
+                lines += [note, ""]
         task_reported = [e for e in reported if e["task"] == task]
         if task_reported:
             lines += [f"### {md(task)}: reported in papers (not measured here)", "",
@@ -202,8 +218,10 @@ def measured_table(rows: list[dict[str, Any]]) -> str:
             sort_attr = "" if sort is None else f' data-sort="{esc(_num(sort(row)))}"'
             cells.append(f'<td class="{cls}"{sort_attr}>{text(row)}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
+    note = other_test_data_note(rows)
     return (f'<div class="scroll"><table class="sortable measured"><thead><tr>{head}</tr></thead>'
-            f'<tbody>\n' + "\n".join(body) + "\n</tbody></table></div>")
+            f'<tbody>\n' + "\n".join(body) + "\n</tbody></table></div>"
+            + (f'<p class="note">{esc(note)}</p>' if note else ""))
 
 
 def reported_table(entries: list[dict[str, Any]]) -> str:

@@ -8,7 +8,7 @@ import json
 import math
 import re
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -215,10 +215,27 @@ def aggregate(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "git_commit": first["provenance"]["git_commit"],
             "finished": max(r["provenance"]["finished"] for r in group),
             "files": [r["_file"] for r in group],
+            "test_data": sorted({r["provenance"].get("test_data_fingerprint") for r in done} - {None}),
             **depth_and_difficulty(done),
         })
+    mark_other_test_data(rows)
     rows.sort(key=lambda r: (r["task"], track_sort_key(r["track"]), -accuracy(r), r["model"], r["preset"], r["mode"]))
     return rows
+
+
+def mark_other_test_data(rows: list[dict[str, Any]]) -> None:
+    """Set ``test_data_differs`` on the rows that were not scored on their track's test
+    examples: the track's test data is the test-split fingerprint that more of its rows carry
+    than any other; a row with another, or with several over its seeds, is marked (and on a tie
+    every row with a fingerprint is). Records made before the fingerprint existed are not checked."""
+    tracks: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        tracks[(row["task"], row["track"])].append(row)
+    for group in tracks.values():
+        counts = Counter(row["test_data"][0] for row in group if len(row["test_data"]) == 1).most_common(2)
+        common = counts[0][0] if counts and (len(counts) == 1 or counts[0][1] > counts[1][1]) else None
+        for row in group:
+            row["test_data_differs"] = bool(row["test_data"]) and row["test_data"] != [common]
 
 
 def accuracy(row: dict[str, Any]) -> float:
