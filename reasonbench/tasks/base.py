@@ -318,8 +318,8 @@ class ReasoningTask(L.LightningDataModule):
         return self._fingerprint
 
     def split_fingerprint(self, name: str = "test") -> str:
-        """sha256 over one split's tensors alone: two records scored the same examples exactly
-        when theirs agree, whatever else their recipes hold (an OOD split, training size)."""
+        """sha256 over one split's values alone: two records scored the same examples exactly
+        when theirs agree, whatever else their recipes hold (e.g. an OOD split or not)."""
         self.setup()
         h = hashlib.sha256()
         split = self.splits[name]
