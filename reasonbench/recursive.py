@@ -76,7 +76,8 @@ class HaltingHead(nn.Module):
             self.linear.bias.fill_(-5.0)
 
     def forward(self, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        q = self.linear(state[:, 0]).float()
+        q = self.linear(state[:, 0])
+        q = q.to(torch.promote_types(q.dtype, torch.float32))  # float32 as the reference (float64 stays)
         return q[..., 0], q[..., 1]
 
 

@@ -1,9 +1,15 @@
 """Small state dicts in the key layout of the reference HRM/TRM code, built here from a seeded
 generator (no reference code involved), and the batch they are run on. The outputs pinned in
-``test_recursive.py`` were computed by running the reference implementation itself on exactly
-these tensors (float32, CPU)."""
+``tests/data/reference_outputs.json`` were computed by running the reference implementation
+itself on exactly these tensors, in float64 on a CPU (``benchmarks/reference_outputs.py``).
+
+The weights are float32, as in a reference checkpoint, drawn in float64 and rounded: PyTorch's
+float32 ``randn`` takes another code path on CPUs without AVX2 (other values), its float64 one
+does not, so every x86-64 CPU builds the same tensors."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -33,13 +39,16 @@ def reference_state_dict(name: str, seed: int = 0) -> dict[str, torch.Tensor]:
     h, g = c["hidden_size"], torch.Generator().manual_seed(seed)
     prefix = "_orig_mod.model.inner."
 
-    def w(*shape: int) -> torch.Tensor:
-        return torch.randn(*shape, generator=g) / (shape[-1] ** 0.5)
+    def randn(*shape: int, std: float = 1.0) -> torch.Tensor:
+        return (std * torch.randn(*shape, generator=g, dtype=torch.float64)).float()
 
-    state = {"embed_tokens.embedding_weight": torch.randn(VOCAB, h, generator=g) / h**0.5,
-             "lm_head.weight": w(VOCAB, h), "q_head.weight": w(2, h), "q_head.bias": torch.randn(2, generator=g),
-             "puzzle_emb.weights": 0.5 * torch.randn(NUM_IDS, c["puzzle_emb_ndim"], generator=g),
-             "H_init": torch.randn(h, generator=g), "L_init": torch.randn(h, generator=g)}
+    def w(*shape: int) -> torch.Tensor:
+        return randn(*shape, std=1 / math.sqrt(shape[-1]))
+
+    state = {"embed_tokens.embedding_weight": randn(VOCAB, h, std=1 / math.sqrt(h)),
+             "lm_head.weight": w(VOCAB, h), "q_head.weight": w(2, h), "q_head.bias": randn(2),
+             "puzzle_emb.weights": randn(NUM_IDS, c["puzzle_emb_ndim"], std=0.5),
+             "H_init": randn(h), "L_init": randn(h)}
     positions = SEQ_LEN + c.get("puzzle_emb_len", 1)
     inner, inner_t = _swiglu_inner(h), _swiglu_inner(positions)
     for level, count in c["levels"].items():

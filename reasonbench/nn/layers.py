@@ -47,24 +47,39 @@ class Linear(nn.Linear):
 
 
 def rms_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """Weightless RMSNorm computed in float32 (the reference's numerics), cast back."""
+    """Weightless RMSNorm computed in float32 (the reference's numerics; float64 stays
+    float64), cast back."""
     dtype = x.dtype
-    x = x.float()
+    x = x.to(torch.promote_types(dtype, torch.float32))
     x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
     return x.to(dtype)
 
 
 class RotaryEmbedding(nn.Module):
-    """Cos/sin tables for rotary position embeddings (theta 10000 by default)."""
+    """Cos/sin tables for rotary position embeddings (theta 10000 by default), computed in
+    float32 as the reference does; a module made float64 (``.double()``) computes them again in
+    float64 rather than widening the float32 ones."""
 
     def __init__(self, head_dim: int, max_len: int, theta: float = 10000.0) -> None:
         super().__init__()
-        inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
-        freqs = torch.outer(torch.arange(max_len, dtype=torch.float32), inv_freq)
-        angles = torch.cat([freqs, freqs], dim=-1)
+        self.head_dim, self.max_len, self.theta = head_dim, max_len, theta
+        cos, sin = self._tables(torch.float32)
         # buffers, not parameters, and not saved: they are a pure function of the config
-        self.register_buffer("cos", angles.cos(), persistent=False)
-        self.register_buffer("sin", angles.sin(), persistent=False)
+        self.register_buffer("cos", cos, persistent=False)
+        self.register_buffer("sin", sin, persistent=False)
+
+    def _tables(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        inv_freq = 1.0 / self.theta ** (torch.arange(0, self.head_dim, 2, dtype=dtype) / self.head_dim)
+        freqs = torch.outer(torch.arange(self.max_len, dtype=dtype), inv_freq)
+        angles = torch.cat([freqs, freqs], dim=-1)
+        return angles.cos(), angles.sin()
+
+    def _apply(self, fn, recurse: bool = True):
+        super()._apply(fn, recurse)
+        if self.cos.dtype == torch.float64:  # on the CPU, as at construction, then moved
+            device = self.cos.device
+            self.cos, self.sin = (t.to(device) for t in self._tables(torch.float64))
+        return self
 
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.cos, self.sin
