@@ -50,15 +50,22 @@ def create_model(name: str, task: Any, preset: str = "smoke", **model_args: Any)
 
 
 def run(model: str, task: str, preset: str = "smoke", seed: int = 0, out: str = "results",
-        config: list[str] | None = None, **overrides: Any) -> dict[str, Any]:
+        config: list[str] | None = None, overwrite: bool = False, resume: bool = False,
+        **overrides: Any) -> dict[str, Any]:
     """Train and test like ``reasonbench run``; returns the record (also written to ``out``).
+    An existing record is replaced only with ``overwrite=True``; ``resume=True`` continues an
+    interrupted run (and returns a finished one's record as it is).
 
     Overrides use dotted keys as on the command line, e.g. ``**{"trainer.max_steps": 50}``,
     or nested dicts: ``trainer={"max_steps": 50}``."""
     from .runner import execute
 
     cfg = _resolve(model, task, preset, seed, config, {"out": out, **overrides})
-    return execute(cfg, command=f"reasonbench.run({model!r}, {task!r}, preset={preset!r}, seed={seed})")
+    given = [repr(model), repr(task), f"preset={preset!r}", f"seed={seed!r}", f"out={out!r}"]
+    given += [f"config={config!r}"] if config else []
+    given += [f"{k}={v!r}" for k, v in (("overwrite", overwrite), ("resume", resume)) if v]
+    given += [f"**{overrides!r}"] if overrides else []
+    return execute(cfg, command=f"reasonbench.run({', '.join(given)})", resume=resume, overwrite=overwrite)
 
 
 __all__ = ["__version__", "UserError", "list_models", "list_tasks", "create_task", "create_model", "run"]

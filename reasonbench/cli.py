@@ -16,10 +16,11 @@ commands:
   list                                   models and tasks, one line each
   run  --model M --task T [--preset P] [--seed N] [--out DIR] [--config F.yaml ...]
        [--model.KEY V --task.KEY V --optim.KEY V --trainer.KEY V ...] [--print_config]
-       [--resume] [--checkpoint_every N] [--budget 10m]
+       [--resume] [--overwrite] [--checkpoint_every N] [--budget 10m]
                                          train, test and write a result record; --resume continues
-                                         from the run's newest checkpoint (a finished run is kept)
-  eval --model M --task T --checkpoint CKPT [--preset P] [--out DIR] [...]
+                                         from the run's newest readable checkpoint (a finished run is
+                                         kept); an existing record is replaced only with --overwrite
+  eval --model M --task T --checkpoint CKPT [--preset P] [--out DIR] [--overwrite] [...]
                                          test a checkpoint and write a record
   info --model M --task T [--preset P] [--flops]
                                          parameters (instant); with --flops, forward FLOPs per example
@@ -67,10 +68,10 @@ def _run(argv: list[str], mode: str) -> int:
     if any(a in ("-h", "--help") for a in argv) and not any(a.startswith(("--model", "--config")) for a in argv):
         print(USAGE)
         return 0
-    resume = "--resume" in argv
+    resume, overwrite = "--resume" in argv, "--overwrite" in argv
     # `--max-steps K`: the issue-tracker spelling of --eval_max_steps
     argv = ["--eval_max_steps" if a == "--max-steps" else a.replace("--max-steps=", "--eval_max_steps=")
-            for a in argv if a != "--resume"]
+            for a in argv if a not in ("--resume", "--overwrite")]
     if resume and mode != "train":
         raise_user("reasonbench eval: --resume is for `reasonbench run`")
     loaded = None
@@ -88,7 +89,7 @@ def _run(argv: list[str], mode: str) -> int:
     from . import runner
 
     record = runner.execute(cfg, mode=mode, command=shlex.join(["reasonbench", *sys.argv[1:]]),
-                            loaded_checkpoint=loaded, resume=resume)
+                            loaded_checkpoint=loaded, resume=resume, overwrite=overwrite)
     if record.get("_kept"):
         print(f"finished already, nothing run: {record['_path']} (status {record['status']})")
     elif record:
@@ -205,7 +206,7 @@ def raise_user(message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .errors import UserError
+    from .errors import MachineError, UserError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -227,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"reasonbench: error: {exc}", file=sys.stderr)
         return 2
+    except MachineError as exc:
+        print(f"reasonbench: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as exc:
         print(f"reasonbench: interrupted{': ' + str(exc) if str(exc) else ''}", file=sys.stderr)
         return 130

@@ -7,6 +7,10 @@ class UserError(Exception):
     """Bad input from the user (a name, an option, a file). Never a bug in reasonbench."""
 
 
+class MachineError(Exception):
+    """A fault of the machine, not of the input (a full disk, an I/O error): one line, exit 1."""
+
+
 class UnknownNameError(UserError, KeyError):
     """A model or task name that no installed plugin provides."""
 

@@ -46,6 +46,9 @@ class ReasoningModule(L.LightningModule):
     decay_all_parameters = False
     # per-batch figures the model reports (e.g. solver iterations); averaged over test examples
     reported_stats: tuple[str, ...] = ()
+    # True where every example costs the same at evaluation (no data-dependent stopping): the
+    # record's forward FLOPs are then counted on one example instead of several
+    uniform_eval_cost = False
 
     def __init__(self, metadata: TaskMetadata, optim: OptimConfig | None = None) -> None:
         super().__init__()

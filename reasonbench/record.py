@@ -4,15 +4,14 @@ tables and comparisons. Schema: ``record_schema.json`` beside this file."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import tempfile
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .atomic import write_atomic  # noqa: F401  (re-exported: records, manifests and the site use it)
 from .errors import UserError
 
 SCHEMA_VERSION = 1
@@ -44,22 +43,6 @@ def validate(record: dict[str, Any], source: str = "record") -> None:
 def record_path(out: str | Path, model: str, task: str, preset: str, seed: int, mode: str = "train") -> Path:
     suffix = "" if mode == "train" else f".{mode}"
     return Path(out) / model / task / preset / f"seed{seed}{suffix}.json"
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder, fsync, then rename: a reader sees the
-    old file or the whole new one, never a half-written record."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_record(record: dict[str, Any], path: Path) -> Path:

@@ -188,6 +188,7 @@ class RecursiveReasoningModule(ReasoningModule):
         return q_halt > q_continue if self.q_continue_loss else q_halt > 0
 
     # --- evaluation: every example runs all segments ---------------------------------------
+    uniform_eval_cost = True  # evaluation runs every segment on every example
     eval_max_steps: int | None = None  # segments at evaluation; None: halt_max_steps (set by `eval --max-steps`)
 
     def run_segments(self, batch: dict[str, torch.Tensor]) -> Segments:

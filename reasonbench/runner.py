@@ -7,12 +7,15 @@ import json
 import logging
 import os
 import shlex
+import shutil
 import sys
+import tempfile
+import threading
 import time
 import warnings
-from datetime import datetime, timezone
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import lightning as L
 import torch
@@ -20,17 +23,19 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from . import record as rec
+from .atomic import MACHINE_ERRNOS
+from .checkpoints import (AtomicCheckpointIO, InterruptCheckpoint, ResumePoint, RunIdentity, check_resumable,
+                          load_checkpoint, read_torch_file, resume_point, save_checkpoint, stop_message,
+                          training_checkpoints)
+from .clock import AttemptsLedger, TrainClock, now
 from .config import RunConfig, one_line, parse_duration
-from .errors import UserError
+from .errors import MachineError, UserError, cannot_write
 from .measure import TrainFlopCounter, count_parameters, device_name, forward_flops_per_example, peak_memory_bytes
 from .module import ReasoningModule
 from .tasks.base import ReasoningTask, TaskMetadata
 
-CHECKPOINT_FORMAT = "reasonbench-checkpoint"
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+__all__ = ["build_model", "build_task", "execute", "load_checkpoint", "make_task", "read_torch_file",
+           "save_checkpoint", "summary"]
 
 
 def quiet_lightning() -> None:
@@ -40,6 +45,8 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*tensorboardX.*")
+    # a resumed run's folder holds its checkpoints: that is the point
+    warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
     warnings.filterwarnings("ignore", message=".*`training_step` returned `None`.*")
     # Lightning's hint for a machine that has SLURM installed but runs outside a job
     warnings.filterwarnings("ignore", message=".*`srun` command is available on your system.*")
@@ -62,40 +69,41 @@ def build_task(cfg: RunConfig) -> ReasoningTask:
 
 
 def build_model(cfg: RunConfig, task: ReasoningTask, metadata: TaskMetadata | None = None) -> ReasoningModule:
+    """The model for ``cfg`` on ``task``. A model too large for this machine is a one-line
+    UserError naming its size settings: measured first on the meta device (shapes only, no
+    memory), and an allocation that fails all the same is caught too."""
+    from .tasks.base import physical_memory
+
+    metadata = metadata or task.metadata
+    sizes = sorted((v, k) for k, v in cfg.model_args.items() if isinstance(v, int) and not isinstance(v, bool))
+    largest = f"the largest size setting: --model.{sizes[-1][1]} {sizes[-1][0]:,}" if sizes else "see the --model.* options"
+
+    def too_large(why: str) -> UserError:
+        return UserError(f"model {cfg.model} too large: {why} ({largest})")
+
     try:
-        model = cfg.model_cls(metadata=metadata or task.metadata, optim=cfg.optim, **cfg.model_args)
+        memory = physical_memory()
+        if memory and torch.empty(0).device.type != "meta":  # `info` builds on the meta device itself
+            with torch.device("meta"):
+                shapes = cfg.model_cls(metadata=metadata, optim=cfg.optim, **cfg.model_args)
+            size = sum(t.numel() * t.element_size() for t in (*shapes.parameters(), *shapes.buffers()))
+            del shapes
+            if size > memory:
+                raise too_large(f"its weights alone take {size / 2**30:,.0f} GiB; this machine has "
+                                f"{memory / 2**30:,.0f} GiB of memory")
+        model = cfg.model_cls(metadata=metadata, optim=cfg.optim, **cfg.model_args)
     except (TypeError, ValueError) as exc:
         raise UserError(one_line(exc)) from None
+    except MemoryError:
+        raise too_large("out of memory while allocating its weights") from None
+    except RuntimeError as exc:  # torch: "can't allocate memory", "out of memory", "size ... overflowed"
+        if not any(word in str(exc).lower() for word in ("allocate", "out of memory", "overflow")):
+            raise
+        raise too_large(f"allocating its weights failed ({one_line(exc)[:160]})") from None
     model.task_score = task.score
     model.task_aggregate = getattr(task, "aggregate_scores", None)
     model.task_render_image = task.render_image
     return model
-
-
-def read_torch_file(path: str | Path) -> Any:
-    """``torch.load`` with ``weights_only=True`` onto the CPU; a missing or unreadable file is a
-    one-line ``UserError``."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"checkpoint {path}: {'not a file' if path.exists() else 'no such file'}")
-    if path.stat().st_size == 0:
-        raise UserError(f"checkpoint {path}: unreadable: empty file")
-    try:
-        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": the error says it all
-            warnings.simplefilter("ignore")
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle errors, truncated zip files, foreign formats
-        from .errors import unreadable_torch_file
-
-        raise UserError(f"checkpoint {path}: unreadable: {unreadable_torch_file(exc)}") from None
-
-
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a reasonbench or Lightning checkpoint safely (``weights_only=True``)."""
-    data = read_torch_file(path)
-    if not isinstance(data, dict) or not isinstance(data.get("state_dict"), dict):
-        raise UserError(f"checkpoint {path}: no 'state_dict' in it (not a reasonbench or Lightning checkpoint)")
-    return data
 
 
 def checkpoint_config_argv(argv: list[str]) -> tuple[list[str], dict[str, Any] | None]:
@@ -123,70 +131,14 @@ def checkpoint_config_argv(argv: list[str]) -> tuple[list[str], dict[str, Any] |
     return ["--config", json.dumps(keep)], loaded
 
 
-def save_checkpoint(model: ReasoningModule, cfg: RunConfig, path: Path, **extra: Any) -> None:
-    """A portable checkpoint: weights plus the resolved config (and ``extra`` fields, e.g. where
-    imported weights came from), loadable with weights_only; written atomically."""
-    payload = {"format": CHECKPOINT_FORMAT, "version": 1, "model": cfg.model, "task": cfg.task,
-               "config": cfg.config, "state_dict": {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v
-                                                          for k, v in model.state_dict().items()},
-               **extra}
-    tmp = path.with_name(path.name + ".tmp")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-
-
-class TrainClock(L.Callback):
-    """Training wall time over every attempt of a run (it travels in checkpoints, so a resumed
-    run's record counts the time before the interruption too), the resumes, and the optional
-    device-time budget: training stops once wall time x devices reaches ``budget_seconds``."""
-
-    def __init__(self, budget_seconds: float | None = None, resumed: dict[str, Any] | None = None) -> None:
-        self.budget_seconds = budget_seconds
-        self.before = 0.0  # seconds of earlier attempts
-        self.resumes: list[dict[str, Any]] = []
-        self._resumed = resumed  # this attempt's resume, added to the list restored from the checkpoint
-        self.stopped_at_step: int | None = None
-        self._start = time.perf_counter()
-
-    @property
-    def seconds(self) -> float:
-        return self.before + time.perf_counter() - self._start
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"seconds": self.seconds, "resumes": self.resumes}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.before, self.resumes = float(state["seconds"]), list(state["resumes"])
-        self.resumes += [self._resumed] if self._resumed else []
-        self._start = time.perf_counter()
-
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
-        if self.budget_seconds is None:
-            return
-        spent = self.seconds * max(1, trainer.num_devices * trainer.num_nodes)
-        # one decision for all processes, so that none waits for the others at a collective
-        if trainer.strategy.reduce_boolean_decision(spent >= self.budget_seconds, all=False):
-            trainer.should_stop = True
-            self.stopped_at_step = trainer.global_step
-
-
-def newest_checkpoint(run_dir: Path) -> Path | None:
-    """The most recent training checkpoint of a run folder: the periodic ``last.ckpt`` or one
-    Lightning wrote on a SLURM preemption signal (``hpc_ckpt_N.ckpt``)."""
-    found = [run_dir / "checkpoints" / "last.ckpt", *run_dir.glob("hpc_ckpt_*.ckpt")]
-    found = [f for f in found if f.is_file()]
-    return max(found, key=lambda f: f.stat().st_mtime) if found else None
-
-
 def _trainer(cfg: RunConfig, run_dir: Path, callbacks: list[L.Callback], checkpoints: bool) -> L.Trainer:
     args = dict(cfg.trainer_args)
     logger = TensorBoardLogger(str(run_dir), name="tensorboard", version="", default_hp_metric=False)
     try:
         # the tasks shard their own batches over processes (same global batches on 1 or N devices)
         return L.Trainer(**args, logger=logger, callbacks=callbacks, default_root_dir=str(run_dir),
-                         enable_checkpointing=checkpoints, use_distributed_sampler=False)
+                         enable_checkpointing=checkpoints, use_distributed_sampler=False,
+                         plugins=[AtomicCheckpointIO()])
     except (TypeError, ValueError) as exc:
         raise UserError(_trainer_error(exc, args)) from None
     except Exception as exc:  # Lightning raises MisconfigurationException for bad combinations
@@ -204,66 +156,196 @@ def _trainer_error(exc: Exception, args: dict[str, Any]) -> str:
     return f"option --trainer.{option}: {one_line(exc)}" if option else f"trainer: {one_line(exc)}"
 
 
+def check_output(cfg: RunConfig, out_path: Path, mode: str, resume: bool, overwrite: bool) -> None:
+    """Before anything runs: a record is never replaced unless ``--overwrite`` says so, nor an
+    unfinished run's checkpoints, and the output folder must be writable (so that hours of
+    training never end in a record that cannot be written). Creates nothing."""
+    run_dir = out_path.with_suffix("")
+    if not overwrite and not resume:
+        if out_path.exists():
+            again = " `--resume` keeps it," if mode == "train" else ""
+            raise UserError(f"record {out_path} exists: this {cfg.model}/{cfg.task}/{cfg.preset} seed {cfg.seed} "
+                            f"ran already;{again} `--overwrite` replaces it, or choose another --seed or --out")
+        if mode == "train" and training_checkpoints(run_dir):
+            raise UserError(f"{run_dir / 'checkpoints'} holds an unfinished run's checkpoints: `--resume` "
+                            f"continues it, `--overwrite` starts again")
+    existing = next(p for p in (out_path, *out_path.parents) if p.exists() or p == Path(p.anchor))
+    if existing == out_path:
+        if not out_path.is_file():
+            raise UserError(f"--out {cfg.out}: cannot write: {out_path} is not a file")
+        existing = out_path.parent
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(20, "Not a directory", str(existing))
+        fd, probe = tempfile.mkstemp(prefix=".reasonbench-write-test.", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        message = cannot_write("--out", out_path, exc)
+        raise (MachineError if exc.errno in MACHINE_ERRNOS else UserError)(message) from None
+
+
+def load_eval_weights(model: ReasoningModule, cfg: RunConfig, loaded: dict[str, Any] | None) -> Path:
+    """Put ``cfg.checkpoint``'s weights (the EMA ones where it has them) into ``model``."""
+    if not cfg.checkpoint:
+        raise UserError("reasonbench eval: --checkpoint is required")
+    if loaded is None or loaded.get("_path") != cfg.checkpoint:
+        loaded = load_checkpoint(cfg.checkpoint)
+    state = loaded["state_dict"]
+    if isinstance(loaded.get("ema_state"), dict):
+        # a Lightning checkpoint of an EMA run: the averaged weights are the model
+        state = {**state, **loaded["ema_state"]}
+    table = state.get("puzzle_embedding.weight")
+    own = model.state_dict().get("puzzle_embedding.weight")
+    if table is not None and own is not None and table.shape[0] != own.shape[0]:
+        # identifiers number one data build's puzzle variants: another build cannot reuse them
+        raise UserError(f"checkpoint {cfg.checkpoint} has {table.shape[0]:,} puzzle identifiers, this "
+                        f"{cfg.task} build has {own.shape[0]:,}: evaluate on the data build it was trained on")
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatches
+        lines = str(exc).splitlines()
+        raise UserError(f"checkpoint {cfg.checkpoint} does not fit model {cfg.model}: "
+                        f"{one_line(lines[1] if len(lines) > 1 else exc)}") from None
+    if missing or unexpected:
+        raise UserError(f"checkpoint {cfg.checkpoint} does not fit model {cfg.model}: "
+                        f"missing {missing[:3]}, unexpected {unexpected[:3]}")
+    return Path(cfg.checkpoint)
+
+
+def find_resume_point(cfg: RunConfig, run_dir: Path, model: ReasoningModule) -> ResumePoint | None:
+    """The checkpoint ``--resume`` continues from, checked against this run's model; says on
+    stderr which one, and which newer ones it passed over as unreadable."""
+    point = resume_point(run_dir)
+    if point is None:
+        return None
+    check_resumable(point, cfg.model, model)
+    for why in point.skipped:
+        print(f"reasonbench: skipped {why}", file=sys.stderr)
+    print(f"reasonbench: resuming from {point.path} (step {point.step})", file=sys.stderr)
+    point.state_dict = {}  # Lightning loads it again; this copy was for the check
+    return point
+
+
+def fit(cfg: RunConfig, trainer: L.Trainer, model: ReasoningModule, task: ReasoningTask, clock: TrainClock,
+        interrupt: InterruptCheckpoint, point: ResumePoint | None, run_dir: Path) -> Path | None:
+    """Train; on an interrupt save the step reached and stop as interrupted. Returns the final
+    weights' path (on the main process)."""
+    clock.ledger.begin(point.step if point else 0, str(point.path) if point else None)
+    outcome = "failed"
+    try:
+        with interrupt.armed(), quiet_writer_threads():
+            trainer.fit(model, datamodule=task, ckpt_path=str(point.path) if point else None)
+        outcome = "completed"
+    except SystemExit:  # Lightning 2.6 exits with 1 after an interrupt (Ctrl-C, SIGTERM)
+        if not trainer.interrupted:
+            raise
+        outcome = "interrupted"
+    except Exception as exc:  # a full disk may hit the logger first, or the checkpoint
+        fault = machine_fault(exc, run_dir)
+        if fault is None:
+            raise
+        kept = training_checkpoints(run_dir)
+        saved = f"; newest checkpoint kept whole: {kept[0]}" if kept else ""
+        raise MachineError(f"training stopped at step {trainer.global_step}: {fault}{saved}") from None
+    finally:
+        clock.finish(trainer.global_step, outcome)
+    if outcome == "interrupted":  # no partial record
+        raise KeyboardInterrupt(stop_message(trainer, interrupt, run_dir / "checkpoints"))
+    # the finished state too (all processes take part), whatever the period
+    trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    if not trainer.is_global_zero:
+        return None
+    final = run_dir / "final.pt"
+    save_checkpoint(model, cfg, final)
+    return final
+
+
+def machine_fault(exc: BaseException, folder: Path | None = None) -> str | None:
+    """The machine's fault (a full disk, an I/O error) behind ``exc`` or the exceptions it
+    interrupted, as a short reason; None if there is none."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, MachineError):
+            return str(exc)
+        if isinstance(exc, OSError) and exc.errno in MACHINE_ERRNOS:
+            where = exc.filename or folder
+            return f"cannot write {where}: {exc.strerror}" if where else f"cannot write: {exc.strerror}"
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+@contextmanager
+def quiet_writer_threads() -> Iterator[None]:
+    """A logger's writer thread that hits a full disk prints its traceback from that thread;
+    the same error reaches the training loop, which reports it in one line."""
+    previous = threading.excepthook
+
+    def hook(args: Any) -> None:
+        if not (isinstance(args.exc_value, OSError) and args.exc_value.errno in MACHINE_ERRNOS):
+            previous(args)
+
+    threading.excepthook = hook
+    try:
+        yield
+    finally:
+        threading.excepthook = previous
+
+
+def score_splits(trainer: L.Trainer, model: ReasoningModule, task: ReasoningTask, mode: str,
+         checkpoint_path: Path | None) -> tuple[float, dict[str, Any] | None]:
+    """Score the test split (and the OOD split, if the task has one); (seconds, OOD results)."""
+    if model.diverged is not None:
+        return 0.0, None
+    t0 = time.perf_counter()
+    try:
+        trainer.test(model, datamodule=task, verbose=False)
+    except SystemExit:  # Ctrl-C while testing (see fit)
+        if not trainer.interrupted:
+            raise
+        kept = f" (the trained weights are in {checkpoint_path})" if mode == "train" and checkpoint_path else ""
+        raise KeyboardInterrupt(f"while testing; no record written{kept}") from None
+    ood_results = evaluate_ood(trainer, model, task)
+    return time.perf_counter() - t0, ood_results
+
+
 def execute(cfg: RunConfig, mode: str = "train", command: str | None = None,
-            loaded_checkpoint: dict[str, Any] | None = None, resume: bool = False) -> dict[str, Any]:
+            loaded_checkpoint: dict[str, Any] | None = None, resume: bool = False,
+            overwrite: bool = False) -> dict[str, Any]:
     """Train (mode 'train') or load ``cfg.checkpoint`` (mode 'eval'; ``loaded_checkpoint`` if
     it was read already), test, write the record. ``resume``: a finished run's record is
-    returned as it is; otherwise training continues from the run folder's newest checkpoint
-    (or starts, if there is none)."""
+    returned as it is; otherwise training continues from the run folder's newest readable
+    checkpoint (or starts, if there is none). An existing record is replaced only with
+    ``overwrite``."""
     quiet_lightning()
-    started = _now()
+    started = now()
     out_path = rec.record_path(cfg.out, cfg.model, cfg.task, cfg.preset, cfg.seed, mode)
     run_dir = out_path.with_suffix("")
-    resume_from: Path | None = None
-    resumed: dict[str, Any] | None = None
-    if resume and mode == "train":
-        if out_path.is_file():
-            record = rec.read_record(out_path)
-            record["_path"], record["_kept"] = str(out_path), True
-            return record
-        resume_from = newest_checkpoint(run_dir)
-        if resume_from is not None:  # unreadable -> one line, before anything starts
-            step = load_checkpoint(resume_from).get("global_step", 0)
-            resumed = {"checkpoint": str(resume_from), "step": int(step), "at": started}
+    resume = resume and mode == "train"
+    if resume and out_path.is_file():
+        record = rec.read_record(out_path)
+        record["_path"], record["_kept"] = str(out_path), True
+        return record
+    check_output(cfg, out_path, mode, resume, overwrite)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     task = build_task(cfg)
     model = build_model(cfg, task)
-    checkpoint_path: Path | None = None
-
-    if mode == "eval":
-        if not cfg.checkpoint:
-            raise UserError("reasonbench eval: --checkpoint is required")
-        if loaded_checkpoint is None or loaded_checkpoint.get("_path") != cfg.checkpoint:
-            loaded_checkpoint = load_checkpoint(cfg.checkpoint)
-        state = loaded_checkpoint["state_dict"]
-        if isinstance(loaded_checkpoint.get("ema_state"), dict):
-            # a Lightning checkpoint of an EMA run: the averaged weights are the model
-            state = {**state, **loaded_checkpoint["ema_state"]}
-        table = state.get("puzzle_embedding.weight")
-        own = model.state_dict().get("puzzle_embedding.weight")
-        if table is not None and own is not None and table.shape[0] != own.shape[0]:
-            # identifiers number one data build's puzzle variants: another build cannot reuse them
-            raise UserError(f"checkpoint {cfg.checkpoint} has {table.shape[0]:,} puzzle identifiers, this "
-                            f"{cfg.task} build has {own.shape[0]:,}: evaluate on the data build it was trained on")
-        try:
-            missing, unexpected = model.load_state_dict(state, strict=False)
-        except RuntimeError as exc:  # shape mismatches
-            raise UserError(f"checkpoint {cfg.checkpoint} does not fit model {cfg.model}: "
-                            f"{one_line(str(exc).splitlines()[1] if len(str(exc).splitlines()) > 1 else exc)}") from None
-        if missing or unexpected:
-            raise UserError(f"checkpoint {cfg.checkpoint} does not fit model {cfg.model}: "
-                            f"missing {missing[:3]}, unexpected {unexpected[:3]}")
-        checkpoint_path = Path(cfg.checkpoint)
-
+    point = find_resume_point(cfg, run_dir, model) if resume else None
+    checkpoint_path = load_eval_weights(model, cfg, loaded_checkpoint) if mode == "eval" else None
     if cfg.eval_max_steps is not None:
         if not hasattr(model, "eval_max_steps"):
             raise UserError(f"option --eval_max_steps: model {cfg.model} has no reasoning steps to extend")
         model.eval_max_steps = cfg.eval_max_steps
 
     flop_counter = TrainFlopCounter(cfg.measure.train_flop_steps)
-    clock = TrainClock(parse_duration(cfg.budget) if cfg.budget else None, resumed)
+    clock = TrainClock(parse_duration(cfg.budget) if cfg.budget else None,
+                       AttemptsLedger(run_dir, fresh=not resume) if mode == "train" else None)
+    interrupt = InterruptCheckpoint(run_dir / "checkpoints" / "last.ckpt")
     callbacks: list[L.Callback] = [flop_counter, clock]
     if mode == "train":
+        if overwrite:  # the old run's checkpoints would be resumed from or versioned beside the new ones
+            shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
         # two callbacks: Lightning's save_last only refreshes last.ckpt when "best" improves;
         # last.ckpt every `checkpoint_every` steps is what --resume continues from
         callbacks.append(ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="best",
@@ -271,56 +353,51 @@ def execute(cfg: RunConfig, mode: str = "train", command: str | None = None,
         callbacks.append(ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="last", monitor=None,
                                          save_top_k=1, enable_version_counter=False,
                                          every_n_train_steps=cfg.checkpoint_every or None))
+        callbacks += [RunIdentity(cfg.model, cfg.config), interrupt]
     trainer = _trainer(cfg, run_dir, callbacks, checkpoints=mode == "train")
-
-    train_seconds = 0.0
     if mode == "train":
-        try:
-            trainer.fit(model, datamodule=task, ckpt_path=str(resume_from) if resume_from else None)
-        except SystemExit:  # Lightning 2.6 exits with 1 after Ctrl-C, and with 0 (SIGTERMException) on SIGTERM
-            if not trainer.interrupted:
-                raise
-        train_seconds = clock.seconds
-        if trainer.interrupted:  # no partial record
-            raise KeyboardInterrupt(f"at step {trainer.global_step}; no record written "
-                                    f"(`--resume` continues from {run_dir / 'checkpoints'})")
-        # the finished state too (all processes take part), whatever the period
-        trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt")
-        if trainer.is_global_zero:
-            checkpoint_path = run_dir / "final.pt"
-            save_checkpoint(model, cfg, checkpoint_path)
-
-    eval_seconds, ood_results = 0.0, None
-    if model.diverged is None:
-        t0 = time.perf_counter()
-        try:
-            trainer.test(model, datamodule=task, verbose=False)
-        except SystemExit:  # Ctrl-C while testing (see fit above)
-            if not trainer.interrupted:
-                raise
-            kept = f" (the trained weights are in {checkpoint_path})" if mode == "train" and checkpoint_path else ""
-            raise KeyboardInterrupt(f"while testing; no record written{kept}") from None
-        ood_results = evaluate_ood(trainer, model, task)
-        eval_seconds = time.perf_counter() - t0
+        checkpoint_path = fit(cfg, trainer, model, task, clock, interrupt, point, run_dir)
+    eval_seconds, ood_results = score_splits(trainer, model, task, mode, checkpoint_path)
     if not trainer.is_global_zero:
         return {}
+    record = make_record(cfg, mode, command, trainer, model, task, clock, flop_counter, eval_seconds,
+                         ood_results, checkpoint_path, run_dir, started)
+    try:
+        rec.write_record(record, out_path)
+    except OSError as exc:  # computed, but the disk would not take it: say what it was, exit 1
+        metrics = record["metrics"] or {}
+        raise MachineError(f"record not written: {cannot_write('--out', out_path, exc)}; "
+                           f"it held exact accuracy {metrics.get('exact_accuracy')} of "
+                           f"{metrics.get('n_test_examples')} test examples; the weights are in {checkpoint_path}") from None
+    record["_path"] = str(out_path)
+    return record
 
+
+def make_record(cfg: RunConfig, mode: str, command: str | None, trainer: L.Trainer, model: ReasoningModule,
+                task: ReasoningTask, clock: TrainClock, flop_counter: TrainFlopCounter, eval_seconds: float,
+                ood_results: dict[str, Any] | None, checkpoint_path: Path | None, run_dir: Path,
+                started: str) -> dict[str, Any]:
+    """The result record of a finished run (the FLOPs of the forward pass measured here)."""
     submission = None
     if model.test_predictions is not None and hasattr(task, "write_submission"):
         # e.g. ARC: the voted answers in the ARC Prize format, beside the record
         submission = str(task.write_submission(*model.test_predictions, run_dir / "submission.json"))
         model.test_predictions = None
-
     difficulty_breakdown(model.test_results, task)
     if ood_results is not None:
         model.test_results["ood"] = ood_results
     device = model.device
-    flops = forward_flops_per_example(model, task.splits["test"], cfg.measure.flops_examples, device)
+    t0 = time.perf_counter()
+    # every example costs the same where the model runs a fixed computation: one is enough
+    examples = 1 if getattr(model, "uniform_eval_cost", False) else cfg.measure.flops_examples
+    flops = forward_flops_per_example(model, task.splits["test"], examples, device)
+    measure_seconds = time.perf_counter() - t0
     params, params_extra = count_parameters(model)
     device_count = max(1, trainer.num_devices * trainer.num_nodes)
     per_step = flop_counter.per_step
     # Lightning counts the skipped step of a divergence too; record the updates really made
     steps = model.diverged_step if model.diverged_step is not None else int(trainer.global_step)
+    train_seconds = clock.total_seconds if mode == "train" else 0.0
     commit, dirty = rec.git_state()
     record = {
         "schema_version": rec.SCHEMA_VERSION,
@@ -335,17 +412,20 @@ def execute(cfg: RunConfig, mode: str = "train", command: str | None = None,
             "train_flops": per_step * steps * device_count if per_step is not None else None,
             "train_flops_per_step": per_step * device_count if per_step is not None else None,
             "train_steps": steps,
+            # every attempt's time: work an interruption threw away was spent too
             "train_seconds": round(train_seconds, 3), "eval_seconds": round(eval_seconds, 3),
+            "measure_seconds": round(measure_seconds, 3),
             "device": device_name(device), "device_count": device_count,
-            "device_hours": (train_seconds + eval_seconds) * device_count / 3600,
+            "device_hours": (train_seconds + eval_seconds + measure_seconds) * device_count / 3600,
             "peak_memory_bytes": peak_memory_bytes(device),
         },
         "provenance": {
             "git_commit": commit, "git_dirty": dirty, "versions": rec.versions(),
             "command": command or shlex.join(sys.argv), "config": cfg.config,
             "data_fingerprint": task.fingerprint,
-            "test_data_fingerprint": task.split_fingerprint("test"), "started": started, "finished": _now(),
-            "resumed": clock.resumes,
+            "test_data_fingerprint": task.split_fingerprint("test"), "started": started, "finished": now(),
+            "resumed": clock.ledger.resumes() if clock.ledger else [],
+            "attempts": clock.ledger.attempts if clock.ledger else [],
         },
         "task_metadata": task.metadata.as_dict(),
         "checkpoint": str(checkpoint_path) if checkpoint_path else None,
@@ -358,8 +438,6 @@ def execute(cfg: RunConfig, mode: str = "train", command: str | None = None,
         record["submission"] = submission
     if model.test_examples:
         record["examples"] = model.test_examples
-    rec.write_record(record, out_path)
-    record["_path"] = str(out_path)
     return record
 
 

@@ -128,6 +128,8 @@ class CMMModel(TRMModel):
         self.solver, self.step_size, self.adjoint, self.noise_std = solver, step_size, adjoint, noise_std
         self.solver_options = ({"step_size": step_size} if issubclass(SOLVERS[solver], FixedGridODESolver) else {})
         self.solver_tolerances = dict(rtol=solver_rtol, atol=solver_atol)
+        # adaptive steps (and implicit Adams' corrector iterations) depend on the example
+        self.uniform_eval_cost = bool(self.solver_options) and solver != "implicit_adams"
         self.jacobian_samples = jacobian_samples
         self.term_weights = {**self.loss_weights,
                              "equilibrium_answer": equilibrium_weight, "equilibrium_input": equilibrium_weight,

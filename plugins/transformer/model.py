@@ -24,6 +24,8 @@ class TransformerModel(ReasoningModule):
         rope_theta: RoPE base.
     """
 
+    uniform_eval_cost = True
+
     def __init__(self, metadata: TaskMetadata, optim: OptimConfig | None = None, hidden_size: int = 128,
                  num_layers: int = 4, num_heads: int = 4, expansion: float = 4.0,
                  rope_theta: float = 10000.0) -> None:

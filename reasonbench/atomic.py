@@ -1,0 +1,71 @@
+"""Files that are either the old version or the whole new one, never half of either.
+
+Everything reasonbench writes that a later step reads (records, checkpoints, manifests, the
+site) goes through ``atomic_writer``: a temporary file in the destination's own folder (so the
+rename never crosses filesystems), flushed and fsynced, then renamed over the destination, and
+the folder fsynced so the rename itself survives a power cut. A failure at any point (a full
+disk, a signal) removes the temporary and leaves the old file as it was.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Iterator
+
+TEMP_SUFFIX = ".tmp"
+# errors that are the machine's fault, not the user's: exit 1, not 2
+MACHINE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EFBIG}
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems refuse fsync on a folder; the rename is still atomic
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def atomic_writer(path: str | Path, mode: int = 0o644) -> Iterator[IO[bytes]]:
+    """Yield a binary handle; on a clean exit its bytes replace ``path`` atomically with
+    permissions ``mode`` (less the umask, as ``open`` would give)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def write_atomic(path: str | Path, data: str | bytes, mode: int = 0o644) -> None:
+    """Write ``data`` (text as UTF-8) to ``path`` atomically."""
+    with atomic_writer(path, mode) as handle:
+        handle.write(data.encode() if isinstance(data, str) else data)
+
+
+def stale_temporaries(folder: Path, name: str) -> list[Path]:
+    """Temporaries ``atomic_writer`` left beside ``folder/name`` when its process was killed."""
+    return sorted(folder.glob(f".{name}.*{TEMP_SUFFIX}")) if folder.is_dir() else []
