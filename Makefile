@@ -56,7 +56,7 @@ leaderboard: install
 	  elif ! $(BIN)/reasonbench info --model $$m --task $$t --preset mini >/dev/null 2>&1; then \
 	    echo "$$m on $$t: no mini preset, skipped"; \
 	  else echo "$$m on $$t: mini run"; \
-	    $(BIN)/reasonbench run --model $$m --task $$t --preset mini --out $(LEADERBOARD) \
+	    $(BIN)/reasonbench run --model $$m --task $$t --preset mini --out $(LEADERBOARD) --resume \
 	      --trainer.enable_progress_bar false; \
 	  fi; done; done
 	$(MAKE) site RESULTS=$(LEADERBOARD)

@@ -181,7 +181,9 @@ def check_output(cfg: RunConfig, out_path: Path, mode: str, resume: bool, overwr
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        message = cannot_write("--out", out_path, exc)
+        blocker = next((p for p in out_path.parents if p.exists() and not p.is_dir()), None)
+        why = f"{blocker} is a file, not a folder" if blocker else f"{existing}: {exc.strerror or one_line(exc)}"
+        message = f"--out {cfg.out}: cannot write: {why}"
         raise (MachineError if exc.errno in MACHINE_ERRNOS else UserError)(message) from None
 
 
