@@ -25,6 +25,12 @@ from .errors import UserError
 from .metrics import MAX_STEPS
 from .optim import OptimConfig
 
+# A preset, model or task name becomes part of a path (preset files, result records, run
+# folders): a name, never a path of its own
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+NAME_RULE = "letters, digits, '_', '.' and '-', starting with a letter or digit, no '..'"
+SEED_MAX = 2**32 - 1  # numpy's (and Lightning's seed_everything's) seed range is 0..2**32-1
+
 # Trainer arguments the runner owns (logging, checkpoints, output folder).
 TRAINER_MANAGED = {"logger", "callbacks", "default_root_dir", "enable_checkpointing", "plugins", "profiler",
                    "use_distributed_sampler"}
@@ -65,6 +71,22 @@ class RunConfig:
     eval_max_steps: int | None = None
 
 
+def check_name(option: str, name: Any) -> str:
+    """``name`` if it is a plain name (``NAME_PATTERN``, no ``..``); a one-line UserError naming
+    ``option`` otherwise."""
+    text = str(name)
+    if not NAME_PATTERN.fullmatch(text) or ".." in text:
+        raise UserError(f"{option} {text!r}: not a valid name ({NAME_RULE})")
+    return text
+
+
+def check_seed(option: str, seed: Any) -> int:
+    """An integer seed in numpy's range 0..2**32-1."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+        raise UserError(f"option {option}: must be an integer in 0..{SEED_MAX} (numpy's seed range), got {seed!r}")
+    return seed
+
+
 def preset_roots(model_cls: type | None = None) -> list[Path]:
     roots = [Path(str(resources.files("reasonbench_benchmarks").joinpath("presets")))]
     if model_cls is not None:
@@ -80,6 +102,7 @@ def _preset_names(folders: list[Path]) -> str:
 
 
 def task_preset_file(task: str, preset: str, roots: list[Path]) -> Path | None:
+    check_name("--preset", preset)
     return next((f for f in (r / "tasks" / task / f"{preset}.yaml" for r in roots) if f.is_file()), None)
 
 
@@ -87,6 +110,7 @@ def preset_files(model: str, task: str, preset: str, model_cls: type | None = No
     """The task's and the model's settings for ``preset`` (as ``--config`` sources); a UserError
     if either is missing. A model preset may name the task preset it runs on with a top-level
     ``task_preset`` key (e.g. CMM's ``tiny`` model on the ``paper`` data)."""
+    check_name("--preset", preset)
     roots = preset_roots(model_cls)
     model_file = next((f for f in (r / "models" / model / task / f"{preset}.yaml" for r in roots) if f.is_file()), None)
     model_source, task_preset = str(model_file), preset
@@ -94,6 +118,8 @@ def preset_files(model: str, task: str, preset: str, model_cls: type | None = No
         data = _load_yaml(str(model_file))
         if "task_preset" in data:
             task_preset = str(data.pop("task_preset"))
+            if not NAME_PATTERN.fullmatch(task_preset) or ".." in task_preset:
+                raise UserError(f"{model_file}: task_preset {task_preset!r}: not a valid preset name ({NAME_RULE})")
             model_source = json.dumps(data)
     task_file = task_preset_file(task, task_preset, roots)
     if task_file is None or model_file is None:
@@ -119,6 +145,9 @@ def _required_names(argv: list[str], kinds: tuple[str, ...]) -> dict[str, str]:
             valid = ", ".join(registry.entries(kind)) or "none installed"
             raise UserError(f"missing --{kind} (one of: {valid})")
         registry.check(kind, names[kind])
+        check_name(f"--{kind}", names[kind])  # a registered name still becomes a path: never '../x'
+    if "preset" in names:
+        check_name("--preset", names["preset"])
     return names
 
 
@@ -167,7 +196,9 @@ def resolve_task(argv: list[str], prog: str, extra: dict[str, tuple[type, Any]] 
         raise UserError(f"no preset '{preset}' for task '{names['task']}'; "
                         f"available: {_preset_names([r / 'tasks' / names['task'] for r in roots])}")
     ns = _parse(parser, ["--config", str(task_file), *argv])
-    return task_cls, _plain(ns)
+    config = _plain(ns)
+    check_name("--preset", config["preset"])
+    return task_cls, config
 
 
 def _normalise_argv(argv: list[str]) -> tuple[list[str], bool]:
@@ -246,6 +277,18 @@ def _option_message(message: str, argv: list[str] | None = None) -> str:
     message = re.sub(r"^Group '([\w.]+)' does not accept option '(\w+)'", r"unknown option --\1.\2", message)
     message = re.sub(r"^Option '(\w+)' is not accepted", r"unknown option --\1", message)
     message = message.replace("Expected a <class '", "expected ").replace("'>. Got value:", ", got")
+    union = re.match(r"(option --[\w.]+: )Does not validate against any of the Union subtypes.*Given value: (.*)$", message)
+    if union:  # jsonargparse lists every subtype's error: say which values the option takes instead
+        subtypes = re.search(r"Subtypes: \[(.*)\] Errors:", message)
+        names: list[str] = []
+        for subtype in re.split(r",\s*(?![^\[]*\])", subtypes.group(1)) if subtypes else []:
+            literal = re.fullmatch(r"\s*typing\.Literal\[(.*)\]\s*", subtype)
+            name = literal.group(1) if literal else re.sub(r"<class '([\w.]+)'>", r"\1", subtype.strip())
+            names.append("null" if name == "NoneType" else name)
+        accepted = ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else (names or ["another value"])[0]
+        message = f"{union.group(1)}expected {accepted}, got {union.group(2)}"
+    # jsonargparse refuses nan and inf typed on the command line, saying only "expected float"
+    message = re.sub(r"expected float, got (nan|inf|-inf)\b", r"expected a finite number, got \1", message)
     option = re.match(r"(?:unknown )?option --([\w.]+)", message)
     source = _config_source(option.group(1), argv or []) if option else None
     return f"{message} (in --config {source})" if source else message
@@ -298,7 +341,7 @@ def resolve(argv: list[str], prog: str = "reasonbench run") -> tuple[RunConfig, 
     stacked = [arg for source in preset_files(names["model"], names["task"], preset, model_cls)
                for arg in ("--config", source)]
     ns = _parse(parser, stacked + argv)
-    return _to_run_config(ns, model_cls, task_cls), print_config
+    return _to_run_config(ns, model_cls, task_cls, training=prog.endswith(" run")), print_config
 
 
 def _plain(ns: Namespace) -> dict[str, Any]:
@@ -308,8 +351,75 @@ def _plain(ns: Namespace) -> dict[str, Any]:
     return json.loads(json.dumps(data, default=str))
 
 
-def _to_run_config(ns: Namespace, model_cls: type, task_cls: type) -> RunConfig:
+def check_trainer(args: dict[str, Any], training: bool = True) -> None:
+    """Trainer settings that Lightning accepts but fails on later with a traceback (a division
+    by zero, a thousand CPU processes), or that would train nothing."""
+    import math
+    import os
+
+    def bad(key: str, rule: str) -> UserError:
+        return UserError(f"option --trainer.{key}: must be {rule}, got {args[key]!r}")
+
+    def is_int(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    if is_int(args.get("accumulate_grad_batches")) and args["accumulate_grad_batches"] < 1:
+        raise bad("accumulate_grad_batches", ">= 1")
+    if is_int(args.get("num_nodes")) and args["num_nodes"] < 1:
+        raise bad("num_nodes", ">= 1")
+    for key in ("check_val_every_n_epoch", "log_every_n_steps"):
+        if is_int(args.get(key)) and args[key] < 1:
+            raise bad(key, "null or >= 1")
+    for key in ("min_steps", "min_epochs", "num_sanity_val_steps", "reload_dataloaders_every_n_epochs"):
+        if is_int(args.get(key)) and args[key] < (-1 if key == "num_sanity_val_steps" else 0):
+            raise bad(key, "null or >= 0" if key != "num_sanity_val_steps" else "null, -1 (all) or >= 0")
+    interval = args.get("val_check_interval")
+    if is_int(interval) and interval < 1:
+        raise bad("val_check_interval", "null, a number of training batches >= 1 or a fraction of an epoch in (0, 1]")
+    if isinstance(interval, float) and not 0 < interval <= 1:
+        raise bad("val_check_interval", "null, a number of training batches >= 1 or a fraction of an epoch in (0, 1]")
+    for key in ("limit_train_batches", "limit_val_batches", "limit_test_batches", "limit_predict_batches",
+                "overfit_batches"):
+        value = args.get(key)
+        if (is_int(value) and value < 0) or (isinstance(value, float) and not 0 <= value <= 1):
+            raise bad(key, "a number of batches >= 0 or a fraction in [0, 1]")
+    clip = args.get("gradient_clip_val")
+    if isinstance(clip, (int, float)) and not isinstance(clip, bool) and not (math.isfinite(clip) and clip >= 0):
+        raise bad("gradient_clip_val", "null or a finite number >= 0")
+    devices = args.get("devices")
+    if isinstance(devices, str) and re.fullmatch(r"\s*-?\d+\s*", devices):  # "4", as Lightning reads it
+        devices = int(devices)
+    if is_int(devices) and devices < 1 and devices != -1:
+        raise bad("devices", "'auto', -1 (all) or >= 1")
+    if isinstance(devices, list) and (not devices or any(not is_int(d) or d < 0 for d in devices)):
+        raise bad("devices", "a non-empty list of device indices >= 0")
+    accelerator = args.get("accelerator", "auto")
+    if is_int(devices) and devices > 1 and accelerator in ("cpu", "auto"):
+        import torch
+
+        cores = os.cpu_count() or 1
+        most = max(8, 4 * cores)  # a few processes per core only run slower; hundreds swamp the machine
+        if (accelerator == "cpu" or not torch.cuda.is_available()) and devices > most:
+            raise UserError(f"option --trainer.devices: {devices} training processes on the CPU are too many for "
+                            f"this machine's {cores} CPU cores (at most {most})")
+    if training:
+        if args.get("max_steps") == 0:
+            raise bad("max_steps", "-1 (no limit) or >= 1 for a training run (0 trains nothing; "
+                      "`reasonbench eval` scores a checkpoint)")
+        if args.get("max_epochs") == 0:
+            raise bad("max_epochs", "null, -1 (no limit) or >= 1 for a training run (0 trains nothing)")
+        if is_int(args.get("max_epochs")) and args["max_epochs"] < -1:
+            raise bad("max_epochs", "null, -1 (no limit) or >= 1")
+
+
+def _to_run_config(ns: Namespace, model_cls: type, task_cls: type, training: bool = False) -> RunConfig:
     config = _plain(ns)
+    for kind in ("model", "task"):
+        registry.check(kind, config[kind]["name"])
+        check_name(f"--{kind}", config[kind]["name"])
+    check_name("--preset", config["preset"])
+    check_seed("--seed", config["seed"])
+    check_trainer(config["trainer"], training)
     model_args = {k: v for k, v in config["model"].items() if k != "name"}
     task_args = {k: v for k, v in config["task"].items() if k != "name"}
     if config.get("eval_max_steps") is not None and not 1 <= config["eval_max_steps"] <= MAX_STEPS:

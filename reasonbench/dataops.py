@@ -44,8 +44,11 @@ def build(argv: list[str]) -> None:
     task, cfg = task_from_argv(argv, "reasonbench data build", {"out": (str | None, None)})
     if cfg["out"]:
         task.cache_dir = Path(cfg["out"])
+        _check_writable_folder("--out", Path(cfg["out"]))  # before the build, not after it
     start = time.perf_counter()
     sizes = task.sizes()
+    if cfg["out"] and not task.cache_path().is_file():  # the cache is best effort; --out is not
+        raise UserError(f"--out {cfg['out']}: cannot write: {task.cache_path()} was not written")
     print(f"built {task.name} in {time.perf_counter() - start:.1f} s: "
           + ", ".join(f"{k} {v:,}" for k, v in sizes.items()))
     print(f"fingerprint {task.fingerprint}")
@@ -58,6 +61,8 @@ def export(argv: list[str]) -> None:
     split, limit, out = cfg["split"], cfg["limit"], cfg["out"]
     if split not in SPLITS:
         raise UserError(f"--split must be one of {', '.join(SPLITS)}, got '{split}'")
+    if limit is not None and limit < 1:  # 0 would write a header alone; leave --limit out for all rows
+        raise UserError(f"--limit {limit}: must be >= 1 (leave --limit out to export the whole split)")
     if not out:
         raise UserError("--out FILE.csv is required")
     task.setup()  # data (and its cache) first: an OSError below is about --out only
@@ -66,6 +71,22 @@ def export(argv: list[str]) -> None:
     except OSError as exc:  # a missing folder, no permission, a full disk
         raise UserError(cannot_write("--out", out, exc)) from None
     print(f"wrote {count:,} {task.name} {split} puzzles to {out}")
+
+
+def _check_writable_folder(option: str, folder: Path) -> None:
+    """A UserError unless ``folder`` is, or can be made, a writable folder; creates nothing."""
+    import os
+    import tempfile
+
+    existing = next(p for p in (folder, *folder.parents) if p.exists() or p == Path(p.anchor))
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(20, "Not a directory", str(existing))
+        fd, probe = tempfile.mkstemp(prefix=".reasonbench-write-test.", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UserError(cannot_write(option, folder, exc)) from None
 
 
 def show(argv: list[str]) -> None:

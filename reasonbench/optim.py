@@ -29,12 +29,20 @@ class OptimConfig:
     def __post_init__(self) -> None:
         if self.name not in ("adamw", "adam_atan2"):
             raise ValueError(f"optim.name must be 'adamw' or 'adam_atan2', got '{self.name}'")
-        if not self.lr > 0:
-            raise ValueError(f"optim.lr must be > 0, got {self.lr}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"optim.lr must be > 0 and finite, got {self.lr}")
+        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
+            raise ValueError(f"optim.weight_decay must be a finite number >= 0, got {self.weight_decay}")
+        for key in ("beta1", "beta2"):
+            if not 0 <= getattr(self, key) < 1:
+                raise ValueError(f"optim.{key} must be in [0, 1), got {getattr(self, key)}")
+        if not (self.eps >= 0 and math.isfinite(self.eps)):
+            raise ValueError(f"optim.eps must be a finite number >= 0, got {self.eps}")
         if self.warmup_steps < 0:
             raise ValueError(f"optim.warmup_steps must be >= 0, got {self.warmup_steps}")
-        if self.puzzle_emb_lr < 0 or self.puzzle_emb_weight_decay < 0:
-            raise ValueError("optim.puzzle_emb_lr and optim.puzzle_emb_weight_decay must be >= 0")
+        for key in ("puzzle_emb_lr", "puzzle_emb_weight_decay"):
+            if not (getattr(self, key) >= 0 and math.isfinite(getattr(self, key))):
+                raise ValueError(f"optim.{key} must be a finite number >= 0, got {getattr(self, key)}")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"optim.ema_decay must be in [0, 1), got {self.ema_decay}")
         if not 0 <= self.min_lr_ratio <= 1:

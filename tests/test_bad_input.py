@@ -117,10 +117,27 @@ def with_tensor(src: Path, dst: Path, key: str, value) -> Path:
     return torch_file(dst, data)
 
 
-def maze_csv(tmp: Path) -> Path:
+def maze_csv(tmp: Path, rating: str | None = None) -> Path:
+    """Mazes whose row on line 4 is a cell short, or (``rating``) whose first row has that rating."""
     good_q, good_a = "S   ###     G###", "Sooo###oooooG###"  # 4 x 4: right, down, left, down
-    text = f"{HEADER}\nx,{good_q},{good_a},1\nx,{good_q},{good_a},1\nx,{good_q[:-1]},{good_a},1\n"
+    if rating is not None:
+        text = f"{HEADER}\nx,{good_q},{good_a},{rating}\n" + f"x,{good_q},{good_a},1\n" * 3
+    else:
+        text = f"{HEADER}\nx,{good_q},{good_a},1\nx,{good_q},{good_a},1\nx,{good_q[:-1]},{good_a},1\n"
     return write(tmp / "maze.csv", text)
+
+
+def arc_grid(grid) -> str:  # noqa: ANN001
+    """A task file whose first demonstration input is ``grid`` (any JSON value)."""
+    return json.dumps({"train": [{"input": grid, "output": [[1]]}], "test": [{"input": [[1]], "output": [[1]]}]})
+
+
+def arc_run(tmp: Path, text: str | bytes, out: Path) -> list[str]:
+    return ["run", "--model", "transformer", "--task", "arc", "--task.path", str(arc_dir(tmp, text)), "--out", str(out)]
+
+
+B2 = ("arc-data", "training", "b2.json")  # the bad task file of arc_dir
+DEEP = 100_000  # nesting past Python's recursion limit
 
 
 # Each case: (tmp, checkpoints, out) -> (argv, fragments the one error line must contain).
@@ -297,6 +314,185 @@ CASES = {
     "import-out-under-a-file": lambda t, c, o: (
         ["import-checkpoint", "--from", "hrm", str(c["hrm-reference"]), "--task", "sudoku", "--preset", "smoke",
          "--out", str(write(t / "file", "x") / "x.pt")], [f"--out {t / 'file' / 'x.pt'}: cannot write: {t / 'file'} is a file"]),
+    # --- names that become paths: presets, models, tasks -------------------------------------
+    "preset-parent-path": lambda t, c, o: ([*RUN, "--preset", "../../x/evil", "--out", str(o)],
+                                           ["--preset '../../x/evil': not a valid name", "no '..'"]),
+    "preset-with-slash": lambda t, c, o: ([*RUN, "--preset", "tasks/smoke", "--out", str(o)],
+                                          ["--preset 'tasks/smoke': not a valid name"]),
+    "preset-dot-dot": lambda t, c, o: ([*RUN, "--preset=..", "--out", str(o)], ["--preset '..': not a valid name"]),
+    "preset-absolute-path": lambda t, c, o: ([*RUN, "--preset", str(t / "evil"), "--out", str(o)],
+                                             [f"--preset '{t / 'evil'}': not a valid name"]),
+    "preset-path-in-config": lambda t, c, o: (
+        [*RUN, "--config", str(write(t / "c.yaml", "preset: ../models/x\n")), "--out", str(o)],
+        ["--preset '../models/x': not a valid name"]),
+    "preset-path-eval": lambda t, c, o: (
+        [*EVAL, "--checkpoint", str(c["transformer"]), "--preset", "../smoke", "--out", str(o)],
+        ["--preset '../smoke': not a valid name"]),
+    "preset-path-info": lambda t, c, o: (["info", "--model", "transformer", "--task", "sudoku", "--preset", "a/../b"],
+                                         ["--preset 'a/../b': not a valid name"]),
+    "preset-path-data-info": lambda t, c, o: (["data", "info", "--task", "sudoku", "--preset", "../../tasks/x"],
+                                              ["--preset '../../tasks/x': not a valid name"]),
+    "preset-path-data-export": lambda t, c, o: (
+        ["data", "export", "--task", "maze", "--preset", "../evil", "--out", str(o / "x.csv")],
+        ["--preset '../evil': not a valid name"]),
+    "model-name-path": lambda t, c, o: (["run", "--model", "../transformer", "--task", "sudoku", "--out", str(o)],
+                                        ["unknown model '../transformer'"]),
+    "task-name-path-in-config": lambda t, c, o: (
+        ["run", "--model", "transformer", "--config", str(write(t / "c.yaml", "task:\n  name: ../sudoku\n")),
+         "--out", str(o)], ["unknown task '../sudoku'"]),
+    # --- seeds: numpy's range 0..2**32-1 ------------------------------------------------------
+    "seed-negative": lambda t, c, o: ([*RUN, "--seed", "-1", "--out", str(o)],
+                                      ["option --seed: must be an integer in 0..4294967295", "-1"]),
+    "seed-above-numpy-range": lambda t, c, o: ([*RUN, "--seed", str(2**32), "--out", str(o)],
+                                               ["option --seed", "0..4294967295", str(2**32)]),
+    "seed-too-large-in-config": lambda t, c, o: (
+        [*RUN, "--config", str(write(t / "c.yaml", f"seed: {10**20}\n")), "--out", str(o)],
+        ["option --seed", "0..4294967295"]),
+    "data-seed-negative": lambda t, c, o: ([*RUN, "--task.data_seed", "-1", "--out", str(o)],
+                                           ["task.data_seed", "0..4294967295"]),
+    "data-seed-above-numpy-range-data-build": lambda t, c, o: (
+        ["data", "build", "--task", "maze", "--task.data_seed", str(2**40)], ["task.data_seed", str(2**40)]),
+    # --- ARC task files -----------------------------------------------------------------------
+    "arc-nested-too-deep": lambda t, c, o: (arc_run(t, "[" * DEEP + "]" * DEEP, o),
+                                            [str(t.joinpath(*B2)), "nested too deep"]),
+    "arc-nested-too-deep-inside-train": lambda t, c, o: (
+        arc_run(t, '{"train": ' + "[" * DEEP + "]" * DEEP + "}", o), [str(t.joinpath(*B2)), "nested too deep"]),
+    "arc-nested-too-deep-unclosed": lambda t, c, o: (
+        ["data", "info", "--task", "arc", "--task.path", str(arc_dir(t, '{"train": ' + "[" * DEEP))],
+        [str(t.joinpath(*B2)), "nested too deep"]),
+    "arc-grid-deeper-than-numpy": lambda t, c, o: (
+        arc_run(t, arc_grid(json.loads("[" * 200 + "1" + "]" * 200)), o),
+        [str(t.joinpath(*B2)), "train[0].input", "equal-length rows"]),
+    "arc-grid-not-rectangular": lambda t, c, o: (arc_run(t, arc_grid([[1, 2], [3]]), o),
+                                                 [str(t.joinpath(*B2)), "train[0].input", "equal-length rows"]),
+    "arc-grid-empty": lambda t, c, o: (arc_run(t, arc_grid([]), o), [str(t.joinpath(*B2)), "non-empty"]),
+    "arc-grid-empty-row": lambda t, c, o: (arc_run(t, arc_grid([[]]), o), [str(t.joinpath(*B2)), "non-empty"]),
+    "arc-grid-larger-than-30x30": lambda t, c, o: (arc_run(t, arc_grid([[1] * 31] * 31), o),
+                                                   [str(t.joinpath(*B2)), "grid 31x31 exceeds 30x30"]),
+    "arc-grid-row-too-long": lambda t, c, o: (arc_run(t, arc_grid([[1] * 31]), o),
+                                              [str(t.joinpath(*B2)), "grid 1x31 exceeds 30x30"]),
+    "arc-colour-float": lambda t, c, o: (arc_run(t, arc_grid([[1, 1.5]]), o),
+                                         [str(t.joinpath(*B2)), "colours must be integers 0-9, got 1.5 at row 0, column 1"]),
+    "arc-colour-true-among-numbers": lambda t, c, o: (arc_run(t, arc_grid([[1, 2], [True, 3]]), o),
+                                                      [str(t.joinpath(*B2)), "got true at row 1, column 0"]),
+    "arc-colour-string": lambda t, c, o: (arc_run(t, arc_grid([[1, "3"]]), o), [str(t.joinpath(*B2)), 'got "3"']),
+    "arc-colour-null": lambda t, c, o: (arc_run(t, arc_grid([[None]]), o), [str(t.joinpath(*B2)), "got null"]),
+    "arc-colour-nan": lambda t, c, o: (
+        arc_run(t, '{"train": [{"input": [[NaN]], "output": [[1]]}], "test": [{"input": [[1]], "output": [[1]]}]}', o),
+        [str(t.joinpath(*B2)), "got NaN"]),
+    "arc-rows-are-strings": lambda t, c, o: (arc_run(t, arc_grid(["12", "34"]), o),
+                                             [str(t.joinpath(*B2)), "equal-length rows"]),
+    "arc-not-utf8": lambda t, c, o: (arc_run(t, b'{"train": [], "note": "\xff\xfe"}\n', o),
+                                     [f"{t.joinpath(*B2)}:1:", "not UTF-8"]),
+    "arc-top-level-list": lambda t, c, o: (arc_run(t, "[[1, 2]]", o), [str(t.joinpath(*B2)), "expected an object"]),
+    "arc-too-many-augmentations": lambda t, c, o: (
+        ["run", "--model", "transformer", "--task", "arc", "--task.num_augmentations", str(10**9), "--out", str(o)],
+        ["task.num_augmentations", "0..2,903,039"]),
+    # --- Sudoku and Maze CSV rows -------------------------------------------------------------
+    "sudoku-csv-nul-byte": lambda t, c, o: (
+        [*RUN, "--task.path", str(sudoku_dir(t, f"x,{GOOD_Q},{GOOD_A},1\x00")), "--out", str(o)],
+        [f"{t / 'sudoku-data' / 'train.csv'}:3:", "rating"]),
+    "sudoku-csv-huge-field": lambda t, c, o: (
+        [*RUN, "--task.path", str(sudoku_dir(t, "x," + "1" * 200_000 + f",{GOOD_A},1")), "--out", str(o)],
+        [f"{t / 'sudoku-data' / 'train.csv'}:3:", "not valid CSV", "field limit"]),
+    "sudoku-rating-not-integer": lambda t, c, o: (
+        [*RUN, "--task.path", str(sudoku_dir(t, f"x,{GOOD_Q},{GOOD_A},1.5")), "--out", str(o)],
+        [f"{t / 'sudoku-data' / 'train.csv'}:3:", "rating '1.5' is not an integer"]),
+    "sudoku-rating-5000-digits": lambda t, c, o: (
+        [*RUN, "--task.path", str(sudoku_dir(t, f"x,{GOOD_Q},{GOOD_A}," + "9" * 5000)), "--out", str(o)],
+        [f"{t / 'sudoku-data' / 'train.csv'}:3:", "is out of range"]),
+    "sudoku-header-only": lambda t, c, o: (
+        [*RUN, "--task.path", str(write(t / "s.csv", HEADER + "\r\n\r\n")), "--out", str(o)],
+        [f"{t / 's.csv'}: no valid puzzles"]),
+    "maze-rating-beyond-int64": lambda t, c, o: (
+        ["run", "--model", "transformer", "--task", "maze", "--task.size", "4", "--task.min_path_length", "0",
+         "--task.path", str(maze_csv(t, rating=str(2**70))), "--out", str(o)],
+        [f"{t / 'maze.csv'}:2:", "rating", "out of range"]),
+    # --- data commands ------------------------------------------------------------------------
+    "data-export-limit-negative": lambda t, c, o: (
+        ["data", "export", "--task", "sudoku", "--limit", "-5", "--out", str(o / "x.csv")],
+        ["--limit -5: must be >= 1"]),
+    "data-export-limit-zero": lambda t, c, o: (
+        ["data", "export", "--task", "sudoku", "--limit", "0", "--out", str(o / "x.csv")],
+        ["--limit 0: must be >= 1", "leave --limit out"]),
+    "data-export-limit-not-int": lambda t, c, o: (
+        ["data", "export", "--task", "sudoku", "--limit", "all", "--out", str(o / "x.csv")],
+        ["option --limit: expected int or null, got all"]),
+    "data-export-split-ood": lambda t, c, o: (
+        ["data", "export", "--task", "sudoku", "--split", "ood", "--out", str(o / "x.csv")], ["ood"]),
+    "data-export-out-is-a-folder": lambda t, c, o: (
+        ["data", "export", "--task", "sudoku", "--limit", "2", "--out", str(t)], [f"--out {t}: cannot write"]),
+    "data-show-index-negative": lambda t, c, o: (
+        ["data", "show", "--task", "sudoku", "--index", "-1"], ["--index -1 out of range"]),
+    "data-show-bad-split": lambda t, c, o: (
+        ["data", "show", "--task", "sudoku", "--split", "dev"], ["--split", "dev"]),
+    "data-build-out-under-a-file": lambda t, c, o: (
+        ["data", "build", "--task", "sudoku", "--out", str(write(t / "file", "x") / "cache")],
+        [f"--out {t / 'file' / 'cache'}: cannot write: {t / 'file'} is a file"]),
+    # --- values that pass the parser and used to fail later ------------------------------------
+    "num-train-too-large": lambda t, c, o: ([*RUN, "--task.num_train", str(10**12), "--out", str(o)],
+                                            ["task.num_train", "too large", "GiB of memory"]),
+    "num-train-too-large-data-info": lambda t, c, o: (
+        ["data", "info", "--task", "sudoku", "--task.num_train", str(10**12)], ["task.num_train", "too large"]),
+    "maze-size-too-large": lambda t, c, o: (
+        ["run", "--model", "transformer", "--task", "maze", "--task.size", str(10**5), "--out", str(o)],
+        ["task.size", "too large"]),
+    "maze-size-one": lambda t, c, o: (
+        ["run", "--model", "transformer", "--task", "maze", "--task.size", "1", "--out", str(o)],
+        ["task.size must be >= 2, got 1"]),
+    "num-test-zero": lambda t, c, o: ([*RUN, "--task.num_test", "0", "--out", str(o)], ["task.num_test"]),
+    "num-train-float-in-config": lambda t, c, o: (
+        [*RUN, "--config", str(write(t / "c.yaml", "task:\n  num_train: 1.5\n")), "--out", str(o)],
+        ["option --task.num_train", "1.5", str(t / "c.yaml")]),
+    "hard-mean-nan-in-config": lambda t, c, o: (
+        [*RUN, "--config", str(write(t / "c.yaml", "task:\n  hard_mean: .nan\n")), "--out", str(o)],
+        ["task.hard_mean finite and > 0"]),
+    "batch-size-above-training-examples": lambda t, c, o: (
+        [*RUN, "--task.batch_size", "100000", "--out", str(o)],
+        ["task.batch_size 100000 exceeds the 256 training examples"]),
+    "hidden-size-too-large": lambda t, c, o: ([*RUN, "--model.hidden_size", str(10**6), "--out", str(o)],
+                                              ["model transformer too large", "--model.hidden_size 1,000,000"]),
+    "hidden-size-overflows": lambda t, c, o: ([*RUN, "--model.hidden_size", str(10**9), "--out", str(o)],
+                                              ["model transformer too large", "--model.hidden_size 1,000,000,000"]),
+    "info-hidden-size-overflows": lambda t, c, o: (
+        ["info", "--model", "transformer", "--task", "sudoku", "--model.hidden_size", str(10**9)],
+        ["model transformer too large"]),
+    "max-steps-zero": lambda t, c, o: ([*RUN, "--trainer.max_steps", "0", "--out", str(o)],
+                                       ["option --trainer.max_steps: must be -1 (no limit) or >= 1", "got 0"]),
+    "max-epochs-zero": lambda t, c, o: ([*RUN, "--trainer.max_epochs", "0", "--out", str(o)],
+                                        ["option --trainer.max_epochs", "got 0"]),
+    "devices-more-than-cpu-cores": lambda t, c, o: (
+        [*RUN, "--trainer.accelerator", "cpu", "--trainer.devices", "1000", "--out", str(o)],
+        ["option --trainer.devices: 1000 training processes on the CPU are too many"]),
+    "devices-zero": lambda t, c, o: ([*RUN, "--trainer.devices", "0", "--out", str(o)], ["option --trainer.devices"]),
+    "accumulate-grad-batches-zero": lambda t, c, o: (
+        [*RUN, "--trainer.accumulate_grad_batches", "0", "--out", str(o)],
+        ["option --trainer.accumulate_grad_batches: must be >= 1"]),
+    "val-check-interval-zero": lambda t, c, o: ([*RUN, "--trainer.val_check_interval", "0", "--out", str(o)],
+                                                ["option --trainer.val_check_interval"]),
+    "val-check-interval-fraction-above-one": lambda t, c, o: (
+        [*RUN, "--trainer.val_check_interval", "1.5", "--out", str(o)], ["option --trainer.val_check_interval", "1.5"]),
+    "limit-train-batches-negative": lambda t, c, o: (
+        [*RUN, "--trainer.limit_train_batches", "-1", "--out", str(o)], ["option --trainer.limit_train_batches"]),
+    "gradient-clip-negative": lambda t, c, o: ([*RUN, "--trainer.gradient_clip_val", "-1", "--out", str(o)],
+                                               ["option --trainer.gradient_clip_val"]),
+    "weight-decay-nan": lambda t, c, o: ([*RUN, "--optim.weight_decay", "nan", "--out", str(o)],
+                                         ["option --optim.weight_decay: expected a finite number, got nan"]),
+    "weight-decay-nan-in-config": lambda t, c, o: (
+        [*RUN, "--config", str(write(t / "c.yaml", "optim:\n  weight_decay: .nan\n")), "--out", str(o)],
+        ["optim.weight_decay must be a finite number >= 0, got nan"]),
+    "weight-decay-negative": lambda t, c, o: ([*RUN, "--optim.weight_decay", "-0.1", "--out", str(o)],
+                                              ["optim.weight_decay", "-0.1"]),
+    "lr-inf": lambda t, c, o: ([*RUN, "--optim.lr", "inf", "--out", str(o)],
+                               ["option --optim.lr: expected a finite number, got inf"]),
+    "lr-inf-in-config": lambda t, c, o: (
+        [*RUN, "--config", str(write(t / "c.yaml", "optim:\n  lr: .inf\n")), "--out", str(o)],
+        ["optim.lr must be > 0 and finite, got inf"]),
+    "beta1-one": lambda t, c, o: ([*RUN, "--optim.beta1", "1", "--out", str(o)], ["optim.beta1 must be in [0, 1)"]),
+    "eps-negative": lambda t, c, o: ([*RUN, "--optim.eps=-1e-8", "--out", str(o)],
+                                     ["optim.eps must be a finite number >= 0, got -1e-08"]),
+    "precision-unknown": lambda t, c, o: ([*RUN, "--trainer.precision", "7", "--out", str(o)],
+                                          ["option --trainer.precision: expected 64, 32, 16,", "'bf16-mixed'", "got 7"]),
 }
 
 
@@ -337,6 +533,33 @@ def test_bad_input_gives_one_line_and_exit_2(case, tmp_path, checkpoints, data_c
     assert mine(after) == mine(before)
     assert not [k for k in after if k not in before and k.endswith(".tmp")]
     print(f"{case}: {lines[0]}")
+
+
+EVIL_PLUGIN = """
+from reasonbench import registry
+
+class Model(registry.get_model("transformer")):  # presets of its own, in this package
+    pass
+"""
+
+
+def test_names_from_plugins_stay_names(plugin_path, tmp_path):
+    """A model preset's ``task_preset`` and a plugin's registered names reach paths too: a
+    path there is refused like one typed as --preset (exit 2, one line), nothing read or written."""
+    outside = write(tmp_path / "outside" / "evil.yaml", "task:\n  num_train: 3\n")
+    plugin_path("rbtest-evil", "rbtest_evil", EVIL_PLUGIN, {"rbtestevil": "rbtest_evil:Model", "rb/evil": "rbtest_evil:Model"},
+                presets={"models/rbtestevil/sudoku/smoke.yaml": f"task_preset: ../../../../{outside.parent.name}/evil\n"})
+    for argv, fragments in (
+            (["run", "--model", "rbtestevil", "--task", "sudoku"], ["smoke.yaml", "task_preset", "not a valid preset name"]),
+            (["info", "--model", "rbtestevil", "--task", "sudoku"], ["task_preset", "not a valid preset name"]),
+            (["run", "--model", "rb/evil", "--task", "sudoku"], ["--model 'rb/evil': not a valid name"])):
+        before = snapshot(tmp_path)
+        result = call_cli(*argv, "--out", str(tmp_path / "out"))
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith(PREFIX), result.stderr
+        assert all(f in lines[0] for f in fragments), (fragments, lines[0])
+        assert snapshot(tmp_path) == before
 
 
 def test_interrupted_run_leaves_no_partial_record(tmp_path):

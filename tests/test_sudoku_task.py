@@ -94,7 +94,7 @@ def test_reads_reference_directory(tmp_path):
     (f"x,{Q},{A[:-1]}1,1", "answer is not a solved Sudoku grid"),
     (f"x,{Q[:-1]}8,{A},1", "answer contradicts a clue"),
     (f"x,{Q},{A}", "expected 4 fields, got 3"),
-    (f"x,{Q},{A},hard", "invalid literal"),
+    (f"x,{Q},{A},hard", "rating 'hard' is not an integer"),
 ])
 def test_invalid_row_names_file_and_line(tmp_path, bad, message):
     path = tmp_path / "data.csv"

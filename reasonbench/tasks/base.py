@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import os
 import tempfile
 from pathlib import Path
@@ -24,6 +25,8 @@ from ..nn.losses import IGNORE_INDEX
 from .images import grid_image, side_by_side
 
 SPLITS = ("train", "val", "test")
+CACHE_FORMAT = 2  # layout of a data-cache file; files of another layout are rebuilt
+SEED_MAX = 2**32 - 1  # numpy's seed range
 # built by tasks that generate their data and are asked to: harder than anything in training
 OOD_SPLIT = "ood"
 
@@ -38,6 +41,24 @@ def _ids_image(ids: torch.Tensor, shape: tuple[int, int], wrong: np.ndarray | No
     grid = ids[: shape[0] * shape[1]].view(shape).cpu().numpy()
     colours = palette[np.clip(grid, 0, None) % len(palette)]  # ignored labels (-100) as pad
     return grid_image(colours, wrong=wrong, cell=max(4, min(14, 360 // max(shape))))
+
+
+def physical_memory() -> int | None:
+    """Bytes of memory of this machine (None where the system does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_planned_size(examples: int, seq_len: int, options: str) -> None:
+    """ValueError when ``examples`` sequences of ``seq_len`` ids (inputs and labels, int64) cannot
+    fit in this machine's memory: said at once, instead of after hours of generation or in a
+    MemoryError traceback. ``options`` names the settings that set the size."""
+    needed, memory = examples * seq_len * 2 * 8, physical_memory()
+    if memory and needed > memory:
+        raise ValueError(f"{options}: too large: {examples:,} examples of {seq_len:,} ids would need "
+                         f"{needed / 2**30:,.0f} GiB of memory; this machine has {memory / 2**30:,.0f} GiB")
 
 
 @dataclass(frozen=True)
@@ -181,6 +202,12 @@ class ReasoningTask(L.LightningDataModule):
         super().__init__()
         if batch_size < 1 or eval_batch_size < 1:
             raise ValueError("task.batch_size and task.eval_batch_size must be positive")
+        try:
+            seed = None if isinstance(data_seed, bool) else operator.index(data_seed)
+        except TypeError:
+            seed = None
+        if seed is None or not 0 <= seed <= SEED_MAX:
+            raise ValueError(f"task.data_seed must be an integer in 0..{SEED_MAX} (numpy's seed range), got {data_seed!r}")
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.data_seed = data_seed
@@ -264,17 +291,35 @@ class ReasoningTask(L.LightningDataModule):
                     raise ValueError(f"task {self.name} built no {missing} split")
                 self._save_cached(splits)
             self.splits = splits
+        if stage == "fit":  # before training starts, not in the first epoch's loader
+            self._check_batch_size()
+
+    def _check_batch_size(self) -> None:
+        from ..errors import UserError
+
+        n = len(self.splits.get("train", ()))
+        if n < self.batch_size:
+            raise UserError(f"task.batch_size {self.batch_size} exceeds the {n:,} training examples "
+                            "(every batch is a full one): lower task.batch_size or raise task.num_train")
 
     # --- the on-disk cache, keyed by the recipe ---------------------------------------------
     cache_dir: Path | None = None  # set by `reasonbench data build --out`; else the env/default
 
+    def recipe_key(self) -> str:
+        """sha256 of the recipe: names the cache file (its first 24 digits) and is stored in it."""
+        return hashlib.sha256(json.dumps(self.recipe(), sort_keys=True, default=str).encode()).hexdigest()
+
     def cache_path(self) -> Path:
         root = self.cache_dir or Path(os.environ.get("REASONBENCH_DATA_CACHE",
                                                      Path.home() / ".cache" / "reasonbench" / "data"))
-        key = hashlib.sha256(json.dumps(self.recipe(), sort_keys=True, default=str).encode()).hexdigest()[:24]
-        return Path(root) / self.name / f"{key}.pt"
+        return Path(root) / self.name / f"{self.recipe_key()[:24]}.pt"
 
     def _load_cached(self) -> dict[str, Split] | None:
+        """The splits of the cache file in this recipe's place, or None (then the data is built
+        and the file replaced): a file is used only if it is readable, carries this recipe (its
+        key and the recipe itself), holds the splits in the expected structure, and its tensors
+        hash to the data fingerprint stored beside them. A corrupt, truncated or foreign file,
+        or one of an older layout, is rebuilt, never trusted."""
         if os.environ.get("REASONBENCH_DATA_CACHE") == "off":
             return None
         path = self.cache_path()
@@ -282,9 +327,42 @@ class ReasoningTask(L.LightningDataModule):
             return None
         try:
             stored = torch.load(path, map_location="cpu", weights_only=True)
-            return {name: Split(**fields) for name, fields in stored["splits"].items()}
-        except Exception:  # a corrupt or foreign cache file is rebuilt, never trusted
+            return self._verified_cache(stored)
+        except Exception:  # unreadable: truncated, random bytes, a foreign format
             return None
+
+    def _verified_cache(self, stored: Any) -> dict[str, Split] | None:
+        if not isinstance(stored, dict) or stored.get("format") != CACHE_FORMAT:
+            return None
+        if stored.get("key") != self.recipe_key() or stored.get("recipe") != json.loads(json.dumps(self.recipe(), default=str)):
+            return None
+        raw = stored.get("splits")
+        if not isinstance(raw, dict) or not set(SPLITS) <= set(raw) <= {*SPLITS, OOD_SPLIT}:
+            return None
+        splits: dict[str, Split] = {}
+        for name, fields in raw.items():
+            if not isinstance(fields, dict) or set(fields) != {"inputs", "labels", "puzzle_ids", "info"}:
+                return None
+            tensors = [fields[k] for k in ("inputs", "labels", "puzzle_ids")]
+            if not all(isinstance(t, torch.Tensor) and not t.is_floating_point() and not t.is_complex()
+                       and t.dtype != torch.bool for t in tensors) or tensors[0].ndim != 2:
+                return None
+            info = fields["info"]
+            if not isinstance(info, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                     and v.ndim >= 1 and v.shape[0] == tensors[0].shape[0]
+                                                     for k, v in info.items()):
+                return None
+            try:
+                splits[name] = Split(*tensors, info=dict(info))
+            except ValueError:  # inconsistent shapes
+                return None
+        if len({split.inputs.shape[1] for split in splits.values()}) != 1:
+            return None
+        fingerprint = self._data_fingerprint(splits)
+        if stored.get("fingerprint") != fingerprint:  # the tensors are not the ones saved
+            return None
+        self._fingerprint = fingerprint
+        return splits
 
     def _save_cached(self, splits: dict[str, Split]) -> None:
         if os.environ.get("REASONBENCH_DATA_CACHE") == "off":
@@ -295,7 +373,10 @@ class ReasoningTask(L.LightningDataModule):
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
             os.close(fd)
-            payload = {"recipe": json.loads(json.dumps(self.recipe(), default=str)),
+            fingerprint = self._data_fingerprint(splits)
+            payload = {"format": CACHE_FORMAT, "key": self.recipe_key(),
+                       "recipe": json.loads(json.dumps(self.recipe(), default=str)),
+                       "fingerprint": fingerprint,
                        "splits": {name: {"inputs": s.inputs, "labels": s.labels, "puzzle_ids": s.puzzle_ids,
                                          "info": s.info} for name, s in splits.items()}}
             torch.save(payload, tmp)
@@ -303,19 +384,26 @@ class ReasoningTask(L.LightningDataModule):
         except OSError:  # a read-only home must not stop a run: the cache is an optimisation
             if tmp is not None:
                 Path(tmp).unlink(missing_ok=True)
+        except BaseException:  # Ctrl-C while saving: no temporary left behind
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
+            raise
 
     @property
     def fingerprint(self) -> str:
         """sha256 over the recipe and the built tensors: equal fingerprints, equal data."""
         if self._fingerprint is None:
             self.setup()
-            h = hashlib.sha256(json.dumps(self.recipe(), sort_keys=True, default=str).encode())
-            for name in (*SPLITS, OOD_SPLIT) if OOD_SPLIT in self.splits else SPLITS:
-                split = self.splits[name]
-                for tensor in (split.inputs, split.labels, split.puzzle_ids):
-                    h.update(tensor.contiguous().numpy().tobytes())
-            self._fingerprint = h.hexdigest()
+            self._fingerprint = self._data_fingerprint(self.splits)
         return self._fingerprint
+
+    def _data_fingerprint(self, splits: dict[str, Split]) -> str:
+        h = hashlib.sha256(json.dumps(self.recipe(), sort_keys=True, default=str).encode())
+        for name in (*SPLITS, OOD_SPLIT) if OOD_SPLIT in splits else SPLITS:
+            split = splits[name]
+            for tensor in (split.inputs, split.labels, split.puzzle_ids):
+                h.update(tensor.contiguous().numpy().tobytes())
+        return h.hexdigest()
 
     def split_fingerprint(self, name: str = "test") -> str:
         """sha256 over one split's values alone: two records scored the same examples exactly
@@ -366,9 +454,8 @@ class ReasoningTask(L.LightningDataModule):
 
     def train_dataloader(self) -> Batches:
         # drop_last keeps shapes static, as in the reference's fixed global batch
-        if len(self.splits.get("train", ())) < self.batch_size and self.splits:
-            raise ValueError(f"batch_size {self.batch_size} exceeds the {len(self.splits['train'])} "
-                             "training examples")
+        if self.splits:
+            self._check_batch_size()
         return self._loader("train", self.batch_size, shuffle=True)
 
     def val_dataloader(self) -> Batches:

@@ -32,19 +32,24 @@ def files_stamp(path: str | None, pattern: str = "*.csv") -> Any:
 
 def read_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
     """(line number, fields) of every data row; the header (line 1) is checked. Unreadable
-    files and broken CSV raise UserError naming the file and line."""
+    files and broken CSV raise UserError naming the file and line. A UTF-8 byte-order mark (as
+    spreadsheet programs write) and blank lines are skipped; the line number is the row's last
+    physical line (a quoted field may span several)."""
     try:
-        handle = path.open(newline="", encoding="utf-8")
+        handle = path.open(newline="", encoding="utf-8-sig")
     except OSError as exc:
-        raise UserError(f"{path}: cannot read: {exc.strerror}") from None
+        raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from None
     with handle:
         reader = csv.reader(handle)
         try:
             header = next(reader, None)
             if header is None or [h.strip() for h in header] != HEADER:
-                raise UserError(f"{path}:1: expected header {','.join(HEADER)}, got {','.join(header or [])!r}")
+                got = ",".join(header or [])
+                got = repr(got if len(got) <= 80 else got[:80] + "...")
+                raise UserError(f"{path}:{reader.line_num or 1}: expected header {','.join(HEADER)}, got {got}")
             for row in reader:
-                yield reader.line_num, row
+                if row:  # a blank line
+                    yield reader.line_num, row
         except csv.Error as exc:
             raise UserError(f"{path}:{reader.line_num}: not valid CSV: {exc}") from None
         except UnicodeDecodeError:  # a binary file, or another encoding
@@ -60,6 +65,23 @@ def _first_undecodable_line(path: Path) -> int:
     except UnicodeDecodeError as exc:
         return data.count(b"\n", 0, exc.start) + 1
     return 1
+
+
+def parse_rating(text: str) -> int:
+    """The rating column: an int64 (empty means 0); ValueError saying what is wrong."""
+    stripped = text.strip()
+    if not stripped:
+        return 0
+    shown = stripped if len(stripped) <= 40 else stripped[:40] + "..."
+    try:
+        rating = int(stripped)
+    except ValueError:  # not digits, or more digits than Python converts
+        if stripped.lstrip("+-").isdigit():
+            raise ValueError(f"rating {shown} is out of range") from None
+        raise ValueError(f"rating {shown!r} is not an integer") from None
+    if not -2**63 <= rating < 2**63:
+        raise ValueError(f"rating {shown} is out of range")
+    return rating
 
 
 def write_rows(path: Path, questions: list[str], answers: list[str], ratings: Any,

@@ -61,15 +61,19 @@ def parse_grid(raw: Any, where: str) -> np.ndarray:
     """A JSON grid (list of equal-length lists of ints 0-9, at most 30 x 30) -> a read-only
     uint8 array (loaded tasks are shared between builds in one process)."""
     try:
-        arr = np.asarray(raw)
-    except ValueError:  # ragged rows
+        arr = np.asarray(raw) if isinstance(raw, list) and all(isinstance(row, list) for row in raw) else None
+    except (ValueError, RecursionError):  # ragged rows, nested deeper than numpy's 64 dimensions
         arr = None
     if arr is None or arr.ndim != 2 or arr.size == 0:
         raise UserError(f"{where}: a grid must be a non-empty list of equal-length rows")
-    if arr.dtype.kind not in "iu" or arr.min() < 0 or arr.max() > 9:
-        raise UserError(f"{where}: colours must be integers 0-9")
     if arr.shape[0] > MAX_GRID_SIZE or arr.shape[1] > MAX_GRID_SIZE:
         raise UserError(f"{where}: grid {arr.shape[0]}x{arr.shape[1]} exceeds {MAX_GRID_SIZE}x{MAX_GRID_SIZE}")
+    # JSON true/false mixed with numbers become 1/0 in an integer array: refused as colours too
+    if (arr.dtype.kind not in "iu" or arr.min() < 0 or arr.max() > 9
+            or any(v is True or v is False for row in raw for v in row)):
+        r, c, v = next((r, c, v) for r, row in enumerate(raw) for c, v in enumerate(row)
+                       if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 9)
+        raise UserError(f"{where}: colours must be integers 0-9, got {json.dumps(v)[:20]} at row {r}, column {c}")
     arr = arr.astype(np.uint8)
     arr.flags.writeable = False
     return arr
@@ -143,13 +147,28 @@ def load_directory(path: Path) -> tuple[list[ArcTaskData], list[ArcTaskData]]:
             raise UserError(f"{folder}: no task JSON files")
         tasks = []
         for f in files:
-            try:
-                raw = json.loads(f.read_text())
-            except (OSError, ValueError) as exc:
-                raise UserError(f"{f}: cannot read a task: {exc}") from None
-            tasks.append(parse_task(f.stem, raw, str(f)))
+            tasks.append(parse_task(f.stem, read_task_json(f), str(f)))
         sets.append(tasks)
     return sets[0], sets[1]
+
+
+def read_task_json(path: Path) -> Any:
+    """The JSON value of a task file; UserError naming the file when it cannot be read, is not
+    UTF-8 text, is not JSON, or is nested too deep for the parser (``[[[[...`` 100,000 deep)."""
+    try:
+        text = path.read_bytes().decode("utf-8-sig")  # a byte-order mark is tolerated
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read a task: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes().count(b"\n", 0, exc.start) + 1
+        raise UserError(f"{path}:{line}: cannot read a task: not UTF-8 text (expected a task JSON file)") from None
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise UserError(f"{path}: cannot read a task: JSON nested too deep (an ARC task is an object of "
+                        "lists of grids, a few levels deep)") from None
+    except ValueError as exc:
+        raise UserError(f"{path}: cannot read a task: not valid JSON: {exc}") from None
 
 
 def source_stamp(path: str | None, version: str) -> Any:

@@ -18,6 +18,7 @@ from .augment import BLANK_PUZZLE_ID, Variant, make_variants, task_seed
 POLICIES = ("reference", "strict")
 VAL_FRACTION = 0.05  # share of training tasks whose test pairs are held out for validation
 VAL_VARIANTS = 8  # variants of each held-out pair in the val split (the identity first)
+MAX_AUGMENTATIONS = 8 * 362880 - 1  # dihedral transforms x permutations of colours 1-9, less the identity
 RECIPE_FORMAT = 1  # bump when the build changes, so cached builds are not reused
 
 
@@ -71,8 +72,9 @@ class ArcTask(ReasoningTask):
             raise ValueError(f"task.train_on must be null or one of {', '.join(data.VERSIONS)}, got {train_on!r}")
         if split_policy not in POLICIES:
             raise ValueError(f"task.split_policy must be one of {', '.join(POLICIES)}, got {split_policy!r}")
-        if num_augmentations < 0:
-            raise ValueError(f"task.num_augmentations must be >= 0, got {num_augmentations}")
+        if not 0 <= num_augmentations <= MAX_AUGMENTATIONS:
+            raise ValueError(f"task.num_augmentations must be in 0..{MAX_AUGMENTATIONS:,} (the distinct variants of a "
+                             f"task: 8 transforms x 9! colour permutations, less the task itself), got {num_augmentations:,}")
         if max_tasks is not None and max_tasks < 1:
             raise ValueError(f"task.max_tasks must be null or >= 1, got {max_tasks}")
         if not 1 <= max_grid_size <= data.MAX_GRID_SIZE:

@@ -18,7 +18,7 @@ import torch
 
 from ...errors import UserError
 from .. import symmetry
-from ..reference_csv import read_rows, write_rows
+from ..reference_csv import parse_rating, read_rows, write_rows
 
 CHARSET = "# SGo"  # id = position + 1, the reference's char2id
 PAD, WALL, OPEN, START, GOAL, PATH = range(6)
@@ -86,11 +86,7 @@ def _parse_row(row: list[str], size: int) -> tuple[str, np.ndarray, np.ndarray, 
         count = int((question == token).sum())
         if count != 1:
             raise ValueError(f"question has {count} '{name}' cells, expected exactly one")
-    try:
-        rating = int(r_text) if r_text.strip() else 0
-    except ValueError:
-        raise ValueError(f"rating {r_text!r} is not an integer") from None
-    return source, question, answer, rating
+    return source, question, answer, parse_rating(r_text)
 
 
 def _path_reason(code: int, question: np.ndarray, answer: np.ndarray, shortest: int, marked: int) -> str:

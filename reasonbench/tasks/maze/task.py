@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ...errors import UserError
-from ..base import Difficulty, ReasoningTask, Split, TaskMetadata
+from ..base import Difficulty, ReasoningTask, Split, TaskMetadata, check_planned_size
 from ..reference_csv import files_stamp, load_splits, sample_train_val
 from . import data
 from .generate import generate_mazes, maze_keys, valid_shortest_paths
@@ -70,6 +70,8 @@ class MazeTask(ReasoningTask):
             raise ValueError("task.num_train, task.num_val and task.num_test must be positive")
         if num_ood < 0:
             raise ValueError(f"task.num_ood must be >= 0, got {num_ood}")
+        check_planned_size(num_train * (8 if dihedral_augment else 1) + num_val + (num_test or REFERENCE_TEST_SIZE) + num_ood,
+                           size * size, "task.size, task.num_train, task.num_val, task.num_test, task.num_ood")
         self.num_ood = num_ood
         self.path = path
         self.size = size

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import UserError
-from ..reference_csv import read_rows, write_rows
+from ..reference_csv import parse_rating, read_rows, write_rows
 from .grid import format_grid, is_consistent, is_solved_grid, parse_grid
 
 VOCAB_SIZE = 11  # pad 0, blank 1, digits 1-9 -> 2-10
@@ -92,10 +92,7 @@ def _parse_row(row: list[str]) -> tuple[np.ndarray, np.ndarray, int]:
         raise ValueError("answer is not a solved Sudoku grid")
     if not is_consistent(question, answer):
         raise ValueError("answer contradicts a clue of the question")
-    rating = int(r_text) if r_text.strip() else 0
-    if not -2**63 <= rating < 2**63:
-        raise ValueError(f"rating {rating} is out of range")
-    return question, answer, rating
+    return question, answer, parse_rating(r_text)
 
 
 def _check_rows(rows: list[list[str]]) -> tuple[tuple[np.ndarray, ...], np.ndarray]:

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ...errors import UserError
-from ..base import Difficulty, ReasoningTask, Split, TaskMetadata
+from ..base import Difficulty, ReasoningTask, Split, TaskMetadata, check_planned_size
 from ..reference_csv import files_stamp, load_splits, sample_train_val
 from ..images import BLACK, GREEN, RED, grid_image, side_by_side
 from . import data
@@ -113,8 +113,8 @@ class SudokuTask(ReasoningTask):
             raise ValueError("task.augmentations must be >= 0")
         if not 1 <= num_blanks <= 64:
             raise ValueError(f"task.num_blanks must be in 1..64 (a unique Sudoku has at least 17 clues), got {num_blanks}")
-        if not 0 <= hard_fraction <= 1 or hard_mean <= 0 or workers < 0:
-            raise ValueError("task.hard_fraction must be in [0, 1], task.hard_mean > 0, task.workers >= 0")
+        if not 0 <= hard_fraction <= 1 or not 0 < hard_mean < float("inf") or workers < 0:
+            raise ValueError("task.hard_fraction must be in [0, 1], task.hard_mean finite and > 0, task.workers >= 0")
         if generator not in ("blanks", "extreme"):
             raise ValueError(f"task.generator must be 'blanks' or 'extreme', got '{generator}'")
         if num_ood < 0:
@@ -125,6 +125,8 @@ class SudokuTask(ReasoningTask):
         if num_ood and (ood_blanks is None or not num_blanks < ood_blanks <= 64):
             raise ValueError(f"task.ood_blanks must be in {num_blanks + 1}..64 (more blanks than task.num_blanks "
                              f"{num_blanks}), got {ood_blanks}")
+        check_planned_size(num_train * (1 + augmentations) * (2 if hints else 1) + num_val + (num_test or 0) + num_ood,
+                           data.SEQ_LEN, "task.num_train x (1 + task.augmentations), task.num_val, task.num_test, task.num_ood")
         self.num_ood, self.ood_blanks = num_ood, ood_blanks
         self.generator, self.hard_fraction, self.hard_mean, self.workers = generator, hard_fraction, hard_mean, workers
         self.path = path
@@ -214,7 +216,8 @@ class SudokuTask(ReasoningTask):
             yield from _blanked_puzzles(rng, self.num_blanks)
         # one SeedSequence per puzzle: the same puzzles whatever the number of processes
         root = np.random.SeedSequence(self.data_seed)
-        workers = self.workers or os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+        workers = min(self.workers or cores, cores)  # more processes than cores only oversubscribe
         while True:
             seeds = root.spawn(expected + 8)
             if workers == 1:
