@@ -158,7 +158,8 @@ def test_invalid_records_are_skipped_with_one_line_each_and_the_rest_is_built(tm
     assert "\x1b" not in result.stderr
     reasons = " ".join(lines)
     for reason in ("not valid JSON", "nested too deeply", "NaN is not a number", "1e999 is out of range",
-                   "schema_version", "exact_accuracy", "params", "exact_correct is larger", "is too long"):
+                   "schema_version", "exact_accuracy", "params", "is too long",
+                   "inconsistent: metrics: exact_correct 11 is larger than n_test_examples 10"):
         assert reason in reasons
     assert f"from 1 records, {len(bad)} invalid skipped" in result.stdout
     assert [r["model"] for r in json.loads((site / "leaderboard.json").read_text())["measured"]] == ["good"]
@@ -249,6 +250,16 @@ def test_malformed_reported_entry_stops_the_build_with_one_line(tmp_path, entry,
     assert result.stderr.strip().splitlines() == [f"reasonbench: error: {reported}: {problem}"]
 
 
+def scored(record: dict, correct: int) -> dict:
+    """``record`` with ``correct`` of its test examples right: count, accuracy and interval agree."""
+    from reasonbench.stats import wilson_interval
+
+    n = record["metrics"]["n_test_examples"]
+    record["metrics"].update(exact_correct=correct, exact_accuracy=correct / n,
+                             exact_accuracy_ci95=list(wilson_interval(correct, n)))
+    return record
+
+
 def _sudoku_record_with_examples() -> dict:
     record = json.loads((FIXTURES / "trm" / "sudoku" / "smoke" / "seed0.json").read_text())
     failed = record["examples"]["failed"]
@@ -259,11 +270,10 @@ def _sudoku_record_with_examples() -> dict:
 
 def test_pictures_of_a_solved_and_a_failed_example_from_the_best_row(tmp_path):
     results, site = tmp_path / "res", tmp_path / "site"
-    best = _sudoku_record_with_examples()
-    best["metrics"]["exact_accuracy"] = 0.5
+    best = scored(_sudoku_record_with_examples(), 32)
     put(results, best)
-    worse = _sudoku_record_with_examples()
-    worse["model"], worse["metrics"]["exact_accuracy"] = "worse", 0.0
+    worse = scored(_sudoku_record_with_examples(), 0)
+    worse["model"] = "worse"
     worse["examples"]["solved"]["inputs"] = [0] * 5  # does not fit the grid: it is not the one drawn
     put(results, worse)
     built = leaderboard.build(results, site, reported=None)
@@ -275,7 +285,7 @@ def test_pictures_of_a_solved_and_a_failed_example_from_the_best_row(tmp_path):
     assert "A solved test example of trm (mini track, seed 0)" in (site / "task-sudoku.html").read_text()
 
     broken = tmp_path / "res2"
-    worse["metrics"]["exact_accuracy"] = 1.0  # now the best row, with an example that does not fit
+    scored(worse, 64)  # now the best row, with an example that does not fit
     put(broken, worse)
     built = leaderboard.build(broken, tmp_path / "site2", reported=None)
     assert len(built.warnings) == 1 and "no solved picture" in built.warnings[0]
@@ -300,9 +310,25 @@ def test_committed_fixture_records_build_a_clean_site(tmp_path):
         assert config["model"]["name"] == row["model"]
 
 
-def test_ten_thousand_records_build(tmp_path):
-    from reasonbench_benchmarks.leaderboard_build import make_records
+def make_records(fixtures: Path, out: Path, count: int) -> int:
+    """benchmarks/leaderboard_build.py's records, each interval made to contain its accuracy
+    (the benchmark draws new accuracies but keeps the fixture's interval: an inconsistent record,
+    which the leaderboard skips). A no-op once the benchmark writes the interval itself."""
+    from reasonbench.stats import wilson_interval
+    from reasonbench_benchmarks.leaderboard_build import make_records as benchmark_records
 
+    expected = benchmark_records(fixtures, out, count)
+    for path in out.rglob("*.json"):
+        record = json.loads(path.read_text())
+        metrics = record["metrics"]
+        low, high = metrics["exact_accuracy_ci95"]
+        if not low <= metrics["exact_accuracy"] <= high:
+            metrics["exact_accuracy_ci95"] = list(wilson_interval(metrics["exact_correct"], metrics["n_test_examples"]))
+            path.write_text(json.dumps(record, indent=2))
+    return expected
+
+
+def test_ten_thousand_records_build(tmp_path):
     expected = make_records(FIXTURES, tmp_path / "res", 10_000)
     built = leaderboard.build(tmp_path / "res", tmp_path / "site")
     assert built.records == 10_000 and not built.skipped and len(built.rows) == expected
@@ -311,8 +337,6 @@ def test_ten_thousand_records_build(tmp_path):
 
 @pytest.mark.slow
 def test_ten_thousand_records_build_within_ten_seconds(tmp_path):
-    from reasonbench_benchmarks.leaderboard_build import make_records
-
     make_records(FIXTURES, tmp_path / "res", 10_000)
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "reasonbench", "leaderboard", "--results", str(tmp_path / "res"),

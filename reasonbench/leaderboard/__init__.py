@@ -4,9 +4,14 @@ offline from file://.
 
 Rows are per task, track, model, preset and mode, seeds aggregated. Tracks: ``mini``, ``budget``,
 ``paper`` (presets paper and tiny); any other preset is listed as a track of its own name, smoke
-runs never (see ``records.track``). Records are untrusted: invalid ones are skipped with a reason
-and the site is built from the rest. The papers' figures (``leaderboard/reported.yaml``) are
-shown apart, marked "reported (paper)".
+runs never (see ``records.track``). Records are untrusted: unreadable, invalid and inconsistent
+ones, and any whose row or charts cannot be drawn, are skipped with a reason and the site is
+built from the rest. The papers' figures (``leaderboard/reported.yaml``) are shown apart, marked
+"reported (paper)".
+
+The site is built in a temporary folder beside ``out`` and moved into place whole at the end: a
+reader sees the old site or the new one, and a failed build leaves the old one as it was. Files
+are written 0644 and folders 0755 (less the umask, as ``open`` gives).
 """
 
 from __future__ import annotations
@@ -14,18 +19,23 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
+import os
+import shutil
 import sys
+import tempfile
 from multiprocessing.pool import Pool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from ..record import write_atomic
+from ..errors import UserError
 from . import pages, plots
-from .records import Skipped, accuracy, aggregate, collect, pareto_front, track  # noqa: F401
+from .records import (Skipped, accuracy, aggregate, collect, consistency_problems, error_line,  # noqa: F401
+                      one_line, pareto_front, track)
 from .reported import DEFAULT_REPORTED, load_reported
 
-__all__ = ["Site", "build", "collect", "aggregate", "pareto_front", "track", "load_reported", "DEFAULT_REPORTED"]
+__all__ = ["Site", "build", "collect", "aggregate", "consistency_problems", "pareto_front", "track",
+           "load_reported", "DEFAULT_REPORTED"]
 
 
 @dataclass
@@ -42,45 +52,99 @@ class Site:
 def web_json(value: Any) -> str:
     """Indented JSON with <, > and & written as \\u escapes (the same data): a record's text can
     never read as markup, even to a browser that sniffs the file's type."""
-    text = json.dumps(value, indent=2, sort_keys=True)
+    text = json.dumps(value, indent=2, sort_keys=True, allow_nan=False)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026") + "\n"
 
 
-def _write_configs(rows: list[dict[str, Any]], records: dict[str, dict[str, Any]], out: Path) -> None:
-    """Each row's resolved config (its first seed's) as configs/<content hash>.json."""
+def _config_name(config: dict[str, Any]) -> str:
+    compact = json.dumps(config, sort_keys=True)  # C encoder: rows often share one config
+    return f"configs/{hashlib.sha256(compact.encode()).hexdigest()[:16]}.json"
+
+
+def _write_configs(rows: list[dict[str, Any]], configs: dict[str, str], out: Path) -> None:
+    """Each row's resolved config (its first seed's) as configs/<content hash>.json; ``configs``:
+    the text of each name, made by ``_check_row``."""
     (out / "configs").mkdir(exist_ok=True)
-    written: set[str] = set()
-    for row in rows:
-        config = records[row["files"][0]]["provenance"]["config"]
-        compact = json.dumps(config, sort_keys=True)  # C encoder: rows often share one config
-        name = f"configs/{hashlib.sha256(compact.encode()).hexdigest()[:16]}.json"
-        if name not in written:
-            (out / name).write_text(web_json(config))
-            written.add(name)
-        row["config"] = name
+    for name in dict.fromkeys(row["config"] for row in rows):
+        (out / name).write_text(configs[name])
 
 
-def _write_plots(task: str, rows: list[dict[str, Any]], out: Path) -> dict[str, list[tuple[str, str]]]:
+class _Dropped(Exception):
+    """Rows left out of a chart because drawing them alone fails: (row, exception) pairs."""
+
+    def __init__(self, bad: list[tuple[dict[str, Any], Exception]]) -> None:
+        super().__init__(f"{len(bad)} rows cannot be drawn")
+        self.bad = bad
+
+
+def _culprits(draw: Callable[[list[dict[str, Any]]], Any],
+              rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], Exception]]:
+    """The rows that ``draw`` fails on alone, found by halving (a few draws, not one per row)."""
+    try:
+        draw(rows)
+        return []
+    except Exception as exc:  # noqa: BLE001
+        if len(rows) == 1:
+            return [(rows[0], exc)]
+    half = len(rows) // 2
+    return _culprits(draw, rows[:half]) + _culprits(draw, rows[half:])
+
+
+def _chart(draw: Callable[[list[dict[str, Any]]], str | None], rows: list[dict[str, Any]],
+           what: str, warnings: list[str]) -> str | None:
+    """``draw(rows)``; when it fails, _Dropped with the rows it fails on alone, or (none does:
+    only the rows together) None and a warning."""
+    try:
+        return draw(rows)
+    except Exception as exc:  # noqa: BLE001 (a record's values; found below, or the chart is left out)
+        bad = _culprits(draw, rows) if len(rows) > 1 else [(rows[0], exc)] if rows else []
+        if bad:
+            raise _Dropped(bad) from None
+        warnings.append(f"{what}: chart not drawn: {error_line(exc)}")
+        return None
+
+
+def _draw_plots(task: str, track_name: str, rows: list[dict[str, Any]],
+                warnings: list[str]) -> list[tuple[str, str, str]]:
+    """(file suffix, caption, SVG text) of each chart of one track; _Dropped when rows fail."""
+    title = f"{task}, {track_name} track"
+    charts = []
+    for key, label, suffix in plots.COST_AXES:
+        svg = _chart(lambda rs: plots.accuracy_plot(rs, key, label, title), rows, f"{title}, {suffix}", warnings)
+        if svg is not None:
+            charts.append((suffix, f"{title}: exact accuracy against {label}", svg))
+    # rows arrive best first: the charts keep the leading ones
+    for draw, suffix, what in ((plots.depth_plot, "depth", "exact accuracy after each reasoning step"),
+                               (plots.ood_depth_plot, "ood-depth", "exact accuracy per reasoning step, OOD split"),
+                               (plots.difficulty_plot, "difficulty", "exact accuracy per difficulty bucket")):
+        svg = _chart(lambda rs: draw(rs, f"{title}: {what}"), rows, f"{title}, {suffix}", warnings)
+        if svg is not None:
+            charts.append((suffix, f"{title}: {what}", svg))
+    return charts
+
+
+def _write_plots(task: str, rows: list[dict[str, Any]], out: Path, warnings: list[str],
+                 drop: Callable[[dict[str, Any], str], None]) -> dict[str, list[tuple[str, str]]]:
+    """Each track's charts as SVG files; a row that no chart can be drawn with is dropped (and
+    its track's charts drawn again without it, so no chart shows a row the tables leave out)."""
     plotted: dict[str, list[tuple[str, str]]] = {}
     for track_name in dict.fromkeys(r["track"] for r in rows):
         track_rows = [r for r in rows if r["track"] == track_name]
-        for key, label, suffix in plots.COST_AXES:
-            svg = plots.accuracy_plot(track_rows, key, label, f"{task}, {track_name} track")
-            if svg is None:
-                continue
+        while True:
+            try:
+                charts = _draw_plots(task, track_name, track_rows, warnings)
+                break
+            except _Dropped as dropped:
+                for row, exc in dropped.bad:
+                    drop(row, f"cannot be drawn: {error_line(exc)}")
+                track_rows = [r for r in track_rows if all(r is not b for b, _ in dropped.bad)]
+        for suffix, caption, svg in charts:
             name = f"plots/{pages.slug(task)}-{pages.slug(track_name)}-{suffix}.svg"
+            if (out / name).exists():  # another task and track whose names join to the same
+                both = hashlib.sha256(json.dumps([task, track_name]).encode()).hexdigest()[:8]
+                name = f"plots/{pages.slug(task)}-{pages.slug(track_name)}-{both}-{suffix}.svg"
             (out / name).write_text(svg)
-            plotted.setdefault(track_name, []).append((name, f"{task}, {track_name} track: exact accuracy against {label}"))
-        # rows arrive best first: the charts keep the leading ones
-        for draw, suffix, what in ((plots.depth_plot, "depth", "exact accuracy after each reasoning step"),
-                                   (plots.ood_depth_plot, "ood-depth",
-                                    "exact accuracy per reasoning step, OOD split"),
-                                   (plots.difficulty_plot, "difficulty", "exact accuracy per difficulty bucket")):
-            svg = draw(track_rows, f"{task}, {track_name} track: {what}")
-            if svg is not None:
-                name = f"plots/{pages.slug(task)}-{pages.slug(track_name)}-{suffix}.svg"
-                (out / name).write_text(svg)
-                plotted.setdefault(track_name, []).append((name, f"{task}, {track_name} track: {what}"))
+            plotted.setdefault(track_name, []).append((name, caption))
     return plotted
 
 
@@ -99,7 +163,10 @@ def _write_pictures(task: str, rows: list[dict[str, Any]], records: dict[str, di
                 job = (task, record.get("task_metadata") or {}, example)
                 (out / name).write_bytes(drawer.apply(plots.puzzle_png, job) if drawer else plots.puzzle_png(*job))
             except ValueError as exc:
-                warnings.append(f"{record['_file']}: no {kind} picture: {exc}")
+                warnings.append(f"{one_line(record['_file'])}: no {kind} picture: {exc}")
+                continue
+            except Exception as exc:  # noqa: BLE001 (a picture is an extra: never worth the site)
+                warnings.append(f"{one_line(record['_file'])}: no {kind} picture: {error_line(exc)}")
                 continue
             pictures.append((name, f"A {kind} test example of {pages.model_label(row)} ({row['track']} track, "
                                    f"seed {record['seed']}): puzzle | prediction (wrong cells marked in red) | answer"))
@@ -107,13 +174,67 @@ def _write_pictures(task: str, rows: list[dict[str, Any]], records: dict[str, di
     return []
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _destination(results: Path, out: Path) -> Path:
+    """The folder the site replaces: ``out`` (the folder a link there points to); a UserError
+    when replacing it whole could lose anything but an earlier site."""
+    if out.is_symlink():
+        out = out.resolve()  # the site goes where the link points; the link stays
+    resolved_out, resolved_results = out.resolve(), results.resolve()
+    if resolved_results == resolved_out or resolved_out in resolved_results.parents:
+        raise UserError(f"--out {out}: holds the results folder {results}; the build replaces the whole folder")
+    if out.exists() or out.is_symlink():
+        if not out.is_dir():
+            raise UserError(f"--out {out}: not a folder")
+        if not (out / "leaderboard.json").is_file() and any(out.iterdir()):
+            raise UserError(f"--out {out}: a folder that is not a leaderboard site (no leaderboard.json) and not "
+                            "empty: the build replaces the whole folder; choose a new or empty one")
+    return out
+
+
+def _move_into_place(staging: Path, out: Path) -> None:
+    """``staging`` becomes ``out``; an old ``out`` is set aside first and removed last (put
+    back if the move fails)."""
+    if not (out.exists() or out.is_symlink()):
+        os.rename(staging, out)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", suffix=".tmp", dir=out.parent))
+    os.rename(out, old)  # onto the empty folder mkdtemp made: a name nobody else holds
+    try:
+        os.rename(staging, out)
+    except BaseException:
+        os.rename(old, out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def build(results: Path, out: Path, reported: Path | None = DEFAULT_REPORTED) -> Site:
     """Read every record under ``results`` and write the leaderboard under ``out``; ``reported``
-    is the papers' figures (None, or a missing default file: none shown)."""
+    is the papers' figures (None, or a missing default file: none shown). ``out`` is replaced
+    whole (it must be a site built before, an empty folder or a new name)."""
     if reported is None or (reported == DEFAULT_REPORTED and not reported.exists()):
         entries = []
     else:
         entries = load_reported(reported)  # first: a malformed file stops the build before any writing
+    out = _destination(Path(results), Path(out))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        os.chmod(staging, 0o755 & ~_umask())  # mkdtemp's is 0700: the site is for reading
+        site = _build_with_drawer(Path(results), staging, entries)
+        _move_into_place(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return site
+
+
+def _build_with_drawer(results: Path, out: Path, entries: list[dict[str, Any]]) -> Site:
     # the pictures are drawn by the tasks' own code, which imports torch and Lightning (seconds):
     # a second process imports them while this one reads and validates the records
     # (spawned, not forked: forking a process whose torch threads run is unsafe); where torch is
@@ -128,24 +249,61 @@ def build(results: Path, out: Path, reported: Path | None = DEFAULT_REPORTED) ->
         drawer.terminate()  # done, or still importing for a site without pictures
 
 
+def _check_row(row: dict[str, Any], records: dict[str, dict[str, Any]], configs: dict[str, str]) -> None:
+    """Raise what rendering ``row`` would: its config (its text kept in ``configs`` by name), its
+    table row in HTML and Markdown, its JSON."""
+    config = records[row["files"][0]]["provenance"]["config"]
+    name = _config_name(config)
+    if name not in configs:
+        configs[name] = web_json(config)
+    row["config"] = name
+    pages.measured_table([row])
+    pages.markdown_row(row)
+    web_json(row)
+
+
 def _build(results: Path, out: Path, entries: list[dict[str, Any]], drawer: Pool | None) -> Site:
     records, skipped = collect(results)
-    rows = aggregate(records)
+    collected = len(skipped)
+    rows = aggregate(records, skipped, results)
     by_file = {r["_file"]: r for r in records}
-    site = Site(rows, entries, len(records), skipped)
+    dropped: set[int] = set()
+
+    def drop(row: dict[str, Any], reason: str) -> None:
+        """Leave ``row`` out; its records are skipped with ``reason``."""
+        dropped.add(id(row))
+        skipped.extend(Skipped(one_line(results / f), one_line(reason)) for f in row["files"])
+
+    failures, configs = [], {}
+    for row in rows:
+        try:
+            _check_row(row, by_file, configs)
+        except Exception as exc:  # noqa: BLE001 (one row's records; every row failing is a bug, below)
+            failures.append((row, exc))
+    if failures and len(failures) == len(rows) > 1:
+        raise RuntimeError(f"none of the {len(rows)} leaderboard rows can be rendered; "
+                           f"the first: {error_line(failures[0][1])}") from failures[0][1]
+    for row, exc in failures:
+        drop(row, f"cannot be rendered: {error_line(exc)}")
+    rows = [r for r in rows if id(r) not in dropped]
+
     for folder in ("plots", "pictures"):
         (out / folder).mkdir(parents=True, exist_ok=True)
-    _write_configs(rows, by_file, out)
+    warnings: list[str] = []
+    plotted = {task: _write_plots(task, [r for r in rows if r["task"] == task], out, warnings, drop)
+               for task in dict.fromkeys(r["task"] for r in rows)}
+    rows = [r for r in rows if id(r) not in dropped]
+    _write_configs(rows, configs, out)
     tasks = sorted({r["task"] for r in rows} | {e["task"] for e in entries})
     for task in tasks:
         task_rows = [r for r in rows if r["task"] == task]
-        body = pages.task_body(task, task_rows, [e for e in entries if e["task"] == task],
-                               _write_plots(task, task_rows, out),
-                               _write_pictures(task, task_rows, by_file, out, site.warnings, drawer))
+        body = pages.task_body(task, task_rows, [e for e in entries if e["task"] == task], plotted.get(task, {}),
+                               _write_pictures(task, task_rows, by_file, out, warnings, drawer))
         (out / pages.task_page(task)).write_text(pages.page(f"reasonbench: {task}", body, tasks))
-    index = pages.index_body(rows, entries, tasks, len(records), len(skipped))
+    used = len(records) - (len(skipped) - collected)  # less those left out after reading
+    index = pages.index_body(rows, entries, tasks, used, len(skipped))
     (out / "index.html").write_text(pages.page("reasonbench leaderboard", index, tasks))
-    summary = {"records": len(records), "skipped": [vars(s) for s in skipped], "measured": rows, "reported": entries}
-    write_atomic(out / "leaderboard.json", web_json(summary))
-    write_atomic(out / "leaderboard.md", pages.markdown(rows, entries))
-    return site
+    summary = {"records": used, "skipped": [vars(s) for s in skipped], "measured": rows, "reported": entries}
+    (out / "leaderboard.json").write_text(web_json(summary))
+    (out / "leaderboard.md").write_text(pages.markdown(rows, entries))
+    return Site(rows, entries, used, skipped, warnings)

@@ -24,12 +24,16 @@ def esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
+# backslash-escaped: links and images ([x](url), ![](url), [x][ref]), code spans, emphasis,
+# strikethrough, GitHub's math ($), column breaks; & < > become entities (no HTML, no <autolink>)
+MARKDOWN_ESCAPES = {**{c: "\\" + c for c in "\\`*_[]|~$"}, "&": "&amp;", "<": "&lt;", ">": "&gt;"}
+
+
 def md(value: Any) -> str:
-    """Text for a Markdown table cell: one line, no column break, no HTML."""
+    """Text for a Markdown table cell or heading: one line, no column break, no HTML, no
+    Markdown syntax (it reads as the text itself)."""
     text = one_line(re.sub(r"\s+", " ", str(value)), 200)
-    for char, escaped in (("\\", "\\\\"), ("|", "\\|"), ("&", "&amp;"), ("<", "&lt;"), (">", "&gt;")):
-        text = text.replace(char, escaped)
-    return text
+    return "".join(MARKDOWN_ESCAPES.get(c, c) for c in text)
 
 
 def slug(name: str) -> str:
@@ -118,13 +122,7 @@ def markdown(rows: list[dict[str, Any]], reported: list[dict[str, Any]]) -> str:
                       "| model | exact % | 95% interval | OOD exact % | seeds | params (+extra) | FLOPs/example "
                       "| train FLOPs | device-hours | device | commit | date |",
                       "|---|---:|---|---:|---:|---:|---:|---:|---:|---|---|---|"]
-            for r in (r for r in task_rows if r["track"] == track_name):
-                extra = f" (+{r['params_extra']:,})" if r["params_extra"] else ""
-                lines.append(f"| {md(model_label(r))} | {accuracy_text(r)} | {interval_text(r)} | {ood_text(r)} | "
-                             f"{seeds_text(r)} | "
-                             f"{r['params']:,}{extra} | {si(r['flops_per_example_forward'])} | {si(r['train_flops'])} | "
-                             f"{r['device_hours']:.3g} | {md(device_text(r))} | {md((r['git_commit'] or '-')[:10])} | "
-                             f"{md(r['finished'][:10])} |")
+            lines += [markdown_row(r) for r in task_rows if r["track"] == track_name]
             lines.append("")
             note = other_test_data_note([r for r in task_rows if r["track"] == track_name])
             if note:
@@ -140,6 +138,15 @@ def markdown(rows: list[dict[str, Any]], reported: list[dict[str, Any]]) -> str:
     if not rows:
         lines += ["No measured results yet (smoke runs are never listed).", ""]
     return "\n".join(lines)
+
+
+def markdown_row(r: dict[str, Any]) -> str:
+    """One measured row of a Markdown table."""
+    extra = f" (+{r['params_extra']:,})" if r["params_extra"] else ""
+    return (f"| {md(model_label(r))} | {accuracy_text(r)} | {interval_text(r)} | {ood_text(r)} | {seeds_text(r)} | "
+            f"{r['params']:,}{extra} | {si(r['flops_per_example_forward'])} | {si(r['train_flops'])} | "
+            f"{r['device_hours']:.3g} | {md(device_text(r))} | {md((r['git_commit'] or '-')[:10])} | "
+            f"{md(r['finished'][:10])} |")
 
 
 def reported_note(entry: dict[str, Any]) -> str:

@@ -21,6 +21,7 @@ MAX_LINES = 12  # lines on one chart: the rows ranked best first
 
 STYLE = {"svg.fonttype": "none",  # text stays text (small files, searchable), escaped by matplotlib
          "svg.hashsalt": "reasonbench",  # stable element ids: the same rows give the same file
+         "text.parse_math": False,  # "$" in a name or bucket (legends, ticks) is text, not TeX
          "font.size": 9, "axes.spines.top": False, "axes.spines.right": False}
 
 

@@ -1,12 +1,16 @@
-"""Result records -> leaderboard rows. A record is data from outside: each one is size-capped,
-parsed strictly (no NaN or infinities), validated against the record schema and checked for
-what a schema cannot say; a bad one is skipped with a one-line reason, the rest are used."""
+"""Result records -> leaderboard rows. A record is data from outside: each one is read only if
+it is a regular file (a FIFO or a device is never opened) and at most 16 MiB, parsed strictly (no
+NaN or infinities), validated against the record schema and checked for what a schema cannot say
+(``consistency_problems``: counts, accuracies and intervals that agree, numbers of a measurable
+size); a bad one is skipped with a one-line reason, the rest are used."""
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import stat
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -70,7 +74,8 @@ def one_line(text: str, limit: int = 300) -> str:
     """Untrusted text made safe for one terminal line: control characters (newlines, escape
     sequences) shown as escapes, and long text cut in the middle (a schema message quotes the
     offending value first and says what is wrong with it last)."""
-    text = re.sub(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]", lambda m: ascii(m.group())[1:-1], str(text))
+    # lone surrogates too (a file name that is not UTF-8, a "\\ud800" in a record): they cannot be printed
+    text = re.sub(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]", lambda m: ascii(m.group())[1:-1], str(text))
     return text if len(text) <= limit else f"{text[:limit // 2]} ... {text[-limit // 2:]}"
 
 
@@ -114,30 +119,233 @@ def parse_untrusted(data: bytes, name: str) -> dict[str, Any]:
     fast = _fast_validator()
     if fast is None or not fast.is_valid(record):
         rec.validate(record, name)  # words the rejection; where the two disagree, jsonschema's verdict stands
-    if record["status"] == "completed":
-        metrics = record["metrics"]
-        if metrics["exact_correct"] > metrics["n_test_examples"]:
-            raise ValueError("metrics: exact_correct is larger than n_test_examples")
+    problems = consistency_problems(record)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ValueError(f"inconsistent: {problems[0]}{more}")
     return record
+
+
+# --- what a schema cannot say --------------------------------------------------------------
+# Numbers a measurement can have: every number under metrics, cost and budget lies in
+# [MIN_MAGNITUDE, MAX_MAGNITUDE] (or is 0), so sums and means over any number of records stay
+# finite and every cost has a place on a log axis; a count (an integer) is at most MAX_COUNT, which
+# a float (and JavaScript, which sorts the tables) holds exactly.
+MAX_MAGNITUDE = 1e30
+MIN_MAGNITUDE = 1e-30
+MAX_COUNT = 2**53
+MAX_SEED = 2**64
+SHARE_SLACK = 1e-6  # rounding in a writer's floats (an interval's 2e-19 below an accuracy of 0)
+
+
+def _show(value: Any) -> str:
+    """A number short enough for a one-line reason, however many digits it has."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        digits = len(str(abs(value))) if abs(value) < 10**4000 else 4000  # str() of more digits refuses
+        return f"{value:,}" if digits <= 21 else f"an integer of {digits}{'+' if digits == 4000 else ''} digits"
+    return f"{value:.6g}" if isinstance(value, float) else repr(value)[:40]
+
+
+def _numbers(value: Any, where: str | None) -> Any:
+    """(path, number) of every number in ``value`` (bools are not numbers), without recursion;
+    ``where`` None: the paths are not made (quicker) and are None."""
+    stack = [(where, value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend((None if path is None else f"{path}/{key}", v) for key, v in item.items())
+        elif isinstance(item, list):
+            stack.extend((None if path is None else f"{path}/{i}", v) for i, v in enumerate(item))
+        elif isinstance(item, (int, float)) and not isinstance(item, bool):
+            yield path, item
+
+
+def _number_problem(value: int | float) -> str | None:
+    """What is wrong with a number of a measurement, or None."""
+    if isinstance(value, int):  # not through float(): 10**400 does not fit one
+        return f"{_show(value)} is larger than 2**53" if abs(value) > MAX_COUNT else None
+    if not math.isfinite(value):
+        return f"is {value}, not a finite number"
+    if abs(value) > MAX_MAGNITUDE:
+        return f"{_show(value)} is larger than {MAX_MAGNITUDE:g}"
+    if 0 < abs(value) < MIN_MAGNITUDE:
+        return f"{_show(value)} is smaller than {MIN_MAGNITUDE:g} (and not 0)"
+    return None
+
+
+def _number_problems(record: dict[str, Any]) -> list[str]:
+    sections = {section: record.get(section) for section in ("metrics", "cost", "budget")}
+    problems = []
+    # a quick pass over the numbers alone; the paths are made only for a record that needs them
+    if any(abs(v) > MAX_COUNT if isinstance(v, int) else not (v == 0 or MIN_MAGNITUDE <= abs(v) <= MAX_MAGNITUDE)
+           for _, v in _numbers(sections, None)):
+        for section, value in sections.items():
+            problems += [f"{path} {problem}" for path, number in _numbers(value, section)
+                         if (problem := _number_problem(number))]
+    seed = record.get("seed")
+    if isinstance(seed, int) and abs(seed) >= MAX_SEED:
+        problems.append(f"seed {_show(seed)} does not fit in 64 bits")
+    return problems
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _share_problems(where: str, part: dict[str, Any]) -> list[str]:
+    """Counts and the accuracy and interval made of them, in one part of the metrics (the test
+    split, the OOD split, a difficulty bucket)."""
+    problems = []
+    n, correct = part.get("n_test_examples"), part.get("exact_correct")
+    accuracy = part.get("exact_accuracy")
+    if _is_number(n) and _is_number(correct):  # integers, or floats the schema takes for them (5.0)
+        if correct > n:
+            problems.append(f"{where}exact_correct {_show(correct)} is larger than n_test_examples {_show(n)}")
+        elif _is_number(accuracy):
+            if n == 0 and accuracy != 0:
+                problems.append(f"{where}exact_accuracy {_show(accuracy)} of no test examples")
+            elif n and abs(accuracy * n - correct) >= 0.5:  # the accuracy names another count
+                problems.append(f"{where}exact_accuracy {_show(accuracy)} is not {_show(correct)} of {_show(n)} "
+                                f"({correct / n:.6g})")
+    # every share with an interval beside it (exact_accuracy_ci95, and tasks' own: valid_path_ci95)
+    for key, interval in part.items():
+        share = part.get(key.removesuffix("_ci95"))
+        if not key.endswith("_ci95") or not _is_number(share):
+            continue
+        if not (isinstance(interval, list) and len(interval) == 2 and all(map(_is_number, interval))):
+            continue  # a task's own interval in another shape: not read here
+        low, high = interval
+        if low > high + SHARE_SLACK:
+            problems.append(f"{where}{key} [{_show(low)}, {_show(high)}] runs backwards")
+        elif not low - SHARE_SLACK <= share <= high + SHARE_SLACK:
+            problems.append(f"{where}{key} [{_show(low)}, {_show(high)}] does not contain "
+                            f"{key.removesuffix('_ci95')} {_show(share)}")
+    return problems
+
+
+def _by_step_problems(where: str, curves: Any) -> list[str]:
+    if not isinstance(curves, dict):
+        return []
+    lengths = {key: len(curves[key]) for key in ("exact", "token", "halted", "residual")
+               if isinstance(curves.get(key), list)}
+    problems = []
+    if len(set(lengths.values())) > 1:
+        problems.append(f"{where}by_step curves of different lengths ("
+                        + ", ".join(f"{k} {v}" for k, v in lengths.items()) + ")")
+    halted = curves.get("halted")
+    if isinstance(halted, list) and all(map(_is_number, halted)) and math.fsum(halted) > 1 + SHARE_SLACK:
+        problems.append(f"{where}by_step/halted: shares of the examples sum to {math.fsum(halted):.6g}, more than 1")
+    return problems
+
+
+def consistency_problems(record: dict[str, Any]) -> list[str]:
+    """What a schema-valid record says against itself, one short line each (empty: nothing):
+    a count larger than what it counts, an accuracy that is not its count's share, an interval
+    that misses its accuracy, curves of different lengths, difficulty buckets that hold more
+    than the test split, training FLOPs that are not FLOPs per step times steps, numbers too
+    large or too small to be a measurement, text that is not Unicode."""
+    problems = _number_problems(record)
+    if problems:
+        return problems  # the arithmetic below assumes numbers of a measurable size
+    try:
+        json.dumps(record, ensure_ascii=False).encode()
+    except UnicodeEncodeError as exc:
+        problems.append(f"text with a lone surrogate ({ascii(exc.object[exc.start:exc.end])}): not Unicode")
+    except RecursionError:
+        problems.append("nested too deeply")
+    except (TypeError, ValueError) as exc:  # not from JSON (a record built in Python)
+        problems.append(f"not JSON data: {one_line(exc, 100)}")
+    metrics = record.get("metrics")
+    if isinstance(metrics, dict):
+        problems += _share_problems("metrics: ", metrics)
+        problems += _by_step_problems("metrics: ", metrics.get("by_step"))
+        ood = metrics.get("ood")
+        if isinstance(ood, dict):
+            problems += _share_problems("metrics/ood: ", ood)
+            problems += _by_step_problems("metrics/ood: ", ood.get("by_step"))
+        difficulty = metrics.get("by_difficulty")
+        if isinstance(difficulty, dict) and isinstance(difficulty.get("buckets"), list):
+            buckets = [b for b in difficulty["buckets"] if isinstance(b, dict)]
+            for b in buckets:
+                problems += _share_problems(f"metrics/by_difficulty bucket {one_line(b.get('name'), 40)!r}: ", b)
+            names = [b.get("name") for b in buckets]
+            repeated = sorted({str(name) for name in names if names.count(name) > 1})
+            if repeated:
+                problems.append(f"metrics/by_difficulty: bucket {one_line(repeated[0], 40)!r} appears more than once")
+            # the buckets part the test split: together they hold no more examples, nor right answers
+            for key in ("n_test_examples", "exact_correct"):
+                total = sum(b[key] for b in buckets if _is_number(b.get(key)))
+                whole = metrics.get(key)
+                if _is_number(whole) and total > whole:
+                    problems.append(f"metrics/by_difficulty: the buckets' {key} sum to {_show(total)}, "
+                                    f"more than the test split's {_show(whole)}")
+    cost = record.get("cost")
+    if isinstance(cost, dict):
+        flops, per_step, steps = cost.get("train_flops"), cost.get("train_flops_per_step"), cost.get("train_steps")
+        if all(map(_is_number, (flops, per_step, steps))) and \
+                abs(flops - per_step * steps) > 1e-6 * max(abs(flops), abs(per_step * steps)):
+            problems.append(f"cost: train_flops {_show(flops)} is not train_flops_per_step {_show(per_step)} "
+                            f"times train_steps {_show(steps)}")
+    return problems
+
+
+def read_untrusted(path: Path) -> bytes:
+    """The bytes of the record file at ``path``; ValueError or OSError when it is not one to read.
+    Only a regular file is opened, at most MAX_RECORD_BYTES of it read: a FIFO, a socket, a
+    device (a link to /dev/zero) or a folder is refused on its stat, before any open that could
+    block or have effects, and checked again on the open file (it may have been swapped since).
+    A symbolic link to a regular file is read like the file: results are often gathered by links."""
+    kind = _file_kind(os.stat(path).st_mode)  # follows a link, opens nothing
+    if kind:
+        raise ValueError(f"not a regular file: {kind}")
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        kind = _file_kind(os.fstat(fd).st_mode)
+        if kind:
+            raise ValueError(f"not a regular file: {kind}")
+        chunks, size = [], 0
+        while True:  # not st_size: the file may grow while it is read
+            chunk = os.read(fd, min(1 << 20, MAX_RECORD_BYTES + 1 - size))
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_RECORD_BYTES:
+                raise ValueError(f"larger than {MAX_RECORD_BYTES >> 20} MiB")
+    finally:
+        os.close(fd)
+
+
+def _file_kind(mode: int) -> str | None:
+    """None for a regular file, else what it is."""
+    if stat.S_ISREG(mode):
+        return None
+    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a file"
 
 
 def collect(results: Path) -> tuple[list[dict[str, Any]], list[Skipped]]:
     """Every usable record under ``results`` (each with ``_file``, its path relative to
-    ``results``) and the skipped ones with their reasons."""
+    ``results``) and the skipped ones with their reasons. Folders reached through a symbolic
+    link are not searched (no loops); a link to a record file is read (``read_untrusted``)."""
     records, skipped = [], []
     for path in sorted(results.rglob("*.json")):
         if path.parent.with_suffix(".json").is_file():
             continue  # inside a run's folder (seed0/ beside seed0.json): its submission file, not a record
         name = path.relative_to(results).as_posix()
         try:
-            if path.stat().st_size > MAX_RECORD_BYTES:  # before reading it
-                raise ValueError(f"larger than {MAX_RECORD_BYTES >> 20} MiB")
-            record = parse_untrusted(path.read_bytes(), name)
+            record = parse_untrusted(read_untrusted(path), name)
         except UserError as exc:  # the schema's message starts with the file name: said once
             skipped.append(Skipped(one_line(path), one_line(str(exc).removeprefix(f"{name}: "))))
             continue
         except (OSError, ValueError) as exc:
             skipped.append(Skipped(one_line(path), one_line(getattr(exc, "strerror", None) or exc)))
+            continue
+        except Exception as exc:  # noqa: BLE001 (what no check above foresaw: this record's, not the site's)
+            skipped.append(Skipped(one_line(path), f"cannot be read: {error_line(exc)}"))
             continue
         record.pop("submission", None)  # large and unused here
         record["_file"] = name
@@ -180,47 +388,66 @@ def depth_and_difficulty(done: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def aggregate(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def aggregate(records: list[dict[str, Any]], skipped: list[Skipped] | None = None,
+              results: Path | None = None) -> list[dict[str, Any]]:
     """One row per (task, track, model, preset, mode): the seeds' accuracies as mean and sample
-    std, the 95% Wilson interval pooled over every test example of every seed, and the cost."""
-    from ..stats import wilson_interval
-
+    std, the 95% Wilson interval pooled over every test example of every seed, and the cost.
+    With ``skipped``, a group of records that cannot be made a row is left out and its records
+    added there with the reason (names under ``results``); without, the error is raised."""
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for r in records:
         name = track(r)
         if name is not None:
             groups[(r["task"], name, r["model"], r["preset"], r["mode"])].append(r)
     rows = []
-    for (task, track_name, model, preset, mode), group in groups.items():
-        group.sort(key=lambda r: (r["seed"], r["_file"]))
-        done = [r for r in group if r["status"] == "completed"]
-        first = (done or group)[0]
-        accs = [r["metrics"]["exact_accuracy"] for r in done]
-        correct = sum(r["metrics"]["exact_correct"] for r in done)
-        n = sum(r["metrics"]["n_test_examples"] for r in done)
-        train_flops = [r["cost"]["train_flops"] for r in done if r["cost"]["train_flops"] is not None]
-        rows.append({
-            "task": task, "track": track_name, "model": model, "preset": preset, "mode": mode,
-            "seeds": [r["seed"] for r in done], "diverged": len(group) - len(done),
-            "exact_accuracy_mean": statistics.fmean(accs) if accs else None,
-            "exact_accuracy_std": statistics.stdev(accs) if len(accs) > 1 else None,
-            "exact_accuracy_ci95": list(wilson_interval(correct, n)) if n else None,
-            "exact_correct": correct, "n_test_examples": n,
-            "token_accuracy_mean": statistics.fmean(r["metrics"]["token_accuracy"] for r in done) if done else None,
-            "params": first["cost"]["params"], "params_extra": first["cost"]["params_extra"],
-            "flops_per_example_forward": first["cost"]["flops_per_example_forward"]["mean"],
-            "train_flops": statistics.fmean(train_flops) if train_flops else None,
-            "device_hours": statistics.fmean(r["cost"]["device_hours"] for r in group),
-            "device": first["cost"]["device"], "device_count": first["cost"]["device_count"],
-            "git_commit": first["provenance"]["git_commit"],
-            "finished": max(r["provenance"]["finished"] for r in group),
-            "files": [r["_file"] for r in group],
-            "test_data": sorted({r["provenance"].get("test_data_fingerprint") for r in done} - {None}),
-            **depth_and_difficulty(done),
-        })
+    for key, group in groups.items():
+        try:
+            rows.append(_row(key, group))
+        except Exception as exc:  # noqa: BLE001 (one group's records, not the leaderboard)
+            if skipped is None:
+                raise
+            reason = f"cannot be aggregated: {error_line(exc)}"
+            skipped.extend(Skipped(one_line((results or Path()) / r["_file"]), reason) for r in group)
     mark_other_test_data(rows)
     rows.sort(key=lambda r: (r["task"], track_sort_key(r["track"]), -accuracy(r), r["model"], r["preset"], r["mode"]))
     return rows
+
+
+def error_line(exc: BaseException) -> str:
+    """An exception as one line: its type and message."""
+    return one_line(f"{type(exc).__name__}: {exc}", 200)
+
+
+def _row(key: tuple, group: list[dict[str, Any]]) -> dict[str, Any]:
+    from ..stats import wilson_interval
+
+    task, track_name, model, preset, mode = key
+    group.sort(key=lambda r: (r["seed"], r["_file"]))
+    done = [r for r in group if r["status"] == "completed"]
+    first = (done or group)[0]
+    accs = [r["metrics"]["exact_accuracy"] for r in done]
+    correct = sum(r["metrics"]["exact_correct"] for r in done)
+    n = sum(r["metrics"]["n_test_examples"] for r in done)
+    train_flops = [r["cost"]["train_flops"] for r in done if r["cost"]["train_flops"] is not None]
+    return {
+        "task": task, "track": track_name, "model": model, "preset": preset, "mode": mode,
+        "seeds": [r["seed"] for r in done], "diverged": len(group) - len(done),
+        "exact_accuracy_mean": statistics.fmean(accs) if accs else None,
+        "exact_accuracy_std": statistics.stdev(accs) if len(accs) > 1 else None,
+        "exact_accuracy_ci95": list(wilson_interval(correct, n)) if n else None,
+        "exact_correct": correct, "n_test_examples": n,
+        "token_accuracy_mean": statistics.fmean(r["metrics"]["token_accuracy"] for r in done) if done else None,
+        "params": first["cost"]["params"], "params_extra": first["cost"]["params_extra"],
+        "flops_per_example_forward": first["cost"]["flops_per_example_forward"]["mean"],
+        "train_flops": statistics.fmean(train_flops) if train_flops else None,
+        "device_hours": statistics.fmean(r["cost"]["device_hours"] for r in group),
+        "device": first["cost"]["device"], "device_count": first["cost"]["device_count"],
+        "git_commit": first["provenance"]["git_commit"],
+        "finished": max(r["provenance"]["finished"] for r in group),
+        "files": [r["_file"] for r in group],
+        "test_data": sorted({r["provenance"].get("test_data_fingerprint") for r in done} - {None}),
+        **depth_and_difficulty(done),
+    }
 
 
 def mark_other_test_data(rows: list[dict[str, Any]]) -> None:
