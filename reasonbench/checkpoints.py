@@ -34,24 +34,25 @@ def _write_failed(path: Path, exc: OSError) -> Exception:
 
 
 def save_torch_atomic(obj: Any, path: str | Path) -> None:
-    """``torch.save`` through ``atomic_writer``; an OS error is one line naming ``path``."""
-    path = Path(path)
-    try:
-        with atomic_writer(path) as handle:
-            torch.save(obj, handle)
-    except OSError as exc:
-        raise _write_failed(path, exc) from None
+    """``torch.save`` through ``atomic_writer`` (an OS error is raised as it is, for the caller
+    to name its option)."""
+    with atomic_writer(path) as handle:
+        torch.save(obj, handle)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning's checkpoint IO with the temporary file beside the checkpoint (Lightning's own
     goes through a temporary folder, so on another filesystem its final move is a copy that a
-    kill -9 leaves at 0 bytes, the previous checkpoint already gone)."""
+    kill -9 leaves at 0 bytes, the previous checkpoint already gone). An OS error is one line
+    naming the checkpoint."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
         if storage_options is not None:
             raise TypeError("AtomicCheckpointIO takes no storage_options")
-        save_torch_atomic(checkpoint, path)
+        try:
+            save_torch_atomic(checkpoint, path)
+        except OSError as exc:
+            raise _write_failed(Path(path), exc) from None
 
 
 def read_torch_file(path: str | Path) -> Any:

@@ -161,6 +161,8 @@ def check_output(cfg: RunConfig, out_path: Path, mode: str, resume: bool, overwr
     unfinished run's checkpoints, and the output folder must be writable (so that hours of
     training never end in a record that cannot be written). Creates nothing."""
     run_dir = out_path.with_suffix("")
+    if out_path.exists() and not out_path.is_file():
+        raise UserError(f"--out {cfg.out}: cannot write: {out_path} is not a file")
     if not overwrite and not resume:
         if out_path.exists():
             again = " `--resume` keeps it," if mode == "train" else ""
@@ -171,8 +173,6 @@ def check_output(cfg: RunConfig, out_path: Path, mode: str, resume: bool, overwr
                             f"continues it, `--overwrite` starts again")
     existing = next(p for p in (out_path, *out_path.parents) if p.exists() or p == Path(p.anchor))
     if existing == out_path:
-        if not out_path.is_file():
-            raise UserError(f"--out {cfg.out}: cannot write: {out_path} is not a file")
         existing = out_path.parent
     try:
         if not existing.is_dir():
@@ -259,7 +259,12 @@ def fit(cfg: RunConfig, trainer: L.Trainer, model: ReasoningModule, task: Reason
     if not trainer.is_global_zero:
         return None
     final = run_dir / "final.pt"
-    save_checkpoint(model, cfg, final)
+    try:
+        save_checkpoint(model, cfg, final)
+    except OSError as exc:
+        kind = MachineError if exc.errno in MACHINE_ERRNOS else UserError
+        raise kind(f"cannot write {final}: {exc.strerror or one_line(exc)} (the trained state is in "
+                   f"{run_dir / 'checkpoints' / 'last.ckpt'}: `--resume` finishes the run)") from None
     return final
 
 

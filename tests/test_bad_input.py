@@ -493,7 +493,72 @@ CASES = {
                                      ["optim.eps must be a finite number >= 0, got -1e-08"]),
     "precision-unknown": lambda t, c, o: ([*RUN, "--trainer.precision", "7", "--out", str(o)],
                                           ["option --trainer.precision: expected 64, 32, 16,", "'bf16-mixed'", "got 7"]),
+    # --- output paths: checked before anything trains -------------------------------------------
+    "out-is-a-file": lambda t, c, o: ([*RUN, "--out", str(write(t / "f", "x"))], [f"--out {t / 'f'}: cannot write",
+                                                                                   "is a file"]),
+    "out-under-a-file": lambda t, c, o: ([*RUN, "--out", str(write(t / "f", "x") / "sub")],
+                                         [f"--out {t / 'f' / 'sub'}: cannot write: {t / 'f'} is a file"]),
+    "out-unwritable": lambda t, c, o: ([*RUN, "--out", "/proc/reasonbench-out"], ["--out /proc/reasonbench-out: cannot write"]),
+    "out-record-is-a-folder": lambda t, c, o: (
+        [*RUN, "--out", str((o / RECORD).mkdir(parents=True) or o)], [str(o / RECORD), "not a file"]),
+    "eval-out-is-a-file": lambda t, c, o: ([*EVAL, "--checkpoint", str(c["transformer"]), "--out", str(write(t / "f", "x"))],
+                                           [f"--out {t / 'f'}: cannot write"]),
+    # --- results are not replaced silently ------------------------------------------------------
+    "rerun-over-a-record": lambda t, c, o: ([*RUN, "--out", str(o)],
+                                            [f"record {write(o / RECORD, '{}')} exists", "--overwrite", "--resume"]),
+    "eval-rerun-over-a-record": lambda t, c, o: (
+        [*EVAL, "--checkpoint", str(c["transformer"]), "--out", str(o)],
+        [f"record {write(o / RECORD.replace('.json', '.eval.json'), '{}')} exists", "--overwrite"]),
+    "rerun-over-an-unfinished-run": lambda t, c, o: (
+        [*RUN, "--out", str(o)], [f"{write(o / RUN_DIR / 'checkpoints' / 'last.ckpt', 'x').parent} holds an unfinished",
+                                  "--resume", "--overwrite"]),
+    "resume-over-an-invalid-record": lambda t, c, o: (
+        [*RUN, "--resume", "--out", str(o)], [str(write(o / RECORD, '{"model": 3}')), "invalid record"]),
+    # --- resuming: a checkpoint of another run, or malformed ------------------------------------
+    "resume-another-architecture": lambda t, c, o: (
+        [*RUN, "--resume", "--out", str(o)],
+        [str(training_ckpt(c["transformer"], o, model="hrm")), "holds a hrm model", "--model hrm"]),
+    "resume-another-size": lambda t, c, o: (
+        [*RUN, "--resume", "--out", str(o)], [str(training_ckpt(c["wide"], o)), "does not fit", "shapes"]),
+    "resume-step-not-an-int": lambda t, c, o: (
+        [*RUN, "--resume", "--out", str(o)], [str(training_ckpt(c["transformer"], o, global_step="7")), "'global_step'"]),
+    "resume-negative-step": lambda t, c, o: (
+        [*RUN, "--resume", "--out", str(o)], [str(training_ckpt(c["transformer"], o, global_step=-4)), "negative"]),
+    "resume-without-loops": lambda t, c, o: (
+        [*RUN, "--resume", "--out", str(o)], [str(training_ckpt(c["transformer"], o, loops=None)), "'loops'"]),
+    "resume-optimizer-states-not-a-list": lambda t, c, o: (
+        [*RUN, "--resume", "--out", str(o)],
+        [str(training_ckpt(c["transformer"], o, optimizer_states={"a": 1})), "'optimizer_states'"]),
+    "resume-weight-not-a-tensor": lambda t, c, o: (
+        [*RUN, "--resume", "--out", str(o)],
+        [str(training_ckpt(c["transformer"], o, weight="embed.weight")), "'embed.weight' is not a tensor"]),
+    "resume-ckpt-a-list": lambda t, c, o: (
+        [*RUN, "--resume", "--out", str(o)],
+        [str(torch_file((o / RUN_DIR / "checkpoints").mkdir(parents=True) or o / RUN_DIR / "checkpoints" / "last.ckpt",
+                        [1, 2])), "state_dict"]),
+    "resume-every-checkpoint-unreadable": lambda t, c, o: (
+        [*RUN, "--resume", "--out", str(o)],
+        ["no readable checkpoint", str(write(o / RUN_DIR / "checkpoints" / "best.ckpt", os.urandom(64)).parent)]),
 }
+
+
+RECORD = "transformer/sudoku/smoke/seed0.json"
+RUN_DIR = "transformer/sudoku/smoke/seed0"
+
+
+def training_ckpt(source: Path, out: Path, model: str = "transformer", weight: str | None = None, **fields) -> Path:
+    """A run folder's last.ckpt holding ``source``'s weights and a training state, with
+    ``fields`` replaced (None: left out) and ``weight`` not a tensor."""
+    stored = torch.load(source, weights_only=True)
+    state = {"state_dict": dict(stored["state_dict"]), "global_step": 3, "epoch": 0, "loops": {}, "optimizer_states": [],
+             "lr_schedulers": [], "callbacks": {}, "reasonbench": {"model": model, "config": stored["config"]}}
+    for key, value in fields.items():
+        state.pop(key) if value is None else state.__setitem__(key, value)
+    if weight is not None:
+        state["state_dict"][weight] = "not a tensor"
+    path = out / RUN_DIR / "checkpoints" / "last.ckpt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return torch_file(path, state)
 
 
 def snapshot(*roots: Path) -> dict[str, tuple[int, int]]:
@@ -597,5 +662,7 @@ def test_interrupted_run_leaves_no_partial_record(tmp_path):
         lines = stderr.splitlines()
         assert len(lines) == 1 and lines[0].startswith("reasonbench: interrupted: at step "), (signum, stderr)
         assert "no record written" in lines[0] and "--resume" in lines[0]
-        assert not [p for p in out.rglob("*") if p.suffix in (".json", ".tmp") or p.name == "final.pt"]
+        # no record (the run folder's attempts.json is its cost account, not a record)
+        assert not [p for p in out.rglob("*") if p.suffix in (".json", ".tmp") and p.name != "attempts.json"
+                    or p.name == "final.pt"]
         assert (out / "transformer" / "sudoku" / "smoke" / "seed0" / "checkpoints" / "last.ckpt").is_file()
