@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from reasonbench.stats import wilson_interval
+
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "data" / "leaderboard"
 
 
@@ -33,7 +35,9 @@ def make_records(fixtures: Path, out: Path, count: int, seeds: int = 5) -> int:
         variant, seed = divmod(i // len(sources), seeds)
         n = record["metrics"]["n_test_examples"]
         correct = rng.randint(0, n)
-        record["metrics"] = {**record["metrics"], "exact_correct": correct, "exact_accuracy": correct / n}
+        # a consistent record: the leaderboard skips one whose interval misses its accuracy
+        record["metrics"] = {**record["metrics"], "exact_correct": correct, "exact_accuracy": correct / n,
+                             "exact_accuracy_ci95": list(wilson_interval(correct, n))}
         record.update(model=f"{record['model']}-{variant:04d}", seed=seed)
         path = out / record["model"] / record["task"] / record["preset"] / f"seed{seed}.json"
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -22,8 +22,7 @@ from typing import Any
 import lightning as L
 
 from .atomic import write_atomic
-
-LEDGER_NAME = "attempts.json"
+from .record import LEDGER_NAME
 LEDGER_PERIOD = 30.0  # seconds between ledger updates while training
 
 

@@ -15,6 +15,7 @@ from .atomic import write_atomic  # noqa: F401  (re-exported: records, manifests
 from .errors import UserError
 
 SCHEMA_VERSION = 1
+LEDGER_NAME = "attempts.json"  # a run folder's account of its training attempts (reasonbench.clock), not a record
 
 
 @lru_cache(maxsize=1)

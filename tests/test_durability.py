@@ -129,6 +129,14 @@ def test_interrupts_save_the_step_reached_and_the_record_counts_every_attempt(tm
     assert cost["train_steps"] == steps[1] + 3
 
 
+def test_an_unfinished_runs_ledger_is_not_taken_for_a_record(tmp_path: Path) -> None:
+    from reasonbench import leaderboard
+
+    write_atomic(tmp_path / "results" / RUN_DIR / "attempts.json", json.dumps({"attempts": []}))
+    site = leaderboard.build(tmp_path / "results", tmp_path / "site")
+    assert site.records == 0 and not site.skipped
+
+
 def test_a_killed_attempt_is_marked_and_its_time_kept(tmp_path: Path) -> None:
     proc = start(tmp_path, "--trainer.max_steps", "100000", "--checkpoint_every", "20")
     last = tmp_path / RUN_DIR / "checkpoints" / "last.ckpt"

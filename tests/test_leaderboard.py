@@ -20,6 +20,7 @@ import pytest
 
 from reasonbench import leaderboard
 from reasonbench.leaderboard import records as lb_records
+from reasonbench_benchmarks.leaderboard_build import make_records
 
 from .conftest import call_cli
 from .test_record import minimal_record
@@ -308,24 +309,6 @@ def test_committed_fixture_records_build_a_clean_site(tmp_path):
     for row in rows:
         config = json.loads((site / row["config"]).read_text())
         assert config["model"]["name"] == row["model"]
-
-
-def make_records(fixtures: Path, out: Path, count: int) -> int:
-    """benchmarks/leaderboard_build.py's records, each interval made to contain its accuracy
-    (the benchmark draws new accuracies but keeps the fixture's interval: an inconsistent record,
-    which the leaderboard skips). A no-op once the benchmark writes the interval itself."""
-    from reasonbench.stats import wilson_interval
-    from reasonbench_benchmarks.leaderboard_build import make_records as benchmark_records
-
-    expected = benchmark_records(fixtures, out, count)
-    for path in out.rglob("*.json"):
-        record = json.loads(path.read_text())
-        metrics = record["metrics"]
-        low, high = metrics["exact_accuracy_ci95"]
-        if not low <= metrics["exact_accuracy"] <= high:
-            metrics["exact_accuracy_ci95"] = list(wilson_interval(metrics["exact_correct"], metrics["n_test_examples"]))
-            path.write_text(json.dumps(record, indent=2))
-    return expected
 
 
 def test_ten_thousand_records_build(tmp_path):

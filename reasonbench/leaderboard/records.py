@@ -333,8 +333,8 @@ def collect(results: Path) -> tuple[list[dict[str, Any]], list[Skipped]]:
     link are not searched (no loops); a link to a record file is read (``read_untrusted``)."""
     records, skipped = [], []
     for path in sorted(results.rglob("*.json")):
-        if path.parent.with_suffix(".json").is_file():
-            continue  # inside a run's folder (seed0/ beside seed0.json): its submission file, not a record
+        if path.parent.with_suffix(".json").is_file() or path.name == rec.LEDGER_NAME:
+            continue  # inside a run's folder (seed0/ beside seed0.json): its submission file or attempts, not a record
         name = path.relative_to(results).as_posix()
         try:
             record = parse_untrusted(read_untrusted(path), name)
