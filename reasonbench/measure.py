@@ -6,6 +6,7 @@ real batches, so loops and data-dependent halting count as executed, not as conf
 
 from __future__ import annotations
 
+import os
 import platform
 import resource
 import sys
@@ -168,4 +169,27 @@ def peak_memory_bytes(device: torch.device) -> int:
 
 
 def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux; ``platform.processor()`` elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
     return platform.processor() or platform.machine()
+
+
+def cpu_info() -> dict[str, Any]:
+    """What decides float32 CPU kernels: the CPU model, the vector extensions torch's kernels
+    dispatch on (a cross-machine difference in a record shows here), and the threads used."""
+    flags: set[str] = set()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            flags = next((set(line.split(":", 1)[1].split()) for line in handle if line.startswith("flags")), set())
+    except OSError:
+        pass
+    wanted = ("avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16", "asimd", "sve")
+    return {"model": cpu_name(), "vector_extensions": [f for f in wanted if f in flags],
+            "torch_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
+            "cores": os.cpu_count()}

@@ -30,7 +30,8 @@ from .checkpoints import (AtomicCheckpointIO, InterruptCheckpoint, ResumePoint, 
 from .clock import AttemptsLedger, TrainClock, now
 from .config import RunConfig, one_line, parse_duration
 from .errors import MachineError, UserError, cannot_write
-from .measure import TrainFlopCounter, count_parameters, device_name, forward_flops_per_example, peak_memory_bytes
+from .measure import (TrainFlopCounter, count_parameters, cpu_info, device_name, forward_flops_per_example,
+                      peak_memory_bytes)
 from .module import ReasoningModule
 from .tasks.base import ReasoningTask, TaskMetadata
 
@@ -428,7 +429,7 @@ def make_record(cfg: RunConfig, mode: str, command: str | None, trainer: L.Train
         },
         "provenance": {
             "git_commit": commit, "git_dirty": dirty, "versions": rec.versions(),
-            "command": command or shlex.join(sys.argv), "config": cfg.config,
+            "command": command or shlex.join(sys.argv), "config": cfg.config, "cpu": cpu_info(),
             "data_fingerprint": task.fingerprint,
             "test_data_fingerprint": task.split_fingerprint("test"), "started": started, "finished": now(),
             "resumed": clock.ledger.resumes() if clock.ledger else [],

@@ -256,9 +256,11 @@ def test_a_checkpoint_that_cannot_be_written_is_one_machine_error(tmp_path: Path
 
 # --- measuring --------------------------------------------------------------------------------
 
-def test_fixed_cost_models_count_forward_flops_on_one_example(tmp_path: Path) -> None:
+def test_fixed_cost_models_count_forward_flops_on_one_example_and_records_name_the_cpu(tmp_path: Path) -> None:
     assert call_cli(*QUICK, "--out", str(tmp_path)).returncode == 0
-    cost = json.loads((tmp_path / RUN_DIR.with_suffix(".json")).read_text())["cost"]
+    record = json.loads((tmp_path / RUN_DIR.with_suffix(".json")).read_text())
+    cost, cpu = record["cost"], record["provenance"]["cpu"]
+    assert cpu["model"] and cpu["threads"] >= 1 and cpu["torch_capability"]  # a cross-machine difference shows
     assert cost["flops_per_example_forward"]["examples"] == 1
     assert cost["flops_per_example_forward"]["mean"] == cost["flops_per_example_forward"]["p95"] > 0
     assert cost["measure_seconds"] >= 0
