@@ -94,12 +94,12 @@ def test_seeds_aggregate_into_mean_std_and_a_pooled_wilson_interval(tmp_path):
     assert (row["exact_correct"], row["n_test_examples"]) == (12, 20)
     assert json.loads((site / "leaderboard.json").read_text())["measured"] == built.rows
     md = (site / "leaderboard.md").read_text()
-    assert "### mini track" in md and "| transformer | 60.0 ± 14.1 | 38.7–78.1 | - | 2 (1 diverged) | 10 |" in md
+    assert "### mini track" in md and "| 1 | transformer | 60.0 ± 14.1 | 38.7–78.1 | 0.0–100.0 | - | 2 (1 diverged) | 10 |" in md
     assert "Wilson" in md
     for page in ["leaderboard.md", "leaderboard.json", "index.html", "task-sudoku.html", *map(str, site.glob("plots/*"))]:
         assert "only-smoke" not in (site / page).read_text()  # smoke runs never appear
     measured = Tables((site / "index.html").read_text()).tables["sortable measured"]
-    assert measured[1][:5] == ["transformer", "60.0 ± 14.1", "38.7–78.1", "-", "2 (1 diverged)"]
+    assert measured[1][:6] == ["1", "transformer", "60.0 ± 14.1", "38.7–78.1", "0.0–100.0", "-"]
 
 
 @pytest.mark.parametrize("preset, budget, expected", [
@@ -121,7 +121,7 @@ def test_presets_of_one_track_are_separate_rows(tmp_path):
     built = leaderboard.build(tmp_path / "res", tmp_path / "site", reported=None)
     assert [(r["track"], r["preset"]) for r in built.rows] == [("paper", "paper"), ("paper", "tiny")]
     rows = Tables((tmp_path / "site" / "task-sudoku.html").read_text()).tables["sortable measured"]
-    assert [r[0] for r in rows[1:]] == ["cmm", "cmm (tiny)"]
+    assert [r[1] for r in rows[1:]] == ["cmm", "cmm (tiny)"]  # after the rank
 
 
 def test_pareto_front_of_known_points():
@@ -188,7 +188,7 @@ def test_strings_from_records_are_escaped_in_html_markdown_and_svg(tmp_path):
     page = next(site.glob("task-sudoku-*.html")).read_text()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;|x\ny" in page and "&lt;b&gt;gpu&lt;/b&gt;" in page
     assert "sudoku&quot;&gt;&lt;img src=x onerror=alert(2)&gt;" in page
-    assert Tables(page).tables["sortable measured"][1][0] == SCRIPT + "|x\ny"  # the text a reader sees
+    assert Tables(page).tables["sortable measured"][1][1] == SCRIPT + "|x\ny"  # the text a reader sees
     md = (site / "leaderboard.md").read_text()
     assert "| &lt;script&gt;alert(1)&lt;/script&gt;\\|x y |" in md
     svgs = [p.read_text() for p in site.glob("plots/*.svg")]
@@ -214,7 +214,7 @@ def test_reported_figures_stay_apart_from_measured_rows(tmp_path):
     assert [r["model"] for r in summary["measured"]] == ["trm"] and len(summary["reported"]) == len(built.reported)
     for page in ("index.html", "task-sudoku.html"):
         tables = Tables((site / page).read_text()).tables
-        assert [r[0] for r in tables["sortable measured"][1:]] == ["trm"]
+        assert [r[1] for r in tables["sortable measured"][1:]] == ["trm"]
         reported = tables["sortable reported"][1:]
         assert all("reported (paper)" in r[0] for r in reported)
         assert any(r[0].startswith("Augmented HRM") and "oracle" in r[0] for r in reported)
@@ -561,7 +561,7 @@ def test_rows_scored_on_other_test_examples_are_marked(tmp_path):
     assert "| cmm † | 90.0 |" in md and "| attractor † | 60.0 ± 0.0 |" in md and "| trm | 80.0 |" in md
     assert md.count("† scored on other test examples than the rest of this track") == 1
     page = (tmp_path / "site/task-sudoku.html").read_text()
-    models = [row[0] for row in Tables(page).tables["sortable measured"][1:]]
+    models = [row[1] for row in Tables(page).tables["sortable measured"][1:]]
     assert models == ["cmm †", "trm", "attractor †", "cgar", "hrm"]
     assert "test-split fingerprints differ" in page
     assert "†" not in (tmp_path / "site/task-maze.html").read_text()
@@ -570,3 +570,38 @@ def test_rows_scored_on_other_test_examples_are_marked(tmp_path):
     rows = leaderboard.build(tmp_path / "res", tmp_path / "site2", None).rows
     assert {r["model"]: r["test_data_differs"] for r in rows if r["task"] == "sudoku"} == {
         "trm": True, "hrm": True, "cmm": True, "transformer": True, "cgar": False, "attractor": True}
+
+
+# --- ranks with ties ------------------------------------------------------------------------
+
+def test_seed_interval_is_the_t_interval_of_the_mean():
+    from reasonbench.stats import seed_interval
+
+    low, high = seed_interval([0.4, 0.5, 0.6])  # mean 0.5, std 0.1, t(0.975, 2) = 4.303
+    assert (low, high) == pytest.approx((0.5 - 4.303 * 0.1 / 3 ** 0.5, 0.5 + 4.303 * 0.1 / 3 ** 0.5))
+    assert seed_interval([0.7]) is None and seed_interval([0.0, 0.0]) == (0.0, 0.0)
+    assert seed_interval([0.0, 1.0]) == (0.0, 1.0)  # clamped
+
+
+def test_rank_ranges_tie_overlapping_intervals():
+    from reasonbench.stats import rank_ranges
+
+    # A and B overlap, both lie wholly above C; D has nothing measured
+    assert rank_ranges([(0.8, 0.9), (0.7, 0.85), (0.5, 0.6), None]) == [(1, 2), (1, 2), (3, 3), None]
+    assert rank_ranges([(0.1, 0.2), (0.3, 0.4)]) == [(2, 2), (1, 1)]
+
+
+def test_rows_are_ranked_per_track_on_the_wider_of_the_two_intervals():
+    def record(model: str, seed: int, correct: int) -> dict:
+        r = minimal_record()
+        r.update(model=model, preset="mini", seed=seed, _file=f"{model}/{seed}.json")
+        r["metrics"].update(exact_correct=correct, n_test_examples=1000, exact_accuracy=correct / 1000)
+        return r
+
+    # a: 3 seeds that spread widely (its seed interval is wide); b: one seed just below a's mean;
+    # c: far below both
+    records = [record("a", s, k) for s, k in enumerate((500, 600, 700))] + [record("b", 0, 580), record("c", 0, 100)]
+    rows = {r["model"]: r for r in lb_records.aggregate(records)}
+    assert rows["a"]["exact_accuracy_seed_ci95"][0] < 0.4 < rows["a"]["exact_accuracy_ci95"][0]
+    assert rows["a"]["rank"] == [1, 2] and rows["b"]["rank"] == [1, 2] and rows["c"]["rank"] == [3, 3]
+    assert rows["b"]["exact_accuracy_seed_ci95"] is None

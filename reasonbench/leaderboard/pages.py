@@ -88,9 +88,17 @@ def accuracy_text(row: dict[str, Any]) -> str:
     return pct(row["exact_accuracy_mean"]) + std
 
 
-def interval_text(row: dict[str, Any]) -> str:
-    ci = row["exact_accuracy_ci95"]
+def interval_text(row: dict[str, Any], key: str = "exact_accuracy_ci95") -> str:
+    ci = row.get(key)
     return "-" if ci is None else f"{pct(ci[0])}–{pct(ci[1])}"
+
+
+def rank_text(row: dict[str, Any]) -> str:
+    """"2" where the row's place is clear, "1–3" where its interval overlaps others'."""
+    rank = row.get("rank")
+    if not rank:
+        return "-"
+    return str(rank[0]) if rank[0] == rank[1] else f"{rank[0]}–{rank[1]}"
 
 
 def ood_text(row: dict[str, Any]) -> str:
@@ -111,7 +119,9 @@ def markdown(rows: list[dict[str, Any]], reported: list[dict[str, Any]]) -> str:
     """Measured tables per task and track, then each task's reported figures in a table apart."""
     lines = ["# reasonbench leaderboard", "",
              "Exact accuracy in %: mean ± std over seeds; 95% interval: Wilson, pooled over every test "
-             "example of every seed. OOD: exact % on the task's out-of-distribution split (harder than any "
+             "example of every seed; over seeds: the t-interval of the mean (two seeds or more). Rank: a range "
+             "where a row's interval (the wider of the two) overlaps others', so rows that share a rank are not "
+             "told apart by these runs. OOD: exact % on the task's out-of-distribution split (harder than any "
              "training example; its definition is in the records). Reported figures are the papers' own, "
              "not measured here.", ""]
     for task in sorted({r["task"] for r in rows} | {e["task"] for e in reported}):
@@ -119,9 +129,9 @@ def markdown(rows: list[dict[str, Any]], reported: list[dict[str, Any]]) -> str:
         task_rows = [r for r in rows if r["task"] == task]
         for track_name in sorted({r["track"] for r in task_rows}, key=track_sort_key):
             lines += [f"### {md(track_name)} track", "",
-                      "| model | exact % | 95% interval | OOD exact % | seeds | params (+extra) | FLOPs/example "
-                      "| train FLOPs | device-hours | device | commit | date |",
-                      "|---|---:|---|---:|---:|---:|---:|---:|---:|---|---|---|"]
+                      "| rank | model | exact % | 95% interval | over seeds | OOD exact % | seeds | params (+extra) "
+                      "| FLOPs/example | train FLOPs | device-hours | device | commit | date |",
+                      "|---:|---|---:|---|---|---:|---:|---:|---:|---:|---:|---|---|---|"]
             lines += [markdown_row(r) for r in task_rows if r["track"] == track_name]
             lines.append("")
             note = other_test_data_note([r for r in task_rows if r["track"] == track_name])
@@ -143,7 +153,8 @@ def markdown(rows: list[dict[str, Any]], reported: list[dict[str, Any]]) -> str:
 def markdown_row(r: dict[str, Any]) -> str:
     """One measured row of a Markdown table."""
     extra = f" (+{r['params_extra']:,})" if r["params_extra"] else ""
-    return (f"| {md(model_label(r))} | {accuracy_text(r)} | {interval_text(r)} | {ood_text(r)} | {seeds_text(r)} | "
+    return (f"| {rank_text(r)} | {md(model_label(r))} | {accuracy_text(r)} | {interval_text(r)} | "
+            f"{interval_text(r, 'exact_accuracy_seed_ci95')} | {ood_text(r)} | {seeds_text(r)} | "
             f"{r['params']:,}{extra} | {si(r['flops_per_example_forward'])} | {si(r['train_flops'])} | "
             f"{r['device_hours']:.3g} | {md(device_text(r))} | {md((r['git_commit'] or '-')[:10])} | "
             f"{md(r['finished'][:10])} |")
@@ -197,10 +208,13 @@ def _num(value: float | int | None) -> str:
 # (header, cell class, cell text, sort value or None for text sorting)
 Column = tuple[str, str, Callable[[dict[str, Any]], str], Callable[[dict[str, Any]], Any] | None]
 MEASURED_COLUMNS: list[Column] = [
+    ("rank", "num", lambda r: esc(rank_text(r)), lambda r: r["rank"][0] if r.get("rank") else None),
     ("model", "model", lambda r: esc(model_label(r)), None),
     ("exact % (mean ± std)", "num", lambda r: esc(accuracy_text(r)), lambda r: r["exact_accuracy_mean"]),
     ("95% interval", "num", lambda r: esc(interval_text(r)),
      lambda r: r["exact_accuracy_ci95"][0] if r["exact_accuracy_ci95"] else None),
+    ("over seeds", "num", lambda r: esc(interval_text(r, "exact_accuracy_seed_ci95")),
+     lambda r: r["exact_accuracy_seed_ci95"][0] if r.get("exact_accuracy_seed_ci95") else None),
     ("OOD exact %", "num", lambda r: f'<span title="{esc(r.get("ood_definition") or "")}">{esc(ood_text(r))}</span>',
      lambda r: r.get("ood_accuracy")),
     ("seeds", "num", lambda r: esc(seeds_text(r)), lambda r: len(r["seeds"])),

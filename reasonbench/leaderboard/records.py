@@ -410,7 +410,26 @@ def aggregate(records: list[dict[str, Any]], skipped: list[Skipped] | None = Non
             skipped.extend(Skipped(one_line((results or Path()) / r["_file"]), reason) for r in group)
     mark_other_test_data(rows)
     rows.sort(key=lambda r: (r["task"], track_sort_key(r["track"]), -accuracy(r), r["model"], r["preset"], r["mode"]))
+    rank_rows(rows)
     return rows
+
+
+def rank_rows(rows: list[dict[str, Any]]) -> None:
+    """Each row's ``rank`` [best, worst] within its task and track: a range where its interval
+    overlaps others' (``stats.rank_ranges``). The interval ranked on is the wider of the pooled
+    Wilson interval (test-example noise) and the interval over seeds (training noise)."""
+    from ..stats import rank_ranges
+
+    tracks: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        tracks[(row["task"], row["track"])].append(row)
+    for group in tracks.values():
+        intervals = []
+        for row in group:
+            parts = [iv for iv in (row["exact_accuracy_ci95"], row["exact_accuracy_seed_ci95"]) if iv]
+            intervals.append((min(p[0] for p in parts), max(p[1] for p in parts)) if parts else None)
+        for row, rank in zip(group, rank_ranges(intervals)):
+            row["rank"] = list(rank) if rank else None
 
 
 def error_line(exc: BaseException) -> str:
@@ -419,7 +438,7 @@ def error_line(exc: BaseException) -> str:
 
 
 def _row(key: tuple, group: list[dict[str, Any]]) -> dict[str, Any]:
-    from ..stats import wilson_interval
+    from ..stats import seed_interval, wilson_interval
 
     task, track_name, model, preset, mode = key
     group.sort(key=lambda r: (r["seed"], r["_file"]))
@@ -435,6 +454,7 @@ def _row(key: tuple, group: list[dict[str, Any]]) -> dict[str, Any]:
         "exact_accuracy_mean": statistics.fmean(accs) if accs else None,
         "exact_accuracy_std": statistics.stdev(accs) if len(accs) > 1 else None,
         "exact_accuracy_ci95": list(wilson_interval(correct, n)) if n else None,
+        "exact_accuracy_seed_ci95": list(seed_interval(accs)) if len(accs) > 1 else None,
         "exact_correct": correct, "n_test_examples": n,
         "token_accuracy_mean": statistics.fmean(r["metrics"]["token_accuracy"] for r in done) if done else None,
         "params": first["cost"]["params"], "params_extra": first["cost"]["params_extra"],
