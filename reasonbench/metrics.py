@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torchmetrics import Metric
 
@@ -140,3 +142,16 @@ class ReasoningMetrics(Metric):
                 "token": (self.step_tokens_right[:n_steps] / tokens).tolist() if tokens else [0.0] * n_steps,
                 "halted": (halted / n).tolist() if halted.sum() > 0 else None,
                 "residual": (self.step_residual[:n_steps] / n).tolist() if self.step_residual.abs().sum() > 0 else None}
+
+
+def encode_outcomes(exact: torch.Tensor) -> dict[str, Any]:
+    """Per-example exact outcomes (bool [N], split order) as the record stores them: bits, the
+    first example the most significant bit of the first byte, base64 (``stats.decode_outcomes``)."""
+    import base64
+
+    n = int(exact.numel())
+    bits = torch.zeros(-(-n // 8) * 8, dtype=torch.uint8)
+    bits[:n] = exact.detach().cpu().to(torch.uint8)
+    packed = (bits.view(-1, 8) * torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8)).sum(-1)
+    return {"encoding": "bits-base64", "n": n,
+            "data": base64.b64encode(packed.to(torch.uint8).numpy().tobytes()).decode("ascii")}

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .distributed import gather_rows, rank_and_world
-from .metrics import ReasoningMetrics
+from .metrics import ReasoningMetrics, encode_outcomes
 from .optim import AdamAtan2, OptimConfig, warmup_cosine
 from .nn.ema import WeightEMA
 from .nn.losses import IGNORE_INDEX, token_cross_entropy
@@ -253,7 +253,7 @@ class ReasoningModule(L.LightningModule):
         self._val_example = None
 
     def on_test_epoch_start(self) -> None:
-        self._test_predictions, self._test_confidences = [], []
+        self._test_predictions, self._test_confidences, self._test_outcomes = [], [], []
         self.test_examples = {}
 
     def _keep_examples(self, batch: dict[str, torch.Tensor], predictions: torch.Tensor) -> None:
@@ -269,6 +269,11 @@ class ReasoningModule(L.LightningModule):
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         out, predictions = self._evaluate(batch, self.test_metrics)
+        # each example's exact outcome, in split order (paired tests between models need them);
+        # -1 marks an example with nothing to score, which the metrics do not count either
+        labels, mask = batch["labels"], batch["labels"] != IGNORE_INDEX
+        exact = ((predictions == labels) | ~mask).all(-1)
+        self._test_outcomes.append(torch.where(mask.any(-1), exact.to(torch.int8), -1))
         if len(self.test_examples) < 2:
             self._keep_examples(batch, predictions)
         if self.task_aggregate is not None:
@@ -279,6 +284,10 @@ class ReasoningModule(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self.test_results = self.test_metrics.compute()
+        # the split in order: each process scored one contiguous shard
+        outcomes = gather_rows(torch.cat(self._test_outcomes) if self._test_outcomes else torch.zeros(0, dtype=torch.int8))
+        self.test_results["exact_by_example"] = encode_outcomes(outcomes[outcomes >= 0].bool())
+        self._test_outcomes = []
         if self.task_aggregate is not None:
             # the split in order: each process scored one contiguous shard
             predictions = gather_rows(torch.cat(self._test_predictions).long() if self._test_predictions

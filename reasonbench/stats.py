@@ -53,3 +53,29 @@ def rank_ranges(intervals: list[tuple[float, float] | None]) -> list[tuple[int, 
         below = sum(1 for other in known if other[1] < iv[0])
         ranks.append((1 + above, len(known) - below))
     return ranks
+
+
+def decode_outcomes(outcomes: dict) -> tuple[int, int]:
+    """(n, bits) of a record's ``metrics.exact_by_example``: bit ``n - 1 - i`` of ``bits`` is
+    example i (Python integers make the paired counts below a few bit operations)."""
+    import base64
+
+    n = int(outcomes["n"])
+    data = base64.b64decode(outcomes["data"], validate=True)
+    if len(data) != -(-n // 8):
+        raise ValueError(f"exact_by_example: {len(data)} bytes for {n} examples")
+    return n, int.from_bytes(data, "big") >> (len(data) * 8 - n)
+
+
+def mcnemar(only_first: int, only_second: int) -> float:
+    """Two-sided exact McNemar p-value: of the examples exactly one of two models got right,
+    ``only_first`` went to the first; under "equally good" that count is Binomial(n, 1/2)."""
+    n = only_first + only_second
+    if n == 0:
+        return 1.0
+    k = min(only_first, only_second)
+    if n > 1000:  # the normal approximation with continuity correction: exact sums get slow
+        z = (abs(only_first - only_second) - 1) / math.sqrt(n)
+        return min(1.0, math.erfc(max(z, 0.0) / math.sqrt(2)))
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
+    return min(1.0, 2 * tail)

@@ -605,3 +605,71 @@ def test_rows_are_ranked_per_track_on_the_wider_of_the_two_intervals():
     assert rows["a"]["exact_accuracy_seed_ci95"][0] < 0.4 < rows["a"]["exact_accuracy_ci95"][0]
     assert rows["a"]["rank"] == [1, 2] and rows["b"]["rank"] == [1, 2] and rows["c"]["rank"] == [3, 3]
     assert rows["b"]["exact_accuracy_seed_ci95"] is None
+
+
+# --- paired tests on the same test examples ---------------------------------------------------
+
+def test_mcnemar_exact_p_values():
+    from reasonbench.stats import mcnemar
+
+    assert mcnemar(0, 0) == 1.0 and mcnemar(5, 5) == 1.0
+    assert mcnemar(10, 0) == pytest.approx(2 / 1024) == mcnemar(0, 10)
+    assert mcnemar(8, 2) == pytest.approx(2 * (1 + 10 + 45) / 1024)
+    assert mcnemar(600, 500) == pytest.approx(0.002838, rel=1e-3)  # normal approximation above 1,000 pairs
+
+
+def test_outcomes_round_trip_through_the_record_encoding():
+    import torch
+
+    from reasonbench.metrics import encode_outcomes
+    from reasonbench.stats import decode_outcomes
+
+    exact = torch.tensor([True, False, False, True, True, False, True, False, True, True, False])
+    n, bits = decode_outcomes(encode_outcomes(exact))
+    assert n == 11 and [bool(bits >> (n - 1 - i) & 1) for i in range(n)] == exact.tolist()
+    assert decode_outcomes(encode_outcomes(torch.zeros(0, dtype=torch.bool))) == (0, 0)
+
+
+def _paired_record(model: str, seed: int, right: list[bool]) -> dict:
+    import torch
+
+    from reasonbench.metrics import encode_outcomes
+    from reasonbench.stats import wilson_interval
+
+    r = minimal_record()
+    n, k = len(right), sum(right)
+    r.update(model=model, preset="mini", seed=seed, _file=f"{model}/{seed}.json")
+    r["metrics"].update(exact_correct=k, n_test_examples=n, exact_accuracy=k / n,
+                        exact_accuracy_ci95=list(wilson_interval(k, n)),
+                        exact_by_example=encode_outcomes(torch.tensor(right)))
+    r["provenance"]["test_data_fingerprint"] = "a" * 64
+    return r
+
+
+def test_rows_on_the_same_examples_are_paired_and_tested():
+    # a and b: 40 of 50 right each (equal accuracy), but on other examples: the pair is tied;
+    # c: right only where a is too, 20 fewer: McNemar p = 2 / 2**20
+    a = [True] * 40 + [False] * 10
+    b = [False] * 10 + [True] * 40
+    c = [True] * 20 + [False] * 30
+    records = [_paired_record("a", 0, a), _paired_record("b", 0, b), _paired_record("c", 0, c)]
+    assert all(not lb_records.consistency_problems(r) for r in records)
+    rows = {r["model"]: r for r in lb_records.aggregate(records)}
+    pairs = {(p["model"]): p for p in rows["a"]["paired"]}
+    assert (pairs["b"]["only_this"], pairs["b"]["only_other"], pairs["b"]["p"]) == (10, 10, 1.0)
+    assert (pairs["c"]["only_this"], pairs["c"]["only_other"]) == (20, 0)
+    assert pairs["c"]["p"] == pytest.approx(2 / 2**20)
+    assert "_outcomes" not in rows["a"]
+
+
+def test_outcomes_that_contradict_the_counts_are_inconsistent():
+    record = _paired_record("a", 0, [True, False, True])
+    record["metrics"]["exact_correct"] = 1
+    record["metrics"]["exact_accuracy"] = 1 / 3
+    assert any("exact_by_example: 2 right" in p for p in lb_records.consistency_problems(record))
+
+
+def test_holm_adjusts_many_pairs():
+    from reasonbench.leaderboard.pages import holm
+
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])

@@ -245,6 +245,43 @@ def measured_table(rows: list[dict[str, Any]]) -> str:
             + (f'<p class="note">{esc(note)}</p>' if note else ""))
 
 
+def holm(p_values: list[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values: many pairs tested at once, 5% stays 5% for them all."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    adjusted, running = [1.0] * len(p_values), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def paired_table(rows: list[dict[str, Any]]) -> str:
+    """The pairwise exact McNemar tests of one track's rows on the same test examples."""
+    labels = {(r["model"], r["preset"], r["mode"]): model_label(r) for r in rows}
+    pairs = [(r, p) for r in rows for p in r.get("paired", []) if (p["model"], p["preset"], p["mode"]) in labels]
+    if not pairs:
+        return ""
+    adjusted = holm([p["p"] for _, p in pairs])
+    body = "".join(
+        f'<tr><td class="model">{esc(model_label(r))}</td><td class="model">{esc(labels[(p["model"], p["preset"], p["mode"])])}'
+        f'</td><td class="num">{esc(", ".join(map(str, p["seeds"])))}</td><td class="num">{p["only_this"]:,}</td>'
+        f'<td class="num">{p["only_other"]:,}</td><td class="num">{p["p"]:.3g}</td><td class="num">{q:.3g}</td>'
+        f'<td>{"yes" if q < 0.05 else "no"}</td></tr>\n'
+        for (r, p), q in zip(pairs, adjusted))
+    head = "".join(f'<th scope="col">{h}</th>' for h in (
+        "model", "against", "seeds", "only it right", "only the other right", "p (exact McNemar)", "p (Holm)",
+        "differ at 5%"))
+    return (f'<details class="paired"><summary>Paired tests on the same test examples</summary>'
+            f'<p class="note">{esc(PAIRED_NOTE)}</p><div class="scroll"><table><thead><tr>{head}</tr></thead>'
+            f"<tbody>\n{body}</tbody></table></div></details>")
+
+
+PAIRED_NOTE = ("Each pair of rows scored on the same test examples, over the seeds both ran: the examples only one "
+               "of them got exactly right, and the exact McNemar test of whether the two are equally good (Holm's "
+               "correction over the pairs of the track). Intervals that overlap can still differ here: the test "
+               "pairs each example's two outcomes.")
+
+
 def reported_table(entries: list[dict[str, Any]]) -> str:
     head = "".join(f'<th scope="col">{h}</th>' for h in ("model", "benchmark", "params", "reported %", "note", "source"))
     body = []
@@ -304,7 +341,8 @@ def task_body(task: str, rows: list[dict[str, Any]], reported: list[dict[str, An
     """One task: per track its table and plots, then example pictures and the papers' figures."""
     parts = [f'<p class="note">{esc(HOW_TO_READ)}</p>']
     for track_name in sorted({r["track"] for r in rows}, key=track_sort_key):
-        parts += [track_heading(track_name, "h2"), measured_table([r for r in rows if r["track"] == track_name])]
+        track_rows = [r for r in rows if r["track"] == track_name]
+        parts += [track_heading(track_name, "h2"), measured_table(track_rows), paired_table(track_rows)]
         images = "".join(f'<img src="{esc(src)}" alt="{esc(alt)}">' for src, alt in plots.get(track_name, []))
         if images:
             parts.append(f'<figure><div class="plots">{images}</div><figcaption>Exact accuracy (error bars: 95% '

@@ -263,6 +263,7 @@ def consistency_problems(record: dict[str, Any]) -> list[str]:
         if isinstance(ood, dict):
             problems += _share_problems("metrics/ood: ", ood)
             problems += _by_step_problems("metrics/ood: ", ood.get("by_step"))
+        problems += _outcome_problems(metrics)
         difficulty = metrics.get("by_difficulty")
         if isinstance(difficulty, dict) and isinstance(difficulty.get("buckets"), list):
             buckets = [b for b in difficulty["buckets"] if isinstance(b, dict)]
@@ -286,6 +287,26 @@ def consistency_problems(record: dict[str, Any]) -> list[str]:
                 abs(flops - per_step * steps) > 1e-6 * max(abs(flops), abs(per_step * steps)):
             problems.append(f"cost: train_flops {_show(flops)} is not train_flops_per_step {_show(per_step)} "
                             f"times train_steps {_show(steps)}")
+    return problems
+
+
+def _outcome_problems(metrics: dict[str, Any]) -> list[str]:
+    """Per-example outcomes that do not add up to the counts they come with."""
+    from ..stats import decode_outcomes
+
+    outcomes = metrics.get("exact_by_example")
+    if not isinstance(outcomes, dict):
+        return []
+    try:
+        n, bits = decode_outcomes(outcomes)
+    except (ValueError, TypeError, KeyError) as exc:
+        return [f"metrics/exact_by_example: unreadable ({one_line(exc, 80)})"]
+    problems = []
+    if n != metrics.get("n_test_examples"):
+        problems.append(f"metrics/exact_by_example: {n} outcomes for {_show(metrics.get('n_test_examples'))} test examples")
+    if bits.bit_count() != metrics.get("exact_correct"):
+        problems.append(f"metrics/exact_by_example: {bits.bit_count()} right, exact_correct says "
+                        f"{_show(metrics.get('exact_correct'))}")
     return problems
 
 
@@ -411,7 +432,47 @@ def aggregate(records: list[dict[str, Any]], skipped: list[Skipped] | None = Non
     mark_other_test_data(rows)
     rows.sort(key=lambda r: (r["task"], track_sort_key(r["track"]), -accuracy(r), r["model"], r["preset"], r["mode"]))
     rank_rows(rows)
+    pair_rows(rows)
     return rows
+
+
+def pair_rows(rows: list[dict[str, Any]]) -> None:
+    """Each row's ``paired`` tests against the rows after it in its track: over the seeds both
+    ran on the same test examples (equal test fingerprints), the examples only this row got
+    right, those only the other did, and the exact McNemar p-value. Rows without per-example
+    outcomes (records made before they were kept) take no part."""
+    from ..stats import mcnemar
+
+    tracks: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        tracks[(row["task"], row["track"])].append(row)
+    for group in tracks.values():
+        for i, row in enumerate(group):
+            row["paired"] = []
+            for other in group[i + 1:]:
+                seeds = [s for s, (fp, n, _) in row["_outcomes"].items()
+                         if s in other["_outcomes"] and other["_outcomes"][s][:2] == (fp, n)]
+                if not seeds:
+                    continue
+                only_this = sum((row["_outcomes"][s][2] & ~other["_outcomes"][s][2]).bit_count() for s in seeds)
+                only_other = sum((other["_outcomes"][s][2] & ~row["_outcomes"][s][2]).bit_count() for s in seeds)
+                row["paired"].append({"model": other["model"], "preset": other["preset"], "mode": other["mode"],
+                                      "seeds": sorted(seeds), "only_this": only_this, "only_other": only_other,
+                                      "p": mcnemar(only_this, only_other)})
+    for row in rows:
+        row.pop("_outcomes", None)
+
+
+def _outcomes(records: list[dict[str, Any]]) -> dict[int, tuple[str | None, int, int]]:
+    """{seed: (test fingerprint, n, outcome bits)} of the records that kept per-example outcomes."""
+    from ..stats import decode_outcomes
+
+    found = {}
+    for r in records:
+        kept = r["metrics"].get("exact_by_example")
+        if isinstance(kept, dict):
+            found[r["seed"]] = (r["provenance"].get("test_data_fingerprint"), *decode_outcomes(kept))
+    return found
 
 
 def rank_rows(rows: list[dict[str, Any]]) -> None:
@@ -466,6 +527,7 @@ def _row(key: tuple, group: list[dict[str, Any]]) -> dict[str, Any]:
         "finished": max(r["provenance"]["finished"] for r in group),
         "files": [r["_file"] for r in group],
         "test_data": sorted({r["provenance"].get("test_data_fingerprint") for r in done} - {None}),
+        "_outcomes": _outcomes(done),
         **depth_and_difficulty(done),
     }
 
