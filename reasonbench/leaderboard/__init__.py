@@ -109,7 +109,10 @@ def _draw_plots(task: str, track_name: str, rows: list[dict[str, Any]],
     """(file suffix, caption, SVG text) of each chart of one track; _Dropped when rows fail."""
     title = f"{task}, {track_name} track"
     charts = []
+    evaluations = all(r["mode"] == "eval" for r in rows)
     for key, label, suffix in plots.COST_AXES:
+        if key == "device_hours":  # what the hours paid for
+            label = f"{label} ({'test' if evaluations else 'training and test'})"
         svg = _chart(lambda rs: plots.accuracy_plot(rs, key, label, title), rows, f"{title}, {suffix}", warnings)
         if svg is not None:
             charts.append((suffix, f"{title}: exact accuracy against {label}", svg))
@@ -169,7 +172,7 @@ def _write_pictures(task: str, rows: list[dict[str, Any]], records: dict[str, di
                 warnings.append(f"{one_line(record['_file'])}: no {kind} picture: {error_line(exc)}")
                 continue
             pictures.append((name, f"A {kind} test example of {pages.model_label(row)} ({row['track']} track, "
-                                   f"seed {record['seed']}): puzzle | prediction (wrong cells marked in red) | answer"))
+                                   f"seed {record['seed']}): puzzle | prediction (wrong cells outlined in red) | answer"))
         return pictures
     return []
 

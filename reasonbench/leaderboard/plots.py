@@ -15,7 +15,7 @@ from .records import one_line, pareto_front
 # x axis of each plot: row field, axis label, file suffix
 COST_AXES = (("params", "parameters", "params"),
              ("flops_per_example_forward", "forward FLOPs per example", "flops"),
-             ("device_hours", "device-hours (training and test)", "hours"))
+             ("device_hours", "device-hours", "hours"))
 
 MAX_LINES = 12  # lines on one chart: the rows ranked best first
 
@@ -23,6 +23,24 @@ STYLE = {"svg.fonttype": "none",  # text stays text (small files, searchable), e
          "svg.hashsalt": "reasonbench",  # stable element ids: the same rows give the same file
          "text.parse_math": False,  # "$" in a name or bucket (legends, ticks) is text, not TeX
          "font.size": 9, "axes.spines.top": False, "axes.spines.right": False}
+
+
+def _frame(fig: Any, title: str) -> tuple[Any, str]:
+    """The axes of a chart with its title wrapped to the figure's width (never cut off) and room
+    below for a legend outside the data; returns (axes, the title's text)."""
+    import textwrap
+
+    text = "\n".join(textwrap.wrap(one_line(title, 120), 64)) or " "
+    top = 0.90 if "\n" not in text else 0.85
+    fig.subplots_adjust(left=0.13, right=0.97, bottom=0.27, top=top)  # fixed: one drawing pass
+    ax = fig.add_subplot()
+    ax.set_title(text, fontsize=9, parse_math=False)
+    return ax, text
+
+
+def _legend_below(ax: Any, columns: int) -> None:
+    """The legend under the axes, outside the data ("best" scans every point, and still covers lines)."""
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False, ncols=columns)
 
 
 def accuracy_plot(rows: list[dict[str, Any]], x_key: str, x_label: str, title: str) -> str | None:
@@ -42,20 +60,19 @@ def accuracy_plot(rows: list[dict[str, Any]], x_key: str, x_label: str, title: s
     high = np.array([100 * r["exact_accuracy_ci95"][1] for r in drawn])
     front = pareto_front(list(zip(x.tolist(), y.tolist())))
     with matplotlib.rc_context(STYLE):
-        fig = Figure(figsize=(4.6, 3.4))
-        fig.subplots_adjust(left=0.14, right=0.96, bottom=0.14, top=0.91)  # fixed: one drawing pass
+        fig = Figure(figsize=(4.6, 3.8))
         FigureCanvasAgg(fig)
-        ax = fig.add_subplot()
+        ax, _ = _frame(fig, title)
         # collections, not errorbar's artist per point: thousands of rows stay quick to draw
-        ax.vlines(x, low, high, color="#9db4d6", lw=1)
-        ax.scatter(x, y, s=14, color="#4c72b0", zorder=2, label="measured (bar: 95% interval)")
+        ax.vlines(x, low, high, color="#9db4d6", lw=1, clip_on=False)
+        ax.scatter(x, y, s=14, color="#4c72b0", zorder=2, label="measured (bar: 95% interval)", clip_on=False)
         lo, hi = x.min(), x.max()
         left, right = lo / 2, (hi if hi > lo else lo) * 2
         fx, fy = x[front], y[front]
         # a staircase: the best accuracy reached at each cost, held to the right edge
         ax.plot(np.append(fx, right), np.append(fy, fy[-1]), drawstyle="steps-post",
                 color="#dd8452", lw=1.5, label="Pareto front")
-        ax.scatter(fx, fy, s=36, facecolors="none", edgecolors="#dd8452", linewidths=1.5, zorder=3)
+        ax.scatter(fx, fy, s=36, facecolors="none", edgecolors="#dd8452", linewidths=1.5, zorder=3, clip_on=False)
         for n, i in enumerate(front):
             # labels alternate above and below the point (neighbours on the front stay legible) and
             # sit left of points in the right third; parse_math off: "$" in a name is not TeX
@@ -71,12 +88,12 @@ def accuracy_plot(rows: list[dict[str, Any]], x_key: str, x_label: str, title: s
         ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0) if short else (1.0,), numticks=8))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: si(value)))
         ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_ylim(-3, max(10.0, math.ceil(min(100.0, high.max()) / 10) * 10) + 3)
+        # accuracy is a share: the axis stays in [0, 100] (points at 0 sit on it, unclipped)
+        ax.set_ylim(0, max(10.0, math.ceil(min(100.0, high.max()) / 10) * 10))
         ax.set_xlabel(x_label)
         ax.set_ylabel("exact accuracy (%)")
-        ax.set_title(one_line(title, 80), fontsize=9, parse_math=False)
         ax.grid(alpha=0.3, which="major")
-        ax.legend(fontsize=7, loc="lower right", frameon=False)  # "best" scans every point: slow
+        _legend_below(ax, 2)
         out = io.StringIO()
         fig.savefig(out, format="svg", metadata={"Date": None})
     return out.getvalue()
@@ -89,22 +106,20 @@ def _line_chart(series: list[tuple[str, list[float | None]]], ticks: list[str], 
     from matplotlib.figure import Figure
 
     with matplotlib.rc_context(STYLE):
-        fig = Figure(figsize=(4.6, 3.4))
-        fig.subplots_adjust(left=0.14, right=0.96, bottom=0.14, top=0.91)
+        fig = Figure(figsize=(4.6, 3.8 + 0.15 * max(0, (len(series) - 1) // 3)))
         FigureCanvasAgg(fig)
-        ax = fig.add_subplot()
+        ax, _ = _frame(fig, title)
         x = np.arange(len(ticks))
         for label, values in series:
             y = np.array([np.nan if v is None else 100 * v for v in values], dtype=float)
-            ax.plot(x[:len(y)], y, marker="o", ms=3, lw=1.2, label=one_line(label, 40))
+            ax.plot(x[:len(y)], y, marker="o", ms=3, lw=1.2, label=one_line(label, 40), clip_on=False)
         step = max(1, len(ticks) // 12)  # at most a dozen labels on the axis
         ax.set_xticks(x[::step], [one_line(t, 12) for t in ticks[::step]])
-        ax.set_ylim(-3, 103)
+        ax.set_ylim(0, 100)
         ax.set_xlabel(x_label)
         ax.set_ylabel("exact accuracy (%)")
-        ax.set_title(one_line(title, 80), fontsize=9, parse_math=False)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=6, loc="upper left", frameon=False, ncols=2)
+        _legend_below(ax, 3)
         out = io.StringIO()
         fig.savefig(out, format="svg", metadata={"Date": None})
     return out.getvalue()
@@ -114,7 +129,7 @@ def depth_plot(rows: list[dict[str, Any]], title: str, key: str = "by_step_exact
     """Exact accuracy after each reasoning step, one line per row (model) that records it;
     ``key`` "ood_by_step_exact": on the out-of-distribution split."""
     drawn = [r for r in rows if r.get(key)][:MAX_LINES]
-    if not drawn:
+    if not drawn or max(len(r[key]) for r in drawn) < 2:  # one step: nothing to show a curve of
         return None
     longest = max(len(r[key]) for r in drawn)
     return _line_chart([(model_label(r), r[key]) for r in drawn],
@@ -130,7 +145,10 @@ def difficulty_plot(rows: list[dict[str, Any]], title: str) -> str | None:
     drawn = [r for r in rows if r.get("by_difficulty")][:MAX_LINES]
     if not drawn:
         return None
-    names = list(dict.fromkeys(b["name"] for r in drawn for b in r["by_difficulty"]))
+    # only buckets that hold test examples; with fewer than two there is no difficulty to compare
+    names = list(dict.fromkeys(b["name"] for r in drawn for b in r["by_difficulty"] if b.get("n_test_examples")))
+    if len(names) < 2:
+        return None
     series = [(model_label(r), [next((b["exact_accuracy"] for b in r["by_difficulty"] if b["name"] == n), None)
                                 for n in names]) for r in drawn]
     return _line_chart(series, names, drawn[0]["difficulty_kind"] or "difficulty", title)
