@@ -66,6 +66,21 @@ def write_atomic(path: str | Path, data: str | bytes, mode: int = 0o644) -> None
         handle.write(data.encode() if isinstance(data, str) else data)
 
 
+def probe_folder(folder: str | Path) -> None:
+    """Raise the OSError that writing into ``folder`` (made as needed) would meet; creates
+    nothing: the nearest existing folder above it must take a new file."""
+    folder = Path(folder)
+    existing = next(p for p in (folder, *folder.parents) if p.exists() or p == Path(p.anchor))
+    if not existing.is_dir():
+        raise NotADirectoryError(20, "Not a directory", str(existing))
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".reasonbench-write-test.", dir=existing)
+    except OSError as exc:  # named by the folder, not by the probe's random name
+        raise OSError(exc.errno, exc.strerror, str(existing)) from None
+    os.close(fd)
+    os.unlink(probe)
+
+
 def stale_temporaries(folder: Path, name: str) -> list[Path]:
     """Temporaries ``atomic_writer`` left beside ``folder/name`` when its process was killed."""
     return sorted(folder.glob(f".{name}.*{TEMP_SUFFIX}")) if folder.is_dir() else []

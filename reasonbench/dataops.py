@@ -8,7 +8,7 @@ from typing import Any
 
 from .config import one_line, resolve_task
 from .errors import UserError, cannot_write
-from .tasks.base import SPLITS, ReasoningTask
+from .tasks.base import OOD_SPLIT, SPLITS, ReasoningTask
 
 
 def task_from_argv(argv: list[str], prog: str, extra: dict[str, tuple[type, Any]] | None = None) -> tuple[ReasoningTask, dict]:
@@ -34,6 +34,7 @@ def info(argv: list[str]) -> None:
           + f" (built or loaded in {time.perf_counter() - start:.1f} s)")
     if task.ood_definition():
         print(f"ood          {task.ood_definition()}")
+    _print_skipped(task, "skipped      ")
     print(f"encoding     vocab {meta.vocab_size}, length {meta.seq_len}, grid {meta.grid_shape[0]}x{meta.grid_shape[1]}, "
           f"{meta.num_puzzle_ids:,} puzzle ids")
     print(f"fingerprint  {task.fingerprint}")
@@ -51,6 +52,7 @@ def build(argv: list[str]) -> None:
         raise UserError(f"--out {cfg['out']}: cannot write: {task.cache_path()} was not written")
     print(f"built {task.name} in {time.perf_counter() - start:.1f} s: "
           + ", ".join(f"{k} {v:,}" for k, v in sizes.items()))
+    _print_skipped(task, "skipped     ")
     print(f"fingerprint {task.fingerprint}")
     print(f"cached at   {task.cache_path()}")
 
@@ -59,13 +61,13 @@ def export(argv: list[str]) -> None:
     task, cfg = task_from_argv(argv, "reasonbench data export",
                       {"split": (str, "test"), "limit": (int | None, None), "out": (str | None, None)})
     split, limit, out = cfg["split"], cfg["limit"], cfg["out"]
-    if split not in SPLITS:
-        raise UserError(f"--split must be one of {', '.join(SPLITS)}, got '{split}'")
+    _check_split(split)
     if limit is not None and limit < 1:  # 0 would write a header alone; leave --limit out for all rows
         raise UserError(f"--limit {limit}: must be >= 1 (leave --limit out to export the whole split)")
     if not out:
         raise UserError("--out FILE.csv is required")
     task.setup()  # data (and its cache) first: an OSError below is about --out only
+    _check_built(task, split)
     try:
         count = task.export_csv(split, Path(out), limit)
     except OSError as exc:  # a missing folder, no permission, a full disk
@@ -73,18 +75,32 @@ def export(argv: list[str]) -> None:
     print(f"wrote {count:,} {task.name} {split} puzzles to {out}")
 
 
+def _print_skipped(task: ReasoningTask, label: str) -> None:
+    """The count of invalid CSV rows the build skipped (tasks that read CSV files say it)."""
+    report = getattr(task, "skipped_report", None)
+    line = report() if report is not None else None
+    if line:
+        print(label + line)
+
+
+def _check_split(split: str) -> None:
+    if split not in (*SPLITS, OOD_SPLIT):
+        raise UserError(f"--split must be one of {', '.join((*SPLITS, OOD_SPLIT))}, got '{split}'")
+
+
+def _check_built(task: ReasoningTask, split: str) -> None:
+    """The out-of-distribution split exists only where the task was asked to build one."""
+    if split not in task.splits:
+        raise UserError(f"--split {split}: task {task.name} built no {split} split with these settings "
+                        f"(the sudoku and maze tasks build one with --task.num_ood N)")
+
+
 def _check_writable_folder(option: str, folder: Path) -> None:
     """A UserError unless ``folder`` is, or can be made, a writable folder; creates nothing."""
-    import os
-    import tempfile
+    from .atomic import probe_folder
 
-    existing = next(p for p in (folder, *folder.parents) if p.exists() or p == Path(p.anchor))
     try:
-        if not existing.is_dir():
-            raise NotADirectoryError(20, "Not a directory", str(existing))
-        fd, probe = tempfile.mkstemp(prefix=".reasonbench-write-test.", dir=existing)
-        os.close(fd)
-        os.unlink(probe)
+        probe_folder(folder)
     except OSError as exc:
         raise UserError(cannot_write(option, folder, exc)) from None
 
@@ -92,9 +108,9 @@ def _check_writable_folder(option: str, folder: Path) -> None:
 def show(argv: list[str]) -> None:
     task, cfg = task_from_argv(argv, "reasonbench data show", {"split": (str, "test"), "index": (int, 0)})
     split, index = cfg["split"], cfg["index"]
-    if split not in SPLITS:
-        raise UserError(f"--split must be one of {', '.join(SPLITS)}, got '{split}'")
+    _check_split(split)
     task.setup()
+    _check_built(task, split)
     data = task.splits[split]
     if not 0 <= index < len(data):
         raise UserError(f"--index {index} out of range: the {split} split has {len(data)} examples")

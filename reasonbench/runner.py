@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shlex
 import shutil
 import sys
-import tempfile
 import threading
 import time
 import warnings
@@ -23,7 +21,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from . import record as rec
-from .atomic import MACHINE_ERRNOS
+from .atomic import MACHINE_ERRNOS, probe_folder
 from .checkpoints import (AtomicCheckpointIO, InterruptCheckpoint, ResumePoint, RunIdentity, check_resumable,
                           load_checkpoint, read_torch_file, resume_point, save_checkpoint, stop_message,
                           training_checkpoints)
@@ -172,18 +170,12 @@ def check_output(cfg: RunConfig, out_path: Path, mode: str, resume: bool, overwr
         if mode == "train" and training_checkpoints(run_dir):
             raise UserError(f"{run_dir / 'checkpoints'} holds an unfinished run's checkpoints: `--resume` "
                             f"continues it, `--overwrite` starts again")
-    existing = next(p for p in (out_path, *out_path.parents) if p.exists() or p == Path(p.anchor))
-    if existing == out_path:
-        existing = out_path.parent
     try:
-        if not existing.is_dir():
-            raise NotADirectoryError(20, "Not a directory", str(existing))
-        fd, probe = tempfile.mkstemp(prefix=".reasonbench-write-test.", dir=existing)
-        os.close(fd)
-        os.unlink(probe)
+        probe_folder(out_path.parent)
     except OSError as exc:
         blocker = next((p for p in out_path.parents if p.exists() and not p.is_dir()), None)
-        why = f"{blocker} is a file, not a folder" if blocker else f"{existing}: {exc.strerror or one_line(exc)}"
+        where = f"{exc.filename}: " if exc.filename else ""
+        why = f"{blocker} is a file, not a folder" if blocker else f"{where}{exc.strerror or one_line(exc)}"
         message = f"--out {cfg.out}: cannot write: {why}"
         raise (MachineError if exc.errno in MACHINE_ERRNOS else UserError)(message) from None
 
@@ -260,12 +252,17 @@ def fit(cfg: RunConfig, trainer: L.Trainer, model: ReasoningModule, task: Reason
     if not trainer.is_global_zero:
         return None
     final = run_dir / "final.pt"
-    try:
-        save_checkpoint(model, cfg, final)
-    except OSError as exc:
-        kind = MachineError if exc.errno in MACHINE_ERRNOS else UserError
-        raise kind(f"cannot write {final}: {exc.strerror or one_line(exc)} (the trained state is in "
-                   f"{run_dir / 'checkpoints' / 'last.ckpt'}: `--resume` finishes the run)") from None
+    # the same weights and config twice: final.pt (torch) and final.safetensors (no pickle;
+    # the config as JSON in its metadata), each readable by `reasonbench eval --checkpoint`
+    for path in (final, final.with_suffix(".safetensors")):
+        try:
+            save_checkpoint(model, cfg, path)
+        except OSError as exc:
+            kind = MachineError if exc.errno in MACHINE_ERRNOS else UserError
+            raise kind(f"cannot write {path}: {exc.strerror or one_line(exc)} (the trained state is in "
+                       f"{run_dir / 'checkpoints' / 'last.ckpt'}: `--resume` finishes the run)") from None
+        except TypeError as exc:  # a model with non-tensor state: final.pt holds it, safetensors cannot
+            print(f"reasonbench: {path} not written: {exc}", file=sys.stderr)
     return final
 
 
@@ -438,6 +435,9 @@ def make_record(cfg: RunConfig, mode: str, command: str | None, trainer: L.Train
         "task_metadata": task.metadata.as_dict(),
         "checkpoint": str(checkpoint_path) if checkpoint_path else None,
     }
+    source = task.data_source() if hasattr(task, "data_source") else None
+    if source is not None:  # where the data came from: Hub commit and file hashes, or the generator
+        record["provenance"]["data_source"] = source
     if clock.budget_seconds is not None:
         # stopped_at_step null: the preset's steps ran out before the budget did
         record["budget"] = {"device_seconds": clock.budget_seconds, "spec": cfg.budget,
