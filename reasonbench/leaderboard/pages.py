@@ -14,7 +14,9 @@ from typing import Any, Callable
 from .records import depth_track, one_line, track_sort_key
 
 TRACK_NOTES = {
-    "mini": "small CPU settings, measured in CI: a check that the models learn, not their headline numbers",
+    "mini": ("small CPU settings, run on a 2-core development machine (each record names its CPU); CI re-runs "
+             "TRM on Sudoku and requires the committed count: a check that the models learn, not their headline "
+             "numbers"),
     "budget": "equal device time for every model",
     "paper": "the papers' own settings (presets paper and tiny)",
 }
