@@ -49,3 +49,39 @@ def test_arc_info_lists_both_bundled_sets():
     assert result.returncode == 0, result.stderr
     assert "arc1: 400 training + 400 evaluation tasks" in result.stdout
     assert "arc2: 1000 training + 120 evaluation tasks" in result.stdout
+
+
+def test_export_and_show_the_out_of_distribution_split(tmp_path):
+    ood = ["--task", "sudoku", "--task.num_ood", "6", "--task.ood_blanks", "12"]
+    out = tmp_path / "ood.csv"
+    result = call_cli("data", "export", *ood, "--split", "ood", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "wrote 6 sudoku ood puzzles" in result.stdout
+    rows = sd.read_csv(out)  # every row valid, with the OOD split's 12 blanks (training puzzles have 6)
+    assert rows.questions.shape == (6, 81) and ((rows.questions == 0).sum(1) == 12).all()
+    assert call_cli("data", "show", *ood, "--split", "ood", "--index", "5").returncode == 0
+    none = call_cli("data", "export", "--task", "sudoku", "--split", "ood", "--out", str(tmp_path / "x.csv"))
+    assert none.returncode == 2 and "built no ood split" in none.stderr and "--task.num_ood" in none.stderr
+    assert not (tmp_path / "x.csv").exists()
+    assert "one of train, val, test, ood" in call_cli("data", "export", "--task", "sudoku", "--split", "dev",
+                                                      "--out", str(out)).stderr
+
+
+def test_skipped_rows_are_counted_in_build_and_info(tmp_path):
+    export = call_cli("data", "export", "--task", "sudoku", "--split", "train", "--limit", "30",
+                      "--out", str(tmp_path / "train.csv"))
+    assert export.returncode == 0, export.stderr
+    call_cli("data", "export", "--task", "sudoku", "--split", "test", "--limit", "6", "--out", str(tmp_path / "test.csv"))
+    with (tmp_path / "train.csv").open("a") as handle:
+        handle.write("x,not a grid,nor this,1\nx,1,2\n")
+    with (tmp_path / "test.csv").open("a") as handle:
+        handle.write("x,?,?,?\n")
+    args = ["--task", "sudoku", "--task.path", str(tmp_path), "--task.num_train", "20", "--task.num_val", "4",
+            "--task.num_test", "null", "--task.skip_invalid", "true"]
+    built = call_cli("data", "build", *args, "--out", str(tmp_path / "cache"))
+    assert built.returncode == 0, built.stderr
+    assert "skipped     3 invalid rows skipped (train.csv 2, test.csv 1)" in built.stdout
+    info = call_cli("data", "info", *args)
+    assert "skipped      3 invalid rows skipped (train.csv 2, test.csv 1)" in info.stdout
+    strict = call_cli("data", "info", *args[:-2])  # without skip_invalid the first bad row stops the build
+    assert strict.returncode == 2 and "train.csv:32:" in strict.stderr and "skip_invalid" in strict.stderr

@@ -228,3 +228,28 @@ def test_render_marks_wrong_cells():
     picture = task.render(split.inputs[0], wrong, label)
     assert picture.count("-") == 1 and len(picture.splitlines()) == 8
     assert task.render(label).count("o") == int((label == md.PATH).sum())
+
+
+def test_skipped_rows_are_counted_per_file_and_kept_with_the_cached_data(tmp_path):
+    train = generate_mazes(14, size=8, min_path_length=12, seed=5)
+    test = generate_mazes(5, size=8, min_path_length=12, seed=6)
+    md.write_csv(tmp_path / "train.csv", train.questions, train.answers, train.path_lengths)
+    md.write_csv(tmp_path / "test.csv", test.questions, test.answers, test.path_lengths)
+    with (tmp_path / "train.csv").open("a") as handle:
+        handle.write(f"x,{SNAKE_Q},{SNAKE_A},1\n")  # 5x5 in an 8x8 data set
+    task = small(path=str(tmp_path), num_train=10, num_val=2, num_test=None, skip_invalid=True)
+    assert task.skipped_rows == {"train.csv": 1, "test.csv": 0}
+    assert task.skipped_report() == "1 invalid row skipped (train.csv 1, test.csv 0)"
+    cached = small(path=str(tmp_path), num_train=10, num_val=2, num_test=None, skip_invalid=True)
+    assert cached.fingerprint == task.fingerprint and cached.skipped_rows == task.skipped_rows
+    source = cached.data_source()
+    assert source["kind"] == "local" and source["skipped_rows"] == {"train.csv": 1, "test.csv": 0}
+    assert set(source["files"]) == {"train.csv", "test.csv"}
+
+
+def test_ood_split_exports_in_the_reference_layout(tmp_path):
+    task = small(num_ood=4)
+    assert task.export_csv("ood", tmp_path / "ood.csv") == 4
+    rows = md.read_csv(tmp_path / "ood.csv", size=8)
+    longest = int(task.splits["train"].info["path_length"].max())
+    assert (rows.path_lengths > longest).all()

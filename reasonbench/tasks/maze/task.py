@@ -10,7 +10,7 @@ import torch
 
 from ...errors import UserError
 from ..base import Difficulty, ReasoningTask, Split, TaskMetadata, check_planned_size
-from ..reference_csv import files_stamp, load_splits, sample_train_val
+from ..reference_csv import ReferenceCsvSource, load_splits, sample_train_val
 from . import data
 from .generate import generate_mazes, maze_keys, valid_shortest_paths
 
@@ -28,7 +28,7 @@ def _as_split(questions: np.ndarray, answers: np.ndarray, ratings: np.ndarray,
                        "path_length": torch.as_tensor(path_lengths, dtype=torch.long)})
 
 
-class MazeTask(ReasoningTask):
+class MazeTask(ReferenceCsvSource, ReasoningTask):
     """Maze-Hard: mark a shortest 4-neighbour path from S to G in a random-wall maze.
 
     Reference encoding: wall 1, open 2, S 3, G 4, path 'o' 5, pad 0 (vocab 6), length
@@ -37,7 +37,9 @@ class MazeTask(ReasoningTask):
 
     Args:
         path: reference data: a directory with ``train.csv`` and ``test.csv``, or one CSV file
-            (split into train and test with ``data_seed``). ``None`` generates mazes.
+            (split into train and test with ``data_seed``), or a Hugging Face dataset
+            ``hf://OWNER/NAME[@REVISION]`` holding them (``hf://sapientinc/maze-30x30-hard-1k``:
+            fetched into the Hub cache, read from it offline). ``None`` generates mazes.
         size: side of the square mazes; every CSV row must have ``size * size`` cells.
         min_path_length: generation keeps mazes whose shortest path is longer than this many
             steps (110 for the reference 30x30 mazes). Not applied to CSV files.
@@ -79,7 +81,7 @@ class MazeTask(ReasoningTask):
         self.num_train, self.num_val, self.num_test = num_train, num_val, num_test
         self.dihedral_augment = dihedral_augment
         self.skip_invalid = skip_invalid
-        self.skipped_rows = 0
+        self.skipped_rows: dict[str, int] = {}  # invalid CSV rows skipped, per file (skip_invalid)
 
     def difficulty(self, split: str) -> Difficulty:
         # shortest S-G path length, in steps of a side's length (Maze-Hard's paths are > 110 on 30x30)
@@ -93,13 +95,18 @@ class MazeTask(ReasoningTask):
                             num_puzzle_ids=1, grid_shape=(self.size, self.size), extra_metrics=("valid_path",))
 
     def recipe(self) -> dict[str, Any]:
-        return {"task": self.name, "source": files_stamp(self.path), "size": self.size,
+        return {"task": self.name, "source": self.source_stamp(), "size": self.size,
                 "min_path_length": None if self.path else self.min_path_length,
                 "num_train": self.num_train, "num_val": self.num_val, "num_test": self.num_test,
                 "dihedral_augment": self.dihedral_augment, "skip_invalid": self.skip_invalid,
                 "data_seed": self.data_seed, "version": 1,
                 # only when asked for: builds without one keep their cache key and fingerprint
                 **({"num_ood": self.num_ood} if self.num_ood else {})}
+
+    def generated_source(self) -> dict[str, Any]:
+        return {"kind": "generated", "generator": "reasonbench.tasks.maze (random 30-50% walls, shortest path, "
+                "Searchformer-style)", "data_seed": self.data_seed,
+                "settings": {"size": self.size, "min_path_length": self.min_path_length}}
 
     def ood_definition(self) -> str | None:
         if "ood" not in self.splits:
@@ -111,7 +118,7 @@ class MazeTask(ReasoningTask):
     def describe(self) -> list[str]:
         lines = super().describe()
         if self.path:
-            lines.append(f"source       reference CSV {self.path} ({self.size}x{self.size})")
+            lines += self.source_lines() or [f"source       reference CSV {self.path} ({self.size}x{self.size})"]
         else:
             lines.append(f"source       generated {self.size}x{self.size} mazes, shortest path > "
                          f"{self.min_path_length} steps, seed {self.data_seed}")
@@ -120,7 +127,8 @@ class MazeTask(ReasoningTask):
     def build(self) -> dict[str, Split]:
         rng = np.random.default_rng(self.data_seed)
         if self.path:
-            pool, test, self.skipped_rows = load_splits(Path(self.path), self._read_file, self.num_test, rng, "mazes")
+            pool, test, self.skipped_rows = load_splits(self.csv_source().local, self._read_file, self.num_test, rng,
+                                                        "mazes")
         else:
             pool, test = self._generate()
         (q, a, r, lengths), held = sample_train_val(pool, self.num_train, self.num_val, rng, "mazes")

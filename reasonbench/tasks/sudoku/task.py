@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Literal
@@ -13,10 +14,19 @@ import torch
 
 from ...errors import UserError
 from ..base import Difficulty, ReasoningTask, Split, TaskMetadata, check_planned_size
-from ..reference_csv import files_stamp, load_splits, sample_train_val
+from ..reference_csv import ReferenceCsvSource, load_splits, sample_train_val
 from ..images import BLACK, GREEN, RED, grid_image, side_by_side
 from . import data
 from .grid import augment_batch, canonical_form, extreme_puzzle, make_puzzle, random_solved_grid, rating
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask: a batch job's or container's
+    share), else the machine's count."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # macOS and Windows have no affinity masks
+        return os.cpu_count() or 1
 
 
 def _as_split(questions: np.ndarray, answers: np.ndarray, ratings: np.ndarray) -> Split:
@@ -71,12 +81,14 @@ def with_hints(questions: np.ndarray, answers: np.ndarray, rng: np.random.Genera
     return np.where(blank & (rank < k[:, None]), answers, questions).astype(questions.dtype)
 
 
-class SudokuTask(ReasoningTask):
+class SudokuTask(ReferenceCsvSource, ReasoningTask):
     """Sudoku-Extreme with the reference encoding (blank 1, digits 2-10, vocab 11, length 81).
 
     Args:
         path: reference data: a directory with ``train.csv`` and ``test.csv``, or one CSV file
-            (split into train and test with ``data_seed``). ``None`` generates puzzles.
+            (split into train and test with ``data_seed``), or a Hugging Face dataset
+            ``hf://OWNER/NAME[@REVISION]`` holding them (``hf://sapientinc/sudoku-extreme``:
+            fetched into the Hub cache, read from it offline). ``None`` generates puzzles.
         num_train: training puzzles sampled (with ``data_seed``) before augmentation.
         num_val: held-out training puzzles used only to monitor training.
         num_test: test puzzles; ``None`` takes the whole test file.
@@ -87,8 +99,8 @@ class SudokuTask(ReasoningTask):
         num_blanks: blanks per puzzle of the ``blanks`` generator.
         hard_fraction: share of ``extreme`` puzzles hardened by search.
         hard_mean: mean target rating (backtracks) of the hardened ones.
-        workers: processes for the ``extreme`` generator (0 = one per CPU core); the data do
-            not depend on it.
+        workers: processes for the ``extreme`` generator (0 = one per CPU core this process
+            may use); the data do not depend on it.
         skip_invalid: skip and count bad CSV rows instead of stopping at the first.
         hints: add to every training example an easier copy with a random number (1 to
             blanks - 1) of its blanks filled from the solution (Augmented HRM's data side).
@@ -135,7 +147,7 @@ class SudokuTask(ReasoningTask):
         self.num_blanks = num_blanks
         self.skip_invalid = skip_invalid
         self.hints = hints
-        self.skipped_rows = 0
+        self.skipped_rows: dict[str, int] = {}  # invalid CSV rows skipped, per file (skip_invalid)
 
     def difficulty(self, split: str) -> Difficulty:
         # the backtracking rating of Sudoku-Extreme (tdoku-style guesses; 0 = no guess needed)
@@ -148,7 +160,7 @@ class SudokuTask(ReasoningTask):
                             num_puzzle_ids=1, grid_shape=(9, 9))
 
     def recipe(self) -> dict[str, Any]:
-        return {"task": self.name, "source": files_stamp(self.path), "num_train": self.num_train, "num_val": self.num_val,
+        return {"task": self.name, "source": self.source_stamp(), "num_train": self.num_train, "num_val": self.num_val,
                 "num_test": self.num_test, "augmentations": self.augmentations,
                 "generator": None if self.path else self.generator,
                 "num_blanks": None if self.path or self.generator != "blanks" else self.num_blanks,
@@ -157,6 +169,15 @@ class SudokuTask(ReasoningTask):
                 "data_seed": self.data_seed, "version": 1,
                 # only when asked for: builds without one keep their cache key and fingerprint
                 **({"ood": [self.num_ood, self.ood_blanks]} if self.num_ood else {})}
+
+    def generated_source(self) -> dict[str, Any]:
+        settings = ({"num_blanks": self.num_blanks} if self.generator == "blanks"
+                    else {"hard_fraction": self.hard_fraction, "hard_mean": self.hard_mean})
+        return {"kind": "generated", "generator": f"reasonbench.tasks.sudoku {self.generator}",
+                "data_seed": self.data_seed, "settings": settings}
+
+    def describe(self) -> list[str]:
+        return [*super().describe(), *self.source_lines()]
 
     def ood_definition(self) -> str | None:
         if "ood" not in self.splits:
@@ -167,7 +188,8 @@ class SudokuTask(ReasoningTask):
     def build(self) -> dict[str, Split]:
         rng = np.random.default_rng(self.data_seed)
         if self.path:
-            pool, test, self.skipped_rows = load_splits(Path(self.path), self._read_file, self.num_test, rng, "puzzles")
+            pool, test, self.skipped_rows = load_splits(self.csv_source().local, self._read_file, self.num_test, rng,
+                                                        "puzzles")
         else:
             pool, test = self._generate(rng)
         (q, a, r), held = sample_train_val(pool, self.num_train, self.num_val, rng, "puzzles")
@@ -216,16 +238,25 @@ class SudokuTask(ReasoningTask):
             yield from _blanked_puzzles(rng, self.num_blanks)
         # one SeedSequence per puzzle: the same puzzles whatever the number of processes
         root = np.random.SeedSequence(self.data_seed)
-        cores = os.cpu_count() or 1
+        cores = available_cores()
         workers = min(self.workers or cores, cores)  # more processes than cores only oversubscribe
         while True:
-            seeds = root.spawn(expected + 8)
+            # the k-th puzzle comes from the k-th child seed however the rounds are cut; a small
+            # margin for the rare duplicate, then another round if still short
+            seeds = root.spawn(expected + max(2, expected // 100))
             if workers == 1:
                 yield from (extreme_puzzle(s, self.hard_fraction, self.hard_mean) for s in seeds)
                 continue
-            with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-                yield from pool.map(extreme_puzzle, seeds, [self.hard_fraction] * len(seeds),
-                                    [self.hard_mean] * len(seeds), chunksize=4)
+            try:
+                # spawned workers import only the generator (numpy), not torch or Lightning;
+                # one puzzle per task: their times vary by orders of magnitude
+                with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+                    yield from pool.map(extreme_puzzle, seeds, [self.hard_fraction] * len(seeds),
+                                        [self.hard_mean] * len(seeds))
+            except BrokenProcessPool:
+                raise UserError(f"the Sudoku generator's {workers} worker processes stopped (out of memory, or a "
+                                "script that starts them outside `if __name__ == '__main__':`); set task.workers 1 "
+                                "to generate in this process") from None
 
     def render_image(self, inputs: torch.Tensor, prediction: torch.Tensor | None = None,
                      labels: torch.Tensor | None = None) -> np.ndarray:
