@@ -11,7 +11,6 @@ The reference saves ``model.state_dict()`` of its compiled loss head (keys such 
 from __future__ import annotations
 
 import argparse
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="reasonbench import-checkpoint")
     parser.add_argument("--from", dest="source", required=True, choices=["hrm", "trm"],
                         help="which reference implementation wrote PATH")
-    parser.add_argument("path", help="the reference checkpoint (a saved state dict)")
+    parser.add_argument("path", help="the reference checkpoint (a saved state dict, torch or safetensors), or a "
+                        "Hugging Face model repository hf://OWNER/NAME[@REVISION][:PATH] (e.g. "
+                        "hf://sapientinc/HRM-checkpoint-sudoku-extreme)")
     parser.add_argument("--task", required=True, help="the task it was trained on")
     parser.add_argument("--out", required=True, help="where to write the reasonbench checkpoint")
     parser.add_argument("--preset", default="paper", help="preset for everything the checkpoint does not fix")
@@ -72,6 +73,99 @@ def _reference_arch(path: Path, explicit: str | None) -> tuple[dict[str, Any] | 
     return arch, config_path
 
 
+# what tells the reference architectures apart in a checkpoint: HRM has two modules (H_level
+# and L_level), TRM one network (L_level only; H_layers 0); their all_config.yaml names its class
+FAMILIES = ("hrm", "trm")
+
+
+def _levels(state: dict[str, Any]) -> dict[str, int]:
+    """Layers per reference module (``H_level``, ``L_level``) in a reference state dict."""
+    found: dict[str, set[str]] = {}
+    for key in state:
+        parts = key.split(".")
+        for i, part in enumerate(parts[:-2]):
+            if part.endswith("_level") and parts[i + 1] == "layers":
+                found.setdefault(part, set()).add(parts[i + 2])
+    return {level: len(layers) for level, layers in sorted(found.items())}
+
+
+def reference_family(state: dict[str, Any], arch: dict[str, Any] | None) -> tuple[str | None, str]:
+    """Which reference architecture wrote ``state`` ('hrm', 'trm' or None: cannot tell) and
+    the evidence, in words."""
+    levels = _levels(state)
+    if "H_level" in levels and "L_level" in levels:
+        return "hrm", f"H_level ({levels['H_level']} layers) and L_level ({levels['L_level']} layers) modules"
+    if levels.get("L_level") and "H_level" not in levels:
+        return "trm", f"one L_level network ({levels['L_level']} layers), no H_level module"
+    name = str((arch or {}).get("name", ""))
+    for family, marker in (("hrm", "hrm"), ("trm", "trm")):
+        if marker in name.lower().split("@")[0]:
+            return family, f"its all_config.yaml names {name}"
+    return None, ""
+
+
+def check_architecture(source: str, state: dict[str, Any], arch: dict[str, Any] | None, where: str) -> None:
+    """Before any model is built: a one-line UserError naming what does not match when the
+    weights are another reference architecture than ``--from`` says, or disagree with their
+    all_config.yaml (layers per module, width)."""
+    family, evidence = reference_family(state, arch)
+    if source in FAMILIES and family is not None and family != source:
+        raise UserError(f"checkpoint {where} holds {family.upper()} weights ({evidence}), not {source.upper()}: "
+                        f"import it with --from {family}")
+    if arch is None:
+        return
+    levels = _levels(state)
+    for level, option in (("H_level", "H_layers"), ("L_level", "L_layers")):
+        expected = arch.get(option)
+        if isinstance(expected, int) and not isinstance(expected, bool) and levels.get(level, 0) != expected \
+                and (levels or expected):
+            raise UserError(f"checkpoint {where}: its all_config.yaml says {option} {expected}, the weights hold "
+                            f"{levels.get(level, 0)} {level} layers: the config belongs to another run "
+                            "(give the right one with --reference-config)")
+    embed = next((v for k, v in state.items() if k.endswith("embed_tokens.embedding_weight")), None)
+    hidden = arch.get("hidden_size")
+    if isinstance(embed, torch.Tensor) and embed.ndim == 2 and isinstance(hidden, int) and embed.shape[1] != hidden:
+        raise UserError(f"checkpoint {where}: its all_config.yaml says hidden_size {hidden}, the weights are "
+                        f"{embed.shape[1]} wide (the config belongs to another run: give the right one with "
+                        "--reference-config)")
+
+
+def _fetch_from_hub(spec: str) -> tuple[Path, dict[str, Any]]:
+    """The checkpoint file of ``hf://OWNER/NAME[@REV][:PATH]`` (and the all_config.yaml beside
+    it, which lands in the same cache folder), and where it came from."""
+    from . import hub
+
+    ref = hub.parse(spec, "checkpoint", "model")
+    sha, names = hub.list_files(ref, "model")
+    if ref.path:
+        if ref.path not in names:
+            near = ", ".join(n for n in names if n.split("/")[-1] == ref.path.split("/")[-1])[:200]
+            raise UserError(f"{spec}: the model repository {ref.repo} has no file {ref.path} at {sha[:12]}"
+                            + (f" (found {near})" if near else f"; it holds {', '.join(names[:8])}"))
+        weights = ref.path
+    else:
+        candidates = [n for n in names if _looks_like_weights(n)]
+        if len(candidates) != 1:
+            listed = ", ".join(candidates[:8]) if candidates else "no weight file"
+            raise UserError(f"{spec}: {'several weight files' if candidates else 'no weight file'} in "
+                            f"{ref.repo} ({listed}): name one as hf://{ref.repo}"
+                            f"{'@' + ref.revision if ref.revision else ''}:PATH")
+        weights = candidates[0]
+    beside = f"{weights.rsplit('/', 1)[0]}/{REFERENCE_CONFIG}" if "/" in weights else REFERENCE_CONFIG
+    wanted = [weights] + ([beside] if beside in names else [])
+    _, local = hub.download(hub.HubRef(ref.repo, sha, None, spec), wanted, "model")
+    return local[weights], {"repo": ref.repo, "revision": sha, "requested_revision": ref.revision or "main",
+                            "file": weights}
+
+
+WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")
+
+
+def _looks_like_weights(name: str) -> bool:
+    base = name.rsplit("/", 1)[-1]
+    return base.endswith(WEIGHT_SUFFIXES) or base == "checkpoint" or (base.startswith("step_") and "." not in base)
+
+
 def _shape_arguments(source: str, state: dict[str, torch.Tensor]) -> dict[str, Any]:
     """What the weights themselves say about the architecture (used without a config file)."""
     args: dict[str, Any] = {"hidden_size": int(state["embed.weight"].shape[1])}
@@ -100,20 +194,26 @@ def import_checkpoint(source: str, path: str | Path, task: str, out: str | Path,
     from . import registry
     from .runner import build_model, make_task, save_checkpoint
 
+    given = str(path)
+    hub_source = None
+    if given.startswith("hf://"):
+        path, hub_source = _fetch_from_hub(given)
     path, out = Path(path), Path(out)
     raw = _load_state(path)
     model_cls = registry.get("model", source)
+    check_architecture(source, raw, None, given)  # what the keys alone say, before renaming them
     try:
         state = model_cls.from_reference_state_dict(raw)
     except KeyError as exc:
-        raise UserError(f"checkpoint {path}: key {exc.args[0]!r} is not part of a reference {source.upper()} model") from None
+        raise UserError(f"checkpoint {given}: key {exc.args[0]!r} is not part of a reference {source.upper()} model") from None
     arch, config_path = _reference_arch(path, reference_config)
+    check_architecture(source, raw, arch, given)
     try:
         args = model_cls.reference_arguments(arch) if arch is not None else _shape_arguments(source, state)
     except KeyError as exc:  # a section or a tensor the architecture is read from is missing
         if arch is not None:
             raise UserError(f"{config_path}: the 'arch' section has no {exc.args[0]!r}") from None
-        raise UserError(f"checkpoint {path}: no {exc.args[0]!r} tensor to read the architecture from "
+        raise UserError(f"checkpoint {given}: no {exc.args[0]!r} tensor to read the architecture from "
                         f"(give --reference-config {REFERENCE_CONFIG})") from None
     except (TypeError, ValueError, AttributeError) as exc:  # e.g. expansion: "four"
         raise UserError(f"{config_path or path}: cannot read the architecture: {one_line(exc)}") from None
@@ -131,15 +231,19 @@ def import_checkpoint(source: str, path: str | Path, task: str, out: str | Path,
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         first = next((l.strip() for l in str(exc).splitlines()[1:] if l.strip()), one_line(exc))
-        raise UserError(f"checkpoint {path} does not fit {source} on {task} with these settings: {first[:300]}") from None
+        raise UserError(f"checkpoint {given} does not fit {source} on {task} with these settings: {first[:300]}") from None
+    from .hub import sha256_file
+
+    imported = {"path": given, "sha256": sha256_file(path),
+                "reference_config": str(config_path) if config_path else None}
+    if hub_source is not None:
+        imported["hub"] = hub_source
     try:
-        save_checkpoint(model, cfg, out, imported_from={
-            "path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-            "reference_config": str(config_path) if config_path else None})
+        save_checkpoint(model, cfg, out, imported_from=imported)
     except OSError as exc:  # e.g. a file where a folder should be
         raise UserError(cannot_write("--out", out, exc)) from None
     return {"out": str(out), "model_args": cfg.model_args, "reference_config": str(config_path) if config_path else None,
-            "tensors": len(state)}
+            "tensors": len(state), "hub": hub_source}
 
 
 def main(argv: list[str]) -> int:
@@ -151,6 +255,8 @@ def main(argv: list[str]) -> int:
     result = import_checkpoint(args.source, args.path, args.task, args.out, args.preset, args.reference_config)
     source = f"architecture from {result['reference_config']}" if result["reference_config"] else \
         f"architecture from the weights' shapes and preset {args.preset} (no {REFERENCE_CONFIG} found)"
+    if result["hub"]:
+        print(f"read {result['hub']['file']} of {result['hub']['repo']} at commit {result['hub']['revision']}")
     print(f"{result['tensors']} tensors; {source}")
     print(f"wrote {result['out']}: evaluate with `reasonbench eval --checkpoint {result['out']} --task {args.task}`")
     return 0

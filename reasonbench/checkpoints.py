@@ -1,11 +1,13 @@
 """Checkpoints that survive what machines do to them: written atomically in their own folder
-(a kill -9 or a full disk leaves the previous one whole), read safely (``weights_only``), a
-resume that falls back to the newest readable one, and Ctrl-C / SIGTERM that save the step
-reached before stopping."""
+(a kill -9 or a full disk leaves the previous one whole), read safely (``weights_only``, or
+safetensors, which holds nothing but tensors), a resume that falls back to the newest readable
+one, and Ctrl-C / SIGTERM that save the step reached before stopping."""
 
 from __future__ import annotations
 
+import json
 import signal
+import struct
 import threading
 import warnings
 from contextlib import contextmanager
@@ -55,14 +57,60 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise _write_failed(Path(path), exc) from None
 
 
+SAFETENSORS_KEY = "reasonbench"  # the safetensors metadata entry holding the checkpoint's JSON fields
+
+
+def is_safetensors(path: str | Path) -> bool:
+    """Whether the file's first bytes are a safetensors header (an 8-byte little-endian
+    length, then a JSON object), whatever its name."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(9)
+            size = Path(path).stat().st_size
+    except OSError:
+        return False
+    if len(head) < 9:
+        return False
+    (length,) = struct.unpack("<Q", head[:8])
+    return head[8:9] == b"{" and 2 <= length <= size - 8
+
+
+def read_safetensors(path: Path) -> dict[str, Any]:
+    """A safetensors file: a reasonbench checkpoint (its fields from the metadata, the tensors
+    as ``state_dict``), or any other file's tensors as a bare state dict."""
+    try:
+        from safetensors import safe_open
+    except ImportError:
+        raise UserError(f"checkpoint {path}: a safetensors file; reading it needs the safetensors package "
+                        "(pip install safetensors)") from None
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            metadata = handle.metadata() or {}
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    except Exception as exc:  # a truncated or malformed header, bad offsets
+        raise UserError(f"checkpoint {path}: unreadable: not a valid safetensors file "
+                        f"({' '.join(str(exc).split())[:120]})") from None
+    if SAFETENSORS_KEY not in metadata:
+        return tensors
+    try:
+        fields = json.loads(metadata[SAFETENSORS_KEY])
+    except ValueError:
+        fields = None
+    if not isinstance(fields, dict):
+        raise UserError(f"checkpoint {path}: its '{SAFETENSORS_KEY}' metadata is not a JSON object")
+    return {**fields, "state_dict": tensors}
+
+
 def read_torch_file(path: str | Path) -> Any:
-    """``torch.load`` with ``weights_only=True`` onto the CPU; a missing or unreadable file is a
-    one-line ``UserError``."""
+    """``torch.load`` with ``weights_only=True`` onto the CPU, or a safetensors file (see
+    ``read_safetensors``); a missing or unreadable file is a one-line ``UserError``."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint {path}: {'not a file' if path.exists() else 'no such file'}")
     if path.stat().st_size == 0:
         raise UserError(f"checkpoint {path}: unreadable: empty file")
+    if is_safetensors(path):
+        return read_safetensors(path)
     try:
         with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": the error says it all
             warnings.simplefilter("ignore")
@@ -83,12 +131,43 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def save_checkpoint(model: torch.nn.Module, cfg: Any, path: Path, **extra: Any) -> None:
     """A portable checkpoint: weights plus the resolved config (and ``extra`` fields, e.g. where
-    imported weights came from), loadable with weights_only; written atomically."""
+    imported weights came from), loadable with weights_only; written atomically. A path
+    ending in ``.safetensors`` is written as safetensors, the other fields as JSON in its
+    metadata (see ``save_safetensors``)."""
     payload = {"format": CHECKPOINT_FORMAT, "version": 1, "model": cfg.model, "task": cfg.task,
                "config": cfg.config, "state_dict": {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v
                                                           for k, v in model.state_dict().items()},
                **extra}
-    save_torch_atomic(payload, path)
+    if Path(path).suffix == ".safetensors":
+        save_safetensors(payload, path)
+    else:
+        save_torch_atomic(payload, path)
+
+
+def save_safetensors(payload: dict[str, Any], path: str | Path) -> None:
+    """``payload["state_dict"]`` as a safetensors file, its other fields (format, model, task,
+    the resolved config...) as one JSON object in the metadata under ``reasonbench``: a file
+    that needs no pickle to read and carries what ``reasonbench eval`` needs to rebuild the
+    model. Tensors that share memory (tied or viewed weights) are written as copies. A weight
+    that is not a tensor raises TypeError. Written atomically."""
+    from safetensors.torch import save
+
+    tensors: dict[str, torch.Tensor] = {}
+    storages: set[int] = set()
+    for key, value in payload["state_dict"].items():
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"weight '{key}' is a {type(value).__name__}, not a tensor: safetensors holds tensors only")
+        value = value.detach().cpu().contiguous()
+        storage = value.untyped_storage().data_ptr()
+        if storage in storages and value.numel():
+            value = value.clone()
+        storages.add(storage)
+        tensors[key] = value
+    fields = {k: v for k, v in payload.items() if k != "state_dict"}
+    metadata = {"format": CHECKPOINT_FORMAT, SAFETENSORS_KEY: json.dumps(fields, default=str)}
+    data = save(tensors, metadata=metadata)
+    with atomic_writer(path) as handle:
+        handle.write(data)
 
 
 # --- resuming ---------------------------------------------------------------------------------
@@ -236,5 +315,6 @@ def stop_message(trainer: L.Trainer, interrupt: InterruptCheckpoint, checkpoints
     return f"at step {trainer.global_step}; no record written (`--resume` continues from {checkpoints})"
 
 
-__all__ = ["AtomicCheckpointIO", "CHECKPOINT_FORMAT", "InterruptCheckpoint", "ResumePoint", "load_checkpoint",
-           "read_torch_file", "resume_point", "save_checkpoint", "save_torch_atomic", "stop_message"]
+__all__ = ["AtomicCheckpointIO", "CHECKPOINT_FORMAT", "InterruptCheckpoint", "ResumePoint", "is_safetensors",
+           "load_checkpoint", "read_safetensors", "read_torch_file", "resume_point", "save_checkpoint",
+           "save_safetensors", "save_torch_atomic", "stop_message"]
