@@ -31,6 +31,7 @@ from .errors import MachineError, UserError, cannot_write
 from .measure import (TrainFlopCounter, count_parameters, cpu_info, device_name, forward_flops_per_example,
                       peak_memory_bytes)
 from .module import ReasoningModule
+from .progress import RunProgressBar
 from .tasks.base import ReasoningTask, TaskMetadata
 
 __all__ = ["build_model", "build_task", "execute", "load_checkpoint", "make_task", "read_torch_file",
@@ -133,6 +134,8 @@ def checkpoint_config_argv(argv: list[str]) -> tuple[list[str], dict[str, Any] |
 def _trainer(cfg: RunConfig, run_dir: Path, callbacks: list[L.Callback], checkpoints: bool) -> L.Trainer:
     args = dict(cfg.trainer_args)
     logger = TensorBoardLogger(str(run_dir), name="tensorboard", version="", default_hp_metric=False)
+    if args.get("enable_progress_bar") is not False:
+        callbacks = [*callbacks, RunProgressBar()]
     try:
         # the tasks shard their own batches over processes (same global batches on 1 or N devices)
         return L.Trainer(**args, logger=logger, callbacks=callbacks, default_root_dir=str(run_dir),
