@@ -50,22 +50,27 @@ def create_model(name: str, task: Any, preset: str = "smoke", **model_args: Any)
 
 
 def run(model: str, task: str, preset: str = "smoke", seed: int = 0, out: str = "results",
-        config: list[str] | None = None, overwrite: bool = False, resume: bool = False,
+        config: list[str] | None = None, overwrite: bool = False, resume: bool = False, quiet: bool = False,
         **overrides: Any) -> dict[str, Any]:
-    """Train and test like ``reasonbench run``; returns the record (also written to ``out``).
-    An existing record is replaced only with ``overwrite=True``; ``resume=True`` continues an
-    interrupted run (and returns a finished one's record as it is).
+    """Train and test like ``reasonbench run``; returns the record (also written to ``out``) and,
+    unless ``quiet``, prints the summary and the record's path as the command does. An existing
+    record is replaced only with ``overwrite=True``; ``resume=True`` continues an interrupted run
+    (and returns a finished one's record as it is).
 
     Overrides use dotted keys as on the command line, e.g. ``**{"trainer.max_steps": 50}``,
     or nested dicts: ``trainer={"max_steps": 50}``."""
-    from .runner import execute
+    from .runner import execute, summary
 
     cfg = _resolve(model, task, preset, seed, config, {"out": out, **overrides})
     given = [repr(model), repr(task), f"preset={preset!r}", f"seed={seed!r}", f"out={out!r}"]
     given += [f"config={config!r}"] if config else []
     given += [f"{k}={v!r}" for k, v in (("overwrite", overwrite), ("resume", resume)) if v]
     given += [f"**{overrides!r}"] if overrides else []
-    return execute(cfg, command=f"reasonbench.run({', '.join(given)})", resume=resume, overwrite=overwrite)
+    record = execute(cfg, command=f"reasonbench.run({', '.join(given)})", resume=resume, overwrite=overwrite)
+    if not quiet and record:
+        print(f"finished already, nothing run: {record['_path']}" if record.get("_kept") else
+              f"{summary(record)}\nrecord: {record['_path']}")
+    return record
 
 
 __all__ = ["__version__", "UserError", "list_models", "list_tasks", "create_task", "create_model", "run"]

@@ -70,12 +70,16 @@ def test_an_unfinished_run_is_neither_restarted_nor_overwritten_silently(tmp_pat
     assert last.read_bytes() == b"steps of an interrupted run"
 
 
-def test_python_api_refuses_a_rerun_and_records_its_overrides(tmp_path: Path) -> None:
+def test_python_api_refuses_a_rerun_and_records_its_overrides(tmp_path: Path, capsys) -> None:
     import reasonbench as rb
 
     fast = {"trainer.max_steps": 2, "trainer.enable_progress_bar": False}
     record = rb.run("transformer", "sudoku", out=str(tmp_path), **fast)
     assert "'trainer.max_steps': 2" in record["provenance"]["command"]
+    printed = capsys.readouterr().out  # the summary, as the command prints it
+    assert "exact accuracy" in printed and f"record: {record['_path']}" in printed
+    rb.run("transformer", "sudoku", out=str(tmp_path), resume=True, quiet=True, **fast)
+    assert capsys.readouterr().out == ""
     with pytest.raises(rb.UserError, match="exists"):
         rb.run("transformer", "sudoku", out=str(tmp_path), **fast)
     assert rb.run("transformer", "sudoku", out=str(tmp_path), overwrite=True, **fast)["cost"]["train_steps"] == 2
