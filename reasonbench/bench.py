@@ -13,6 +13,12 @@ whatever hooks the model has (a curriculum, a balancer cadence). Per step:
 * throughput: examples (batch size x batches) and optimizer steps per second; for the recursive
   models one optimizer step is one supervision segment of every slot of the batch.
 
+The fast path (``reasonbench.fastpath``: fused blocks, on by default on CUDA; ``--fast-path`` /
+``--no-fast-path`` choose) and ``--compile`` (regional: only the block every recursion repeats,
+static shapes; inductor's kernel cache is reused by later runs) are recorded in each row.
+``--task.NAME VALUE`` options reach every row's task, as in ``reasonbench run`` (e.g. the recipe
+of a data cache built beforehand).
+
 Evaluation: ``model(batch)`` under ``torch.inference_mode()`` on test batches already on the
 device (all ``halt_max_steps`` segments for the recursive models). FLOPs: ``measure``'s
 counters (training: per step, averaged over the cost phases of the timed steps; evaluation:
@@ -94,7 +100,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda if available")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (Lightning's bf16-mixed)")
     parser.add_argument("--compile", action="store_true",
-                        help="torch.compile the model's step (one segment, or forward), static shapes")
+                        help="torch.compile the block every recursion repeats (regional; static shapes; else "
+                             "the model's segment or forward)")
+    parser.add_argument("--fast-path", action=argparse.BooleanOptionalAction, default=None,
+                        help="fused blocks (torch's RMSNorm kernel, aligned GEMMs for the MLP mixer; default: on CUDA)")
     parser.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=None,
                         help="each row in a fresh process, for a clean peak memory (default: on the CPU)")
     parser.add_argument("--seed", type=int, default=0)
@@ -103,7 +112,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    args = _parser().parse_args(argv)
+    args, rest = _parser().parse_known_args(argv)
+    # --task.NAME VALUE pairs, handed to every row's task as `reasonbench run` takes them
+    args.task_options = []
+    while rest:
+        if not rest[0].startswith("--task.") or "=" not in rest[0] and len(rest) < 2:
+            raise UserError(f"reasonbench bench: unrecognized arguments: {' '.join(rest)}")
+        if "=" in rest[0]:
+            args.task_options.append(rest.pop(0))
+        else:
+            args.task_options += [rest.pop(0), rest.pop(0)]
     defaults = dict(steps=(2, 20), warmup=(1, 3), eval_batches=(1, 3), flops_examples=(1, 8))
     for name, (quick, full) in defaults.items():
         if getattr(args, name) is None:
@@ -221,13 +239,19 @@ def _make_clock(warmup: int, steps: int, device: Any, count_in_warmup: bool = Tr
 
 
 def _compile(model: Any) -> str:
-    """torch.compile the model's unit of work in place: one supervision segment for the
-    recursive models (training runs one per step, evaluation all of them), else ``forward``.
-    Static shapes (``dynamic=False``): one graph per batch shape, halting never changes them."""
+    """torch.compile in place, static shapes (``dynamic=False``: one graph per batch shape,
+    halting never changes them): the block every recursion repeats where the model has one
+    (``fastpath.compile_blocks``: seconds, not minutes), else the model's unit of work, one
+    supervision segment for the recursive models or ``forward``. Returns what was compiled."""
     import torch
 
+    from .fastpath import compile_blocks, configure_compile_cache
     from .recursive import RecursiveReasoningModule
 
+    blocks = compile_blocks(model)
+    if blocks:
+        return "blocks: " + ", ".join(blocks)
+    configure_compile_cache()
     name = "segment" if isinstance(model, RecursiveReasoningModule) else "forward"
     setattr(model, name, torch.compile(getattr(model, name), dynamic=False))
     return name
@@ -269,6 +293,7 @@ def run_row(spec: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from . import config, runner
+    from .fastpath import fast_path_on, set_fast_path
     from .measure import count_parameters, device_name, forward_flops_per_example
 
     # in a fresh process: the peak RSS from here on, against the RSS here (imports done)
@@ -278,6 +303,7 @@ def run_row(spec: dict[str, Any]) -> dict[str, Any]:
     runner.quiet_lightning()
     device = torch.device(spec["device"])
     argv = ["--model", spec["model"], "--task", spec["task"], "--preset", spec["preset"], "--seed", str(spec["seed"])]
+    argv += spec.get("task_options") or []
     if spec.get("eval_batch_size"):
         argv += ["--task.eval_batch_size", str(spec["eval_batch_size"])]
     cfg, _ = config.resolve(argv, prog="reasonbench bench")
@@ -292,6 +318,8 @@ def run_row(spec: dict[str, Any]) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     task = runner.build_task(cfg)
     model = runner.build_model(cfg, task)
+    if spec.get("fast_path") is not None:  # else the device's default, applied when the fit starts
+        set_fast_path(model, spec["fast_path"])
     params, params_extra = count_parameters(model)
     bf16 = spec["bf16"]
     dtype = "bf16-mixed" if bf16 else "fp32"
@@ -326,6 +354,7 @@ def run_row(spec: dict[str, Any]) -> dict[str, Any]:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     trainer.fit(model, datamodule=task)
+    row["fast_path"] = fast_path_on(model)
     if model.diverged:
         row["status"] = "diverged"
         row["error"] = model.diverged
@@ -547,7 +576,8 @@ def main(argv: list[str]) -> int:
     rows = []
     for model, task in pairs:
         spec = {"model": model, "task": task, "preset": args.preset, "device": device, "bf16": args.bf16,
-                "compile": args.compile, "steps": args.steps, "warmup": args.warmup,
+                "compile": args.compile, "fast_path": args.fast_path, "task_options": args.task_options,
+                "steps": args.steps, "warmup": args.warmup,
                 "eval_batches": args.eval_batches, "eval_batch_size": args.eval_batch_size,
                 "flops_examples": args.flops_examples, "seed": args.seed, "isolated": isolate,
                 "eval_batch_cap": 64 if args.quick else None, "eval_warmup": args.compile or not args.quick}
@@ -570,6 +600,7 @@ def main(argv: list[str]) -> int:
         "settings": {"preset": args.preset, "quick": args.quick, "steps": args.steps, "warmup": args.warmup,
                      "eval_batches": args.eval_batches, "eval_batch_size": args.eval_batch_size,
                      "flops_examples": args.flops_examples, "bf16": args.bf16, "compile": args.compile,
+                     "fast_path": args.fast_path, "task_options": args.task_options,
                      "isolated": isolate, "seed": args.seed, "eval_batch_cap": 64 if args.quick else None,
                      "eval_warmup": args.compile or not args.quick},
         "wall_seconds": round(wall, 2),
@@ -593,7 +624,8 @@ def main(argv: list[str]) -> int:
         notes.append(f"skipped {s['model']} / {s['task']}: {s['reason']}")
     for note in notes:
         print(f"({note})")
-    print(f"{len(rows)} rows in {wall:.0f} s on {result['device']} ({'bf16' if args.bf16 else 'fp32'}"
+    fast = ", fast path" if any(r.get("fast_path") for r in rows) else ""
+    print(f"{len(rows)} rows in {wall:.0f} s on {result['device']} ({'bf16' if args.bf16 else 'fp32'}{fast}"
           f"{', compiled' if args.compile else ''}) -> {out}")
     return 1 if any(r.get("status") == "error" for r in rows) else 0
 

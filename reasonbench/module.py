@@ -94,20 +94,66 @@ class ReasoningModule(L.LightningModule):
         return [m for m in self.modules() if isinstance(m, PuzzleEmbedding)]
 
     # --- training -------------------------------------------------------------------------
+    # A non-finite loss stops training; the runner records where it happened. Reading the loss on
+    # the host makes an accelerator wait for every queued kernel, so there the step only flags it
+    # on the device, and the flag is read every ``divergence_check_interval`` steps, before
+    # validation and at the end of each epoch: the record names the same step, but the updates
+    # up to that read are made with the non-finite gradients. On the CPU, where reading is free,
+    # the step checks at once and skips its update. ``defer_divergence_check``: None = on
+    # accelerators.
+    divergence_check_interval = 50
+    defer_divergence_check: bool | None = None
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
         loss, logs = self.training_loss(batch)
-        if not torch.isfinite(loss):
+        deferred = self.defer_divergence_check if self.defer_divergence_check is not None else self.device.type != "cpu"
+        if deferred:
+            self._flag_non_finite(loss.detach())
+        elif not torch.isfinite(loss):
             for table in self.puzzle_tables():
                 table.forget_batch()
-            # stop instead of training on garbage; the runner records where it happened
-            self.diverged = f"non-finite training loss ({loss.item()}) at step {self.global_step}"
-            self.diverged_step = self.global_step
-            self.trainer.should_stop = True
+            self._stop_diverged(loss.item(), self.global_step)
             return None
-        self.log("train/loss", loss, prog_bar=True)
+        # a progress bar reads its values every step: only where that costs no wait
+        self.log("train/loss", loss, prog_bar=not deferred)
         for name, value in logs.items():
             self.log(f"train/{name}", value)
         return loss
+
+    def _flag_non_finite(self, loss: torch.Tensor) -> None:
+        """Remember, on the device, the first step with a non-finite loss and that loss."""
+        if getattr(self, "_non_finite", None) is None or self._non_finite[0].device != loss.device:
+            self._non_finite = (torch.full((), -1, dtype=torch.long, device=loss.device), torch.zeros_like(loss))
+        step, value = self._non_finite
+        first = ~torch.isfinite(loss) & (step < 0)
+        self._non_finite = (torch.where(first, self.global_step, step), torch.where(first, loss, value))
+
+    def _stop_diverged(self, loss: float, step: int) -> None:
+        self.diverged = f"non-finite training loss ({loss}) at step {step}"
+        self.diverged_step = step
+        if self._trainer is not None:
+            self.trainer.should_stop = True
+
+    def check_divergence(self) -> bool:
+        """Read the device's non-finite-loss flag (a host sync); stop training if it is set."""
+        flag = getattr(self, "_non_finite", None)
+        if self.diverged is None and flag is not None and int(flag[0]) >= 0:
+            self._stop_diverged(flag[1].item(), int(flag[0]))
+        return self.diverged is not None
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        # callbacks ran first: a budget that ends training now is seen here
+        trainer = self.trainer
+        last = 0 < trainer.max_steps <= self.global_step
+        if last or trainer.should_stop or self.global_step % self.divergence_check_interval == 0:
+            self.check_divergence()
+
+    def on_validation_start(self) -> None:
+        if self.trainer.state.fn == "fit":
+            self.check_divergence()
+
+    def on_train_epoch_end(self) -> None:
+        self.check_divergence()
 
     def configure_optimizers(self):  # noqa: ANN201 (Lightning's union of return types)
         opt = self.optim

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import fastpath
 from .distributed import gather_rows, rank_and_world
 from .module import ReasoningModule, ReasoningOutput
 from .nn.layers import Linear, RotaryEmbedding, TokenEmbedding, trunc_normal_
@@ -187,6 +188,14 @@ class RecursiveReasoningModule(ReasoningModule):
     def halt_signal(self, q_halt: torch.Tensor, q_continue: torch.Tensor) -> torch.Tensor:
         return q_halt > q_continue if self.q_continue_loss else q_halt > 0
 
+    # --- the fast path (fused blocks on CUDA, REASONBENCH_COMPILE) once the model is on its device
+    def on_fit_start(self) -> None:
+        super().on_fit_start()
+        fastpath.prepare(self)
+
+    def on_test_start(self) -> None:
+        fastpath.prepare(self)
+
     # --- evaluation: every example runs all segments ---------------------------------------
     uniform_eval_cost = True  # evaluation runs every segment on every example
     eval_max_steps: int | None = None  # segments at evaluation; None: halt_max_steps (set by `eval --max-steps`)
@@ -305,12 +314,14 @@ class RecursiveReasoningModule(ReasoningModule):
             terms["continue_loss"] = F.binary_cross_entropy_with_logits(q_continue, target_continue,
                                                                         reduction="sum") / batch_size
         logs = {name: value.detach() for name, value in terms.items()}
-        # metrics over the examples that finished this step, as the reference reports them
+        # metrics over the examples that finished this step, as the reference reports them (0
+        # where none did, as its logger divides by at least 1); masked sums, not masked
+        # selections, so that the step never waits for the device to count them
         done = halted & (counts > 0)
-        if done.any():
-            logs["exact_accuracy"] = exact[done].float().mean()
-            logs["steps"] = steps[done].float().mean()
-            logs["halting_accuracy"] = ((q_halt[done] >= 0) == exact[done]).float().mean()
+        finished = done.sum().clamp_min(1)
+        logs["exact_accuracy"] = (exact & done).sum() / finished
+        logs["steps"] = torch.where(done, steps, 0).sum() / finished
+        logs["halting_accuracy"] = (((q_halt >= 0) == exact) & done).sum() / finished
         return terms, logs
 
     # --- import of the reference implementation's checkpoints -------------------------------

@@ -113,3 +113,33 @@ def test_table_shows_a_failed_row_in_one_line():
     lines = bench.table([ok, failed]).splitlines()
     assert lines[1].split() == ["trm", "maze", "1,234", "10.0", "0.50", "20.0", "3.0", "2e+09", "25.0%"]
     assert lines[2].split() == ["hrm", "maze", "error:", "RuntimeError:", "boom"]
+
+
+def test_fast_path_and_task_options_reach_the_row(tmp_path):
+    """``--fast-path`` runs the fused blocks on the CPU too, ``--task.NAME VALUE`` reaches the
+    row's task (here a smaller test split: one evaluation batch of 40), both recorded."""
+    out = tmp_path / "bench.json"
+    result = call_cli("bench", "--models", "trm", "--tasks", "sudoku", *TINY, "--no-isolate", "--fast-path",
+                      "--task.num_test", "40", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    data = json.loads(out.read_text())
+    (row,) = data["rows"]
+    assert row["status"] == "ok" and row["fast_path"] is True and row["eval"]["examples"] == 40
+    assert data["settings"]["fast_path"] is True and data["settings"]["task_options"] == ["--task.num_test", "40"]
+    assert "fast path" in result.stdout.splitlines()[-1]
+
+
+def test_stray_arguments_are_refused():
+    result = call_cli("bench", "--models", "trm", "--task.num_test")
+    assert result.returncode == 2 and "unrecognized arguments: --task.num_test" in result.stderr
+
+
+@pytest.mark.slow
+def test_compile_takes_the_repeated_block(tmp_path):
+    out = tmp_path / "bench.json"
+    result = call_cli("bench", "--models", "trm,hrm", "--tasks", "sudoku", *TINY, "--no-isolate", "--compile",
+                      "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["compiled"] for r in rows] == ["blocks: net", "blocks: high, low"]
+    assert all(r["status"] == "ok" and r["train"]["compile_seconds"] is not None for r in rows)

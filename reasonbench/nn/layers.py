@@ -1,7 +1,12 @@
 """Transformer building blocks shared by every plugin, as in the HRM/TRM reference code:
 bias-free linears with truncated LeCun-normal init, weightless RMSNorm, rotary position
 embeddings, non-causal attention through ``scaled_dot_product_attention``, SwiGLU, and the
-post-norm residual block."""
+post-norm residual block.
+
+The blocks that hold a ``fused`` flag (``PostNormBlock``, ``SequenceMLP``) have a fast path
+(``reasonbench.fastpath`` turns it on, by default on CUDA): torch's one-kernel RMSNorm, and the
+MLP mixer's token mixing as plain GEMMs with 16-byte-aligned shapes. Off (the default), they run
+the reference's operations in the reference's order, so float32 outputs stay bit-identical."""
 
 from __future__ import annotations
 
@@ -53,6 +58,16 @@ def rms_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     x = x.to(torch.promote_types(dtype, torch.float32))
     x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
     return x.to(dtype)
+
+
+def add_rms_norm(x: torch.Tensor, residual: torch.Tensor, eps: float = 1e-5, fused: bool = False) -> torch.Tensor:
+    """``rms_norm(x + residual)``, the post-norm residual step. ``fused``: torch's RMSNorm kernel
+    (one kernel on CUDA instead of five; bit-identical to ``rms_norm`` on the CPU), cast back to
+    the sum's dtype (autocast may run it in float32); a compiled block fuses the add in too."""
+    y = x + residual
+    if not fused:
+        return rms_norm(y, eps)
+    return F.rms_norm(y, (y.shape[-1],), eps=eps).to(y.dtype)
 
 
 class RotaryEmbedding(nn.Module):
@@ -153,19 +168,43 @@ class SequenceMLP(nn.Module):
     RMSNorm taken in that transposed layout too (normalising each channel over positions),
     as the reference does."""
 
+    fused = False  # the fast path: see ``_forward_gemm``
+
     def __init__(self, seq_len: int, expansion: float = 4.0, eps: float = 1e-5, activation: str = "silu") -> None:
         super().__init__()
         self.mlp = SwiGLU(seq_len, expansion, activation)
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fused:
+            return self._forward_gemm(x)
         columns = x.transpose(1, 2)
         return rms_norm(columns + self.mlp(columns), self.eps).transpose(1, 2)
+
+    def _forward_gemm(self, x: torch.Tensor) -> torch.Tensor:
+        """The same function with two plain GEMMs. Linears on the transposed view run as a
+        batched product of broadcast weights with K = seq_len (97 on Sudoku: rows of 194 bytes
+        in bf16, too misaligned for tensor-core kernels); here the columns are copied once into
+        rows zero-padded to a multiple of 8 positions, and the weights padded alike, so both
+        products are one [B*h, Lp] GEMM each. The zero positions add nothing: they multiply zero
+        weights, come out exactly 0, and the RMS divides the sum of squares by the real length."""
+        length = x.shape[1]
+        pad = -length % 8
+        columns = F.pad(x.transpose(1, 2), (0, pad))  # [B, h, Lp], contiguous
+        gate_up = F.pad(self.mlp.gate_up.weight, (0, pad))  # [2I, Lp]
+        down = F.pad(self.mlp.down.weight, (0, 0, 0, pad))  # [Lp, I]
+        gate, up = F.linear(columns, gate_up).chunk(2, dim=-1)
+        y = columns + F.linear(self.mlp.activation(gate) * up, down)
+        wide = y.to(torch.promote_types(y.dtype, torch.float32))  # rms_norm's numerics
+        wide = wide * torch.rsqrt(wide.pow(2).sum(-1, keepdim=True) / length + self.eps)
+        return wide.to(y.dtype)[..., :length].transpose(1, 2)
 
 
 class PostNormBlock(nn.Module):
     """x = rms(x + attn(x)); x = rms(x + swiglu(x)). With ``mixer="mlp"`` (needs ``seq_len``)
     the first half is ``SequenceMLP`` instead of attention."""
+
+    fused = False  # the fast path: torch's RMSNorm kernel (see ``add_rms_norm``)
 
     def __init__(self, hidden_size: int, num_heads: int, expansion: float = 4.0, eps: float = 1e-5,
                  mixer: str = "attention", seq_len: int | None = None, activation: str = "silu") -> None:
@@ -182,8 +221,8 @@ class PostNormBlock(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-        x = rms_norm(x + self.attn(x, rotary), self.eps) if hasattr(self, "attn") else self.seq_mlp(x)
-        return rms_norm(x + self.mlp(x), self.eps)
+        x = add_rms_norm(x, self.attn(x, rotary), self.eps, self.fused) if hasattr(self, "attn") else self.seq_mlp(x)
+        return add_rms_norm(x, self.mlp(x), self.eps, self.fused)
 
 
 class BlockStack(nn.Module):

@@ -50,6 +50,15 @@ class PuzzleEmbedding(nn.Module):
         ids = torch.cat([i for _, i in looked_up])
         # every process applies the same update: the rows and gradients of all of them
         grad, ids = gather_rows(grad.contiguous()), gather_rows(ids.contiguous())
+        if self.weight.shape[0] <= ids.shape[0]:
+            # a table no longer than the batch (Sudoku, Maze: one row): summed over the whole
+            # table, where ``unique`` would wait for the device to learn its output size; the
+            # same sums, in the same order, and the same update
+            summed = grad.new_zeros(self.weight.shape).index_add_(0, ids, grad)
+            used = torch.zeros(self.weight.shape[0], dtype=torch.bool, device=ids.device).index_fill_(0, ids, True)
+            updated = self.weight.mul(1.0 - lr * weight_decay).add_(summed.sign(), alpha=-lr)
+            self.weight.copy_(torch.where(used.unsqueeze(-1), updated.to(self.weight.dtype), self.weight))
+            return
         unique_ids, inverse = ids.unique(return_inverse=True)
         summed = grad.new_zeros((unique_ids.shape[0], grad.shape[1]))
         summed.index_add_(0, inverse, grad)
