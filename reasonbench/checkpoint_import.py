@@ -136,8 +136,10 @@ def _fetch_from_hub(spec: str) -> tuple[Path, dict[str, Any]]:
     from . import hub
 
     ref = hub.parse(spec, "checkpoint", "model")
-    sha, names = hub.list_files(ref, "model")
+    sha, names, cached_only = hub.list_files(ref, "model")
     if ref.path:
+        if ref.path not in names and cached_only:  # it may be on the Hub, just not here
+            raise hub.not_cached(ref, "model", ref.path, None if hub.offline() else "no answer")
         if ref.path not in names:
             near = ", ".join(n for n in names if n.split("/")[-1] == ref.path.split("/")[-1])[:200]
             raise UserError(f"{spec}: the model repository {ref.repo} has no file {ref.path} at {sha[:12]}"
@@ -145,6 +147,11 @@ def _fetch_from_hub(spec: str) -> tuple[Path, dict[str, Any]]:
         weights = ref.path
     else:
         candidates = [n for n in names if _looks_like_weights(n)]
+        if len(candidates) != 1 and cached_only:  # the cache may hold a part of the repository
+            listed = ", ".join(candidates[:8]) or "none"
+            raise UserError(f"{spec}: the Hugging Face cache holds {len(candidates)} weight files of {ref.repo} "
+                            f"({listed}), the Hub cannot be asked which: name one as "
+                            f"hf://{ref.repo}{'@' + ref.revision if ref.revision else ''}:PATH")
         if len(candidates) != 1:
             listed = ", ".join(candidates[:8]) if candidates else "no weight file"
             raise UserError(f"{spec}: {'several weight files' if candidates else 'no weight file'} in "

@@ -130,6 +130,12 @@ def _remote_error(ref: HubRef, repo_type: str, what: str, exc: BaseException) ->
     return None
 
 
+def not_cached(ref: HubRef, repo_type: str, what: str, reason: str | None = None) -> UserError:
+    """The one line for a file (``what``; empty: the repository) missing from the cache when
+    the Hub cannot be asked: offline by choice (``reason`` None) or unreachable (why)."""
+    return _not_cached(ref, repo_type, what, reason)
+
+
 def _not_cached(ref: HubRef, repo_type: str, what: str, reason: str | None) -> UserError:
     where = f"{what} of " if what else ""
     if reason is None:  # offline by choice
@@ -185,15 +191,16 @@ def download(ref: HubRef, filenames: list[str], repo_type: str = "dataset") -> t
     return sha, found
 
 
-def list_files(ref: HubRef, repo_type: str = "model") -> tuple[str, list[str]]:
-    """(commit sha, the repository's file names) at ``ref``'s revision: asked of the Hub, or
-    read from the cache offline (then only the files cached are listed)."""
+def list_files(ref: HubRef, repo_type: str = "model") -> tuple[str, list[str], bool]:
+    """(commit sha, the repository's file names, whether they come from the cache) at
+    ``ref``'s revision: asked of the Hub, or read from the cache offline (then only the files
+    cached are listed)."""
     hub = _import_hub()
     reason: str | None = None
     if not offline():
         try:
             info = hub.HfApi().repo_info(ref.repo, repo_type=repo_type, revision=ref.revision)
-            return str(info.sha), sorted(s.rfilename for s in (info.siblings or []))
+            return str(info.sha), sorted(s.rfilename for s in (info.siblings or [])), False
         except Exception as exc:  # noqa: BLE001
             remote = _remote_error(ref, repo_type, "its file list", exc)
             if remote is not None:
@@ -214,7 +221,7 @@ def list_files(ref: HubRef, repo_type: str = "model") -> tuple[str, list[str]]:
     names = sorted(p.relative_to(snapshot).as_posix() for p in snapshot.rglob("*") if p.is_file())
     if not names:
         raise _not_cached(ref, repo_type, "", reason)
-    return sha, names
+    return sha, names, True
 
 
 # --- hashes -----------------------------------------------------------------------------------

@@ -276,10 +276,11 @@ def test_hub_checkpoint_file_and_revision_choice(hub_cache, tmp_path):
                                                     "all_config.yaml": arch_yaml("trm_attention")}, repo_type="model")
     base = ["import-checkpoint", "--from", "trm", "--task", "sudoku", "--preset", "smoke", "--out", str(tmp_path / "x.pt")]
     several = one_line_error(call_cli(*base, "hf://someone/runs"))
-    assert "several weight files in someone/runs (step_10, step_20): name one as hf://someone/runs:PATH" in several
+    assert "holds 2 weight files of someone/runs (step_10, step_20)" in several and "hf://someone/runs:PATH" in several
     assert call_cli(*base, "hf://someone/runs:step_20").returncode == 0
     assert call_cli(*base, f"hf://someone/runs@{commit}:step_10").returncode == 0
-    assert "has no file step_30" in one_line_error(call_cli(*base, "hf://someone/runs:step_30"))
+    assert "step_30 of the model someone/runs is not in the Hugging Face cache" in one_line_error(
+        call_cli(*base, "hf://someone/runs:step_30"))
     absent = one_line_error(call_cli(*base, "hf://someone/absent"))
     assert "`hf download someone/absent` on a machine with internet" in absent and "--repo-type" not in absent
 
@@ -316,3 +317,44 @@ def test_a_bare_safetensors_state_dict_imports(tmp_path):
                       "--preset", "smoke", "--out", str(tmp_path / "x.safetensors"))
     assert result.returncode == 0, result.stderr
     assert read_torch_file(tmp_path / "x.safetensors")["config"]["model"]["num_layers"] == 2
+
+
+def test_what_the_hub_answers_is_one_line_each(hub_cache, tmp_path, monkeypatch):
+    """Online (HF_HUB_OFFLINE unset), with the Hub's answers stood in for: the file list of a
+    repository, and its refusals (huggingface_hub's errors are told apart by class name)."""
+    from types import SimpleNamespace
+
+    import huggingface_hub
+
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    state = torch_bytes(reference_state_dict("trm_attention"))
+    commit = hub_commit(hub_cache, "someone/runs", {"step_10": state, "step_20": state,
+                                                    "all_config.yaml": arch_yaml("trm_attention")}, repo_type="model")
+    listing = SimpleNamespace(sha=commit, siblings=[SimpleNamespace(rfilename=n) for n in
+                                                    ("README.md", "all_config.yaml", "step_10", "step_20")])
+    monkeypatch.setattr(huggingface_hub.HfApi, "repo_info", lambda self, *a, **k: listing)
+    base = ["import-checkpoint", "--from", "trm", "--task", "sudoku", "--preset", "smoke", "--out", str(tmp_path / "x.pt")]
+    several = one_line_error(call_cli(*base, "hf://someone/runs"))
+    assert "several weight files in someone/runs (step_10, step_20): name one as hf://someone/runs:PATH" in several
+    assert f"has no file step_30 at {commit[:12]}" in one_line_error(call_cli(*base, "hf://someone/runs:step_30"))
+    assert call_cli(*base, "hf://someone/runs:step_10").returncode == 0  # a commit sha: read from the cache
+
+    def refuse(kind: str):  # noqa: ANN202
+        base = type("EntryNotFoundError", (Exception,), {}) if kind == "RemoteEntryNotFoundError" else Exception
+        error = type(kind, (base,), {})  # as huggingface_hub >= 0.30 nests them
+
+        def answer(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            raise error("401 Client Error")
+        return answer
+
+    data = ["data", "info", "--task", "sudoku", "--task.path", "hf://someone/secret", *SMALL]
+    for kind, message in [("GatedRepoError", "is gated: accept its terms on https://huggingface.co/datasets/someone/secret"),
+                          ("RepositoryNotFoundError", "no dataset repository someone/secret on the Hub (or it is private"),
+                          ("RevisionNotFoundError", "has no revision"),
+                          ("RemoteEntryNotFoundError", "has no file train.csv")]:
+        monkeypatch.setattr(huggingface_hub, "hf_hub_download", refuse(kind))
+        assert message in one_line_error(call_cli(*data)), kind
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", refuse("ConnectError"))
+    unreachable = one_line_error(call_cli(*data))
+    assert "cannot reach the Hugging Face Hub (401 Client Error)" in unreachable
+    assert "`hf download someone/secret --repo-type dataset`" in unreachable
