@@ -358,3 +358,13 @@ def test_what_the_hub_answers_is_one_line_each(hub_cache, tmp_path, monkeypatch)
     unreachable = one_line_error(call_cli(*data))
     assert "cannot reach the Hugging Face Hub (401 Client Error)" in unreachable
     assert "`hf download someone/secret --repo-type dataset`" in unreachable
+
+
+def test_paper_presets_name_the_official_datasets_and_the_others_generate():
+    presets = Path(__file__).resolve().parent.parent / "benchmarks" / "presets" / "tasks"
+    official = {"sudoku": "hf://sapientinc/sudoku-extreme", "maze": "hf://sapientinc/maze-30x30-hard-1k"}
+    for task, repo in official.items():
+        for preset in sorted((presets / task).glob("*.yaml")):
+            path = (yaml.safe_load(preset.read_text()) or {}).get("task", {}).get("path")
+            # smoke and mini (make run, make test, CI) never download; paper reads the real data
+            assert path == (repo if preset.stem == "paper" else None), preset
