@@ -110,6 +110,24 @@ def _why(exc: BaseException) -> str:
     return (text[:160] + "...") if len(text) > 160 else (text or type(exc).__name__)
 
 
+def _connection_reason(exc: BaseException) -> str:
+    """Why the Hub could not be asked, in a few words: the system's error (``[Errno -2] Name
+    or service not known``, a time-out) from anywhere in the chain of exceptions, else the
+    innermost one's class and message."""
+    chain, seen = [], set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    text = " ".join(" ".join(str(e).split()) for e in chain)
+    system = re.search(r"\[Errno -?\d+\] [^'\")\[\]]+", text)
+    if system:
+        return system.group(0).strip()
+    if "timed out" in text.lower() or any("Timeout" in type(e).__name__ for e in chain):
+        return "timed out"
+    return _why(chain[-1])
+
+
 def _remote_error(ref: HubRef, repo_type: str, what: str, exc: BaseException) -> UserError | None:
     """A one-line error for what the Hub answered (None: not an answer, e.g. no network)."""
     kinds = _error_kinds(exc)
@@ -182,8 +200,7 @@ def download(ref: HubRef, filenames: list[str], repo_type: str = "dataset") -> t
             if "HFValidationError" in _error_kinds(exc):
                 raise UserError(f"{ref.text}: {_why(exc)}") from None
             # not cached, and offline by choice or no answer from the Hub (no network, a timeout)
-            cause = exc.__cause__ or exc.__context__ or exc  # e.g. the connection error behind it
-            raise _not_cached(ref, repo_type, name, None if local_only else _why(cause)) from None
+            raise _not_cached(ref, repo_type, name, None if local_only else _connection_reason(exc)) from None
         sha = sha or _commit_of(path)
         found[name] = Path(path)
     if sha is None:
@@ -205,7 +222,7 @@ def list_files(ref: HubRef, repo_type: str = "model") -> tuple[str, list[str], b
             remote = _remote_error(ref, repo_type, "its file list", exc)
             if remote is not None:
                 raise remote from None
-            reason = _why(exc)  # no network: the cache may still hold it
+            reason = _connection_reason(exc)  # no network: the cache may still hold it
     folder = _repo_folder(ref, repo_type)
     wanted = ref.revision or "main"
     sha = wanted if _SHA.match(wanted) else None
