@@ -717,3 +717,18 @@ def test_charts_of_the_committed_records_pass_the_layout_rules(tmp_path):
         assert not broken, broken
     finally:
         browser.close()
+
+
+def test_generated_and_real_data_never_share_a_track():
+    def record(model: str, preset: str, kind: str | None) -> dict:
+        r = minimal_record()
+        r.update(model=model, preset=preset, _file=f"{model}/{preset}.json")
+        if kind:
+            r["provenance"]["data_source"] = {"kind": kind}
+        return r
+
+    tracks = {(r["model"], r["preset"]): r["track"] for r in lb_records.aggregate([
+        record("a", "paper", "hub"), record("b", "paper", "generated"), record("c", "paper", None),
+        record("d", "mini", "generated"), record("e", "mini", "local"), record("f", "mini", None)])}
+    assert tracks == {("a", "paper"): "paper", ("b", "paper"): "paper (generated data)", ("c", "paper"): "paper",
+                      ("d", "mini"): "mini", ("e", "mini"): "mini (real data)", ("f", "mini"): "mini"}

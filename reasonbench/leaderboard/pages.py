@@ -11,7 +11,7 @@ import re
 from importlib import resources
 from typing import Any, Callable
 
-from .records import depth_track, one_line, track_sort_key
+from .records import GENERATED_DATA, REAL_DATA, depth_track, one_line, track_sort_key
 
 TRACK_NOTES = {
     "mini": ("small CPU settings, run on a 2-core development machine (each record names its CPU); CI re-runs "
@@ -303,6 +303,10 @@ def reported_table(entries: list[dict[str, Any]]) -> str:
 
 def track_heading(track_name: str, level: str) -> str:
     note = TRACK_NOTES.get(track_name.split(" ", 1)[0], "runs of this preset")
+    if GENERATED_DATA.strip() in track_name:
+        note += "; here on generated look-alike data, not the official data set: not comparable with its track"
+    elif REAL_DATA.strip() in track_name:
+        note += "; here on real data instead of the track's generated data"
     depth = depth_track(track_name)
     if depth:
         note = (f"the {depth[0]} track's trained checkpoints evaluated for {depth[1]} (test-time depth), "

@@ -39,13 +39,29 @@ def track(record: dict[str, Any]) -> str | None:
     spec = budget.get("spec") if isinstance(budget, dict) else None
     if spec or record["provenance"]["config"].get("budget"):
         # one track per budget: only runs given the same device time compare
-        return f"budget {spec or record['provenance']['config']['budget']}"
+        return f"budget {spec or record['provenance']['config']['budget']}" + data_suffix(record, "budget")
     base = TRACK_OF_PRESET.get(record["preset"], record["preset"])
+    base += data_suffix(record, base)
     depth = record["provenance"]["config"].get("eval_max_steps")
     if record["mode"] == "eval" and depth:
         # trained checkpoints evaluated deeper than they were trained: a test-time depth study
         return f"{base}{DEPTH_TRACK_SEPARATOR}{depth} steps"
     return base
+
+
+def data_suffix(record: dict[str, Any], base: str) -> str:
+    """Generated and real data never share a track: the mini track is generated data, the
+    others are the official data sets (hub, local files, packages); a record on the other kind
+    (``provenance.data_source.kind``) gets a track of its own. Records made before the field
+    existed count as their track's kind."""
+    source = record["provenance"].get("data_source")
+    kind = source.get("kind") if isinstance(source, dict) else None
+    if kind is None or (kind == "generated") == (base == "mini"):
+        return ""
+    return GENERATED_DATA if kind == "generated" else REAL_DATA
+
+
+GENERATED_DATA, REAL_DATA = " (generated data)", " (real data)"
 
 
 def depth_track(name: str) -> tuple[str, str] | None:
