@@ -354,14 +354,7 @@ def execute(cfg: RunConfig, mode: str = "train", command: str | None = None,
     if mode == "train":
         if overwrite:  # the old run's checkpoints would be resumed from or versioned beside the new ones
             shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-        # two callbacks: Lightning's save_last only refreshes last.ckpt when "best" improves;
-        # last.ckpt every `checkpoint_every` steps is what --resume continues from
-        callbacks.append(ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="best",
-                                         monitor="val/exact_accuracy", mode="max"))
-        callbacks.append(ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="last", monitor=None,
-                                         save_top_k=1, enable_version_counter=False,
-                                         every_n_train_steps=cfg.checkpoint_every or None))
-        callbacks += [RunIdentity(cfg.model, cfg.config), interrupt]
+        callbacks += checkpoint_callbacks(cfg, run_dir, interrupt)
     trainer = _trainer(cfg, run_dir, callbacks, checkpoints=mode == "train")
     if mode == "train":
         checkpoint_path = fit(cfg, trainer, model, task, clock, interrupt, point, run_dir)
@@ -370,22 +363,39 @@ def execute(cfg: RunConfig, mode: str = "train", command: str | None = None,
         return {}
     record = make_record(cfg, mode, command, trainer, model, task, clock, flop_counter, eval_seconds,
                          ood_results, checkpoint_path, run_dir, started)
+    write_record(record, out_path, checkpoint_path)
+    return record
+
+
+def checkpoint_callbacks(cfg: RunConfig, run_dir: Path, interrupt: InterruptCheckpoint) -> list[L.Callback]:
+    """What saves a training run: the best checkpoint at validation, ``last.ckpt`` every
+    ``checkpoint_every`` steps (what --resume continues from; Lightning's save_last refreshes it
+    only when "best" improves), the run's identity in each, and the save on an interrupt."""
+    folder = str(run_dir / "checkpoints")
+    return [ModelCheckpoint(dirpath=folder, filename="best", monitor="val/exact_accuracy", mode="max"),
+            ModelCheckpoint(dirpath=folder, filename="last", monitor=None, save_top_k=1, enable_version_counter=False,
+                            every_n_train_steps=cfg.checkpoint_every or None),
+            RunIdentity(cfg.model, cfg.config), interrupt]
+
+
+def write_record(record: dict[str, Any], out_path: Path, checkpoint_path: Path | None) -> None:
+    """Write the record atomically; if the disk will not take it, exit 1 with what it held."""
     try:
         rec.write_record(record, out_path)
-    except OSError as exc:  # computed, but the disk would not take it: say what it was, exit 1
+    except OSError as exc:
         metrics = record["metrics"] or {}
         raise MachineError(f"record not written: {cannot_write('--out', out_path, exc)}; "
                            f"it held exact accuracy {metrics.get('exact_accuracy')} of "
                            f"{metrics.get('n_test_examples')} test examples; the weights are in {checkpoint_path}") from None
     record["_path"] = str(out_path)
-    return record
 
 
 def make_record(cfg: RunConfig, mode: str, command: str | None, trainer: L.Trainer, model: ReasoningModule,
                 task: ReasoningTask, clock: TrainClock, flop_counter: TrainFlopCounter, eval_seconds: float,
                 ood_results: dict[str, Any] | None, checkpoint_path: Path | None, run_dir: Path,
                 started: str) -> dict[str, Any]:
-    """The result record of a finished run (the FLOPs of the forward pass measured here)."""
+    """The result record of a finished run: metrics, cost (the forward FLOPs measured here),
+    provenance."""
     submission = None
     if model.test_predictions is not None and hasattr(task, "write_submission"):
         # e.g. ARC: the voted answers in the ARC Prize format, beside the record
@@ -394,6 +404,31 @@ def make_record(cfg: RunConfig, mode: str, command: str | None, trainer: L.Train
     difficulty_breakdown(model.test_results, task)
     if ood_results is not None:
         model.test_results["ood"] = ood_results
+    record = {
+        "schema_version": rec.SCHEMA_VERSION,
+        "model": cfg.model, "task": cfg.task, "preset": cfg.preset, "seed": cfg.seed,
+        "mode": mode, "status": "diverged" if model.diverged else "completed",
+        "status_detail": model.diverged,
+        "metrics": None if model.diverged else model.test_results,
+        "cost": cost_of(cfg, mode, trainer, model, task, clock, flop_counter, eval_seconds),
+        "provenance": provenance_of(cfg, command, task, clock, started),
+        "task_metadata": task.metadata.as_dict(),
+        "checkpoint": str(checkpoint_path) if checkpoint_path else None,
+    }
+    if clock.budget_seconds is not None:
+        # stopped_at_step null: the preset's steps ran out before the budget did
+        record["budget"] = {"device_seconds": clock.budget_seconds, "spec": cfg.budget,
+                            "stopped_at_step": clock.stopped_at_step}
+    if submission:
+        record["submission"] = submission
+    if model.test_examples:
+        record["examples"] = model.test_examples
+    return record
+
+
+def cost_of(cfg: RunConfig, mode: str, trainer: L.Trainer, model: ReasoningModule, task: ReasoningTask,
+            clock: TrainClock, flop_counter: TrainFlopCounter, eval_seconds: float) -> dict[str, Any]:
+    """The record's ``cost``: parameters, FLOPs (forward ones counted now, timed apart), time."""
     device = model.device
     t0 = time.perf_counter()
     # every example costs the same where the model runs a fixed computation: one is enough
@@ -406,50 +441,38 @@ def make_record(cfg: RunConfig, mode: str, command: str | None, trainer: L.Train
     # Lightning counts the skipped step of a divergence too; record the updates really made
     steps = model.diverged_step if model.diverged_step is not None else int(trainer.global_step)
     train_seconds = clock.total_seconds if mode == "train" else 0.0
+    return {
+        "params": params, "params_extra": params_extra,
+        "flops_per_example_forward": {"mean": flops.mean, "p95": flops.p95, "examples": flops.examples},
+        # each process counts its own batches; the total is over all of them
+        "train_flops": per_step * steps * device_count if per_step is not None else None,
+        "train_flops_per_step": per_step * device_count if per_step is not None else None,
+        "train_steps": steps,
+        # every attempt's time: work an interruption threw away was spent too
+        "train_seconds": round(train_seconds, 3), "eval_seconds": round(eval_seconds, 3),
+        "measure_seconds": round(measure_seconds, 3),
+        "device": device_name(device), "device_count": device_count,
+        "device_hours": (train_seconds + eval_seconds + measure_seconds) * device_count / 3600,
+        "peak_memory_bytes": peak_memory_bytes(device),
+    }
+
+
+def provenance_of(cfg: RunConfig, command: str | None, task: ReasoningTask, clock: TrainClock,
+                  started: str) -> dict[str, Any]:
+    """The record's ``provenance``: code, versions, command and config, data, machine, attempts."""
     commit, dirty = rec.git_state()
-    record = {
-        "schema_version": rec.SCHEMA_VERSION,
-        "model": cfg.model, "task": cfg.task, "preset": cfg.preset, "seed": cfg.seed,
-        "mode": mode, "status": "diverged" if model.diverged else "completed",
-        "status_detail": model.diverged,
-        "metrics": None if model.diverged else model.test_results,
-        "cost": {
-            "params": params, "params_extra": params_extra,
-            "flops_per_example_forward": {"mean": flops.mean, "p95": flops.p95, "examples": flops.examples},
-            # each process counts its own batches; the total is over all of them
-            "train_flops": per_step * steps * device_count if per_step is not None else None,
-            "train_flops_per_step": per_step * device_count if per_step is not None else None,
-            "train_steps": steps,
-            # every attempt's time: work an interruption threw away was spent too
-            "train_seconds": round(train_seconds, 3), "eval_seconds": round(eval_seconds, 3),
-            "measure_seconds": round(measure_seconds, 3),
-            "device": device_name(device), "device_count": device_count,
-            "device_hours": (train_seconds + eval_seconds + measure_seconds) * device_count / 3600,
-            "peak_memory_bytes": peak_memory_bytes(device),
-        },
-        "provenance": {
-            "git_commit": commit, "git_dirty": dirty, "versions": rec.versions(),
-            "command": command or shlex.join(sys.argv), "config": cfg.config, "cpu": cpu_info(),
-            "data_fingerprint": task.fingerprint,
-            "test_data_fingerprint": task.split_fingerprint("test"), "started": started, "finished": now(),
-            "resumed": clock.ledger.resumes() if clock.ledger else [],
-            "attempts": clock.ledger.attempts if clock.ledger else [],
-        },
-        "task_metadata": task.metadata.as_dict(),
-        "checkpoint": str(checkpoint_path) if checkpoint_path else None,
+    provenance = {
+        "git_commit": commit, "git_dirty": dirty, "versions": rec.versions(),
+        "command": command or shlex.join(sys.argv), "config": cfg.config, "cpu": cpu_info(),
+        "data_fingerprint": task.fingerprint,
+        "test_data_fingerprint": task.split_fingerprint("test"), "started": started, "finished": now(),
+        "resumed": clock.ledger.resumes() if clock.ledger else [],
+        "attempts": clock.ledger.attempts if clock.ledger else [],
     }
     source = task.data_source() if hasattr(task, "data_source") else None
     if source is not None:  # where the data came from: Hub commit and file hashes, or the generator
-        record["provenance"]["data_source"] = source
-    if clock.budget_seconds is not None:
-        # stopped_at_step null: the preset's steps ran out before the budget did
-        record["budget"] = {"device_seconds": clock.budget_seconds, "spec": cfg.budget,
-                            "stopped_at_step": clock.stopped_at_step}
-    if submission:
-        record["submission"] = submission
-    if model.test_examples:
-        record["examples"] = model.test_examples
-    return record
+        provenance["data_source"] = source
+    return provenance
 
 
 def evaluate_ood(trainer: L.Trainer, model: ReasoningModule, task: ReasoningTask) -> dict[str, Any] | None:

@@ -268,3 +268,17 @@ def test_fixed_cost_models_count_forward_flops_on_one_example_and_records_name_t
     assert cost["flops_per_example_forward"]["examples"] == 1
     assert cost["flops_per_example_forward"]["mean"] == cost["flops_per_example_forward"]["p95"] > 0
     assert cost["measure_seconds"] >= 0
+
+
+def test_a_record_the_disk_will_not_take_is_said_in_one_line_with_its_numbers(tmp_path: Path, monkeypatch) -> None:
+    from reasonbench import record as rec
+
+    def full(record, path):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(rec, "write_record", full)
+    result = call_cli(*QUICK, "--out", str(tmp_path))
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert "record not written" in result.stderr and "No space left on device" in result.stderr
+    assert "exact accuracy 0.0 of 64 test examples" in result.stderr
+    assert f"the weights are in {tmp_path / RUN_DIR / 'final.pt'}" in result.stderr
