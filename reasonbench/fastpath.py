@@ -3,9 +3,11 @@ that every recursion applies, and a guard proving that a training step never wai
 device.
 
 * **Fused blocks** (``set_fast_path``): ``PostNormBlock`` and ``SequenceMLP`` switch to torch's
-  one-kernel RMSNorm and to plain, aligned GEMMs for the MLP mixer (see ``reasonbench.nn``).
-  On by default where the model runs on CUDA; ``REASONBENCH_FAST_PATH=1`` or ``0`` forces it
-  anywhere. Off, every block runs the reference's operations (float32 bit-identical).
+  one-kernel RMSNorm and to plain, aligned GEMMs for the MLP mixer (see ``reasonbench.nn``), and
+  under autocast HRM/TRM keep their reasoning state in bfloat16 as the reference does (see
+  ``RecursiveReasoningModule.segment``). On by default where the model runs on CUDA;
+  ``REASONBENCH_FAST_PATH=1`` or ``0`` forces it anywhere. Off, every block runs the
+  reference's operations (float32 bit-identical).
 * **Regional compilation** (``compile_blocks``): only the repeated block (a ``BlockStack``: TRM's
   one network, HRM's two levels) goes through ``torch.compile`` (static shapes), not the whole
   segment, so compiling costs one small graph per grad mode and batch shape, and inductor fuses
@@ -30,7 +32,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from .nn.layers import BlockStack, PostNormBlock, SequenceMLP
+from .nn.layers import BlockStack, PostNormBlock
 
 FAST_PATH_ENV = "REASONBENCH_FAST_PATH"
 COMPILE_ENV = "REASONBENCH_COMPILE"
@@ -54,8 +56,9 @@ def fast_path_default(device: torch.device) -> bool:
 
 
 def _fuse(model: nn.Module, enabled: bool) -> None:
+    # the blocks, and the recursive models (their state in the autocast dtype: see ``segment``)
     for module in model.modules():
-        if isinstance(module, (PostNormBlock, SequenceMLP)):
+        if isinstance(getattr(type(module), "fused", None), bool):
             module.fused = enabled
 
 
@@ -67,7 +70,7 @@ def set_fast_path(model: nn.Module, enabled: bool = True) -> None:
 
 
 def fast_path_on(model: nn.Module) -> bool:
-    return any(getattr(m, "fused", False) for m in model.modules() if isinstance(m, (PostNormBlock, SequenceMLP)))
+    return any(getattr(m, "fused", False) is True for m in model.modules())
 
 
 # --- regional compilation --------------------------------------------------------------------------

@@ -173,9 +173,29 @@ class RecursiveReasoningModule(ReasoningModule):
             x = 0.707106781 * (x + self.position.to(x.dtype))  # keeps the variance of a sum of two
         return self.embed.scale * x
 
+    # The fast path (``fused``, set by ``reasonbench.fastpath``) keeps the reasoning state in the
+    # autocast dtype, as the reference computes in its bfloat16 ``forward_dtype``: every
+    # elementwise kernel moves half the bytes and no linear casts its input first. A class
+    # declares ``low_precision_state`` for its own recursion; a subclass that replaces ``reason``
+    # or ``recursion`` (an ODE, a fixed-point solver) keeps float32 until it declares it too.
+    fused = False
+    low_precision_state = False
+
+    def state_dtype(self, device_type: str) -> torch.dtype | None:
+        """The dtype the fast path runs the state in under autocast, or None (as it comes)."""
+        if not (self.fused and torch.is_autocast_enabled(device_type)):
+            return None
+        owner = next(c for c in type(self).__mro__ if "low_precision_state" in vars(c))
+        own_recursion = all(getattr(type(self), name, None) is getattr(owner, name, None) for name in ("reason", "recursion"))
+        return torch.get_autocast_dtype(device_type) if owner.low_precision_state and own_recursion else None
+
     def segment(self, state: State, batch: dict[str, torch.Tensor]) -> tuple[State, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Run one segment: (detached new state, logits [B, L, V], q_halt [B], q_continue [B])."""
-        state = self.reason(state, self.encode(batch))
+        inputs = self.encode(batch)
+        dtype = self.state_dtype(inputs.device.type)
+        if dtype is not None:
+            state, inputs = tuple(s.to(dtype) for s in state), inputs.to(dtype)
+        state = self.reason(state, inputs)
         logits = self.head(state[0])[:, self.puzzle_emb_len:]
         q_halt, q_continue = self.halt(state[0])
         return tuple(s.detach() for s in state), logits, q_halt, q_continue
@@ -214,7 +234,9 @@ class RecursiveReasoningModule(ReasoningModule):
             before = state[0]
             state, logits, q_halt, q_continue = self.segment(state, batch)
             answers.append(logits.argmax(-1))
-            residuals.append((state[0] - before).flatten(1).norm(dim=1) / before.flatten(1).norm(dim=1).clamp_min(1e-12))
+            wide = torch.promote_types(before.dtype, torch.float32)  # a bfloat16 state measured in float32
+            now, before = state[0].to(wide).flatten(1), before.to(wide).flatten(1)
+            residuals.append((now - before).norm(dim=1) / before.norm(dim=1).clamp_min(1e-12))
             first = (halt_step == 0) & self.halt_signal(q_halt, q_continue)
             halt_step = torch.where(first, step, halt_step)
         return Segments(logits, q_halt, q_continue, torch.where(halt_step == 0, steps, halt_step),

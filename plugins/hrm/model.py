@@ -53,6 +53,8 @@ class HRMModel(RecursiveReasoningModule):
         self.high = BlockStack([PostNormBlock(hidden_size, num_heads, expansion) for _ in range(high_layers)])
         self.low = BlockStack([PostNormBlock(hidden_size, num_heads, expansion) for _ in range(low_layers)])
 
+    low_precision_state = True  # the fast path's bfloat16 state under autocast, as the reference's
+
     reference_level_renames = {"H_level.": "high.", "L_level.": "low."}
 
     @classmethod

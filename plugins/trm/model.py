@@ -56,6 +56,8 @@ class TRMModel(RecursiveReasoningModule):
         self.net = BlockStack([PostNormBlock(hidden_size, num_heads, expansion, mixer=mixer, seq_len=self.state_len,
                                              activation=activation) for _ in range(num_layers)])
 
+    low_precision_state = True  # the fast path's bfloat16 state under autocast, as the reference's
+
     reference_level_renames = {"L_level.": "net."}
 
     @classmethod
