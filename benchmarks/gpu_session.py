@@ -34,6 +34,7 @@ commit. On the GPU machine, from the repository root, with the bundle carried:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
 import json
 import os
@@ -62,25 +63,39 @@ def _log(message: str) -> None:
     print(f"[gpu_session {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
+def _source_fingerprint(paths: list[str]) -> str:
+    """sha256 over the named source files (path and content): whether the code measured is the
+    code of the manifest's commit, where no git is (the GPU machine gets no .git)."""
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        file = ROOT / path
+        digest.update(path.encode() + b"\0" + (file.read_bytes() if file.is_file() else b"<missing>") + b"\0")
+    return digest.hexdigest()
+
+
 # --- preparing the bundle (a CPU machine with package access) ------------------------------------
 def prepare(bundle: Path, trm_ref: Path, hrm_ref: Path, python_version: str = "3.12") -> None:
     from importlib.metadata import PackageNotFoundError, version
 
     bundle.mkdir(parents=True, exist_ok=True)
     wheels = bundle / "whl"
-    shutil.rmtree(wheels, ignore_errors=True)
     pins = []
     for name in WHEELS:  # the versions this checkout is tested with
         try:
             pins.append(f"{name}=={version(name)}")
         except PackageNotFoundError:
             pins.append(name)
-    platforms = [a for p in ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
-                 for a in ("--platform", p)]
-    _log(f"downloading {len(pins)} wheels for Python {python_version}")
-    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-                    "--python-version", python_version, "--implementation", "cp", *platforms, "-d", str(wheels),
-                    *pins], check=True)
+    have = {p.name.split("-")[0].lower() + "==" + p.name.split("-")[1] for p in wheels.glob("*.whl")}
+    if {pin.replace("-", "_").lower() for pin in pins} <= have and len(have) == len(pins):
+        _log(f"the {len(pins)} wheels are there already")
+    else:
+        shutil.rmtree(wheels, ignore_errors=True)
+        platforms = [a for p in ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
+                     for a in ("--platform", p)]
+        _log(f"downloading {len(pins)} wheels for Python {python_version}")
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
+                        "--python-version", python_version, "--implementation", "cp", *platforms, "-d", str(wheels),
+                        *pins], check=True)
     _log("building the Sudoku data cache")
     env = {**os.environ, "REASONBENCH_DATA_CACHE": str((bundle / "data").resolve())}
     subprocess.run([sys.executable, "-m", "reasonbench", "data", "build", "--task", "sudoku", "--preset", "paper",
@@ -89,10 +104,14 @@ def prepare(bundle: Path, trm_ref: Path, hrm_ref: Path, python_version: str = "3
         target = bundle / "ref" / name / "models"
         shutil.rmtree(target, ignore_errors=True)
         shutil.copytree(source / "models", target, ignore=shutil.ignore_patterns("__pycache__"))
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                                capture_output=True, text=True).stdout.strip())
-    manifest = {"git_commit": commit or None, "git_dirty": dirty, "task_options": TASK_OPTIONS,
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    sources = git("ls-files", "reasonbench", "plugins", "benchmarks", "pyproject.toml").splitlines()
+    sources = [p for p in sources if p.endswith((".py", ".yaml", ".json", ".toml"))]
+    manifest = {"git_commit": git("rev-parse", "HEAD") or None,
+                "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no", "--", *sources)),
+                "sources": sources, "source_fingerprint": _source_fingerprint(sources), "task_options": TASK_OPTIONS,
                 "wheels": sorted(p.name for p in wheels.glob("*.whl")),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     (bundle / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
@@ -186,6 +205,9 @@ def run_session(args: argparse.Namespace) -> int:
     if bundle and (bundle / "data").is_dir():
         env["REASONBENCH_DATA_CACHE"] = str((bundle / "data").resolve())
     commit = manifest.get("git_commit")
+    if commit and (manifest.get("git_dirty") or _source_fingerprint(manifest.get("sources", [])) !=
+                   manifest.get("source_fingerprint")):
+        commit += "+changes"  # the code measured is not that commit's: say so rather than name it
     if commit:
         env["REASONBENCH_GIT_COMMIT"] = commit
     env.setdefault("PYTHONUNBUFFERED", "1")

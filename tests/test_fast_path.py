@@ -55,16 +55,20 @@ def test_the_guard_catches_every_kind_of_host_read():
         torch.where(t > 0, t, 0).sum(), (t > 0).any(), t[torch.tensor([0, 2])]
 
 
+@pytest.mark.parametrize("fast", [False, True], ids=["eager", "fast_bf16"])
 @pytest.mark.parametrize("cls", [TRMModel, HRMModel])
-def test_training_steps_never_wait_for_the_device(cls):
+def test_training_steps_never_wait_for_the_device(cls, fast):
     """Forward, loss, logging, backward, Adam-atan2 and the puzzle sign-SGD of several steps (slots
-    halting and refilled) with no host read, as on a GPU (the divergence check deferred)."""
+    halting and refilled) with no host read, as on a GPU (the divergence check deferred); also
+    on the fast path under bf16 autocast, as the GPU runs it."""
     model = tiny(cls).train()
     model.defer_divergence_check = True
+    fastpath.set_fast_path(model, fast)
     opt = AdamAtan2([p for p in model.parameters() if p.requires_grad], lr=1e-3, weight_decay=0.1)
     with no_host_sync():
         for step in range(4):
-            loss = model.training_step(sudoku_batch(seed=step), step)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=fast):
+                loss = model.training_step(sudoku_batch(seed=step), step)
             loss.backward()
             opt.step()
             opt.zero_grad()
