@@ -13,8 +13,9 @@ device.
   segment, so compiling costs one small graph per grad mode and batch shape, and inductor fuses
   each residual add with its RMSNorm and each SwiGLU gate with its product. ``reasonbench bench
   --compile`` uses it; ``REASONBENCH_COMPILE=1`` turns it on for ``reasonbench run``/``eval``
-  (the recursive models apply it when fitting or testing starts). Compiled kernels are cached on
-  disk and reused by later runs (``configure_compile_cache``).
+  (the recursive models apply it when fitting or testing starts; ``REASONBENCH_COMPILE_MODE``
+  passes a ``torch.compile`` mode, e.g. ``reduce-overhead`` for CUDA graphs). Compiled kernels
+  are cached on disk and reused by later runs (``configure_compile_cache``).
 * **No host synchronisation** (``no_host_sync``): raises where code would read a tensor on the
   host (``.item()``, ``bool(t)``, boolean-mask indexing, ``nonzero``, ``unique``, ``.tolist()``,
   ``.cpu()``...), each of which waits for every queued kernel on a GPU.
@@ -70,6 +71,7 @@ def set_fast_path(model: nn.Module, enabled: bool = True) -> None:
 
 
 def fast_path_on(model: nn.Module) -> bool:
+    """Whether any part of ``model`` runs its fused form."""
     return any(getattr(m, "fused", False) is True for m in model.modules())
 
 
@@ -114,6 +116,7 @@ def compile_blocks(model: nn.Module, mode: str | None = None) -> list[str]:
 
 
 def compiled_blocks(model: nn.Module) -> list[str]:
+    """Names of the submodules compiled in place."""
     return [name for name, m in model.named_modules() if getattr(m, "_compiled_call_impl", None) is not None]
 
 
@@ -136,7 +139,7 @@ class HostSyncError(RuntimeError):
 # aten ops that read device memory on the host: a scalar, or an output size that depends on values
 _SYNCING_OPS = {"_local_scalar_dense", "nonzero", "masked_select", "unique", "_unique", "_unique2", "unique_dim",
                 "unique_consecutive", "unique_dim_consecutive", "equal", "allclose", "is_nonzero",
-                "repeat_interleave", "masked_scatter_"}
+                "repeat_interleave"}
 _SYNCING_METHODS = {"item", "tolist", "numpy", "cpu", "__bool__", "__int__", "__float__", "__index__"}
 
 
