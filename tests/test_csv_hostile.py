@@ -119,18 +119,25 @@ def check_error(exc: UserError, path: Path, data: bytes) -> None:
     assert 1 <= int(named.group(1)) <= physical, (message, physical)
 
 
-@SETTINGS
-@given(data=files(SUDOKU_Q, SUDOKU_A), skip_invalid=st.booleans())
-def test_sudoku_reader_parses_or_names_file_and_line(folder, data, skip_invalid):
-    path = folder / "sudoku.csv"
+def read_or_refuse(path, data, read):
+    """``read`` of ``data`` written at ``path``: the rows, or None after checking the refusal."""
     path.write_bytes(data)
     try:
-        rows = sd.read_csv(path, skip_invalid=skip_invalid)
+        rows = read(path)
     except UserError as exc:
         event("refused")
         check_error(exc, path, data)
-        return
+        return None
     event("parsed")
+    return rows
+
+
+@SETTINGS
+@given(data=files(SUDOKU_Q, SUDOKU_A), skip_invalid=st.booleans())
+def test_sudoku_reader_parses_or_names_file_and_line(folder, data, skip_invalid):
+    rows = read_or_refuse(folder / "sudoku.csv", data, lambda path: sd.read_csv(path, skip_invalid=skip_invalid))
+    if rows is None:
+        return
     n = len(rows.sources)
     assert n >= 1 and rows.questions.shape == rows.answers.shape == (n, 81) and rows.ratings.shape == (n,)
     assert rows.ratings.dtype == np.int64
@@ -141,15 +148,10 @@ def test_sudoku_reader_parses_or_names_file_and_line(folder, data, skip_invalid)
 @SETTINGS
 @given(data=files(MAZE_Q, MAZE_A), skip_invalid=st.booleans())
 def test_maze_reader_parses_or_names_file_and_line(folder, data, skip_invalid):
-    path = folder / "maze.csv"
-    path.write_bytes(data)
-    try:
-        rows = md.read_csv(path, size=MAZE_SIZE, skip_invalid=skip_invalid)
-    except UserError as exc:
-        event("refused")
-        check_error(exc, path, data)
+    rows = read_or_refuse(folder / "maze.csv", data,
+                          lambda path: md.read_csv(path, size=MAZE_SIZE, skip_invalid=skip_invalid))
+    if rows is None:
         return
-    event("parsed")
     n = len(rows.sources)
     assert n >= 1 and rows.questions.shape == rows.answers.shape == (n, MAZE_SIZE * MAZE_SIZE)
     check = check_paths(torch.from_numpy(rows.questions).long(), torch.from_numpy(rows.answers).long(), MAZE_SIZE)
