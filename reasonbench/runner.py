@@ -45,6 +45,8 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*tensorboardX.*")
+    # a run shorter than its first validation has no best checkpoint yet: last.ckpt holds it
+    warnings.filterwarnings("ignore", message=".*could not find the monitored key in the returned metrics.*")
     # a resumed run's folder holds its checkpoints: that is the point
     warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
     warnings.filterwarnings("ignore", message=".*`training_step` returned `None`.*")
@@ -514,6 +516,15 @@ def difficulty_breakdown(metrics: dict[str, Any] | None, task: ReasoningTask) ->
         metrics["ood"]["definition"] = f"{test.kind} > {train_max}, the training split's maximum"
 
 
+PRESET_MEANING = {
+    "smoke": "a seconds-long check that everything runs; its accuracy means nothing (--preset mini: CPU minutes, "
+             "numbers that mean something)",
+    "mini": "small CPU settings (minutes on a laptop): shows that a model learns, not its paper figure",
+    "paper": "the paper's settings and data: hours to days on GPUs",
+    "tiny": "a paper's small variant on the paper data",
+}
+
+
 def summary(record: dict[str, Any]) -> str:
     """A short table for the terminal."""
     m, c = record["metrics"] or {}, record["cost"]
@@ -523,6 +534,8 @@ def summary(record: dict[str, Any]) -> str:
     lo, hi = m.get("exact_accuracy_ci95", [0, 0])
     rows = [("model / task / preset", f"{record['model']} / {record['task']} / {record['preset']} (seed {record['seed']})"),
             ("status", record["status"])]
+    if record["preset"] in PRESET_MEANING:
+        rows.append(("preset means", PRESET_MEANING[record["preset"]]))
     if m.get("pass@2") is not None:
         rows.append(("tasks solved", f"pass@1 {100 * m['pass@1']:.1f}%, pass@2 {100 * m['pass@2']:.1f}% "
                                      f"of {m.get('n_tasks', '?')} tasks (below: per test variant)"))

@@ -14,3 +14,6 @@ def test_training_shows_one_bar_over_the_steps_of_the_run(tmp_path: Path) -> Non
     frames = result.stdout.replace("\r", "\n").splitlines()  # Lightning's bars write to stdout
     bars = [f for f in frames if f.startswith("training, step")]
     assert bars and "12/12" in bars[-1] and "Epoch" not in result.stdout  # no "Epoch 6/-2"
+    # the summary says what the preset's numbers mean
+    assert "preset means             a seconds-long check that everything runs" in result.stdout
+    assert "could not find the monitored key" not in result.stderr  # 12 steps end before any validation
