@@ -49,8 +49,13 @@ commands:
 `reasonbench run --model M --task T --help` lists every option of that model and task."""
 
 
-def _list() -> int:
+def _list(argv: list[str]) -> int:
     from . import registry
+
+    if any(a in ("-h", "--help") for a in argv):
+        print("usage: reasonbench list\n\nEvery installed model and task, one line each: its name, whether it loads "
+              "(a broken plugin is marked, not fatal), its class and where it comes from.")
+        return 0
 
     for kind in ("model", "task"):
         for name, entry in registry.entries(kind).items():
@@ -103,6 +108,9 @@ def _info(argv: list[str]) -> int:
 
     from . import config, measure, runner
 
+    if _asks_help_without(argv, ("--model", "--task")) and not any(a.startswith("--config") for a in argv):
+        print(USAGE)
+        return 0
     with_flops = "--flops" in argv
     argv = [a for a in argv if a != "--flops"]
     cfg, _ = config.resolve(argv, prog="reasonbench info")
@@ -188,10 +196,33 @@ def _check_plugin(argv: list[str]) -> int:
     return command(argv)
 
 
+DATA_USAGE = """usage: reasonbench data info|build|export|show --task T [--preset P] [--task.KEY V ...]
+
+  info    sources, split sizes, encoding, fingerprint, cache file, where the data came from
+  build   [--out DIR]                       build (or generate, or fetch from the Hub) and cache
+  export  --split train|val|test|ood [--limit N] --out F.csv   the reference CSV layout
+  show    --index I [--split S]             render one puzzle and its answer
+
+`reasonbench data ACTION --task T --help` lists every option of that task."""
+
+
+def _asks_help_without(argv: list[str], needed: tuple[str, ...]) -> bool:
+    """``--help`` given without the options that the detailed help is built from."""
+    asked = any(a in ("-h", "--help") for a in argv)
+    return asked and not all(any(a == n or a.startswith(n + "=") or a.startswith(n + ".") for a in argv)
+                             for n in needed)
+
+
 def _data(argv: list[str]) -> int:
     from . import dataops
 
     actions = {"info": dataops.info, "build": dataops.build, "export": dataops.export, "show": dataops.show}
+    if argv and argv[0] in ("-h", "--help"):
+        print(DATA_USAGE)
+        return 0
+    if argv and argv[0] in actions and _asks_help_without(argv[1:], ("--task",)):
+        print(DATA_USAGE)
+        return 0
     if not argv or argv[0] not in actions:
         given = f"unknown action '{argv[0]}'; " if argv else ""
         raise_user(f"reasonbench data: {given}expected one of {', '.join(actions)}")
@@ -213,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
-    commands = {"list": lambda: _list(), "run": lambda: _run(rest, "train"),
+    commands = {"list": lambda: _list(rest), "run": lambda: _run(rest, "train"),
                 "eval": lambda: _run(rest, "eval"), "info": lambda: _info(rest),
                 "leaderboard": lambda: _leaderboard(rest), "data": lambda: _data(rest),
                 "import-checkpoint": lambda: _import_checkpoint(rest), "bench": lambda: _bench(rest), "sweep": lambda: _sweep(rest),
@@ -230,6 +261,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except MachineError as exc:
         print(f"reasonbench: error: {exc}", file=sys.stderr)
+        return 1
+    except SystemExit as exc:  # a parser's --help: its status, also for callers in this process
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or 0
+        print(exc.code, file=sys.stderr)
         return 1
     except KeyboardInterrupt as exc:
         print(f"reasonbench: interrupted{': ' + str(exc) if str(exc) else ''}", file=sys.stderr)

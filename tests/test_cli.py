@@ -106,3 +106,14 @@ def test_info_reports_parameters_and_flops():
     expected = 11 * 64 + 2 * (64 * 192 + 64 * 64 + 64 * 512 + 256 * 64) + 64 * 11
     assert f"parameters  {expected:,}" in result.stdout
     assert "FLOPs per example" in result.stdout
+
+
+@pytest.mark.parametrize("argv", [
+    ["--help"], ["list", "--help"], ["run", "--help"], ["eval", "--help"], ["info", "--help"], ["data", "--help"],
+    ["data", "build", "--help"], ["data", "export", "-h"], ["data", "build", "--task", "sudoku", "--help"],
+    ["leaderboard", "--help"], ["sweep", "--help"], ["bench", "--help"], ["import-checkpoint", "--help"],
+    ["new-plugin", "--help"], ["check-plugin", "--help"]], ids=" ".join)
+def test_help_at_every_level_without_other_options(argv):
+    result = call_cli(*argv)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert result.stdout.startswith("usage: reasonbench"), result.stdout[:200]
