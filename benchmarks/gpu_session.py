@@ -48,7 +48,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # what reasonbench and the reference code need beyond the GPU image's packages (../shared/gpu.md)
 WHEELS = ["jsonargparse", "docstring-parser", "typeshed-client", "torchsde", "trampoline", "jsonschema",
           "jsonschema-specifications", "referencing", "rpds-py", "jsonschema-rs",
-          "pydantic", "pydantic-core", "annotated-types", "typing-inspection"]
+          "pydantic", "pydantic-core", "annotated-types", "typing-inspection",
+          "safetensors"]  # every run writes final.safetensors (huggingface_hub: only for hf:// paths, not needed here)
 # generated Sudokus (the paper preset reads the Hub's data set, which an offline machine lacks,
 # and its hard-puzzle generator would take hours) that build in about a minute on 2 cores;
 # every part passes the recipe, so all find the same cache file
