@@ -6,6 +6,7 @@ one, and Ctrl-C / SIGTERM that save the step reached before stopping."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import struct
 import threading
@@ -288,12 +289,22 @@ class InterruptCheckpoint(L.Callback):
                 raise KeyboardInterrupt(f"{signal.Signals(signum).name} again; no checkpoint of this step")
             self.requested = signal.Signals(signum).name
 
+        self._ask = ask
         previous = {s: signal.signal(s, ask) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             yield
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
+
+    _ask: Any = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Lightning's own SIGTERM handler (installed when fit starts) would stop a validation
+        # half-way, before any checkpoint; outside SLURM (whose requeue relies on it) ours decides
+        if self._ask is not None and "SLURM_JOB_ID" not in os.environ and \
+                threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._ask)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:

@@ -91,7 +91,9 @@ def interrupt(out: Path, signum: signal.Signals, *extra: str) -> tuple[int, str]
     """Start a long run (or resume one), let it train a moment, send ``signum``."""
     ledger = out / RUN_DIR / "attempts.json"
     attempts = len(json.loads(ledger.read_text())["attempts"]) if ledger.exists() else 0
-    proc = start(out, "--trainer.max_steps", "100000", "--checkpoint_every", "100000", *extra)
+    # validation every 3 steps: a signal often lands in one, which must not stop it half-way unsaved
+    proc = start(out, "--trainer.max_steps", "100000", "--checkpoint_every", "100000", "--trainer.val_check_interval",
+                 "3", "--trainer.check_val_every_n_epoch", "null", *extra)
     deadline = time.monotonic() + 180
     while not ledger.exists() or len(json.loads(ledger.read_text())["attempts"]) == attempts:  # training begun
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
