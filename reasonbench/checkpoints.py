@@ -290,7 +290,9 @@ class InterruptCheckpoint(L.Callback):
             self.requested = signal.Signals(signum).name
 
         self._ask = ask
-        previous = {s: signal.signal(s, ask) for s in (signal.SIGINT, signal.SIGTERM)}
+        # inside a SLURM job Lightning bypasses SIGTERM so that its requeue (on USR1) finishes
+        signals = (signal.SIGINT,) if "SLURM_JOB_ID" in os.environ else (signal.SIGINT, signal.SIGTERM)
+        previous = {s: signal.signal(s, ask) for s in signals}
         try:
             yield
         finally:
