@@ -300,6 +300,7 @@ class InterruptCheckpoint(L.Callback):
                 signal.signal(s, handler)
 
     _ask: Any = None
+    poll_every = 10  # steps between the processes' joint look at a signal (several processes only)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Lightning's own SIGTERM handler (installed when fit starts) would stop a validation
@@ -311,7 +312,11 @@ class InterruptCheckpoint(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
         asked = self.requested is not None
-        if trainer.world_size > 1:  # one decision, so every process takes part in the save
+        if trainer.world_size > 1:
+            # one decision, so every process takes part in the save; a collective waits for the
+            # device, so it is taken every few steps, on the same steps in every process
+            if trainer.global_step % self.poll_every:
+                return
             asked = trainer.strategy.reduce_boolean_decision(asked, all=False)
         if not asked:
             return

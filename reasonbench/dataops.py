@@ -102,7 +102,7 @@ def _check_writable_folder(option: str, folder: Path) -> None:
     try:
         probe_folder(folder)
     except OSError as exc:
-        raise UserError(cannot_write(option, folder, exc)) from None
+        raise UserError(cannot_write(option, folder, exc, folder=True)) from None
 
 
 def show(argv: list[str]) -> None:

@@ -53,10 +53,16 @@ def invalid_yaml(where: str, exc: BaseException) -> str:
     return f"{where}:{mark.line + 1}:{mark.column + 1}: not valid YAML: {problem}{around}"
 
 
-def cannot_write(option: str, path, exc: OSError) -> str:  # noqa: ANN001
-    """``--out PATH: cannot write: ...`` naming a file that stands where a folder should be."""
+def cannot_write(option: str, path, exc: OSError, folder: bool = False, inside=None) -> str:  # noqa: ANN001
+    """``--out PATH: cannot write: ...`` naming a file that stands where a folder should be, else
+    the OS's reason (and the place it names, when that is not PATH). ``folder``: PATH itself must
+    be a folder; ``inside``: what is really written under PATH (a record deep in an ``--out``)."""
     from pathlib import Path
 
-    blocker = next((p for p in Path(path).parents if p.exists() and not p.is_dir()), None)
-    why = f"{blocker} is a file, not a folder" if blocker else (exc.strerror or " ".join(str(exc).split()))
-    return f"{option} {path}: cannot write: {why}"
+    written = Path(inside if inside is not None else path)
+    places = [written, *written.parents] if folder else list(written.parents)
+    blocker = next((p for p in places if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        return f"{option} {path}: cannot write: {blocker} is a file, not a folder"
+    where = f"{exc.filename}: " if exc.filename and str(exc.filename) != str(path) else ""
+    return f"{option} {path}: cannot write: {where}{exc.strerror or ' '.join(str(exc).split())}"

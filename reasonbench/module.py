@@ -302,12 +302,12 @@ class ReasoningModule(L.LightningModule):
         self._test_predictions, self._test_confidences, self._test_outcomes = [], [], []
         self.test_examples = {}
 
-    def _keep_examples(self, batch: dict[str, torch.Tensor], predictions: torch.Tensor) -> None:
-        """The first exactly solved and the first failed test example, for the record's pictures."""
+    def _keep_examples(self, batch: dict[str, torch.Tensor], predictions: torch.Tensor,
+                       outcomes: torch.Tensor) -> None:
+        """The first exactly solved and the first failed test example, for the record's pictures
+        (``outcomes``: 1 exact, 0 not, -1 nothing to score)."""
         labels = batch["labels"]
-        mask = labels != IGNORE_INDEX
-        exact = ((predictions == labels) | ~mask).all(-1) & mask.any(-1)
-        for kind, hits in (("solved", exact), ("failed", ~exact & mask.any(-1))):
+        for kind, hits in (("solved", outcomes == 1), ("failed", outcomes == 0)):
             if kind not in self.test_examples and hits.any():
                 i = int(hits.nonzero()[0, 0])
                 self.test_examples[kind] = {"inputs": batch["inputs"][i].tolist(), "prediction": predictions[i].tolist(),
@@ -319,9 +319,10 @@ class ReasoningModule(L.LightningModule):
         # -1 marks an example with nothing to score, which the metrics do not count either
         labels, mask = batch["labels"], batch["labels"] != IGNORE_INDEX
         exact = ((predictions == labels) | ~mask).all(-1)
-        self._test_outcomes.append(torch.where(mask.any(-1), exact.to(torch.int8), -1))
+        outcomes = torch.where(mask.any(-1), exact.to(torch.int8), -1)
+        self._test_outcomes.append(outcomes)
         if len(self.test_examples) < 2:
-            self._keep_examples(batch, predictions)
+            self._keep_examples(batch, predictions, outcomes)
         if self.task_aggregate is not None:
             # small ids kept on the CPU: the whole split's predictions are voted on at the end
             self._test_predictions.append(predictions.to(torch.uint8).cpu())

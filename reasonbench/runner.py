@@ -178,10 +178,7 @@ def check_output(cfg: RunConfig, out_path: Path, mode: str, resume: bool, overwr
     try:
         probe_folder(out_path.parent)
     except OSError as exc:
-        blocker = next((p for p in out_path.parents if p.exists() and not p.is_dir()), None)
-        where = f"{exc.filename}: " if exc.filename else ""
-        why = f"{blocker} is a file, not a folder" if blocker else f"{where}{exc.strerror or one_line(exc)}"
-        message = f"--out {cfg.out}: cannot write: {why}"
+        message = cannot_write("--out", cfg.out, exc, inside=out_path)
         raise (MachineError if exc.errno in MACHINE_ERRNOS else UserError)(message) from None
 
 

@@ -24,11 +24,8 @@ from reasonbench.stats import wilson_interval
 
 from .test_leaderboard import FIXTURES, Tables, make_record, put
 
-try:
-    from hypothesis import HealthCheck, given, settings
-    from hypothesis import strategies as st
-except ImportError:  # a dev extra: the generated-record tests are skipped without it
-    given = None
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 pytestmark = pytest.mark.filterwarnings("ignore:Glyph .* missing from font")  # generated names: any code point
 
@@ -531,7 +528,7 @@ HOSTILE_NAMES = ["[x](http://evil)", "![](http://evil/i.png)", "`rm -rf`", "a|b"
 
 
 def test_markup_in_record_strings_is_text_in_markdown_and_html(tmp_path):
-    markdown_it = pytest.importorskip("markdown_it")
+    import markdown_it
     results, site = tmp_path / "res", tmp_path / "site"
     for i, name in enumerate(HOSTILE_NAMES):
         record = make_record(model=name, preset="mini", device=name, seed=i)
@@ -575,87 +572,82 @@ STRING_PATHS = [("model",), ("task",), ("preset",), ("cost", "device"), ("proven
 MARKUP = ["[x](http://evil)", "![](x)", "`", "|", "<script>", "$\\frac{", "\x1b[2J", "\n", "\ud800", "*", "&amp;",
           "\u202e", "\x00", "é", "💥"]
 
-if given is None:
-    @pytest.mark.skip(reason="hypothesis is not installed (pip install hypothesis)")
-    def test_generated_records():
-        pass
-else:
-    extreme_numbers = st.one_of(
-        st.integers(min_value=-(10**400), max_value=10**400),
-        st.integers(min_value=-3, max_value=2000),
-        st.floats(allow_nan=True, allow_infinity=True),
-        st.floats(min_value=0, max_value=1),
-        st.sampled_from([0, 0.0, -1, 1e308, 2**53, 2**53 + 1, 5e-324, 1e-30, 1e30, 10**400,
-                         math.inf, -math.inf, math.nan]),
-    )
-    names = st.lists(st.one_of(st.sampled_from(MARKUP), st.text(max_size=8)), min_size=1, max_size=4).map("".join)
+extreme_numbers = st.one_of(
+    st.integers(min_value=-(10**400), max_value=10**400),
+    st.integers(min_value=-3, max_value=2000),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(min_value=0, max_value=1),
+    st.sampled_from([0, 0.0, -1, 1e308, 2**53, 2**53 + 1, 5e-324, 1e-30, 1e30, 10**400,
+                     math.inf, -math.inf, math.nan]),
+)
+names = st.lists(st.one_of(st.sampled_from(MARKUP), st.text(max_size=8)), min_size=1, max_size=4).map("".join)
 
-    @st.composite
-    def generated_records(draw) -> dict:
-        record = json.loads(json.dumps(BASE))
-        for path in draw(st.lists(st.sampled_from(NUMBER_PATHS), max_size=4, unique=True)):
-            node = record
-            for key in path[:-1]:
-                node = node[key]
-            node[path[-1]] = draw(extreme_numbers)
-        for path in draw(st.lists(st.sampled_from(STRING_PATHS), max_size=2, unique=True)):
-            node = record
-            for key in path[:-1]:
-                node = node[key]
-            node[path[-1]] = draw(names)
-        return record
+@st.composite
+def generated_records(draw) -> dict:
+    record = json.loads(json.dumps(BASE))
+    for path in draw(st.lists(st.sampled_from(NUMBER_PATHS), max_size=4, unique=True)):
+        node = record
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = draw(extreme_numbers)
+    for path in draw(st.lists(st.sampled_from(STRING_PATHS), max_size=2, unique=True)):
+        node = record
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = draw(names)
+    return record
 
-    def _write(path: Path, record: dict) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(record, allow_nan=True)  # NaN and Infinity as the literals Python's json reads
-        path.write_bytes(text.encode("utf-8", "surrogatepass"))  # "\ud800" in a record: written as JSON writes it
+def _write(path: Path, record: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(record, allow_nan=True)  # NaN and Infinity as the literals Python's json reads
+    path.write_bytes(text.encode("utf-8", "surrogatepass"))  # "\ud800" in a record: written as JSON writes it
 
-    @settings(max_examples=150, deadline=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-    @given(generated_records())
-    def test_generated_records_are_checked_without_raising(real_charts, record):
-        problems = lb_records.consistency_problems(record)
-        assert isinstance(problems, list)
-        assert all(isinstance(p, str) and "\n" not in p and len(p) < 600 for p in problems)
-        text = json.dumps(record, allow_nan=True).encode()
-        try:
-            parsed = lb_records.parse_untrusted(text, "r.json")
-        except (ValueError, UserError) as exc:
-            assert str(exc) and "\n" not in lb_records.one_line(str(exc))
-            return
-        assert lb_records.consistency_problems(parsed) == []
-        rows = leaderboard.aggregate([{**parsed, "_file": "r.json"}])
-        for row in rows:
-            json.dumps(row, allow_nan=False)  # every number a row holds is finite
-            pages.markdown_row({**row, "config": "configs/x.json"})
-            pages.measured_table([{**row, "config": "configs/x.json"}])
-            for key, label, _ in plots.COST_AXES[1:]:  # the real charts (forward FLOPs, device-hours: the floats)
-                plots.accuracy_plot(rows, key, label, "generated")
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(generated_records())
+def test_generated_records_are_checked_without_raising(real_charts, record):
+    problems = lb_records.consistency_problems(record)
+    assert isinstance(problems, list)
+    assert all(isinstance(p, str) and "\n" not in p and len(p) < 600 for p in problems)
+    text = json.dumps(record, allow_nan=True).encode()
+    try:
+        parsed = lb_records.parse_untrusted(text, "r.json")
+    except (ValueError, UserError) as exc:
+        assert str(exc) and "\n" not in lb_records.one_line(str(exc))
+        return
+    assert lb_records.consistency_problems(parsed) == []
+    rows = leaderboard.aggregate([{**parsed, "_file": "r.json"}])
+    for row in rows:
+        json.dumps(row, allow_nan=False)  # every number a row holds is finite
+        pages.markdown_row({**row, "config": "configs/x.json"})
+        pages.measured_table([{**row, "config": "configs/x.json"}])
+        for key, label, _ in plots.COST_AXES[1:]:  # the real charts (forward FLOPs, device-hours: the floats)
+            plots.accuracy_plot(rows, key, label, "generated")
 
-    @settings(max_examples=60, deadline=None, suppress_health_check=[
-        HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large])
-    @given(st.lists(generated_records(), min_size=1, max_size=3))
-    def test_generated_records_never_break_the_build(tmp_path_factory, records):
-        tmp = tmp_path_factory.mktemp("gen")
-        results, site_dir = tmp / "res", tmp / "site"
-        files = {}
-        for i, record in enumerate(records):
-            files[f"r{i}.json"] = record
-            _write(results / f"r{i}.json", record)
-        put(results, make_record(model="control"), "control.json")
-        site = leaderboard.build(results, site_dir, reported=None)  # never raises
-        for name in OUTPUTS:
-            assert (site_dir / name).is_file()
-        summary = json.loads((site_dir / "leaderboard.json").read_text(), parse_constant=lambda c: pytest.fail(c))
-        used = {f for row in site.rows for f in row["files"]}
-        skipped = {Path(s.file).name: s.reason for s in site.skipped}
-        assert "control.json" in used
-        for name, record in files.items():  # each record is on the leaderboard or skipped with its reason
-            if name in skipped:
-                assert name not in used and skipped[name] and "\n" not in skipped[name]
-            else:
-                assert name in used or lb_records.track(record) is None, name  # or a smoke run, never listed
-        assert summary["records"] == site.records == len(files) + 1 - len(skipped)
-        assert len(summary["skipped"]) == len(skipped)
-        for row in site.rows:
-            assert (site_dir / pages.task_page(row["task"])).is_file()
+@settings(max_examples=60, deadline=None, suppress_health_check=[
+    HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.lists(generated_records(), min_size=1, max_size=3))
+def test_generated_records_never_break_the_build(tmp_path_factory, records):
+    tmp = tmp_path_factory.mktemp("gen")
+    results, site_dir = tmp / "res", tmp / "site"
+    files = {}
+    for i, record in enumerate(records):
+        files[f"r{i}.json"] = record
+        _write(results / f"r{i}.json", record)
+    put(results, make_record(model="control"), "control.json")
+    site = leaderboard.build(results, site_dir, reported=None)  # never raises
+    for name in OUTPUTS:
+        assert (site_dir / name).is_file()
+    summary = json.loads((site_dir / "leaderboard.json").read_text(), parse_constant=lambda c: pytest.fail(c))
+    used = {f for row in site.rows for f in row["files"]}
+    skipped = {Path(s.file).name: s.reason for s in site.skipped}
+    assert "control.json" in used
+    for name, record in files.items():  # each record is on the leaderboard or skipped with its reason
+        if name in skipped:
+            assert name not in used and skipped[name] and "\n" not in skipped[name]
+        else:
+            assert name in used or lb_records.track(record) is None, name  # or a smoke run, never listed
+    assert summary["records"] == site.records == len(files) + 1 - len(skipped)
+    assert len(summary["skipped"]) == len(skipped)
+    for row in site.rows:
+        assert (site_dir / pages.task_page(row["task"])).is_file()

@@ -187,7 +187,7 @@ class SequenceMLP(nn.Module):
         in bf16, too misaligned for tensor-core kernels); here the columns are copied once into
         rows zero-padded to a multiple of 8 positions, and the weights padded alike, so both
         products are one [B*h, Lp] GEMM each. The zero positions add nothing: they multiply zero
-        weights, come out exactly 0, and the RMS divides the sum of squares by the real length."""
+        weights and come out exactly 0; the norm is taken over the real positions."""
         length = x.shape[1]
         pad = -length % 8
         columns = F.pad(x.transpose(1, 2), (0, pad))  # [B, h, Lp], contiguous
@@ -195,9 +195,7 @@ class SequenceMLP(nn.Module):
         down = F.pad(self.mlp.down.weight, (0, 0, 0, pad))  # [Lp, I]
         gate, up = F.linear(columns, gate_up).chunk(2, dim=-1)
         y = columns + F.linear(self.mlp.activation(gate) * up, down)
-        wide = y.to(torch.promote_types(y.dtype, torch.float32))  # rms_norm's numerics
-        wide = wide * torch.rsqrt(wide.pow(2).sum(-1, keepdim=True) / length + self.eps)
-        return wide.to(y.dtype)[..., :length].transpose(1, 2)
+        return rms_norm(y[..., :length], self.eps).transpose(1, 2)
 
 
 class PostNormBlock(nn.Module):
