@@ -21,7 +21,7 @@ from .optim import AdamAtan2, OptimConfig, warmup_cosine
 from .nn.ema import WeightEMA
 from .nn.losses import IGNORE_INDEX, token_cross_entropy
 from .nn.puzzle import PuzzleEmbedding
-from .tasks.base import TaskMetadata
+from .tasks.base import ReasoningTask, TaskMetadata
 
 
 @dataclass
@@ -56,10 +56,6 @@ class ReasoningModule(L.LightningModule):
         self.optim = optim or OptimConfig()
         self.val_metrics = ReasoningMetrics(metadata.extra_metrics, self.reported_stats)
         self.test_metrics = ReasoningMetrics(metadata.extra_metrics, self.reported_stats)
-        self.task_score: Callable[..., dict[str, torch.Tensor]] | None = None  # set by the runner
-        # for tasks scored over the whole test split at once (ARC voting); set by the runner
-        self.task_aggregate: Callable[..., dict[str, float]] | None = None
-        self.task_render_image: Callable[..., Any] | None = None  # set by the runner
         self._val_example: tuple[torch.Tensor, ...] | None = None
         self._test_predictions: list[torch.Tensor] = []
         self._test_confidences: list[torch.Tensor] = []
@@ -266,10 +262,23 @@ class ReasoningModule(L.LightningModule):
                 torch.cuda.set_rng_state_all(rng["cuda"])
 
     # --- evaluation -------------------------------------------------------------------------
+    @property
+    def task(self) -> ReasoningTask | None:
+        """The task this model runs on: the trainer's datamodule (None outside a trainer, or
+        when the data came as bare dataloaders)."""
+        datamodule = getattr(self._trainer, "datamodule", None)
+        return datamodule if isinstance(datamodule, ReasoningTask) else None
+
+    @property
+    def task_aggregate(self) -> Callable[..., dict[str, float]] | None:
+        """The task's scoring over the whole test split at once (ARC's vote), if it has one."""
+        return getattr(self.task, "aggregate_scores", None)
+
     def _evaluate(self, batch: dict[str, torch.Tensor], metrics: ReasoningMetrics) -> tuple[ReasoningOutput, torch.Tensor]:
         out = self(batch)
         predictions = out.logits.argmax(-1)
-        extra = self.task_score(batch["inputs"], predictions, batch["labels"]) if self.task_score else None
+        task = self.task
+        extra = task.score(batch["inputs"], predictions, batch["labels"]) if task is not None else None
         metrics.update(predictions, batch["labels"], out.steps, extra, out.halt_logits, out.stats,
                        out.step_predictions, out.step_residuals, batch.get("difficulty_bucket"), batch.get("ood"))
         return out, predictions
@@ -292,9 +301,9 @@ class ReasoningModule(L.LightningModule):
     def _log_example_image(self) -> None:
         """The first validation puzzle, the model's answer and the truth, in TensorBoard."""
         experiment = getattr(self.logger, "experiment", None)
-        if self._val_example is None or self.task_render_image is None or not hasattr(experiment, "add_image"):
+        if self._val_example is None or self.task is None or not hasattr(experiment, "add_image"):
             return
-        image = self.task_render_image(*self._val_example)
+        image = self.task.render_image(*self._val_example)
         experiment.add_image("val/example", image, self.global_step, dataformats="HWC")
         self._val_example = None
 

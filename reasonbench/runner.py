@@ -102,9 +102,6 @@ def build_model(cfg: RunConfig, task: ReasoningTask, metadata: TaskMetadata | No
         if not any(word in str(exc).lower() for word in ("allocate", "out of memory", "overflow")):
             raise
         raise too_large(f"allocating its weights failed ({one_line(exc)[:160]})") from None
-    model.task_score = task.score
-    model.task_aggregate = getattr(task, "aggregate_scores", None)
-    model.task_render_image = task.render_image
     return model
 
 

@@ -1,3 +1,4 @@
+import math
 from collections import deque
 
 import numpy as np
@@ -8,6 +9,7 @@ from reasonbench.errors import UserError
 from reasonbench.tasks.maze import MazeTask
 from reasonbench.tasks.maze import data as md
 from reasonbench.tasks.maze.generate import (PathCheck, astar_path, check_paths, generate_mazes, maze_keys,
+                                             wall_count_range,
                                              valid_shortest_paths)
 
 # A 5x5 maze with one shortest path: 16 steps, 15 'o' cells between S and G.
@@ -105,11 +107,17 @@ def test_generation_is_deterministic_seeded_and_prefix_stable():
     assert len({q.tobytes() for q in a.questions}) == 12
 
 
-@pytest.mark.parametrize("size, min_path_length, count", [(8, 12, 40), (12, 30, 10), (30, 110, 2)])
+def test_wall_counts_span_30_to_50_percent_of_the_cells():
+    assert wall_count_range(900) == (270, 450)  # Searchformer's bounds for 30x30
+    assert wall_count_range(36) == (11, 18)  # the mini preset's 6x6: 30.6% .. 50%
+    assert wall_count_range(64) == (20, 32)
+
+
+@pytest.mark.parametrize("size, min_path_length, count", [(6, 6, 300), (8, 12, 40), (12, 30, 10), (30, 110, 2)])
 def test_generated_mazes_are_hard_and_answers_are_shortest_paths(size, min_path_length, count):
     mazes = generate_mazes(count, size=size, min_path_length=min_path_length, seed=1)
     cells = size * size
-    lo, hi = cells // 10 * 3, cells // 10 * 5
+    lo, hi = math.ceil(0.3 * cells), math.floor(0.5 * cells)
     for q, a, length in zip(mazes.questions, mazes.answers, mazes.path_lengths):
         text = md.decode(q)
         assert set(text) <= set("# SG") and text.count("S") == 1 and text.count("G") == 1

@@ -8,7 +8,7 @@ from reasonbench.optim import warmup_cosine
 from .test_measure import LoopModel
 
 
-def test_whole_split_aggregation_sees_every_prediction_in_order():
+def test_whole_split_aggregation_sees_every_prediction_in_order(monkeypatch):
     model = LoopModel()
     seen = {}
 
@@ -16,7 +16,8 @@ def test_whole_split_aggregation_sees_every_prediction_in_order():
         seen["predictions"], seen["confidences"] = predictions, confidences
         return {"pass@1": 0.25}
 
-    model.task_aggregate = aggregate
+    # in a run the task's aggregate_scores, reached through trainer.datamodule
+    monkeypatch.setattr(LoopModel, "task_aggregate", property(lambda self: aggregate))
     batches = [{"inputs": torch.tensor([[k, 1, 2, 3]]), "labels": torch.tensor([[k, 1, 2, 3]]),
                 "puzzle_ids": torch.zeros(1, dtype=torch.long)} for k in range(3)]
     model.eval()

@@ -220,7 +220,6 @@ def test_ema_weights_are_evaluated_and_become_the_final_weights(tmp_path):
     spy = Spy()
     trainer = L.Trainer(max_steps=6, val_check_interval=3, logger=False, enable_checkpointing=False, callbacks=[spy],
                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
-    model.task_score = task.score
     trainer.fit(model, datamodule=task)
     assert during_validation and all(during_validation)
     shadow = dict(spy.start)

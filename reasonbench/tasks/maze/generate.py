@@ -1,8 +1,8 @@
 """Maze-Hard generation and the valid-shortest-path check.
 
 Generation follows the reference (Searchformer's maze procedure with HRM's length filter):
-shuffle the ``size * size`` cells and make the first ``n`` walls, ``n`` uniform in
-``[cells // 10 * 3, cells // 10 * 5]`` (Searchformer's integer bounds: 270..450 of 900); pick
+shuffle the ``size * size`` cells and make the first ``n`` walls, ``n`` uniform over the counts
+from 30% to 50% of the cells (270..450 of 900, Searchformer's bounds; 11..18 of a 6x6 maze); pick
 the start among the open cells; keep the maze when its shortest 4-neighbour path is longer than
 ``min_path_length`` steps (moves, i.e. path cells counting S and G minus one).
 
@@ -44,8 +44,9 @@ from .data import GOAL, OPEN, PATH, START, WALL, dihedral
 
 
 def wall_count_range(cells: int) -> tuple[int, int]:
-    """Inclusive range of the number of walls, as Searchformer draws it."""
-    return cells // 10 * 3, cells // 10 * 5
+    """Inclusive range of the number of walls: every count from 30% to 50% of the cells.
+    (``cells // 10 * 3`` .. ``cells // 10 * 5`` agrees at 900 cells but gives 9..15 of 36: 25-42%.)"""
+    return (3 * cells + 9) // 10, cells // 2
 
 
 @dataclass
