@@ -14,6 +14,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 from .errors import UserError  # noqa: E402
+from .registry import default_preset  # noqa: E402
 from .registry import list_models, list_tasks  # noqa: E402
 
 
@@ -21,25 +22,24 @@ def _resolve(model: str, task: str, preset: str, seed: int = 0, config: list[str
              overrides: dict[str, Any] | None = None):  # noqa: ANN202
     from . import config as cfgmod
 
-    argv = ["--model", model, "--task", task, "--preset", preset, "--seed", str(seed)]
+    argv = ["--model", model, "--task", task, "--preset", preset or default_preset(), "--seed", str(seed)]
     for path in config or []:
         argv += ["--config", str(path)]
-    argv += cfgmod.overrides_to_argv(overrides or {})
-    return cfgmod.resolve(argv, prog="reasonbench")[0]
+    return cfgmod.resolve(argv, prog="reasonbench", overrides=overrides)[0]
 
 
-def create_task(name: str, preset: str = "smoke", **task_args: Any):
+def create_task(name: str, preset: str | None = None, **task_args: Any):
     """A task built from its preset plus overrides, its data ready."""
     from .config import overrides_to_argv
     from .dataops import task_from_argv
 
-    argv = ["--task", name, "--preset", preset, *overrides_to_argv({"task": task_args})]
+    argv = ["--task", name, "--preset", preset or default_preset(), *overrides_to_argv({"task": task_args})]
     task, _ = task_from_argv(argv, "reasonbench.create_task")
     task.setup("fit")
     return task
 
 
-def create_model(name: str, task: Any, preset: str = "smoke", **model_args: Any):
+def create_model(name: str, task: Any, preset: str | None = None, **model_args: Any):
     """A model for ``task`` (a name or a built task) from its preset plus overrides."""
     from .runner import build_model, build_task
 
@@ -49,7 +49,7 @@ def create_model(name: str, task: Any, preset: str = "smoke", **model_args: Any)
     return build_model(cfg, built)
 
 
-def run(model: str, task: str, preset: str = "smoke", seed: int = 0, out: str = "results",
+def run(model: str, task: str, preset: str | None = None, seed: int = 0, out: str = "results",
         config: list[str] | None = None, overwrite: bool = False, resume: bool = False, quiet: bool = False,
         **overrides: Any) -> dict[str, Any]:
     """Train and test like ``reasonbench run``; returns the record (also written to ``out``) and,
@@ -61,6 +61,7 @@ def run(model: str, task: str, preset: str = "smoke", seed: int = 0, out: str = 
     or nested dicts: ``trainer={"max_steps": 50}``."""
     from .runner import execute, summary
 
+    preset = preset or default_preset()
     cfg = _resolve(model, task, preset, seed, config, {"out": out, **overrides})
     given = [repr(model), repr(task), f"preset={preset!r}", f"seed={seed!r}", f"out={out!r}"]
     given += [f"config={config!r}"] if config else []

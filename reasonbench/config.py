@@ -21,14 +21,11 @@ import yaml
 from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 
 from . import registry
+from .registry import NAME_PATTERN, NAME_RULE, default_preset
 from .errors import UserError
 from .metrics import MAX_STEPS
 from .optim import OptimConfig
 
-# A preset, model or task name becomes part of a path (preset files, result records, run
-# folders): a name, never a path of its own
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-NAME_RULE = "letters, digits, '_', '.' and '-', starting with a letter or digit, no '..'"
 SEED_MAX = 2**32 - 1  # numpy's (and Lightning's seed_everything's) seed range is 0..2**32-1
 
 # Trainer arguments the runner owns (logging, checkpoints, output folder).
@@ -156,7 +153,7 @@ def build_parser(model_cls: type, task_cls: type, prog: str = "reasonbench run")
 
     parser = ArgumentParser(prog=prog, exit_on_error=False, default_meta=False)
     parser.add_argument("--config", action=ActionConfigFile, help="YAML config file(s), applied after the preset")
-    parser.add_argument("--preset", type=str, default="smoke", help="preset name (benchmarks/presets)")
+    parser.add_argument("--preset", type=str, default=default_preset(), help="preset name (benchmarks/presets)")
     parser.add_argument("--seed", type=int, default=0, help="training seed")
     parser.add_argument("--out", type=str, default="results", help="folder of result records")
     parser.add_argument("--checkpoint", type=str | None, default=None, help="weights to evaluate (eval only)")
@@ -182,10 +179,10 @@ def resolve_task(argv: list[str], prog: str, extra: dict[str, tuple[type, Any]] 
     argv, _ = _normalise_argv(list(argv))
     names = _required_names(argv, ("task",))
     task_cls = registry.get_task(names["task"])
-    preset = names.get("preset", "smoke")
+    preset = names.get("preset") or default_preset()
     parser = ArgumentParser(prog=prog, exit_on_error=False, default_meta=False)
     parser.add_argument("--config", action=ActionConfigFile)
-    parser.add_argument("--preset", type=str, default="smoke")
+    parser.add_argument("--preset", type=str, default=default_preset())
     parser.add_argument("--task.name", type=str, required=True)
     parser.add_class_arguments(task_cls, "task")
     for name, (typ, default) in (extra or {}).items():
@@ -330,18 +327,42 @@ def one_line(message: str) -> str:
     return " ".join(str(message).split())
 
 
-def resolve(argv: list[str], prog: str = "reasonbench run") -> tuple[RunConfig, bool]:
-    """Resolve a run from command-line style arguments; returns (config, print_config)."""
+def resolve(argv: list[str], prog: str = "reasonbench run",
+            overrides: dict[str, Any] | None = None) -> tuple[RunConfig, bool]:
+    """Resolve a run from command-line style arguments, then ``overrides`` (the Python API's
+    keyword arguments, dotted keys or nested dicts) applied as an object on top; returns
+    (config, print_config)."""
     argv, print_config = _normalise_argv(list(argv))
     names = _required_names(argv, ("model", "task"))
     model_cls = registry.get_model(names["model"])
     task_cls = registry.get_task(names["task"])
-    preset = names.get("preset", "smoke")
+    preset = names.get("preset") or default_preset()
     parser = build_parser(model_cls, task_cls, prog)
     stacked = [arg for source in preset_files(names["model"], names["task"], preset, model_cls)
                for arg in ("--config", source)]
     ns = _parse(parser, stacked + argv)
+    if overrides:
+        try:
+            ns = parser.parse_object(nested(overrides), namespace=ns)
+        except Exception as exc:  # jsonargparse.ArgumentError and its type errors
+            raise UserError(_option_message(one_line(exc))) from None
     return _to_run_config(ns, model_cls, task_cls, training=prog.endswith(" run")), print_config
+
+
+def nested(overrides: dict[str, Any]) -> dict[str, Any]:
+    """``{"trainer.max_steps": 50, "model": {"hidden_size": 64}}`` -> nested dicts, merged."""
+    out: dict[str, Any] = {}
+    for key, value in overrides.items():
+        *parents, last = str(key).split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        if isinstance(value, dict):
+            node = node.setdefault(last, {})
+            node.update(nested(value))
+        else:
+            node[last] = value
+    return out
 
 
 def _plain(ns: Namespace) -> dict[str, Any]:

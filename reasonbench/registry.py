@@ -12,7 +12,28 @@ import importlib.metadata as md
 from dataclasses import dataclass, field
 from typing import Any
 
+import re
+
 from .errors import UnknownNameError, UserError
+
+# A preset, model or task name becomes part of a path (preset files, result records, run
+# folders): a name, never a path of its own
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+NAME_RULE = "letters, digits, '_', '.' and '-', starting with a letter or digit, no '..'"
+
+# the preset a command runs without --preset: mini, CPU minutes and a number that means
+# something (smoke, a seconds-long check, must be asked for); REASONBENCH_PRESET changes it
+DEFAULT_PRESET = "mini"
+
+
+def default_preset() -> str:
+    """The preset used where none is named: ``$REASONBENCH_PRESET`` if set, else mini."""
+    import os
+
+    preset = os.environ.get("REASONBENCH_PRESET") or DEFAULT_PRESET
+    if not NAME_PATTERN.fullmatch(preset) or ".." in preset:
+        raise UserError(f"REASONBENCH_PRESET {preset!r}: not a valid preset name ({NAME_RULE})")
+    return preset
 
 GROUPS = {"model": "reasonbench.models", "task": "reasonbench.tasks"}
 BUILTIN_DIST = "reasonbench"

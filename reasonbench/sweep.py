@@ -30,6 +30,7 @@ from typing import Any
 
 from .errors import UserError
 from .record import read_record, record_path, write_atomic
+from .registry import default_preset
 
 MANIFEST = "sweep.json"
 MANIFEST_FORMAT = "reasonbench-sweep"
@@ -83,12 +84,13 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-def sweep(models: list[str], tasks: list[str], seeds: list[int], preset: str = "smoke", out: str | Path = "results",
+def sweep(models: list[str], tasks: list[str], seeds: list[int], preset: str | None = None, out: str | Path = "results",
           executor: str = "local", parallel: int | None = None, overrides: list[str] | None = None,
           slurm: SlurmOptions | None = None, dry_run: bool = False) -> int:
     """Run (or submit) every run of the sweep that has no finished record; 0 when all are
     finished (or, for SLURM without ``wait``, submitted), 1 when any failed. Everything is
     validated, every (model, task, preset) resolved, before anything is written."""
+    preset = preset or default_preset()
     overrides = list(overrides or [])
     slurm = slurm or SlurmOptions()
     _check_names(models, tasks, seeds)
@@ -571,7 +573,7 @@ def command(argv: list[str]) -> int:
     parser.add_argument("--models", type=str, action="append", default=[], help="model names: a,b or repeated")
     parser.add_argument("--tasks", type=str, action="append", default=[], help="task names: a,b or repeated")
     parser.add_argument("--seeds", type=str, action="append", default=[], help="seeds: 0,1,2 or a range 0-4")
-    parser.add_argument("--preset", type=str, default="smoke", help="preset name (benchmarks/presets)")
+    parser.add_argument("--preset", type=str, default=default_preset(), help="preset name (benchmarks/presets)")
     parser.add_argument("--out", type=str, default="results", help="folder of records, logs and sweep.json")
     parser.add_argument("--executor", type=str, default="local", help="local (here) or slurm (one job array)")
     parser.add_argument("--parallel", type=int, default=None,

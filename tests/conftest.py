@@ -14,6 +14,9 @@ import pytest
 from reasonbench import registry
 
 ROOT = Path(__file__).resolve().parent.parent
+# the suite runs the seconds-long smoke preset wherever a test names none; a user's default is
+# mini (test_cli checks both), and subprocesses inherit this
+os.environ["REASONBENCH_PRESET"] = "smoke"
 QUIET = ["--trainer.enable_progress_bar", "false"]
 
 

@@ -24,8 +24,8 @@ from .conftest import QUIET, call_cli, run_cli
 from .test_recursive import _as_reference_checkpoint
 
 PREFIX = "reasonbench: error: "
-RUN = ["run", "--model", "transformer", "--task", "sudoku"]
-EVAL = ["eval", "--model", "transformer", "--task", "sudoku"]
+RUN = ["run", "--model", "transformer", "--task", "sudoku", "--preset", "smoke"]
+EVAL = ["eval", "--model", "transformer", "--task", "sudoku", "--preset", "smoke"]
 GOOD_Q = "..............3.85..1.2.......5.7.....4...1...9.......5......73..2.1........4...9"
 GOOD_A = "987654321246173985351928746128537694634892157795461832519286473472319568863745219"
 HEADER = "source,question,answer,rating"

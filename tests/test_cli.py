@@ -117,3 +117,16 @@ def test_help_at_every_level_without_other_options(argv):
     result = call_cli(*argv)
     assert result.returncode == 0 and result.stderr == "", result.stderr
     assert result.stdout.startswith("usage: reasonbench"), result.stdout[:200]
+
+
+def test_run_defaults_to_the_mini_preset_and_the_environment_may_name_another(monkeypatch):
+    monkeypatch.delenv("REASONBENCH_PRESET", raising=False)
+    result = call_cli("run", "--model", "trm", "--task", "maze", "--print_config")
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load(result.stdout)
+    assert config["preset"] == "mini" and config["task"]["size"] == 6 and config["trainer"]["max_steps"] == 2000
+    monkeypatch.setenv("REASONBENCH_PRESET", "smoke")
+    assert yaml.safe_load(call_cli("run", "--model", "trm", "--task", "maze", "--print_config").stdout)["preset"] == "smoke"
+    monkeypatch.setenv("REASONBENCH_PRESET", "../smoke")
+    assert_one_line_error(call_cli("run", "--model", "trm", "--task", "maze", "--print_config"),
+                          "REASONBENCH_PRESET '../smoke': not a valid preset name")

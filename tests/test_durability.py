@@ -74,15 +74,15 @@ def test_python_api_refuses_a_rerun_and_records_its_overrides(tmp_path: Path, ca
     import reasonbench as rb
 
     fast = {"trainer.max_steps": 2, "trainer.enable_progress_bar": False}
-    record = rb.run("transformer", "sudoku", out=str(tmp_path), **fast)
+    record = rb.run("transformer", "sudoku", preset="smoke", out=str(tmp_path), **fast)
     assert "'trainer.max_steps': 2" in record["provenance"]["command"]
     printed = capsys.readouterr().out  # the summary, as the command prints it
     assert "exact accuracy" in printed and f"record: {record['_path']}" in printed
-    rb.run("transformer", "sudoku", out=str(tmp_path), resume=True, quiet=True, **fast)
+    rb.run("transformer", "sudoku", preset="smoke", out=str(tmp_path), resume=True, quiet=True, **fast)
     assert capsys.readouterr().out == ""
     with pytest.raises(rb.UserError, match="exists"):
-        rb.run("transformer", "sudoku", out=str(tmp_path), **fast)
-    assert rb.run("transformer", "sudoku", out=str(tmp_path), overwrite=True, **fast)["cost"]["train_steps"] == 2
+        rb.run("transformer", "sudoku", preset="smoke", out=str(tmp_path), **fast)
+    assert rb.run("transformer", "sudoku", preset="smoke", out=str(tmp_path), overwrite=True, **fast)["cost"]["train_steps"] == 2
 
 
 # --- interrupts and the cost of every attempt ---------------------------------------------------
