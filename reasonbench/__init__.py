@@ -30,11 +30,10 @@ def _resolve(model: str, task: str, preset: str, seed: int = 0, config: list[str
 
 def create_task(name: str, preset: str | None = None, **task_args: Any):
     """A task built from its preset plus overrides, its data ready."""
-    from .config import overrides_to_argv
     from .dataops import task_from_argv
 
-    argv = ["--task", name, "--preset", preset or default_preset(), *overrides_to_argv({"task": task_args})]
-    task, _ = task_from_argv(argv, "reasonbench.create_task")
+    argv = ["--task", name, "--preset", preset or default_preset()]
+    task, _ = task_from_argv(argv, "reasonbench.create_task", overrides={"task": task_args})
     task.setup("fit")
     return task
 

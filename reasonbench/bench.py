@@ -34,7 +34,6 @@ the whole process's peak RSS so far is known.
 
 from __future__ import annotations
 
-import argparse
 import gc
 import itertools
 import json
@@ -47,7 +46,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .errors import CommandParser, UserError
+from .commandline import command_parser, parse, split_passthrough
+from .errors import UserError
 
 FORMAT = "reasonbench-bench"
 VERSION = 1
@@ -81,9 +81,11 @@ def _names(values: list[str] | None) -> list[str] | None:
     return [n for v in values for n in v.split(",") if n]
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = CommandParser(prog="reasonbench bench", add_help=False,
-                     description="Training and evaluation throughput, peak memory, FLOPs and MFU of every model.")
+def _parser() -> Any:
+    from jsonargparse import ActionYesNo
+
+    parser = command_parser("reasonbench bench", "Training and evaluation throughput, peak memory, FLOPs and MFU "
+                            "of every model. Options --task.KEY VALUE go to every row's task.")
     parser.add_argument("--models", nargs="+", help="models (default: every registered model with the preset)")
     parser.add_argument("--tasks", nargs="+", help="tasks (default: sudoku maze)")
     parser.add_argument("--preset", default="mini", help="preset of every model and task (default: mini)")
@@ -102,26 +104,19 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the block every recursion repeats (regional; static shapes; else "
                              "the model's segment or forward)")
-    parser.add_argument("--fast-path", action=argparse.BooleanOptionalAction, default=None,
+    parser.add_argument("--fast-path", action=ActionYesNo(yes_prefix="", no_prefix="no-"), default=None,
                         help="fused blocks (torch's RMSNorm kernel, aligned GEMMs for the MLP mixer; default: on CUDA)")
-    parser.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=None,
+    parser.add_argument("--isolate", action=ActionYesNo(yes_prefix="", no_prefix="no-"), default=None,
                         help="each row in a fresh process, for a clean peak memory (default: on the CPU)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="bench.json", help="JSON file to write (default bench.json)")
     return parser
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    args, rest = _parser().parse_known_args(argv)
-    # --task.NAME VALUE pairs, handed to every row's task as `reasonbench run` takes them
-    args.task_options = []
-    while rest:
-        if not rest[0].startswith("--task.") or "=" not in rest[0] and len(rest) < 2:
-            raise UserError(f"reasonbench bench: unrecognized arguments: {' '.join(rest)}")
-        if "=" in rest[0]:
-            args.task_options.append(rest.pop(0))
-        else:
-            args.task_options += [rest.pop(0), rest.pop(0)]
+def parse_args(argv: list[str]) -> Any:
+    own, task_options = split_passthrough(argv, ("--task.",))
+    args = parse(_parser(), own)
+    args.task_options = task_options  # handed to every row's task as `reasonbench run` takes them
     defaults = dict(steps=(2, 20), warmup=(1, 3), eval_batches=(1, 3), flops_examples=(1, 8))
     for name, (quick, full) in defaults.items():
         if getattr(args, name) is None:
@@ -557,9 +552,6 @@ def table(rows: list[dict[str, Any]]) -> str:
 def main(argv: list[str]) -> int:
     from . import record as rec
 
-    if any(a in ("-h", "--help") for a in argv):
-        print(_parser().format_help(), end="")
-        return 0
     args = parse_args(argv)
     import torch
 

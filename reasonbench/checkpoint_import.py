@@ -10,27 +10,24 @@ The reference saves ``model.state_dict()`` of its compiled loss head (keys such 
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
+from jsonargparse import ArgumentParser
 
 from . import config as cfgmod
 from .config import one_line
+from .commandline import command_parser, parse
 from .errors import UserError, cannot_write, invalid_yaml
 
 REFERENCE_CONFIG = "all_config.yaml"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line and exit 2, like every other command
-        raise UserError(f"import-checkpoint: {message}")
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="reasonbench import-checkpoint")
+def _parser() -> ArgumentParser:
+    parser = command_parser("reasonbench import-checkpoint",
+                            "Convert a reference HRM/TRM checkpoint into one `reasonbench eval` reads.")
     parser.add_argument("--from", dest="source", required=True, choices=["hrm", "trm"],
                         help="which reference implementation wrote PATH")
     parser.add_argument("path", help="the reference checkpoint (a saved state dict, torch or safetensors), or a "
@@ -224,8 +221,8 @@ def import_checkpoint(source: str, path: str | Path, task: str, out: str | Path,
                         f"(give --reference-config {REFERENCE_CONFIG})") from None
     except (TypeError, ValueError, AttributeError) as exc:  # e.g. expansion: "four"
         raise UserError(f"{config_path or path}: cannot read the architecture: {one_line(exc)}") from None
-    argv = ["--model", source, "--task", task, "--preset", preset, *cfgmod.overrides_to_argv({"model": args})]
-    cfg, _ = cfgmod.resolve(argv, prog="reasonbench import-checkpoint")
+    argv = ["--model", source, "--task", task, "--preset", preset]
+    cfg, _ = cfgmod.resolve(argv, prog="reasonbench import-checkpoint", overrides={"model": args})
     task_obj = make_task(cfg)
     meta, _ = task_obj.planned_metadata()
     table = state.get("puzzle_embedding.weight")
@@ -254,11 +251,7 @@ def import_checkpoint(source: str, path: str | Path, task: str, out: str | Path,
 
 
 def main(argv: list[str]) -> int:
-    parser = _parser()
-    if any(a in ("-h", "--help") for a in argv):
-        parser.print_help()
-        return 0
-    args = parser.parse_args(argv)
+    args = parse(_parser(), argv)
     result = import_checkpoint(args.source, args.path, args.task, args.out, args.preset, args.reference_config)
     source = f"architecture from {result['reference_config']}" if result["reference_config"] else \
         f"architecture from the weights' shapes and preset {args.preset} (no {REFERENCE_CONFIG} found)"

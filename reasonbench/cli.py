@@ -9,53 +9,20 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
+from typing import Any, Callable
 
-USAGE = """usage: reasonbench <command> [options]
+from .commandline import command_parser, parse
 
-commands:
-  list                                   models and tasks, one line each
-  run  --model M --task T [--preset P] [--seed N] [--out DIR] [--config F.yaml ...]
-       [--model.KEY V --task.KEY V --optim.KEY V --trainer.KEY V ...] [--print_config]
-       [--resume] [--overwrite] [--checkpoint_every N] [--budget 10m]
-                                         train, test and write a result record; --resume continues
-                                         from the run's newest readable checkpoint (a finished run is
-                                         kept); an existing record is replaced only with --overwrite
-  eval --model M --task T --checkpoint CKPT [--preset P] [--out DIR] [--overwrite] [...]
-                                         test a checkpoint and write a record
-  info --model M --task T [--preset P] [--flops]
-                                         parameters (instant); with --flops, forward FLOPs per example
-  import-checkpoint --from hrm|trm PATH --task T --out CKPT [--preset P] [--reference-config F.yaml]
-                                         convert a reference HRM/TRM checkpoint for `reasonbench eval`
-  data info|build|export|show --task T [--preset P] [--task.KEY V ...]
-       build [--out DIR] | export --split S [--limit N] --out F.csv | show [--split S] --index I
-                                         inspect, build (cached), export (reference CSV), render data
-  leaderboard [--results DIR] [--out SITE] [--reported F.yaml|none]
-                                         records -> static site SITE/index.html, leaderboard.md, .json
-  sweep --models A,B --tasks T --seeds 0-2 [--preset P] [--out DIR] [--executor local|slurm]
-        [--parallel N] [--partition P --time 4:00:00 --cpus-per-task N --mem 8G --wait]
-        [--dry-run] [--trainer.KEY V ...] | sweep --status --out DIR
-                                         every run not finished yet (DIR/sweep.json lists them), here
-                                         or as one SLURM job array; again: skips finished, reruns failed
-  bench [--models M,...] [--tasks T,...] [--preset P] [--quick] [--steps N] [--device cpu|cuda]
-        [--bf16] [--compile] [--out bench.json]
-                                         training/evaluation throughput, peak memory, FLOPs, MFU of
-                                         every model (table + JSON); --quick: a few CPU minutes
-  new-plugin NAME [--package DIR | --in-tree]
-                                         write a model plugin that trains as generated: model, smoke
-                                         and mini presets for every task, tests (CONTRIBUTING.md)
-  check-plugin NAME [--tasks T1,T2] [--no-record]
-                                         the conformance kit: PASS/FAIL per check with what to change
-
-`reasonbench run --model M --task T --help` lists every option of that model and task."""
+DESCRIPTION = ("One protocol for small recursive reasoning models: train and test a model on a task into a "
+               "self-describing result record, compare records on a leaderboard. "
+               "`reasonbench COMMAND --help` lists a command's options.")
 
 
 def _list(argv: list[str]) -> int:
     from . import registry
 
-    if any(a in ("-h", "--help") for a in argv):
-        print("usage: reasonbench list\n\nEvery installed model and task, one line each: its name, whether it loads "
-              "(a broken plugin is marked, not fatal), its class and where it comes from.")
-        return 0
+    parse(command_parser("reasonbench list", COMMANDS["list"][0] + ": its name, whether it loads (a broken plugin "
+                         "is marked, not fatal), its class and where it comes from."), argv)
 
     for kind in ("model", "task"):
         for name, entry in registry.entries(kind).items():
@@ -70,15 +37,6 @@ def _list(argv: list[str]) -> int:
 def _run(argv: list[str], mode: str) -> int:
     from . import config
 
-    if any(a in ("-h", "--help") for a in argv) and not any(a.startswith(("--model", "--config")) for a in argv):
-        print(USAGE)
-        return 0
-    resume, overwrite = "--resume" in argv, "--overwrite" in argv
-    # `--max-steps K`: the issue-tracker spelling of --eval_max_steps
-    argv = ["--eval_max_steps" if a == "--max-steps" else a.replace("--max-steps=", "--eval_max_steps=")
-            for a in argv if a not in ("--resume", "--overwrite")]
-    if resume and mode != "train":
-        raise_user("reasonbench eval: --resume is for `reasonbench run`")
     loaded = None
     if mode == "eval":
         from .runner import checkpoint_config_argv
@@ -89,12 +47,10 @@ def _run(argv: list[str], mode: str) -> int:
     if print_config:
         print(config.dump(cfg.config), end="")
         return 0
-    if mode == "train" and cfg.checkpoint:
-        raise_user("reasonbench run: --checkpoint is for `reasonbench eval`")
     from . import runner
 
     record = runner.execute(cfg, mode=mode, command=shlex.join(["reasonbench", *sys.argv[1:]]),
-                            loaded_checkpoint=loaded, resume=resume, overwrite=overwrite)
+                            loaded_checkpoint=loaded, resume=cfg.resume, overwrite=cfg.overwrite)
     if record.get("_kept"):
         print(f"finished already, nothing run: {record['_path']} (status {record['status']})")
     elif record:
@@ -108,11 +64,6 @@ def _info(argv: list[str]) -> int:
 
     from . import config, measure, runner
 
-    if _asks_help_without(argv, ("--model", "--task")) and not any(a.startswith("--config") for a in argv):
-        print(USAGE)
-        return 0
-    with_flops = "--flops" in argv
-    argv = [a for a in argv if a != "--flops"]
     cfg, _ = config.resolve(argv, prog="reasonbench info")
     runner.quiet_lightning()
     task = runner.make_task(cfg)
@@ -124,7 +75,7 @@ def _info(argv: list[str]) -> int:
           f"{'' if exact_ids else 'at most '}{meta.num_puzzle_ids:,} puzzle ids")
     print(f"parameters  {params:,}")
     print(f"extra       {'' if exact_ids else 'at most '}{extra:,} (puzzle embeddings and other per-puzzle state)")
-    if not with_flops:
+    if not cfg.flops:
         print("forward     (add --flops to build the data and measure FLOPs per example)")
         return 0
     task.setup("fit")
@@ -144,21 +95,15 @@ def _import_checkpoint(argv: list[str]) -> int:
 
 
 def _leaderboard(argv: list[str]) -> int:
-    from jsonargparse import ArgumentParser
-
     from . import leaderboard
     from .errors import UserError
-    from .leaderboard.records import one_line  # not config's: that imports torch, which this command avoids
 
-    parser = ArgumentParser(prog="reasonbench leaderboard", exit_on_error=False)
+    parser = command_parser("reasonbench leaderboard", COMMANDS["leaderboard"][0] + ".")
     parser.add_argument("--results", type=str, default="results", help="folder of result records")
     parser.add_argument("--out", type=str, default="site", help="folder to write the leaderboard to")
     parser.add_argument("--reported", type=str, default=str(leaderboard.DEFAULT_REPORTED),
                         help="the papers' published figures (YAML); 'none' for none")
-    try:
-        args = parser.parse_args(argv)
-    except Exception as exc:
-        raise UserError(one_line(exc)) from None
+    args = parse(parser, argv)
     results = Path(args.results)
     if not results.is_dir():
         raise UserError(f"--results {results}: {'not a folder' if results.exists() else 'no such folder'}")
@@ -196,66 +141,65 @@ def _check_plugin(argv: list[str]) -> int:
     return command(argv)
 
 
-DATA_USAGE = """usage: reasonbench data info|build|export|show --task T [--preset P] [--task.KEY V ...]
-
-  info    sources, split sizes, encoding, fingerprint, cache file, where the data came from
-  build   [--out DIR]                       build (or generate, or fetch from the Hub) and cache
-  export  --split train|val|test|ood [--limit N] --out F.csv   the reference CSV layout
-  show    --index I [--split S]             render one puzzle and its answer
-
-`reasonbench data ACTION --task T --help` lists every option of that task."""
-
-
-def _asks_help_without(argv: list[str], needed: tuple[str, ...]) -> bool:
-    """``--help`` given without the options that the detailed help is built from."""
-    asked = any(a in ("-h", "--help") for a in argv)
-    return asked and not all(any(a == n or a.startswith(n + "=") or a.startswith(n + ".") for a in argv)
-                             for n in needed)
-
-
 def _data(argv: list[str]) -> int:
     from . import dataops
 
-    actions = {"info": dataops.info, "build": dataops.build, "export": dataops.export, "show": dataops.show}
-    if argv and argv[0] in ("-h", "--help"):
-        print(DATA_USAGE)
-        return 0
-    if argv and argv[0] in actions and _asks_help_without(argv[1:], ("--task",)):
-        print(DATA_USAGE)
-        return 0
-    if not argv or argv[0] not in actions:
-        given = f"unknown action '{argv[0]}'; " if argv else ""
-        raise_user(f"reasonbench data: {given}expected one of {', '.join(actions)}")
-    actions[argv[0]](argv[1:])
+    parser = command_parser("reasonbench data", COMMANDS["data"][0] + ". `reasonbench data ACTION --task T --help` "
+                            "lists every option of that task.")
+    actions = parser.add_subcommands(dest="action", title="actions")
+    for name, (text, extra) in dataops.ACTIONS.items():
+        action = command_parser(f"reasonbench data {name}", text)
+        action.add_argument("--task", type=str, required=True, help="registered task name")
+        action.add_argument("--preset", type=str, help="preset name ($REASONBENCH_PRESET or mini when not given)")
+        for option, (kind, default, help_text) in extra.items():
+            action.add_argument(f"--{option}", type=kind, default=default, help=help_text)
+        actions.add_subcommand(name, action, help=text)
+    asks_help = any(a in ("-h", "--help") for a in argv)
+    names_task = any(a == "--task" or a.startswith(("--task=", "--config")) for a in argv)
+    if not argv or argv[0] not in dataops.ACTIONS or (asks_help and not names_task):
+        parse(parser, argv if asks_help or not argv else argv[:1])  # help, or the error naming the actions
+    getattr(dataops, argv[0])(argv[1:])
     return 0
 
 
-def raise_user(message: str) -> None:
-    from .errors import UserError
+COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
+    "list": ("Every installed model and task, one line each", _list),
+    "run": ("Train, test and write a result record (--resume continues an interrupted run)",
+            lambda argv: _run(argv, "train")),
+    "eval": ("Test a checkpoint and write a result record", lambda argv: _run(argv, "eval")),
+    "info": ("A model's parameters on a task (instant); --flops: forward FLOPs per example", _info),
+    "import-checkpoint": ("Convert a reference HRM/TRM checkpoint (a file or hf://) for `reasonbench eval`",
+                          _import_checkpoint),
+    "data": ("Inspect, build (cached), export (reference CSV) and show a task's data", _data),
+    "leaderboard": ("Result records to a static site: index.html, leaderboard.md, leaderboard.json", _leaderboard),
+    "sweep": ("Models x tasks x seeds not finished yet, here or as one SLURM job array", _sweep),
+    "bench": ("Training/evaluation throughput, peak memory, FLOPs and MFU of every model", _bench),
+    "new-plugin": ("Write a model plugin that trains as generated (CONTRIBUTING.md)", _new_plugin),
+    "check-plugin": ("The conformance kit: PASS/FAIL per check with what to change", _check_plugin),
+}
 
-    raise UserError(message)
+
+def top_parser() -> Any:
+    """``reasonbench``: its commands, for ``--help`` and the error on an unknown one."""
+    parser = command_parser("reasonbench", DESCRIPTION)
+    commands = parser.add_subcommands(dest="command", title="commands")
+    for name, (text, _) in COMMANDS.items():
+        commands.add_subcommand(name, command_parser(f"reasonbench {name}"), help=text)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     from .errors import MachineError, UserError
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help", "help"):
-        print(USAGE)
-        return 0 if argv else 2
-    command, rest = argv[0], argv[1:]
-    commands = {"list": lambda: _list(rest), "run": lambda: _run(rest, "train"),
-                "eval": lambda: _run(rest, "eval"), "info": lambda: _info(rest),
-                "leaderboard": lambda: _leaderboard(rest), "data": lambda: _data(rest),
-                "import-checkpoint": lambda: _import_checkpoint(rest), "bench": lambda: _bench(rest), "sweep": lambda: _sweep(rest),
-                "new-plugin": lambda: _new_plugin(rest), "check-plugin": lambda: _check_plugin(rest)}
-    if command not in commands:
-        print(f"reasonbench: error: unknown command '{command}'; valid commands: {', '.join(commands)}",
-              file=sys.stderr)
+    if not argv:
+        print(top_parser().format_help(), end="", file=sys.stderr)
         return 2
     previous = _sigterm_as_interrupt()
     try:
-        return commands[command]()
+        if argv[0] not in COMMANDS:  # --help, or an unknown command: the parser prints or raises
+            parse(top_parser(), ["--help"] if argv[0] == "help" else argv[:1])
+        return COMMANDS[argv[0]][1](argv[1:])
     except UserError as exc:
         print(f"reasonbench: error: {exc}", file=sys.stderr)
         return 2

@@ -9,6 +9,7 @@ and trainer settings. A third-party model may ship its own under ``<its package>
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import json
 import re
@@ -29,8 +30,8 @@ from .optim import OptimConfig
 SEED_MAX = 2**32 - 1  # numpy's (and Lightning's seed_everything's) seed range is 0..2**32-1
 
 # Trainer arguments the runner owns (logging, checkpoints, output folder).
-TRAINER_MANAGED = {"logger", "callbacks", "default_root_dir", "enable_checkpointing", "plugins", "profiler",
-                   "use_distributed_sampler"}
+# (``trainer.logger`` and ``trainer.callbacks`` are the user's: see runner.user_logger)
+TRAINER_MANAGED = {"default_root_dir", "enable_checkpointing", "plugins", "profiler", "use_distributed_sampler"}
 
 
 @dataclass
@@ -66,6 +67,9 @@ class RunConfig:
     checkpoint_every: int = 200
     budget: str | None = None
     eval_max_steps: int | None = None
+    resume: bool = False  # continue from the newest readable checkpoint (run)
+    overwrite: bool = False  # replace an existing record (run, eval)
+    flops: bool = False  # count forward FLOPs (info)
 
 
 def check_name(option: str, name: Any) -> str:
@@ -127,10 +131,42 @@ def preset_files(model: str, task: str, preset: str, model_cls: type | None = No
 
 
 def _parse(parser: ArgumentParser, argv: list[str]) -> Namespace:
+    """``parser.parse_args(argv)``; an error as one line in jsonargparse's words, naming the
+    ``--config`` file (a preset or one given) that holds the bad value, when one does."""
     try:
         return parser.parse_args(argv)
-    except Exception as exc:  # jsonargparse.ArgumentError and its YAML/type errors
-        raise UserError(_option_message(one_line(exc), argv)) from None
+    except argparse.ArgumentError as exc:
+        source = _failing_config(parser, argv, one_line(exc))
+        raise UserError(one_line(exc) + (f" (in --config {source})" if source else "")) from None
+
+
+def _failing_config(parser: ArgumentParser, argv: list[str], error: str) -> str | None:
+    """The ``--config`` file that brings ``error`` in: parsed with the names and the config
+    files before it, it fails so where they alone did not. None: a flag is wrong (or a
+    required option missing)."""
+    names = [arg for key, value in _scan_names(argv).items() if key in ("model", "task")
+             for arg in (f"--{key}.name", value)]
+    configs: list[str] = []
+    for i, arg in enumerate(argv):
+        if arg == "--config" and i + 1 < len(argv):
+            configs.append(argv[i + 1])
+        elif arg.startswith("--config="):
+            configs.append(arg.split("=", 1)[1])
+
+    def error_of(sources: list[str]) -> str | None:
+        try:
+            parser.parse_args([arg for c in sources for arg in ("--config", c)] + names)
+        except argparse.ArgumentError as exc:
+            return one_line(exc)
+        return None
+
+    before = error_of([])
+    for k, source in enumerate(configs):
+        now = error_of(configs[:k + 1])
+        if now == error and before != error:
+            return source if Path(source).is_file() else None
+        before = now
+    return None
 
 
 def _required_names(argv: list[str], kinds: tuple[str, ...]) -> dict[str, str]:
@@ -148,51 +184,82 @@ def _required_names(argv: list[str], kinds: tuple[str, ...]) -> dict[str, str]:
     return names
 
 
-def build_parser(model_cls: type, task_cls: type, prog: str = "reasonbench run") -> ArgumentParser:
+RUN_HELP = ("Train a model on a task, test it and write a result record. "
+            "`--model M --task T --help` lists every option of that model and task, the preset's values as defaults.")
+EVAL_HELP = "Test a checkpoint (final.pt, final.safetensors or a Lightning .ckpt) and write a result record."
+INFO_HELP = "A model's parameters on a task (instant); with --flops, forward FLOPs per example."
+
+
+def build_parser(model_cls: type | None, task_cls: type | None, prog: str = "reasonbench run") -> ArgumentParser:
+    """The parser of ``run``, ``eval`` or ``info`` (the last word of ``prog``; anything else
+    parses as ``run``): the command's own options, then the model's and task's signatures
+    (left out when not known yet, for ``--help`` without them)."""
     import lightning as L
 
-    parser = ArgumentParser(prog=prog, exit_on_error=False, default_meta=False)
+    command = prog.rsplit(" ", 1)[-1]
+    helps = {"eval": EVAL_HELP, "info": INFO_HELP}
+    parser = ArgumentParser(prog=prog, exit_on_error=False, default_meta=False, allow_abbrev=False,
+                            description=helps.get(command, RUN_HELP))
     parser.add_argument("--config", action=ActionConfigFile, help="YAML config file(s), applied after the preset")
-    parser.add_argument("--preset", type=str, default=default_preset(), help="preset name (benchmarks/presets)")
+    parser.add_argument("--preset", type=str, default=default_preset(),
+                        help="preset name (benchmarks/presets; $REASONBENCH_PRESET or mini when not given)")
     parser.add_argument("--seed", type=int, default=0, help="training seed")
-    parser.add_argument("--out", type=str, default="results", help="folder of result records")
-    parser.add_argument("--checkpoint", type=str | None, default=None, help="weights to evaluate (eval only)")
-    parser.add_argument("--checkpoint_every", type=int, default=200,
-                        help="training steps between the checkpoints --resume continues from (0: at validation only)")
-    parser.add_argument("--eval_max_steps", type=int | None, default=None,
-                        help="reasoning steps at evaluation (test-time depth; default: the model's own)")
-    parser.add_argument("--budget", type=str | None, default=None,
-                        help="stop training at this device time (wall time x devices), e.g. 10m, 1h, 600")
-    parser.add_argument("--model.name", type=str, required=True, help="registered model name")
-    parser.add_class_arguments(model_cls, "model", skip={"metadata", "optim"})
-    parser.add_argument("--task.name", type=str, required=True, help="registered task name")
-    parser.add_class_arguments(task_cls, "task")
+    parser.add_argument("--model.name", type=str, required=True, help="registered model name (--model M)")
+    parser.add_argument("--task.name", type=str, required=True, help="registered task name (--task T)")
+    if command == "info":
+        parser.add_argument("--flops", action="store_true", help="build the data and count forward FLOPs per example")
+    else:
+        parser.add_argument("--out", type=str, default="results", help="folder of result records")
+        parser.add_argument("--overwrite", action="store_true", help="replace an existing record (and run folder)")
+        parser.add_argument("--max-steps", "--eval_max_steps", dest="eval_max_steps", type=int | None, default=None,
+                            help="reasoning steps at evaluation (test-time depth; default: the model's own)")
+    if command == "eval":
+        parser.add_argument("--checkpoint", type=str, required=True, help="the weights to evaluate")
+    elif command != "info":
+        parser.add_argument("--resume", action="store_true",
+                            help="continue from the run's newest readable checkpoint (a finished run is kept)")
+        parser.add_argument("--checkpoint_every", type=int, default=200,
+                            help="training steps between the checkpoints --resume continues from (0: at validation only)")
+        parser.add_argument("--budget", type=str | None, default=None,
+                            help="stop training at this device time (wall time x devices), e.g. 10m, 1h, 600")
+    if model_cls is not None:
+        parser.add_class_arguments(model_cls, "model", skip={"metadata", "optim"})
+    if task_cls is not None:
+        parser.add_class_arguments(task_cls, "task")
     parser.add_class_arguments(OptimConfig, "optim")
     parser.add_class_arguments(MeasureConfig, "measure")
     parser.add_class_arguments(L.Trainer, "trainer", skip=TRAINER_MANAGED)
     return parser
 
 
-def resolve_task(argv: list[str], prog: str, extra: dict[str, tuple[type, Any]] | None = None) -> tuple[Any, dict[str, Any]]:
-    """A task alone (for ``reasonbench data``): its preset file, ``--config`` files, overrides.
-    ``extra`` adds plain options {name: (type, default)}; returns (task class, config)."""
+def resolve_task(argv: list[str], prog: str, extra: dict[str, tuple[Any, Any, str]] | None = None,
+                 overrides: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+    """A task alone (for ``reasonbench data``): its preset file, ``--config`` files, flags, then
+    ``overrides`` as an object. ``extra`` adds plain options {name: (type, default, help)};
+    returns (task class, config)."""
     argv, _ = _normalise_argv(list(argv))
     names = _required_names(argv, ("task",))
     task_cls = registry.get_task(names["task"])
     preset = names.get("preset") or default_preset()
-    parser = ArgumentParser(prog=prog, exit_on_error=False, default_meta=False)
-    parser.add_argument("--config", action=ActionConfigFile)
-    parser.add_argument("--preset", type=str, default=default_preset())
-    parser.add_argument("--task.name", type=str, required=True)
+    parser = ArgumentParser(prog=prog, exit_on_error=False, default_meta=False, allow_abbrev=False)
+    parser.add_argument("--config", action=ActionConfigFile, help="YAML config file(s), applied after the preset")
+    parser.add_argument("--preset", type=str, default=default_preset(), help="preset name")
+    parser.add_argument("--task.name", type=str, required=True, help="registered task name (--task T)")
     parser.add_class_arguments(task_cls, "task")
-    for name, (typ, default) in (extra or {}).items():
-        parser.add_argument(f"--{name}", type=typ, default=default)
+    for name, (typ, default, text) in (extra or {}).items():
+        parser.add_argument(f"--{name}", type=typ, default=default, help=text)
     roots = preset_roots()
     task_file = task_preset_file(names["task"], preset, roots)
     if task_file is None:
         raise UserError(f"no preset '{preset}' for task '{names['task']}'; "
                         f"available: {_preset_names([r / 'tasks' / names['task'] for r in roots])}")
+    if any(a in ("-h", "--help") for a in argv):  # the task's options, the preset's values as defaults
+        given = [a for a in argv if a not in ("-h", "--help")]
+        parser.set_defaults(_plain(_parse(parser, ["--config", str(task_file), *given]), flat=True))
+        parser.parse_args(["--help"])
     ns = _parse(parser, ["--config", str(task_file), *argv])
+    if overrides:
+        ns = _parse_object(parser, overrides, ns)
     config = _plain(ns)
     check_name("--preset", config["preset"])
     return task_cls, config
@@ -267,49 +334,6 @@ def _scan_names(argv: list[str]) -> dict[str, str]:
     return names
 
 
-def _option_message(message: str, argv: list[str] | None = None) -> str:
-    """jsonargparse says 'Parser key "model.x": ...'; users type '--model.x'. Names the
-    ``--config`` file that set the option, when one did."""
-    message = re.sub(r'Parser key "([^"]+)":', r"option --\1:", message)
-    message = re.sub(r"^Group '([\w.]+)' does not accept option '(\w+)'", r"unknown option --\1.\2", message)
-    message = re.sub(r"^Option '(\w+)' is not accepted", r"unknown option --\1", message)
-    message = message.replace("Expected a <class '", "expected ").replace("'>. Got value:", ", got")
-    union = re.match(r"(option --[\w.]+: )Does not validate against any of the Union subtypes.*Given value: (.*)$", message)
-    if union:  # jsonargparse lists every subtype's error: say which values the option takes instead
-        subtypes = re.search(r"Subtypes: \[(.*)\] Errors:", message)
-        names: list[str] = []
-        for subtype in re.split(r",\s*(?![^\[]*\])", subtypes.group(1)) if subtypes else []:
-            literal = re.fullmatch(r"\s*typing\.Literal\[(.*)\]\s*", subtype)
-            name = literal.group(1) if literal else re.sub(r"<class '([\w.]+)'>", r"\1", subtype.strip())
-            names.append("null" if name == "NoneType" else name)
-        accepted = ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else (names or ["another value"])[0]
-        message = f"{union.group(1)}expected {accepted}, got {union.group(2)}"
-    # jsonargparse refuses nan and inf typed on the command line, saying only "expected float"
-    message = re.sub(r"expected float, got (nan|inf|-inf)\b", r"expected a finite number, got \1", message)
-    option = re.match(r"(?:unknown )?option --([\w.]+)", message)
-    source = _config_source(option.group(1), argv or []) if option else None
-    return f"{message} (in --config {source})" if source else message
-
-
-def _config_source(key: str, argv: list[str]) -> str | None:
-    """The ``--config`` file that last set dotted ``key`` (None if none, or a flag did later)."""
-    source = None
-    for i, arg in enumerate(argv):
-        name, _, value = arg.partition("=")
-        if name == "--config":
-            value = value or (argv[i + 1] if i + 1 < len(argv) else "")
-            try:
-                data: Any = _load_yaml(value) if Path(value).is_file() else {}
-            except (UserError, OSError, ValueError):
-                continue
-            for part in key.split("."):
-                data = data.get(part, KeyError) if isinstance(data, dict) else KeyError
-            source = value if data is not KeyError else source
-        elif name == f"--{key}":
-            source = None
-    return source
-
-
 def parse_duration(text: str, option: str = "--budget") -> float:
     """'90s', '10m', '1.5h', '2d' or plain seconds -> seconds (> 0)."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -333,6 +357,9 @@ def resolve(argv: list[str], prog: str = "reasonbench run",
     keyword arguments, dotted keys or nested dicts) applied as an object on top; returns
     (config, print_config)."""
     argv, print_config = _normalise_argv(list(argv))
+    asks_help = any(a in ("-h", "--help") for a in argv)
+    if asks_help and not {"model", "task"} <= _scan_names(argv).keys():
+        build_parser(None, None, prog).parse_args(["--help"])  # prints the command's options, exits 0
     names = _required_names(argv, ("model", "task"))
     model_cls = registry.get_model(names["model"])
     task_cls = registry.get_task(names["task"])
@@ -340,13 +367,24 @@ def resolve(argv: list[str], prog: str = "reasonbench run",
     parser = build_parser(model_cls, task_cls, prog)
     stacked = [arg for source in preset_files(names["model"], names["task"], preset, model_cls)
                for arg in ("--config", source)]
+    if asks_help:  # every option, with the preset's values as defaults (read as `run` reads them)
+        names_given = ["--model.name", names["model"], "--task.name", names["task"]]
+        preset_values = _plain(_parse(build_parser(model_cls, task_cls), stacked + names_given), flat=True)
+        known = {action.dest for action in parser._actions}
+        parser.set_defaults({k: v for k, v in preset_values.items() if k in known})
+        parser.parse_args(["--help"])
     ns = _parse(parser, stacked + argv)
     if overrides:
-        try:
-            ns = parser.parse_object(nested(overrides), namespace=ns)
-        except Exception as exc:  # jsonargparse.ArgumentError and its type errors
-            raise UserError(_option_message(one_line(exc))) from None
+        ns = _parse_object(parser, overrides, ns)
     return _to_run_config(ns, model_cls, task_cls, training=prog.endswith(" run")), print_config
+
+
+def _parse_object(parser: ArgumentParser, overrides: dict[str, Any], ns: Namespace) -> Namespace:
+    """``overrides`` (dotted keys or nested dicts) applied on top of ``ns``, validated."""
+    try:
+        return parser.parse_object(nested(overrides), namespace=ns)
+    except argparse.ArgumentError as exc:
+        raise UserError(one_line(exc)) from None
 
 
 def nested(overrides: dict[str, Any]) -> dict[str, Any]:
@@ -365,11 +403,15 @@ def nested(overrides: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _plain(ns: Namespace) -> dict[str, Any]:
-    data = ns.clone().as_dict()
-    data.pop("config", None)
-    data.pop("__path__", None)
-    return json.loads(json.dumps(data, default=str))
+def _plain(ns: Namespace, flat: bool = False) -> dict[str, Any]:
+    """The namespace as JSON-able data (nested dicts, or dotted keys with ``flat``)."""
+    ns = ns.clone()
+    for key in ("config", "__path__"):
+        if key in ns:
+            del ns[key]
+    if flat:
+        return {key: ns[key] for key in ns.keys() if not isinstance(ns[key], Namespace)}
+    return json.loads(json.dumps(ns.as_dict(), default=str))
 
 
 def check_trainer(args: dict[str, Any], training: bool = True) -> None:
@@ -435,6 +477,8 @@ def check_trainer(args: dict[str, Any], training: bool = True) -> None:
 
 def _to_run_config(ns: Namespace, model_cls: type, task_cls: type, training: bool = False) -> RunConfig:
     config = _plain(ns)
+    # what the command does, not part of the run's reproducible configuration
+    actions = {key: bool(config.pop(key, False)) for key in ("resume", "overwrite", "flops")}
     for kind in ("model", "task"):
         registry.check(kind, config[kind]["name"])
         check_name(f"--{kind}", config[kind]["name"])
@@ -444,8 +488,8 @@ def _to_run_config(ns: Namespace, model_cls: type, task_cls: type, training: boo
     model_args = {k: v for k, v in config["model"].items() if k != "name"}
     task_args = {k: v for k, v in config["task"].items() if k != "name"}
     if config.get("eval_max_steps") is not None and not 1 <= config["eval_max_steps"] <= MAX_STEPS:
-        raise UserError(f"option --eval_max_steps: must be in 1..{MAX_STEPS}, got {config['eval_max_steps']}")
-    if config["checkpoint_every"] < 0:
+        raise UserError(f"option --max-steps: must be in 1..{MAX_STEPS}, got {config['eval_max_steps']}")
+    if config.get("checkpoint_every", 0) < 0:
         raise UserError(f"option --checkpoint_every: must be >= 0, got {config['checkpoint_every']}")
     if config.get("budget") is not None:
         parse_duration(config["budget"])
@@ -455,29 +499,13 @@ def _to_run_config(ns: Namespace, model_cls: type, task_cls: type, training: boo
     except (TypeError, ValueError) as exc:
         raise UserError(one_line(exc)) from None
     return RunConfig(model=config["model"]["name"], task=config["task"]["name"], preset=config["preset"],
-                     seed=config["seed"], out=config["out"], model_cls=model_cls, task_cls=task_cls,
+                     seed=config["seed"], out=config.get("out", "results"), model_cls=model_cls, task_cls=task_cls,
                      model_args=model_args, task_args=task_args, optim=optim,
                      trainer_args=dict(config["trainer"]), measure=measure, config=config,
-                     checkpoint=config.get("checkpoint"), checkpoint_every=config["checkpoint_every"],
-                     budget=config.get("budget"), eval_max_steps=config.get("eval_max_steps"))
+                     checkpoint=config.get("checkpoint"), checkpoint_every=config.get("checkpoint_every", 200),
+                     budget=config.get("budget"), eval_max_steps=config.get("eval_max_steps"), **actions)
 
 
 def dump(config: dict[str, Any]) -> str:
     """The resolved config as YAML, loadable again with ``--config``."""
     return yaml.safe_dump(config, sort_keys=False)
-
-
-def overrides_to_argv(overrides: dict[str, Any]) -> list[str]:
-    """Python-API overrides (``{"model.hidden_size": 64}`` or nested dicts) -> CLI arguments."""
-    argv: list[str] = []
-
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, dict):
-            for k, v in value.items():
-                walk(f"{prefix}.{k}" if prefix else k, v)
-        else:
-            # strings go as typed (jsonargparse keeps str options verbatim); the rest as JSON
-            argv.append(f"--{prefix}={value if isinstance(value, str) else json.dumps(value)}")
-
-    walk("", overrides)
-    return argv

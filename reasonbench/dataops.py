@@ -11,10 +11,25 @@ from .errors import UserError, cannot_write
 from .tasks.base import OOD_SPLIT, SPLITS, ReasoningTask
 
 
-def task_from_argv(argv: list[str], prog: str, extra: dict[str, tuple[type, Any]] | None = None) -> tuple[ReasoningTask, dict]:
+# action: (what it does, its own options {name: (type, default, help)}), for the parser
+ACTIONS: dict[str, tuple[str, dict[str, tuple[Any, Any, str]]]] = {
+    "info": ("Sources, split sizes, encoding, fingerprint, cache file, where the data came from", {}),
+    "build": ("Build (generate, or fetch from the Hub) and cache the data",
+              {"out": (str | None, None, "cache folder (default: the data cache)")}),
+    "export": ("Write a split in the reference CSV layout",
+               {"split": (str, "test", "train, val, test or ood"),
+                "limit": (int | None, None, "at most this many rows (default: all)"),
+                "out": (str | None, None, "the CSV file to write (required)")}),
+    "show": ("Render one puzzle and its answer",
+             {"split": (str, "test", "train, val, test or ood"), "index": (int, 0, "which example")}),
+}
+
+
+def task_from_argv(argv: list[str], prog: str, extra: dict[str, tuple[Any, Any, str]] | None = None,
+                   overrides: dict[str, Any] | None = None) -> tuple[ReasoningTask, dict]:
     """A task from its preset, ``--config`` files and ``--task.*`` overrides (data commands and
     ``reasonbench.create_task``); returns (task, resolved config)."""
-    task_cls, cfg = resolve_task(argv, prog, extra)
+    task_cls, cfg = resolve_task(argv, prog, extra, overrides)
     args = {k: v for k, v in cfg["task"].items() if k != "name"}
     try:
         task = task_cls(**args)
@@ -24,7 +39,7 @@ def task_from_argv(argv: list[str], prog: str, extra: dict[str, tuple[type, Any]
 
 
 def info(argv: list[str]) -> None:
-    task, cfg = task_from_argv(argv, "reasonbench data info")
+    task, cfg = task_from_argv(argv, "reasonbench data info", ACTIONS["info"][1])
     for line in task.describe():
         print(line)
     start = time.perf_counter()
@@ -42,7 +57,7 @@ def info(argv: list[str]) -> None:
 
 
 def build(argv: list[str]) -> None:
-    task, cfg = task_from_argv(argv, "reasonbench data build", {"out": (str | None, None)})
+    task, cfg = task_from_argv(argv, "reasonbench data build", ACTIONS["build"][1])
     if cfg["out"]:
         task.cache_dir = Path(cfg["out"])
         _check_writable_folder("--out", Path(cfg["out"]))  # before the build, not after it
@@ -58,8 +73,7 @@ def build(argv: list[str]) -> None:
 
 
 def export(argv: list[str]) -> None:
-    task, cfg = task_from_argv(argv, "reasonbench data export",
-                      {"split": (str, "test"), "limit": (int | None, None), "out": (str | None, None)})
+    task, cfg = task_from_argv(argv, "reasonbench data export", ACTIONS["export"][1])
     split, limit, out = cfg["split"], cfg["limit"], cfg["out"]
     _check_split(split)
     if limit is not None and limit < 1:  # 0 would write a header alone; leave --limit out for all rows
@@ -106,7 +120,7 @@ def _check_writable_folder(option: str, folder: Path) -> None:
 
 
 def show(argv: list[str]) -> None:
-    task, cfg = task_from_argv(argv, "reasonbench data show", {"split": (str, "test"), "index": (int, 0)})
+    task, cfg = task_from_argv(argv, "reasonbench data show", ACTIONS["show"][1])
     split, index = cfg["split"], cfg["index"]
     _check_split(split)
     task.setup()

@@ -1,7 +1,5 @@
 """User-facing errors: the CLI prints them as one line on stderr and exits with code 2."""
 
-import argparse
-
 
 class UserError(Exception):
     """Bad input from the user (a name, an option, a file). Never a bug in reasonbench."""
@@ -16,14 +14,6 @@ class UnknownNameError(UserError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
-
-
-class CommandParser(argparse.ArgumentParser):
-    """argparse for a subcommand's own options: a bad one is a one-line UserError (exit 2)
-    instead of argparse's usage text and exit."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UserError(f"{self.prog}: {message}")
 
 
 def unreadable_torch_file(exc: BaseException) -> str:

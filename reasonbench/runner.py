@@ -3,6 +3,7 @@ the result record. Data flows one way: task -> batch -> model -> metrics -> reco
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import shlex
@@ -130,9 +131,30 @@ def checkpoint_config_argv(argv: list[str]) -> tuple[list[str], dict[str, Any] |
     return ["--config", json.dumps(keep)], loaded
 
 
+def _instantiate(spec: dict[str, Any]) -> Any:
+    """A ``{class_path, init_args}`` spec (as jsonargparse validated it) -> the object."""
+    module, _, name = spec["class_path"].rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)(**(spec.get("init_args") or {}))
+    except (TypeError, ValueError, OSError) as exc:
+        raise UserError(f"option --trainer.logger/--trainer.callbacks: {spec['class_path']}: {one_line(exc)}") from None
+
+
+def user_logger(spec: Any, run_dir: Path) -> Any:
+    """``trainer.logger``: unset, TensorBoard in the run folder; ``false``, none; else the
+    logger(s) it names (``--trainer.logger CSVLogger --trainer.logger.save_dir DIR``)."""
+    if spec is None or spec is True:
+        return TensorBoardLogger(str(run_dir), name="tensorboard", version="", default_hp_metric=False)
+    if spec is False:
+        return False
+    return [_instantiate(s) for s in spec] if isinstance(spec, list) else _instantiate(spec)
+
+
 def _trainer(cfg: RunConfig, run_dir: Path, callbacks: list[L.Callback], checkpoints: bool) -> L.Trainer:
     args = dict(cfg.trainer_args)
-    logger = TensorBoardLogger(str(run_dir), name="tensorboard", version="", default_hp_metric=False)
+    logger = user_logger(args.pop("logger", None), run_dir)
+    given = args.pop("callbacks", None) or []  # the user's, after the runner's own
+    callbacks = [*callbacks, *(_instantiate(s) for s in (given if isinstance(given, list) else [given]))]
     if args.get("enable_progress_bar") is not False:
         callbacks = [*callbacks, RunProgressBar()]
     try:

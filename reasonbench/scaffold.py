@@ -26,7 +26,8 @@ from pathlib import Path
 from string import Template
 
 from . import registry
-from .errors import CommandParser, UserError
+from .commandline import command_parser, parse
+from .errors import UserError
 
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*")
 # the reasonbench checkout this module runs from (an editable install), for --in-tree
@@ -403,25 +404,22 @@ def _shown(path: Path) -> str:
     return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
 
 
-USAGE = ("usage: reasonbench new-plugin NAME [--package DIR | --in-tree [--root CHECKOUT]]\n"
-         "  --package DIR  a pip-installable package of its own (default: ./reasonbench-NAME)\n"
-         "  --in-tree      a built-in plugin in the reasonbench checkout (plugins/, benchmarks/presets/, tests/)")
-
 
 def command(argv: list[str]) -> int:
-    if not argv or argv[0] in ("-h", "--help"):
-        print(USAGE, file=sys.stdout if argv else sys.stderr)
-        return 0 if argv else 2
-    parser = CommandParser(prog="reasonbench new-plugin", add_help=False)
-    parser.add_argument("name")
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--package")
-    where.add_argument("--in-tree", action="store_true")
-    parser.add_argument("--root", type=Path, default=CHECKOUT)
-    args = parser.parse_args(argv)
-    name, package, in_tree, root = args.name, args.package, args.in_tree, args.root
+    parser = command_parser("reasonbench new-plugin", "Write a model plugin that trains as generated: model, "
+                            "smoke and mini presets for every task, tests (CONTRIBUTING.md).")
+    parser.add_argument("name", type=str, help="the model's registered name")
+    parser.add_argument("--package", type=str | None, default=None,
+                        help="a pip-installable package of its own (default: ./reasonbench-NAME)")
+    parser.add_argument("--in-tree", action="store_true",
+                        help="a built-in plugin in the reasonbench checkout (plugins/, benchmarks/presets/, tests/)")
+    parser.add_argument("--root", type=str, default=str(CHECKOUT), help="the checkout, with --in-tree")
+    args = parse(parser, argv)
+    name, package, in_tree, root = args.name, args.package, args.in_tree, Path(args.root)
+    if package is not None and in_tree:
+        raise UserError("new-plugin: --package and --in-tree exclude each other")
     if name.startswith("-"):
-        raise UserError(f"new-plugin: the model name comes first; {USAGE.splitlines()[0].removeprefix('usage: ')}")
+        raise UserError("new-plugin: the model name comes first: reasonbench new-plugin NAME [--package DIR | --in-tree]")
     if in_tree:
         plan = plan_in_tree(name, root.resolve())
         base = root.resolve()

@@ -28,6 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .commandline import command_parser, parse, split_passthrough
 from .errors import UserError
 from .record import read_record, record_path, write_atomic
 from .registry import default_preset
@@ -554,19 +555,9 @@ def _seeds(values: list[str]) -> list[int]:
 
 def command(argv: list[str]) -> int:
     """``reasonbench sweep ...``: parse, then :func:`sweep` (or :func:`status`)."""
-    from jsonargparse import ArgumentParser
-
-    own, overrides = [], []
-    i = 0
-    while i < len(argv):  # run options pass through to every run (each resolved before anything starts)
-        if argv[i].startswith(PASSTHROUGH):
-            takes_value = "=" not in argv[i] and i + 1 < len(argv)
-            overrides += argv[i:i + 1 + takes_value]
-            i += 1 + takes_value
-        else:
-            own.append(argv[i])
-            i += 1
-    parser = ArgumentParser(prog="reasonbench sweep", exit_on_error=False,
+    # run options pass through to every run (each resolved before anything starts)
+    own, overrides = split_passthrough(argv, PASSTHROUGH)
+    parser = command_parser("reasonbench sweep",
                             description="Runs every model x task x seed not finished yet. Run options "
                                         f"({', '.join(p + ('*' if p.endswith('.') else '') for p in PASSTHROUGH)}) "
                                         "go to every run.")
@@ -588,12 +579,7 @@ def command(argv: list[str]) -> int:
     parser.add_argument("--wait", action="store_true", help="slurm: wait for the array and report")
     parser.add_argument("--dry-run", action="store_true", help="write the manifest (and sbatch script); run nothing")
     parser.add_argument("--status", action="store_true", help="print the sweep in --out; run and write nothing")
-    try:
-        args = parser.parse_args(own)
-    except Exception as exc:  # jsonargparse's ArgumentError and its type errors
-        message = " ".join(str(exc).split()).replace('Parser key "cpus_per_task"', "--cpus-per-task")
-        message = re.sub(r'Parser key "([^"]+)":', r"--\1:", message).replace("Expected a <class '", "expected ")
-        raise UserError(message.replace("'>. Got value:", ", got")) from None
+    args = parse(parser, own)
     if args.status:
         if args.models or args.tasks or args.seeds or overrides:
             raise UserError("--status shows the sweep in --out as its manifest describes it: give only --out")

@@ -33,8 +33,9 @@ import torch
 from torch import nn
 
 from . import registry
-from .config import MeasureConfig, RunConfig, one_line, overrides_to_argv, resolve
-from .errors import CommandParser, UserError
+from .config import MeasureConfig, RunConfig, one_line, resolve
+from .commandline import command_parser, parse
+from .errors import UserError
 from .module import ReasoningModule, ReasoningOutput
 from .nn.puzzle import PuzzleEmbedding
 from .optim import OptimConfig
@@ -126,9 +127,9 @@ class Subject:
 
 def subject(name: str, task: str, preset: str = "smoke", **model_args: Any) -> Subject:
     """The registered model ``name`` on ``task``, from its preset (plus ``model_args``)."""
-    argv = ["--model", name, "--task", task, "--preset", preset, *overrides_to_argv({"model": model_args})]
+    argv = ["--model", name, "--task", task, "--preset", preset]
     try:
-        cfg, _ = resolve(argv, prog="reasonbench check-plugin")
+        cfg, _ = resolve(argv, prog="reasonbench check-plugin", overrides={"model": model_args})
     except UserError as exc:
         if "no preset" in str(exc):
             raise fail(str(exc), f"add the preset file models/{name}/{task}/{preset}.yaml (model, optim and "
@@ -624,24 +625,21 @@ __all__ = ["Subject", "subject", "task_names", "fail", "CheckResult", "MODEL_CHE
            "assert_conforms", "run_check", "one_thread"]
 
 
-CHECK_USAGE = "usage: reasonbench check-plugin NAME [--tasks T1,T2] [--preset P] [--no-record]"
-
-
 def command(argv: list[str]) -> int:
     """``reasonbench check-plugin``: every check, PASS/FAIL/SKIP a line (with what to change);
     exit 0 when all pass, 1 when any fails (2: bad arguments or an unknown name)."""
-    if not argv or argv[0] in ("-h", "--help"):
-        print(CHECK_USAGE, file=sys.stdout if argv else sys.stderr)
-        return 0 if argv else 2
-    parser = CommandParser(prog="reasonbench check-plugin", add_help=False)
-    parser.add_argument("name")
-    parser.add_argument("--tasks", type=lambda text: [t for t in text.split(",") if t])
-    parser.add_argument("--preset", default="smoke")
-    parser.add_argument("--no-record", dest="record", action="store_false")
-    args = parser.parse_args(argv)
+    parser = command_parser("reasonbench check-plugin", "The conformance kit: PASS/FAIL per check with what to "
+                            "change; exit 0 when all pass, 1 when any fails.")
+    parser.add_argument("name", type=str, help="the model's registered name")
+    parser.add_argument("--tasks", type=str | None, default=None, help="tasks T1,T2 (default: every task)")
+    parser.add_argument("--preset", type=str, default="smoke", help="the preset the checks train on")
+    parser.add_argument("--no-record", dest="record", action="store_false",
+                        help="skip the check that writes and validates a whole run's record")
+    args = parse(parser, argv)
+    args.tasks = [t for t in args.tasks.split(",") if t] if args.tasks is not None else None
     name, tasks, preset, record = args.name, args.tasks, args.preset, args.record
     if name.startswith("-"):
-        raise UserError(f"check-plugin: the model name comes first; {CHECK_USAGE.removeprefix('usage: ')}")
+        raise UserError("check-plugin: the model name comes first: reasonbench check-plugin NAME [--tasks T1,T2]")
     registry.check("model", name)
     for task in tasks or []:
         registry.check("task", task)

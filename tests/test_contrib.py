@@ -105,7 +105,7 @@ def test_new_plugin_in_tree_writes_the_checkout_and_declares_it(tmp_path, isolat
     (["Bad Name"], "use lowercase letters"),
     (["trm"], "model name 'trm' is taken"),
     (["class"], "is a Python keyword"),
-    (["ok", "--in-tree", "--package", "x"], "argument --package: not allowed with argument --in-tree"),
+    (["ok", "--in-tree", "--package", "x"], "--package and --in-tree exclude each other"),
     (["ok", "--frobnicate"], "unrecognized arguments: --frobnicate"),
 ])
 def test_new_plugin_refuses_with_one_line_and_writes_nothing(tmp_path, monkeypatch, args, message):

@@ -114,7 +114,7 @@ def test_eval_max_steps_writes_the_longer_curve(trained_maze, tmp_path) -> None:
     assert trained["by_difficulty"]["kind"] == "shortest path length"
     assert sum(b["n_test_examples"] for b in trained["by_difficulty"]["buckets"]) == trained["n_test_examples"]
     bad = call_cli("eval", *args, "--checkpoint", str(checkpoint), "--out", str(tmp_path), "--max-steps", "0")
-    assert bad.returncode == 2 and "--eval_max_steps" in bad.stderr
+    assert bad.returncode == 2 and "--max-steps" in bad.stderr
     no_depth = call_cli("run", "--model", "transformer", "--task", "maze", "--max-steps", "4", *QUIET,
                         "--out", str(tmp_path))
     assert no_depth.returncode == 2 and "no reasoning steps" in no_depth.stderr

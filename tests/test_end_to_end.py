@@ -105,9 +105,23 @@ def test_divergence_is_recorded_without_accuracy(plugin_path, tmp_path):
     assert "diverged: non-finite training loss" in result.stdout
 
 
-def test_run_help_without_model_prints_usage():
+def test_run_help_without_model_lists_the_commands_own_options():
     result = call_cli("run", "--help")
-    assert result.returncode == 0 and "  run  --model M --task T [--preset P]" in result.stdout
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    for option in ("--model.name NAME", "--resume", "--overwrite", "--max-steps", "--print_config", "--budget",
+                   "--trainer.logger", "--trainer.callbacks", "--model M --task T --help"):
+        assert option in text, option
+    assert "--model.hidden_size" not in text  # the model's options need the model
+
+
+def test_help_with_model_and_task_shows_the_presets_values_as_defaults():
+    result = call_cli("run", "--model", "trm", "--task", "maze", "--preset", "mini", "--help")
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    assert "--model.hidden_size HIDDEN_SIZE (type: int, default: 64)" in text  # the mini preset's, not 512
+    assert "--trainer.max_steps MAX_STEPS" in text and "default: 2000" in text
+    assert "--task.size SIZE" in text and "(type: int, default: 6)" in text
 
 
 def test_arc_smoke_run_scores_by_vote_and_writes_a_submission(tmp_path):
@@ -119,3 +133,26 @@ def test_arc_smoke_run_scores_by_vote_and_writes_a_submission(tmp_path):
     attempts = next(iter(submission.values()))[0]
     assert set(attempts) == {"attempt_1", "attempt_2"} and isinstance(attempts["attempt_1"], list)
     assert rec.read_record(tmp_path / "transformer" / "arc" / "smoke" / "seed0.json")["submission"] == record["submission"]
+
+
+def test_logger_and_callbacks_come_from_the_command_line(tmp_path):
+    """--trainer.logger / --trainer.callbacks as LightningCLI takes them: a CSV log with the
+    learning rate a LearningRateMonitor wrote, no TensorBoard folder; both in the record's config."""
+    logs = tmp_path / "logs"
+    result = call_cli("run", "--model", "transformer", "--task", "sudoku", "--preset", "smoke", "--out", str(tmp_path),
+                      "--trainer.logger", "CSVLogger", "--trainer.logger.save_dir", str(logs),
+                      "--trainer.callbacks+=LearningRateMonitor", "--trainer.callbacks.logging_interval", "step",
+                      *QUIET)
+    assert result.returncode == 0, result.stderr
+    metrics = (logs / "lightning_logs" / "version_0" / "metrics.csv").read_text().splitlines()
+    header = metrics[0].split(",")
+    assert "lr-AdamW" in header and "train/loss" in header and len(metrics) > 3
+    run_dir = tmp_path / "transformer" / "sudoku" / "smoke" / "seed0"
+    assert not (run_dir / "tensorboard").exists()
+    record = rec.read_record(tmp_path / "transformer" / "sudoku" / "smoke" / "seed0.json")
+    trainer = record["provenance"]["config"]["trainer"]
+    assert trainer["logger"]["class_path"] == "lightning.pytorch.loggers.CSVLogger"
+    assert trainer["callbacks"][0]["init_args"]["logging_interval"] == "step"
+    bad = call_cli("run", "--model", "transformer", "--task", "sudoku", "--preset", "smoke", "--out", str(tmp_path / "b"),
+                   "--trainer.logger", "os.system")
+    assert bad.returncode == 2 and "trainer.logger" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
