@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import dataclass, fields
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -39,6 +40,37 @@ def validate(record: dict[str, Any], source: str = "record") -> None:
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
         raise UserError(f"{source}: invalid record at {where}: {error.message}")
+
+
+@dataclass
+class ResultRecord:
+    """One run's result as ``record_schema.json`` describes it (fields in the file's order);
+    ``as_dict`` is what is written and what ``reasonbench.run`` returns."""
+
+    model: str
+    task: str
+    preset: str
+    seed: int
+    mode: str  # train, or eval (a checkpoint tested)
+    status: str  # completed or diverged
+    status_detail: str | None
+    metrics: dict[str, Any] | None  # None when diverged
+    cost: dict[str, Any]
+    provenance: dict[str, Any]
+    task_metadata: dict[str, Any]
+    checkpoint: str | None
+    budget: dict[str, Any] | None = None  # only for a run under --budget
+    submission: str | None = None  # a task's answers file (ARC), beside the record
+    examples: dict[str, Any] | None = None  # a solved and a failed test example, for the pictures
+    schema_version: int = SCHEMA_VERSION
+
+    def as_dict(self) -> dict[str, Any]:
+        data = {"schema_version": self.schema_version, **{f.name: getattr(self, f.name) for f in fields(self)
+                                                          if f.name != "schema_version"}}
+        for optional in ("budget", "submission", "examples"):
+            if data[optional] is None:
+                del data[optional]
+        return data
 
 
 def record_path(out: str | Path, model: str, task: str, preset: str, seed: int, mode: str = "train") -> Path:

@@ -412,8 +412,8 @@ def make_record(cfg: RunConfig, mode: str, command: str | None, trainer: L.Train
                 task: ReasoningTask, clock: TrainClock, flop_counter: TrainFlopCounter, eval_seconds: float,
                 ood_results: dict[str, Any] | None, checkpoint_path: Path | None, run_dir: Path,
                 started: str) -> dict[str, Any]:
-    """The result record of a finished run: metrics, cost (the forward FLOPs measured here),
-    provenance."""
+    """The result record of a finished run (a ``ResultRecord``, as data): metrics, cost (the
+    forward FLOPs measured here), provenance."""
     submission = None
     if model.test_predictions is not None and hasattr(task, "write_submission"):
         # e.g. ARC: the voted answers in the ARC Prize format, beside the record
@@ -422,26 +422,17 @@ def make_record(cfg: RunConfig, mode: str, command: str | None, trainer: L.Train
     difficulty_breakdown(model.test_results, task)
     if ood_results is not None:
         model.test_results["ood"] = ood_results
-    record = {
-        "schema_version": rec.SCHEMA_VERSION,
-        "model": cfg.model, "task": cfg.task, "preset": cfg.preset, "seed": cfg.seed,
-        "mode": mode, "status": "diverged" if model.diverged else "completed",
-        "status_detail": model.diverged,
-        "metrics": None if model.diverged else model.test_results,
-        "cost": cost_of(cfg, mode, trainer, model, task, clock, flop_counter, eval_seconds),
-        "provenance": provenance_of(cfg, command, task, clock, started),
-        "task_metadata": task.metadata.as_dict(),
-        "checkpoint": str(checkpoint_path) if checkpoint_path else None,
-    }
-    if clock.budget_seconds is not None:
-        # stopped_at_step null: the preset's steps ran out before the budget did
-        record["budget"] = {"device_seconds": clock.budget_seconds, "spec": cfg.budget,
-                            "stopped_at_step": clock.stopped_at_step}
-    if submission:
-        record["submission"] = submission
-    if model.test_examples:
-        record["examples"] = model.test_examples
-    return record
+    # budget's stopped_at_step null: the preset's steps ran out before the budget did
+    budget = None if clock.budget_seconds is None else {
+        "device_seconds": clock.budget_seconds, "spec": cfg.budget, "stopped_at_step": clock.stopped_at_step}
+    return rec.ResultRecord(
+        model=cfg.model, task=cfg.task, preset=cfg.preset, seed=cfg.seed, mode=mode,
+        status="diverged" if model.diverged else "completed", status_detail=model.diverged,
+        metrics=None if model.diverged else model.test_results,
+        cost=cost_of(cfg, mode, trainer, model, task, clock, flop_counter, eval_seconds),
+        provenance=provenance_of(cfg, command, task, clock, started), task_metadata=task.metadata.as_dict(),
+        checkpoint=str(checkpoint_path) if checkpoint_path else None, budget=budget, submission=submission or None,
+        examples=model.test_examples or None).as_dict()
 
 
 def cost_of(cfg: RunConfig, mode: str, trainer: L.Trainer, model: ReasoningModule, task: ReasoningTask,
