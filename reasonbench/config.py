@@ -22,6 +22,7 @@ import yaml
 from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 
 from . import registry
+from .commandline import command_parser, one_line
 from .registry import NAME_PATTERN, NAME_RULE, default_preset
 from .errors import UserError
 from .metrics import MAX_STEPS
@@ -198,8 +199,7 @@ def build_parser(model_cls: type | None, task_cls: type | None, prog: str = "rea
 
     command = prog.rsplit(" ", 1)[-1]
     helps = {"eval": EVAL_HELP, "info": INFO_HELP}
-    parser = ArgumentParser(prog=prog, exit_on_error=False, default_meta=False, allow_abbrev=False,
-                            description=helps.get(command, RUN_HELP))
+    parser = command_parser(prog, helps.get(command, RUN_HELP))
     parser.add_argument("--config", action=ActionConfigFile, help="YAML config file(s), applied after the preset")
     parser.add_argument("--preset", type=str, default=default_preset(),
                         help="preset name (benchmarks/presets; $REASONBENCH_PRESET or mini when not given)")
@@ -241,7 +241,7 @@ def resolve_task(argv: list[str], prog: str, extra: dict[str, tuple[Any, Any, st
     names = _required_names(argv, ("task",))
     task_cls = registry.get_task(names["task"])
     preset = names.get("preset") or default_preset()
-    parser = ArgumentParser(prog=prog, exit_on_error=False, default_meta=False, allow_abbrev=False)
+    parser = command_parser(prog)
     parser.add_argument("--config", action=ActionConfigFile, help="YAML config file(s), applied after the preset")
     parser.add_argument("--preset", type=str, default=default_preset(), help="preset name")
     parser.add_argument("--task.name", type=str, required=True, help="registered task name (--task T)")
@@ -255,14 +255,20 @@ def resolve_task(argv: list[str], prog: str, extra: dict[str, tuple[Any, Any, st
                         f"available: {_preset_names([r / 'tasks' / names['task'] for r in roots])}")
     if any(a in ("-h", "--help") for a in argv):  # the task's options, the preset's values as defaults
         given = [a for a in argv if a not in ("-h", "--help")]
-        parser.set_defaults(_plain(_parse(parser, ["--config", str(task_file), *given]), flat=True))
-        parser.parse_args(["--help"])
+        _help_with_defaults(parser, _parse(parser, ["--config", str(task_file), *given]))
     ns = _parse(parser, ["--config", str(task_file), *argv])
     if overrides:
         ns = _parse_object(parser, overrides, ns)
     config = _plain(ns)
     check_name("--preset", config["preset"])
     return task_cls, config
+
+
+def _help_with_defaults(parser: ArgumentParser, values: Namespace) -> None:
+    """Print ``parser``'s help with ``values`` (a preset's, as parsed) as its defaults; exits 0."""
+    known = {action.dest for action in parser._actions}
+    parser.set_defaults({k: v for k, v in _plain(values, flat=True).items() if k in known})
+    parser.parse_args(["--help"])
 
 
 def _normalise_argv(argv: list[str]) -> tuple[list[str], bool]:
@@ -347,10 +353,6 @@ def parse_duration(text: str, option: str = "--budget") -> float:
     return seconds
 
 
-def one_line(message: str) -> str:
-    return " ".join(str(message).split())
-
-
 def resolve(argv: list[str], prog: str = "reasonbench run",
             overrides: dict[str, Any] | None = None) -> tuple[RunConfig, bool]:
     """Resolve a run from command-line style arguments, then ``overrides`` (the Python API's
@@ -369,10 +371,7 @@ def resolve(argv: list[str], prog: str = "reasonbench run",
                for arg in ("--config", source)]
     if asks_help:  # every option, with the preset's values as defaults (read as `run` reads them)
         names_given = ["--model.name", names["model"], "--task.name", names["task"]]
-        preset_values = _plain(_parse(build_parser(model_cls, task_cls), stacked + names_given), flat=True)
-        known = {action.dest for action in parser._actions}
-        parser.set_defaults({k: v for k, v in preset_values.items() if k in known})
-        parser.parse_args(["--help"])
+        _help_with_defaults(parser, _parse(build_parser(model_cls, task_cls), stacked + names_given))
     ns = _parse(parser, stacked + argv)
     if overrides:
         ns = _parse_object(parser, overrides, ns)
