@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 RESULTS ?= results
 
-.PHONY: install run test test-all bench leaderboard depth site clean
+.PHONY: install run test test-all bench leaderboard publish depth site clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,23 +43,28 @@ bench: install
 	$(BIN)/python -m reasonbench_benchmarks.attractor_memory
 	$(BIN)/python -m reasonbench_benchmarks.leaderboard_build
 
-# The leaderboard: the mini track (CPU) of every built-in model on every task into
-# $(LEADERBOARD) (a record already there is kept, so a rerun resumes; a model without a mini
-# preset for a task is skipped), then the site from those records.
-LEADERBOARD ?= leaderboard/results
+# The leaderboard's mini track (CPU) swept from this checkout: every built-in model with a mini
+# preset for the task, over the seeds of $(MINI_SEEDS) (task:seeds), $(PARALLEL) runs at once
+# sharing the cores, into $(LEADERBOARD) (a run whose record is there is kept, so a rerun
+# resumes), then the site from those records. `make publish` puts the rows into
+# leaderboard/results, each replacing its row whole (one clean commit, one CPU per row).
+LEADERBOARD ?= results/mini
+MINI_SEEDS ?= maze:0-4 sudoku:0-2 arc:0-2
+PARALLEL ?= 2
 leaderboard: install
 	@set -e; \
 	models=$$($(BIN)/reasonbench list | awk '$$1 == "model" && $$3 == "ok" && /\(built-in\)/ {print $$2}'); \
-	tasks=$$($(BIN)/reasonbench list | awk '$$1 == "task" && $$3 == "ok" {print $$2}'); \
-	for t in $$tasks; do for m in $$models; do \
-	  if [ -f "$(LEADERBOARD)/$$m/$$t/mini/seed0.json" ]; then echo "$$m on $$t: record exists, kept"; \
-	  elif ! $(BIN)/reasonbench info --model $$m --task $$t --preset mini >/dev/null 2>&1; then \
-	    echo "$$m on $$t: no mini preset, skipped"; \
-	  else echo "$$m on $$t: mini run"; \
-	    $(BIN)/reasonbench run --model $$m --task $$t --preset mini --out $(LEADERBOARD) --resume \
-	      --trainer.enable_progress_bar false; \
-	  fi; done; done
+	for spec in $(MINI_SEEDS); do task=$${spec%%:*}; seeds=$${spec#*:}; \
+	  with=$$(for m in $$models; do \
+	    if $(BIN)/reasonbench info --model $$m --task $$task --preset mini >/dev/null 2>&1; then echo $$m; \
+	    else echo "$$m on $$task: no mini preset, skipped" >&2; fi; done | paste -sd, -); \
+	  $(BIN)/reasonbench sweep --models $$with --tasks $$task --seeds $$seeds --preset mini \
+	    --out $(LEADERBOARD) --parallel $(PARALLEL); \
+	done
 	$(MAKE) site RESULTS=$(LEADERBOARD)
+
+publish: install
+	$(BIN)/python -m reasonbench_benchmarks.publish $(LEADERBOARD) --into leaderboard/results
 
 # The test-time depth track: every trained mini checkpoint under $(LEADERBOARD) of a model with
 # reasoning steps, evaluated for $(DEPTH) steps on the test and the out-of-distribution split

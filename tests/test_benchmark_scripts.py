@@ -21,9 +21,12 @@ def test_sudoku_extreme_scale_builds_the_paper_recipe_and_counts_trm_flops(tmp_p
 
 
 def test_reproduce_accepts_the_same_result_and_refuses_another(tmp_path, capsys):
-    """The CI check of a committed row: a record re-run to the same counts passes, one whose
-    committed count differs fails."""
+    """The CI check of a committed row: a record re-run to the same counts passes (with the
+    record's torch thread count, the caller's restored after), one whose committed count differs
+    fails."""
     import json
+
+    import torch
 
     from reasonbench.cli import main as reasonbench
     from reasonbench_benchmarks.reproduce import main as reproduce
@@ -31,10 +34,83 @@ def test_reproduce_accepts_the_same_result_and_refuses_another(tmp_path, capsys)
     assert reasonbench(["run", "--model", "transformer", "--task", "sudoku", "--preset", "smoke", "--out", str(tmp_path),
                         "--trainer.enable_progress_bar", "false"]) == 0
     record = tmp_path / "transformer/sudoku/smoke/seed0.json"
-    assert reproduce([str(record)]) == 0  # the same preset and seed on the same machine: the same counts
     data = json.loads(record.read_text())
+    threads = torch.get_num_threads()
+    assert reproduce([str(record)]) == 0  # the same preset and seed on the same machine: the same counts
+    assert f"{data['provenance']['cpu']['threads']} torch threads" in capsys.readouterr().out
+    assert torch.get_num_threads() == threads
     again = tmp_path / "again.json"
     data["metrics"]["exact_correct"] = data["metrics"]["n_test_examples"] + 1  # no run gives this
     again.write_text(json.dumps(data))
     assert reproduce([str(again)]) == 1
     assert "differs" in capsys.readouterr().err
+
+
+def _sweep_record(out, model="trm", seed=0, commit="a" * 40, dirty=False, cpu="AMD EPYC", mode="train"):
+    import json
+
+    from .test_record import minimal_record
+
+    record = minimal_record()
+    record.update(model=model, task="maze", preset="mini", seed=seed, mode=mode)
+    record["provenance"].update(git_commit=commit, git_dirty=dirty, cpu={"model": cpu, "threads": 1})
+    path = out / model / "maze" / "mini" / (f"seed{seed}.json" if mode == "train" else f"seed{seed}.{mode}.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record))
+    return path
+
+
+def test_publish_replaces_a_row_whole_and_keeps_the_others(tmp_path, capsys):
+    """A sweep's row replaces the published row's records (seeds it no longer has go too); a row
+    the sweep lacks stays."""
+    import json
+
+    from reasonbench_benchmarks.publish import main as publish
+
+    sweep, published = tmp_path / "sweep", tmp_path / "published"
+    for seed in range(3):
+        _sweep_record(sweep, seed=seed)
+    _sweep_record(sweep, seed=0, mode="eval")
+    for seed in range(5):  # an older version of the row, with more seeds
+        _sweep_record(published, seed=seed, commit="b" * 40)
+    kept = _sweep_record(published, model="hrm", commit="b" * 40)
+    assert publish([str(sweep), "--into", str(published), "--commit", "aaaa"]) == 0
+    assert "trm/maze/mini: 4 records from aaaaaaaaaa (replacing 5)" in capsys.readouterr().out
+    row = published / "trm/maze/mini"
+    assert sorted(p.name for p in row.iterdir()) == ["seed0.eval.json", "seed0.json", "seed1.json", "seed2.json"]
+    assert {json.loads(p.read_text())["provenance"]["git_commit"] for p in row.iterdir()} == {"a" * 40}
+    assert json.loads(kept.read_text())["provenance"]["git_commit"] == "b" * 40
+
+
+@pytest.mark.parametrize("spoil, message", [
+    (dict(seed=2, commit="c" * 40), "seed2.json: made at cccccccccc on AMD EPYC, but seed0.json of the same row at aaaaaaaaaa"),
+    (dict(seed=2, cpu="Intel Xeon"), "seed2.json: made at aaaaaaaaaa on Intel Xeon"),
+    (dict(seed=2, dirty=True), "seed2.json: not made from a clean commit"),
+])
+def test_publish_refuses_a_row_of_mixed_origin_and_changes_nothing(tmp_path, capsys, spoil, message):
+    from reasonbench_benchmarks.publish import main as publish
+
+    sweep, published = tmp_path / "sweep", tmp_path / "published"
+    for seed in range(2):
+        _sweep_record(sweep, seed=seed)
+    _sweep_record(sweep, model="hrm")  # a good row beside the bad one is not published either
+    _sweep_record(sweep, **spoil)
+    old = _sweep_record(published, commit="b" * 40)
+    before = old.read_text()
+    assert publish([str(sweep), "--into", str(published)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
+    assert old.read_text() == before and not (published / "hrm").exists()
+
+
+def test_publish_names_a_record_made_at_another_commit_and_an_invalid_one(tmp_path, capsys):
+    from reasonbench_benchmarks.publish import main as publish
+
+    sweep = tmp_path / "sweep"
+    _sweep_record(sweep)
+    assert publish([str(sweep), "--into", str(tmp_path / "p"), "--commit", "f95ce76"]) == 2
+    assert "seed0.json: made at aaaaaaaaaa, not at --commit f95ce76" in capsys.readouterr().err
+    (sweep / "trm/maze/mini/seed1.json").write_text("{")
+    assert publish([str(sweep), "--into", str(tmp_path / "p")]) == 2
+    assert "seed1.json:1: not valid JSON" in capsys.readouterr().err
+    assert not (tmp_path / "p").exists()
