@@ -229,7 +229,16 @@ def build_parser(model_cls: type | None, task_cls: type | None, prog: str = "rea
     parser.add_class_arguments(OptimConfig, "optim")
     parser.add_class_arguments(MeasureConfig, "measure")
     parser.add_class_arguments(L.Trainer, "trainer", skip=TRAINER_MANAGED)
+    _hide_name_groups_loaders(parser)
     return parser
+
+
+def _hide_name_groups_loaders(parser: ArgumentParser) -> None:
+    """jsonargparse gives each class group a ``--model CONFIG`` (a YAML of the group); ``--model``
+    and ``--task`` name the model and task here (``_normalise_argv``), so help must not offer those two."""
+    for action in parser._actions:
+        if action.option_strings in (["--model"], ["--task"]):
+            action.help = argparse.SUPPRESS
 
 
 def resolve_task(argv: list[str], prog: str, extra: dict[str, tuple[Any, Any, str]] | None = None,
@@ -246,6 +255,7 @@ def resolve_task(argv: list[str], prog: str, extra: dict[str, tuple[Any, Any, st
     parser.add_argument("--preset", type=str, default=default_preset(), help="preset name")
     parser.add_argument("--task.name", type=str, required=True, help="registered task name (--task T)")
     parser.add_class_arguments(task_cls, "task")
+    _hide_name_groups_loaders(parser)
     for name, (typ, default, text) in (extra or {}).items():
         parser.add_argument(f"--{name}", type=typ, default=default, help=text)
     roots = preset_roots()

@@ -119,6 +119,8 @@ def test_help_at_every_level_without_other_options(argv):
     result = call_cli(*argv)
     assert result.returncode == 0 and result.stderr == "", result.stderr
     assert result.stdout.startswith("usage: reasonbench"), result.stdout[:200]
+    # --model/--task name the model and task: jsonargparse's group-YAML loaders of those names are not offered
+    assert "--model CONFIG" not in result.stdout and "--task CONFIG" not in result.stdout
 
 
 def test_run_defaults_to_the_mini_preset_and_the_environment_may_name_another(monkeypatch):

@@ -124,6 +124,26 @@ def test_presets_of_one_track_are_separate_rows(tmp_path):
     assert [r[1] for r in rows[1:]] == ["cmm", "cmm (tiny)"]  # after the rank
 
 
+def test_a_row_run_at_several_commits_says_so(tmp_path):
+    """The commit column names a row's one commit; a row whose seeds were run at two commits says
+    "2 commits" (both in the cell's title), never one of them alone."""
+    for seed, commit in [(0, "a" * 40), (1, "b" * 40)]:
+        record = make_record(model="trm", seed=seed)
+        record["provenance"]["git_commit"] = commit
+        put(tmp_path / "res", record)
+    one = make_record(model="hrm")
+    one["provenance"]["git_commit"] = "c" * 40
+    put(tmp_path / "res", one)
+    built = leaderboard.build(tmp_path / "res", tmp_path / "site", reported=None)
+    by_model = {r["model"]: r for r in built.rows}
+    assert by_model["trm"]["git_commits"] == ["a" * 40, "b" * 40] and by_model["trm"]["git_commit"] is None
+    assert by_model["hrm"]["git_commit"] == "c" * 40
+    md = (tmp_path / "site" / "leaderboard.md").read_text()
+    assert "| 2 commits |" in md and f"| {'c' * 10} |" in md
+    html = (tmp_path / "site" / "task-sudoku.html").read_text()
+    assert f'<code title="{"a" * 40} {"b" * 40}">2 commits</code>' in html
+
+
 def test_pareto_front_of_known_points():
     points = [(1, 0.1), (2, 0.5), (3, 0.4), (4, 0.9), (4, 0.8), (0.5, 0.05), (10, 0.9)]
     assert leaderboard.pareto_front(points) == [5, 0, 1, 3]

@@ -116,6 +116,12 @@ def device_text(row: dict[str, Any]) -> str:
     return ("" if row["device_count"] == 1 else f"{row['device_count']} x ") + row["device"]
 
 
+def commit_text(row: dict[str, Any]) -> str:
+    """The row's commit, short; a row whose seeds were run at several commits says how many."""
+    commits = row["git_commits"]
+    return commits[0][:10] if len(commits) == 1 else f"{len(commits)} commits" if commits else "-"
+
+
 # --- Markdown ------------------------------------------------------------------------------
 def markdown(rows: list[dict[str, Any]], reported: list[dict[str, Any]]) -> str:
     """Measured tables per task and track, then each task's reported figures in a table apart."""
@@ -158,7 +164,7 @@ def markdown_row(r: dict[str, Any]) -> str:
     return (f"| {rank_text(r)} | {md(model_label(r))} | {accuracy_text(r)} | {interval_text(r)} | "
             f"{interval_text(r, 'exact_accuracy_seed_ci95')} | {ood_text(r)} | {seeds_text(r)} | "
             f"{r['params']:,}{extra} | {si(r['flops_per_example_forward'])} | {si(r['train_flops'])} | "
-            f"{r['device_hours']:.3g} | {md(device_text(r))} | {md((r['git_commit'] or '-')[:10])} | "
+            f"{r['device_hours']:.3g} | {md(device_text(r))} | {md(commit_text(r))} | "
             f"{md(r['finished'][:10])} |")
 
 
@@ -226,7 +232,7 @@ MEASURED_COLUMNS: list[Column] = [
     ("training FLOPs", "num", lambda r: si(r["train_flops"]), lambda r: r["train_flops"]),
     ("device-hours", "num", lambda r: f"{r['device_hours']:.3g}", lambda r: r["device_hours"]),
     ("device", "", lambda r: esc(device_text(r)), None),
-    ("commit", "", lambda r: f'<code title="{esc(r["git_commit"] or "")}">{esc((r["git_commit"] or "-")[:10])}</code>', None),
+    ("commit", "", lambda r: f'<code title="{esc(" ".join(r["git_commits"]))}">{esc(commit_text(r))}</code>', None),
     ("date", "", lambda r: esc(r["finished"][:10]), None),
     ("config", "", lambda r: f'<a href="{esc(r["config"])}">config</a>', None),
 ]

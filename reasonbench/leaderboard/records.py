@@ -525,6 +525,7 @@ def _row(key: tuple, group: list[dict[str, Any]]) -> dict[str, Any]:
     correct = sum(r["metrics"]["exact_correct"] for r in done)
     n = sum(r["metrics"]["n_test_examples"] for r in done)
     train_flops = [r["cost"]["train_flops"] for r in done if r["cost"]["train_flops"] is not None]
+    commits = sorted({r["provenance"]["git_commit"] for r in group} - {None})
     return {
         "task": task, "track": track_name, "model": model, "preset": preset, "mode": mode,
         "seeds": [r["seed"] for r in done], "diverged": len(group) - len(done),
@@ -539,7 +540,8 @@ def _row(key: tuple, group: list[dict[str, Any]]) -> dict[str, Any]:
         "train_flops": statistics.fmean(train_flops) if train_flops else None,
         "device_hours": statistics.fmean(r["cost"]["device_hours"] for r in group),
         "device": first["cost"]["device"], "device_count": first["cost"]["device_count"],
-        "git_commit": first["provenance"]["git_commit"],
+        "git_commit": commits[0] if len(commits) == 1 else None,
+        "git_commits": commits,
         "finished": max(r["provenance"]["finished"] for r in group),
         "files": [r["_file"] for r in group],
         "test_data": sorted({r["provenance"].get("test_data_fingerprint") for r in done} - {None}),
