@@ -2,12 +2,14 @@
 
     python -m reasonbench_benchmarks.publish SWEEP_OUT [--into leaderboard/results] [--commit f95ce76]
 
-A row is a model x task x preset folder (``seed<N>.json`` and ``seed<N>.eval.json``). Every row
-under SWEEP_OUT must come from one clean commit (``provenance.git_commit``, ``git_dirty`` false)
-and one CPU model, or nothing is published (exit 2, the first offending file named). A published
-row replaces the row in --into whole: its old records go, so a row never mixes commits, data or
-machines. Rows of --into that SWEEP_OUT lacks stay as they are. All records are read and checked
-before anything in --into changes."""
+A row is what the leaderboard shows as one: a model x task x preset folder's records of one mode
+(training runs ``seed<N>.json``; evaluations such as ``seed<N>.eval.json``, the "at 8 steps"
+track). Every row under SWEEP_OUT must come from one clean commit (``provenance.git_commit``,
+``git_dirty`` false) and one CPU model, or nothing is published (exit 2, the first offending file
+named). A published row replaces the row in --into whole: its old records go, so a row never
+mixes commits, data or machines. Rows of --into that SWEEP_OUT lacks (another mode of the same
+folder included) stay as they are. All records are read and checked before anything in --into
+changes."""
 
 from __future__ import annotations
 
@@ -21,13 +23,19 @@ from reasonbench.errors import UserError
 from reasonbench.record import read_record
 
 RECORD_GLOB = "seed*.json"
+Row = tuple[Path, str]  # (model/task/preset folder, relative; mode)
 
 
-def _rows(source: Path) -> dict[Path, list[Path]]:
-    """Row folder (model/task/preset, relative) -> its record files."""
-    rows: dict[Path, list[Path]] = defaultdict(list)
+def _mode(path: Path) -> str:
+    """``seed0.json`` -> train, ``seed0.eval.json`` -> eval."""
+    parts = path.name.split(".")
+    return parts[1] if len(parts) == 3 else "train"
+
+
+def _rows(source: Path) -> dict[Row, list[Path]]:
+    rows: dict[Row, list[Path]] = defaultdict(list)
     for path in sorted(source.glob(f"*/*/*/{RECORD_GLOB}")):
-        rows[path.parent.relative_to(source)].append(path)
+        rows[(path.parent.relative_to(source), _mode(path))].append(path)
     return dict(rows)
 
 
@@ -41,13 +49,13 @@ def _origin(record: dict, path: Path, commit: str | None) -> tuple[str, str]:
     return made_at, (provenance.get("cpu") or {}).get("model") or "?"
 
 
-def checked_rows(source: Path, commit: str | None = None) -> dict[Path, list[tuple[Path, str]]]:
+def checked_rows(source: Path, commit: str | None = None) -> dict[Row, list[tuple[Path, str]]]:
     """Every row of ``source`` with its files and their text, checked: valid records, one clean
     commit and one CPU model per row. Raises UserError naming the first file that breaks a rule."""
     rows = _rows(source)
     if not rows:
         raise UserError(f"{source}: no records (<model>/<task>/<preset>/{RECORD_GLOB})")
-    checked: dict[Path, list[tuple[Path, str]]] = {}
+    checked: dict[Row, list[tuple[Path, str]]] = {}
     for row, paths in rows.items():
         origins = {}
         for path in paths:
@@ -65,9 +73,9 @@ def publish(source: Path, into: Path, commit: str | None = None) -> list[str]:
     """Replace each of ``source``'s rows in ``into``; one line per row saying what changed."""
     rows = checked_rows(source, commit)
     lines = []
-    for row, files in rows.items():
+    for (row, mode), files in rows.items():
         folder = into / row
-        old = sorted(folder.glob(RECORD_GLOB)) if folder.is_dir() else []
+        old = [p for p in sorted(folder.glob(RECORD_GLOB)) if _mode(p) == mode] if folder.is_dir() else []
         new_names = {path.name for path, _ in files}
         for path, text in files:
             write_atomic(folder / path.name, text)
@@ -75,7 +83,7 @@ def publish(source: Path, into: Path, commit: str | None = None) -> list[str]:
             if path.name not in new_names:
                 path.unlink()
         commit_made = read_record(folder / files[0][0].name)["provenance"]["git_commit"][:10]
-        lines.append(f"{row}: {len(files)} records from {commit_made} (replacing {len(old)})")
+        lines.append(f"{row} ({mode}): {len(files)} records from {commit_made} (replacing {len(old)})")
     return lines
 
 

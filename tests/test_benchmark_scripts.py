@@ -62,7 +62,7 @@ def _sweep_record(out, model="trm", seed=0, commit="a" * 40, dirty=False, cpu="A
 
 def test_publish_replaces_a_row_whole_and_keeps_the_others(tmp_path, capsys):
     """A sweep's row replaces the published row's records (seeds it no longer has go too); a row
-    the sweep lacks stays."""
+    the sweep lacks stays, the evaluations of a folder whose training runs are replaced included."""
     import json
 
     from reasonbench_benchmarks.publish import main as publish
@@ -70,16 +70,20 @@ def test_publish_replaces_a_row_whole_and_keeps_the_others(tmp_path, capsys):
     sweep, published = tmp_path / "sweep", tmp_path / "published"
     for seed in range(3):
         _sweep_record(sweep, seed=seed)
-    _sweep_record(sweep, seed=0, mode="eval")
     for seed in range(5):  # an older version of the row, with more seeds
         _sweep_record(published, seed=seed, commit="b" * 40)
-    kept = _sweep_record(published, model="hrm", commit="b" * 40)
+    kept = [_sweep_record(published, model="hrm", commit="b" * 40),
+            _sweep_record(published, seed=0, mode="eval", commit="b" * 40)]
     assert publish([str(sweep), "--into", str(published), "--commit", "aaaa"]) == 0
-    assert "trm/maze/mini: 4 records from aaaaaaaaaa (replacing 5)" in capsys.readouterr().out
+    assert "trm/maze/mini (train): 3 records from aaaaaaaaaa (replacing 5)" in capsys.readouterr().out
     row = published / "trm/maze/mini"
     assert sorted(p.name for p in row.iterdir()) == ["seed0.eval.json", "seed0.json", "seed1.json", "seed2.json"]
-    assert {json.loads(p.read_text())["provenance"]["git_commit"] for p in row.iterdir()} == {"a" * 40}
-    assert json.loads(kept.read_text())["provenance"]["git_commit"] == "b" * 40
+    assert {json.loads(p.read_text())["provenance"]["git_commit"] for p in row.glob("seed?.json")} == {"a" * 40}
+    assert [json.loads(p.read_text())["provenance"]["git_commit"] for p in kept] == ["b" * 40, "b" * 40]
+    _sweep_record(sweep, seed=0, mode="eval")  # the sweep's evaluations replace those
+    assert publish([str(sweep), "--into", str(published)]) == 0
+    assert "trm/maze/mini (eval): 1 records from aaaaaaaaaa (replacing 1)" in capsys.readouterr().out
+    assert json.loads(kept[1].read_text())["provenance"]["git_commit"] == "a" * 40
 
 
 @pytest.mark.parametrize("spoil, message", [
