@@ -752,3 +752,8 @@ def test_generated_and_real_data_never_share_a_track():
         record("d", "mini", "generated"), record("e", "mini", "local"), record("f", "mini", None)])}
     assert tracks == {("a", "paper"): "paper", ("b", "paper"): "paper (generated data)", ("c", "paper"): "paper",
                       ("d", "mini"): "mini", ("e", "mini"): "mini (real data)", ("f", "mini"): "mini"}
+    # a row on its preset's track of the other data kind is not labelled with the preset again
+    from reasonbench.leaderboard.pages import model_label
+    labels = {r["model"]: model_label(r) for r in lb_records.aggregate([
+        record("e", "mini", "local"), record("g", "tiny", "hub")])}
+    assert labels == {"e": "e", "g": "g (tiny)"}

@@ -66,7 +66,9 @@ def si(x: float | None) -> str:
 def model_label(row: dict[str, Any]) -> str:
     """Model name, with its preset when the track holds several, and (eval) for checkpoint tests."""
     depth = depth_track(row["track"])  # only evaluations: its name says so
-    preset = "" if row["preset"] in (row["track"], depth and depth[0]) else f" ({row['preset']})"
+    # the track named after the preset, whatever its data kind ("mini (real data)" holds mini)
+    named = {name.removesuffix(GENERATED_DATA).removesuffix(REAL_DATA) for name in (row["track"], depth and depth[0]) if name}
+    preset = "" if row["preset"] in named else f" ({row['preset']})"
     mark = f" {OTHER_TEST_DATA_MARK}" if row.get("test_data_differs") else ""
     return f"{row['model']}{preset}{' (eval)' if row['mode'] == 'eval' and not depth else ''}{mark}"
 
