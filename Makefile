@@ -47,7 +47,8 @@ bench: install
 # preset for the task, over the seeds of $(MINI_SEEDS) (task:seeds), $(PARALLEL) runs at once
 # sharing the cores, into $(LEADERBOARD) (a run whose record is there is kept, so a rerun
 # resumes), then the site from those records. `make publish` puts the rows into
-# leaderboard/results, each replacing its row whole (one clean commit, one CPU per row).
+# leaderboard/results, each replacing its row whole (one clean commit, one CPU per row), and
+# rebuilds the README's leaderboard from them.
 LEADERBOARD ?= results/mini
 MINI_SEEDS ?= maze:0-4 sudoku:0-2 arc:0-2
 PARALLEL ?= 2
@@ -65,6 +66,7 @@ leaderboard: install
 
 publish: install
 	$(BIN)/python -m reasonbench_benchmarks.publish $(LEADERBOARD) --into leaderboard/results
+	$(BIN)/reasonbench leaderboard --results leaderboard/results --out site --readme README.md
 
 # The test-time depth track: every trained mini checkpoint under $(LEADERBOARD) of a model with
 # reasoning steps, evaluated for $(DEPTH) steps on the test and the out-of-distribution split

@@ -96,6 +96,7 @@ def _import_checkpoint(argv: list[str]) -> int:
 
 def _leaderboard(argv: list[str]) -> int:
     from . import leaderboard
+    from .atomic import atomic_writer
     from .errors import UserError
 
     parser = command_parser("reasonbench leaderboard", COMMANDS["leaderboard"][0] + ".")
@@ -103,12 +104,27 @@ def _leaderboard(argv: list[str]) -> int:
     parser.add_argument("--out", type=str, default="site", help="folder to write the leaderboard to")
     parser.add_argument("--reported", type=str, default=str(leaderboard.DEFAULT_REPORTED),
                         help="the papers' published figures (YAML); 'none' for none")
+    parser.add_argument("--readme", type=str, default=None,
+                        help="also put leaderboard.md into this Markdown file, between its lines "
+                             f"'{leaderboard.pages.README_BEGIN} ...' and '{leaderboard.pages.README_END}'")
     args = parse(parser, argv)
     results = Path(args.results)
     if not results.is_dir():
         raise UserError(f"--results {results}: {'not a folder' if results.exists() else 'no such folder'}")
     reported = None if args.reported == "none" else Path(args.reported)
+    readme_text = None
+    if args.readme:  # checked before the build: a README without its markers changes nothing
+        try:
+            readme_text = Path(args.readme).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UserError(f"--readme {args.readme}: cannot read it ({exc.__class__.__name__}: "
+                            f"{getattr(exc, 'strerror', None) or exc})") from None
+        leaderboard.pages.embed_in_readme(readme_text, "", args.readme)
     site = leaderboard.build(results, Path(args.out), reported)
+    if readme_text is not None:
+        section = leaderboard.pages.readme_section((Path(args.out) / "leaderboard.md").read_text())
+        with atomic_writer(args.readme) as handle:
+            handle.write(leaderboard.pages.embed_in_readme(readme_text, section, args.readme).encode())
     for problem in [s.line() for s in site.skipped] + site.warnings:
         print(f"reasonbench leaderboard: {problem}", file=sys.stderr)
     skipped = f", {len(site.skipped)} invalid skipped" if site.skipped else ""

@@ -331,6 +331,63 @@ def test_committed_fixture_records_build_a_clean_site(tmp_path):
         assert config["model"]["name"] == row["model"]
 
 
+README_WITH_MARKERS = """# project
+
+## Leaderboard
+<!-- begin generated leaderboard: written by reasonbench leaderboard --readme -->
+stale table
+<!-- end of generated leaderboard -->
+
+## Layout
+"""
+
+
+def test_readme_gets_the_markdown_between_its_markers_and_keeps_the_rest(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(README_WITH_MARKERS)
+    for _ in range(2):  # a second build changes nothing
+        result = call_cli("leaderboard", "--results", str(FIXTURES), "--out", str(tmp_path / "site"),
+                          "--readme", str(readme))
+        assert result.returncode == 0, result.stderr
+        text = readme.read_text()
+        head, rest = text.split("<!-- end of generated leaderboard -->\n")
+        assert rest == "\n## Layout\n" and "stale table" not in head
+        assert head.startswith("# project\n\n## Leaderboard\n<!-- begin generated leaderboard: written by")
+    markdown = (tmp_path / "site" / "leaderboard.md").read_text()
+    assert "### sudoku\n\n#### mini track" in text and "## sudoku\n\n### mini track" in markdown
+    assert "# reasonbench leaderboard" not in text  # the README's own headings lead
+    assert text.count("| rank | model |") == markdown.count("| rank | model |") == 3
+
+
+@pytest.mark.parametrize("body, found", [
+    ("no markers at all\n", "found 0 begin and 0 end lines"),
+    ("<!-- end of generated leaderboard -->\n<!-- begin generated leaderboard -->\n", "the end line before"),
+    (README_WITH_MARKERS + "<!-- end of generated leaderboard -->\n", "found 1 begin and 2 end lines"),
+])
+def test_readme_without_its_markers_exits_2_and_nothing_is_written(tmp_path, body, found):
+    readme = tmp_path / "README.md"
+    readme.write_text(body)
+    result = call_cli("leaderboard", "--results", str(FIXTURES), "--out", str(tmp_path / "site"),
+                      "--readme", str(readme))
+    assert result.returncode == 2 and found in result.stderr and str(readme) in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert readme.read_text() == body and not (tmp_path / "site").exists()
+
+
+def test_committed_readme_shows_the_committed_records(tmp_path):
+    """The README's leaderboard is what leaderboard/results builds today: publishing rows without
+    rebuilding it (make publish does both) fails here."""
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text()
+    built = tmp_path / "README.md"
+    built.write_text(readme)
+    result = call_cli("leaderboard", "--results", str(root / "leaderboard" / "results"),
+                      "--out", str(tmp_path / "site"), "--readme", str(built))
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert built.read_text() == readme, "README.md's leaderboard is stale: run make publish (or reasonbench " \
+        "leaderboard --results leaderboard/results --readme README.md)"
+
+
 def test_ten_thousand_records_build(tmp_path):
     expected = make_records(FIXTURES, tmp_path / "res", 10_000)
     built = leaderboard.build(tmp_path / "res", tmp_path / "site")

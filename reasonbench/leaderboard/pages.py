@@ -11,6 +11,7 @@ import re
 from importlib import resources
 from typing import Any, Callable
 
+from ..errors import UserError
 from .records import GENERATED_DATA, REAL_DATA, depth_track, one_line, track_sort_key
 
 TRACK_NOTES = {
@@ -158,6 +159,36 @@ def markdown(rows: list[dict[str, Any]], reported: list[dict[str, Any]]) -> str:
     if not rows:
         lines += ["No measured results yet (smoke runs are never listed).", ""]
     return "\n".join(lines)
+
+
+# A project README embeds the Markdown between these lines (`reasonbench leaderboard --readme`).
+README_BEGIN = "<!-- begin generated leaderboard"
+README_END = "<!-- end of generated leaderboard -->"
+
+
+def readme_section(markdown_text: str) -> str:
+    """The leaderboard's Markdown as a README section: no title of its own, every heading one
+    level down, so it sits under the README's own "## Leaderboard"."""
+    lines = markdown_text.splitlines()
+    if lines and lines[0].startswith("# "):
+        lines = lines[1:]
+    while lines and not lines[0].strip():
+        lines = lines[1:]
+    return "\n".join("#" + line if line.startswith("#") else line for line in lines).rstrip("\n") + "\n"
+
+
+def embed_in_readme(readme_text: str, section: str, name: str) -> str:
+    """``readme_text`` with the lines between its README_BEGIN and README_END lines replaced by
+    ``section``; UserError naming ``name`` when the markers are missing, repeated or out of order."""
+    lines = readme_text.splitlines(keepends=True)
+    begins = [i for i, line in enumerate(lines) if line.startswith(README_BEGIN)]
+    ends = [i for i, line in enumerate(lines) if line.strip() == README_END]
+    if len(begins) != 1 or len(ends) != 1 or ends[0] < begins[0]:
+        found = f"{len(begins)} begin and {len(ends)} end lines" if len(begins) != 1 or len(ends) != 1 \
+            else "the end line before the begin line"
+        raise UserError(f"--readme {name}: expected one line starting '{README_BEGIN}' and, after it, one line "
+                        f"'{README_END}'; found {found}")
+    return "".join(lines[:begins[0] + 1]) + section + "".join(lines[ends[0]:])
 
 
 def markdown_row(r: dict[str, Any]) -> str:
