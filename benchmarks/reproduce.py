@@ -3,8 +3,8 @@ row of the mini track is reproduced, not only built from committed files.
 
     python -m reasonbench_benchmarks.reproduce leaderboard/results/trm/sudoku/mini/seed0.json
 
-Runs the record's model, task, preset and seed into a temporary folder (the command the
-record names, its --out replaced) and compares the test split's exact count, the OOD split's and
+Runs the record's model, task, preset, seed and the settings its command gave beyond the preset
+into a temporary folder (the command the record names, its --out replaced) and compares the test split's exact count, the OOD split's and
 the data fingerprint. Exit 0 when they agree, 1 when not (both figures printed). The re-run uses
 the record's torch thread count (``provenance.cpu.threads``): a float32 sum split over another
 number of threads rounds differently, and over 2,000 steps that can move the count. TRM on Sudoku
@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from reasonbench.cli import main as reasonbench
+from reasonbench.leaderboard.records import command_settings
 
 
 def compared(record: dict) -> dict:
@@ -33,11 +34,12 @@ def compared(record: dict) -> dict:
 
 
 def _rerun(committed: dict) -> dict | None:
-    """The record's command into a temporary folder; the new record, or None when the run failed."""
+    """The record's run (its preset and the settings its command gave) into a temporary folder; the new record, or None when the run failed."""
     with tempfile.TemporaryDirectory() as out:
         code = reasonbench(["run", "--model", committed["model"], "--task", committed["task"], "--preset",
                             committed["preset"], "--seed", str(committed["seed"]), "--out", out,
-                            "--trainer.enable_progress_bar", "false"])
+                            "--trainer.enable_progress_bar", "false",
+                            *[word for name, value in command_settings(committed) for word in (f"--{name}", value)]])
         if code != 0:
             print(f"reproduce: the run failed (exit {code})", file=sys.stderr)
             return None

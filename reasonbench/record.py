@@ -16,6 +16,7 @@ from .atomic import write_atomic  # noqa: F401  (re-exported: records, manifests
 from .errors import UserError
 
 SCHEMA_VERSION = 1
+SWEEP_MANIFEST_NAME = "sweep.json"  # reasonbench sweep's list of runs beside their records, not a record
 LEDGER_NAME = "attempts.json"  # a run folder's account of its training attempts (reasonbench.clock), not a record
 
 

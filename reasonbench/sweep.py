@@ -30,10 +30,10 @@ from typing import Any
 
 from .commandline import command_parser, parse, split_passthrough
 from .errors import UserError
-from .record import read_record, record_path, write_atomic
+from .record import SWEEP_MANIFEST_NAME, read_record, record_path, write_atomic
 from .registry import default_preset
 
-MANIFEST = "sweep.json"
+MANIFEST = SWEEP_MANIFEST_NAME
 MANIFEST_FORMAT = "reasonbench-sweep"
 FINISHED = ("completed", "diverged")
 # options handed unchanged to every run (resolved against each model and task before anything is written)

@@ -144,6 +144,36 @@ def test_a_row_run_at_several_commits_says_so(tmp_path):
     assert f'<code title="{"a" * 40} {"b" * 40}">2 commits</code>' in html
 
 
+def test_settings_beyond_the_preset_come_from_the_command():
+    record = make_record()
+    record["provenance"]["command"] = (
+        "reasonbench run --model trm --task maze --preset mini --seed 3 --out 'my results' --resume "
+        "--trainer.max_steps 6000 --optim.lr=3e-4 --measure.flops_examples 4 --trainer.enable_progress_bar false "
+        "--checkpoint_every 100 --config run.yaml")
+    assert lb_records.command_settings(record) == [("trainer.max_steps", "6000"), ("optim.lr", "3e-4"),
+                                                    ("config", "run.yaml")]
+    assert lb_records.settings_text(record) == "trainer.max_steps=6000 optim.lr=3e-4 config=run.yaml"
+    record["provenance"]["command"] = ("reasonbench eval --model trm --task maze --preset mini --seed 0 "
+                                       "--checkpoint c.pt --max-steps 8 --out r")
+    assert lb_records.command_settings(record) == []
+
+
+def test_runs_given_other_settings_are_rows_of_their_own(tmp_path):
+    results, site = tmp_path / "res", tmp_path / "site"
+    for seed, correct in ((0, 5), (1, 6)):
+        put(results, make_record(model="trm", seed=seed, correct=correct))
+    longer = make_record(model="trm", seed=2, correct=9)
+    longer["provenance"]["command"] = "reasonbench run --model trm --task sudoku --preset mini --seed 2 " \
+                                      "--trainer.max_steps 6000 --resume"
+    put(results, longer)
+    put(results, {"format": "reasonbench-sweep", "runs": []}, "sweep.json")  # the sweep's manifest: no record
+    built = leaderboard.build(results, site)
+    assert not built.skipped
+    rows = {(r["model"], r["settings"]): r for r in built.rows}
+    assert rows[("trm", "")]["seeds"] == [0, 1] and rows[("trm", "trainer.max_steps=6000")]["seeds"] == [2]
+    assert "| trm \\[trainer.max\\_steps=6000\\] | 90.0 |" in (site / "leaderboard.md").read_text()
+
+
 def test_pareto_front_of_known_points():
     points = [(1, 0.1), (2, 0.5), (3, 0.4), (4, 0.9), (4, 0.8), (0.5, 0.05), (10, 0.9)]
     assert leaderboard.pareto_front(points) == [5, 0, 1, 3]

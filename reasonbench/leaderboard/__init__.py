@@ -2,9 +2,10 @@
 (``index.html``, one page per task, SVG plots, puzzle pictures, each row's config) that works
 offline from file://.
 
-Rows are per task, track, model, preset and mode, seeds aggregated. Tracks: ``mini``, ``budget``,
-``paper`` (presets paper and tiny); any other preset is listed as a track of its own name, smoke
-runs never (see ``records.track``). Records are untrusted: unreadable, invalid and inconsistent
+Rows are per task, track, model, preset, mode and the settings a run was given beyond its
+preset (from its command: ``--trainer.max_steps 6000`` makes a row of its own), seeds
+aggregated. Tracks: ``mini``, ``budget``, ``paper`` (presets paper and tiny); any other preset
+is listed as a track of its own name, smoke runs never (see ``records.track``). Records are untrusted: unreadable, invalid and inconsistent
 ones, and any whose row or charts cannot be drawn, are skipped with a reason and the site is
 built from the rest. The papers' figures (``leaderboard/reported.yaml``) are shown apart, marked
 "reported (paper)".

@@ -65,13 +65,15 @@ def si(x: float | None) -> str:
 
 
 def model_label(row: dict[str, Any]) -> str:
-    """Model name, with its preset when the track holds several, and (eval) for checkpoint tests."""
+    """Model name, with its preset when the track holds several, the settings its runs were given
+    beyond the preset, and (eval) for checkpoint tests."""
     depth = depth_track(row["track"])  # only evaluations: its name says so
     # the track named after the preset, whatever its data kind ("mini (real data)" holds mini)
     named = {name.removesuffix(GENERATED_DATA).removesuffix(REAL_DATA) for name in (row["track"], depth and depth[0]) if name}
     preset = "" if row["preset"] in named else f" ({row['preset']})"
     mark = f" {OTHER_TEST_DATA_MARK}" if row.get("test_data_differs") else ""
-    return f"{row['model']}{preset}{' (eval)' if row['mode'] == 'eval' and not depth else ''}{mark}"
+    settings = f" [{row['settings']}]" if row.get("settings") else ""  # given beyond the preset
+    return f"{row['model']}{preset}{settings}{' (eval)' if row['mode'] == 'eval' and not depth else ''}{mark}"
 
 
 OTHER_TEST_DATA_MARK = "†"
@@ -298,13 +300,16 @@ def holm(p_values: list[float]) -> list[float]:
 
 def paired_table(rows: list[dict[str, Any]]) -> str:
     """The pairwise exact McNemar tests of one track's rows on the same test examples."""
-    labels = {(r["model"], r["preset"], r["mode"]): model_label(r) for r in rows}
-    pairs = [(r, p) for r in rows for p in r.get("paired", []) if (p["model"], p["preset"], p["mode"]) in labels]
+    def key(row_or_pair: dict[str, Any]) -> tuple:
+        return tuple(row_or_pair.get(k, "") for k in ("model", "preset", "mode", "settings"))
+
+    labels = {key(r): model_label(r) for r in rows}
+    pairs = [(r, p) for r in rows for p in r.get("paired", []) if key(p) in labels]
     if not pairs:
         return ""
     adjusted = holm([p["p"] for _, p in pairs])
     body = "".join(
-        f'<tr><td class="model">{esc(model_label(r))}</td><td class="model">{esc(labels[(p["model"], p["preset"], p["mode"])])}'
+        f'<tr><td class="model">{esc(model_label(r))}</td><td class="model">{esc(labels[key(p)])}'
         f'</td><td class="num">{esc(", ".join(map(str, p["seeds"])))}</td><td class="num">{p["only_this"]:,}</td>'
         f'<td class="num">{p["only_other"]:,}</td><td class="num">{p["p"]:.3g}</td><td class="num">{q:.3g}</td>'
         f'<td>{"yes" if q < 0.05 else "no"}</td></tr>\n'

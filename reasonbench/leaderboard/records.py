@@ -10,6 +10,7 @@ import json
 import math
 import os
 import re
+import shlex
 import stat
 import statistics
 from collections import Counter, defaultdict
@@ -47,6 +48,43 @@ def track(record: dict[str, Any]) -> str | None:
         # trained checkpoints evaluated deeper than they were trained: a test-time depth study
         return f"{base}{DEPTH_TRACK_SEPARATOR}{depth} steps"
     return base
+
+
+# options of a run's command that name, place, resume or depth-test it: every other option is a
+# setting the preset did not give, and runs given other settings are other rows
+NEUTRAL_OPTIONS = {"--model", "--task", "--preset", "--seed", "--out", "--resume", "--overwrite", "--checkpoint",
+                   "--max-steps", "--eval_max_steps", "--budget", "--checkpoint_every", "--trainer.enable_progress_bar",
+                   "--trainer.enable_model_summary", "--trainer.log_every_n_steps", "--trainer.logger"}
+FLAG_OPTIONS = {"--resume", "--overwrite"}  # take no value
+
+
+def command_settings(record: dict[str, Any]) -> list[tuple[str, str]]:
+    """The settings a run was given on top of its preset, from its recorded command, in order:
+    [("trainer.max_steps", "6000")] for ``... --preset mini --trainer.max_steps 6000``; a config
+    file counts as one (("config", "run.yaml")). Measurement options (``--measure.*``) change no
+    result and are left out."""
+    try:
+        words = shlex.split(record["provenance"].get("command") or "")
+    except ValueError:  # unbalanced quotes: read as plain words
+        words = (record["provenance"].get("command") or "").split()
+    found, i = [], 0
+    while i < len(words):
+        word = words[i]
+        i += 1
+        if not word.startswith("--"):
+            continue
+        option, has_value, value = word.partition("=")
+        if not has_value and option not in FLAG_OPTIONS and i < len(words) and not words[i].startswith("--"):
+            value = words[i]
+            i += 1
+        if option not in NEUTRAL_OPTIONS and not option.startswith("--measure"):
+            found.append((option[2:], value))
+    return found
+
+
+def settings_text(record: dict[str, Any]) -> str:
+    """``command_settings`` as one string, "" for a run on its preset alone: part of a row's key."""
+    return " ".join(f"{name}={value}" for name, value in command_settings(record))
 
 
 def data_suffix(record: dict[str, Any], base: str) -> str:
@@ -370,8 +408,9 @@ def collect(results: Path) -> tuple[list[dict[str, Any]], list[Skipped]]:
     link are not searched (no loops); a link to a record file is read (``read_untrusted``)."""
     records, skipped = [], []
     for path in sorted(results.rglob("*.json")):
-        if path.parent.with_suffix(".json").is_file() or path.name == rec.LEDGER_NAME:
-            continue  # inside a run's folder (seed0/ beside seed0.json): its submission file or attempts, not a record
+        if path.parent.with_suffix(".json").is_file() or path.name in (rec.LEDGER_NAME, rec.SWEEP_MANIFEST_NAME):
+            continue  # inside a run's folder (seed0/ beside seed0.json): its submission file or attempts, not a
+            # record; nor is the manifest `reasonbench sweep` keeps beside its records
         name = path.relative_to(results).as_posix()
         try:
             record = parse_untrusted(read_untrusted(path), name)
@@ -427,7 +466,7 @@ def depth_and_difficulty(done: list[dict[str, Any]]) -> dict[str, Any]:
 
 def aggregate(records: list[dict[str, Any]], skipped: list[Skipped] | None = None,
               results: Path | None = None) -> list[dict[str, Any]]:
-    """One row per (task, track, model, preset, mode): the seeds' accuracies as mean and sample
+    """One row per (task, track, model, preset, mode, settings given beyond the preset): the seeds' accuracies as mean and sample
     std, the 95% Wilson interval pooled over every test example of every seed, and the cost.
     With ``skipped``, a group of records that cannot be made a row is left out and its records
     added there with the reason (names under ``results``); without, the error is raised."""
@@ -435,7 +474,7 @@ def aggregate(records: list[dict[str, Any]], skipped: list[Skipped] | None = Non
     for r in records:
         name = track(r)
         if name is not None:
-            groups[(r["task"], name, r["model"], r["preset"], r["mode"])].append(r)
+            groups[(r["task"], name, r["model"], r["preset"], r["mode"], settings_text(r))].append(r)
     rows = []
     for key, group in groups.items():
         try:
@@ -446,7 +485,8 @@ def aggregate(records: list[dict[str, Any]], skipped: list[Skipped] | None = Non
             reason = f"cannot be aggregated: {error_line(exc)}"
             skipped.extend(Skipped(one_line((results or Path()) / r["_file"]), reason) for r in group)
     mark_other_test_data(rows)
-    rows.sort(key=lambda r: (r["task"], track_sort_key(r["track"]), -accuracy(r), r["model"], r["preset"], r["mode"]))
+    rows.sort(key=lambda r: (r["task"], track_sort_key(r["track"]), -accuracy(r), r["model"], r["preset"], r["mode"],
+                             r["settings"]))
     rank_rows(rows)
     pair_rows(rows)
     return rows
@@ -473,6 +513,7 @@ def pair_rows(rows: list[dict[str, Any]]) -> None:
                 only_this = sum((row["_outcomes"][s][2] & ~other["_outcomes"][s][2]).bit_count() for s in seeds)
                 only_other = sum((other["_outcomes"][s][2] & ~row["_outcomes"][s][2]).bit_count() for s in seeds)
                 row["paired"].append({"model": other["model"], "preset": other["preset"], "mode": other["mode"],
+                                      "settings": other["settings"],
                                       "seeds": sorted(seeds), "only_this": only_this, "only_other": only_other,
                                       "p": mcnemar(only_this, only_other)})
     for row in rows:
@@ -517,7 +558,7 @@ def error_line(exc: BaseException) -> str:
 def _row(key: tuple, group: list[dict[str, Any]]) -> dict[str, Any]:
     from ..stats import seed_interval, wilson_interval
 
-    task, track_name, model, preset, mode = key
+    task, track_name, model, preset, mode, settings = key
     group.sort(key=lambda r: (r["seed"], r["_file"]))
     done = [r for r in group if r["status"] == "completed"]
     first = (done or group)[0]
@@ -527,7 +568,7 @@ def _row(key: tuple, group: list[dict[str, Any]]) -> dict[str, Any]:
     train_flops = [r["cost"]["train_flops"] for r in done if r["cost"]["train_flops"] is not None]
     commits = sorted({r["provenance"]["git_commit"] for r in group} - {None})
     return {
-        "task": task, "track": track_name, "model": model, "preset": preset, "mode": mode,
+        "task": task, "track": track_name, "model": model, "preset": preset, "mode": mode, "settings": settings,
         "seeds": [r["seed"] for r in done], "diverged": len(group) - len(done),
         "exact_accuracy_mean": statistics.fmean(accs) if accs else None,
         "exact_accuracy_std": statistics.stdev(accs) if len(accs) > 1 else None,
