@@ -5,9 +5,10 @@
 A row is what the leaderboard shows as one: a model x task x preset folder's records of one mode
 (training runs ``seed<N>.json``; evaluations such as ``seed<N>.eval.json``, the "at 8 steps"
 track). Every row under SWEEP_OUT must come from one clean commit (``provenance.git_commit``,
-``git_dirty`` false) and one CPU model, or nothing is published (exit 2, the first offending file
-named). A published row replaces the row in --into whole: its old records go, so a row never
-mixes commits, data or machines. Rows of --into that SWEEP_OUT lacks (another mode of the same
+``git_dirty`` false), one CPU model and one set of settings beyond the preset (read from the
+records' commands, as the leaderboard keeps such runs apart), or nothing is published (exit 2,
+the first offending file named). A published row replaces the row in --into whole: its old
+records go, so a row never mixes commits, data, machines or settings. Rows of --into that SWEEP_OUT lacks (another mode of the same
 folder included) stay as they are. All records are read and checked before anything in --into
 changes."""
 
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from reasonbench.atomic import write_atomic
 from reasonbench.errors import UserError
+from reasonbench.leaderboard.records import settings_text
 from reasonbench.record import read_record
 
 RECORD_GLOB = "seed*.json"
@@ -39,14 +41,15 @@ def _rows(source: Path) -> dict[Row, list[Path]]:
     return dict(rows)
 
 
-def _origin(record: dict, path: Path, commit: str | None) -> tuple[str, str]:
+def _origin(record: dict, path: Path, commit: str | None) -> tuple[str, str, str]:
+    """(commit, CPU model, settings given beyond the preset): a row's records share all three."""
     provenance = record["provenance"]
     made_at = provenance.get("git_commit")
     if not made_at or provenance.get("git_dirty") is not False:
         raise UserError(f"{path}: not made from a clean commit (git_commit {made_at}, git_dirty {provenance.get('git_dirty')})")
     if commit and not made_at.startswith(commit):
         raise UserError(f"{path}: made at {made_at[:10]}, not at --commit {commit}")
-    return made_at, (provenance.get("cpu") or {}).get("model") or "?"
+    return made_at, (provenance.get("cpu") or {}).get("model") or "?", settings_text(record)
 
 
 def checked_rows(source: Path, commit: str | None = None) -> dict[Row, list[tuple[Path, str]]]:
@@ -62,9 +65,12 @@ def checked_rows(source: Path, commit: str | None = None) -> dict[Row, list[tupl
             origins[path] = _origin(read_record(path), path, commit)
         first = paths[0]
         for path, origin in origins.items():
-            if origin != origins[first]:
+            if origin[:2] != origins[first][:2]:
                 raise UserError(f"{path}: made at {origin[0][:10]} on {origin[1]}, but {first.name} of the same row "
                                 f"at {origins[first][0][:10]} on {origins[first][1]}: a row is one commit on one machine")
+            if origin[2] != origins[first][2]:
+                raise UserError(f"{path}: run with settings '{origin[2]}', but {first.name} of the same row with "
+                                f"'{origins[first][2]}': a row is one set of settings (beyond the preset)")
         checked[row] = [(path, path.read_text()) for path in paths]
     return checked
 

@@ -46,14 +46,15 @@ def test_reproduce_accepts_the_same_result_and_refuses_another(tmp_path, capsys)
     assert "differs" in capsys.readouterr().err
 
 
-def _sweep_record(out, model="trm", seed=0, commit="a" * 40, dirty=False, cpu="AMD EPYC", mode="train"):
+def _sweep_record(out, model="trm", seed=0, commit="a" * 40, dirty=False, cpu="AMD EPYC", mode="train", settings=""):
     import json
 
     from .test_record import minimal_record
 
     record = minimal_record()
     record.update(model=model, task="maze", preset="mini", seed=seed, mode=mode)
-    record["provenance"].update(git_commit=commit, git_dirty=dirty, cpu={"model": cpu, "threads": 1})
+    record["provenance"].update(git_commit=commit, git_dirty=dirty, cpu={"model": cpu, "threads": 1},
+                                command=f"reasonbench run --model {model} --task maze --preset mini --seed {seed} {settings}")
     path = out / model / "maze" / "mini" / (f"seed{seed}.json" if mode == "train" else f"seed{seed}.{mode}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record))
@@ -90,6 +91,8 @@ def test_publish_replaces_a_row_whole_and_keeps_the_others(tmp_path, capsys):
     (dict(seed=2, commit="c" * 40), "seed2.json: made at cccccccccc on AMD EPYC, but seed0.json of the same row at aaaaaaaaaa"),
     (dict(seed=2, cpu="Intel Xeon"), "seed2.json: made at aaaaaaaaaa on Intel Xeon"),
     (dict(seed=2, dirty=True), "seed2.json: not made from a clean commit"),
+    (dict(seed=2, settings="--trainer.max_steps 6000"), "seed2.json: run with settings 'trainer.max_steps=6000', "
+                                                        "but seed0.json of the same row with ''"),
 ])
 def test_publish_refuses_a_row_of_mixed_origin_and_changes_nothing(tmp_path, capsys, spoil, message):
     from reasonbench_benchmarks.publish import main as publish
