@@ -3,12 +3,12 @@
     python -m reasonbench_benchmarks.publish SWEEP_OUT [--into leaderboard/results] [--commit f95ce76]
 
 A row is what the leaderboard shows as one: a model x task x preset folder's records of one mode
-(training runs ``seed<N>.json``; evaluations such as ``seed<N>.eval.json``, the "at 8 steps"
-track). Every row under SWEEP_OUT must come from one clean commit (``provenance.git_commit``,
-``git_dirty`` false), one CPU model and one set of settings beyond the preset (read from the
-records' commands, as the leaderboard keeps such runs apart), or nothing is published (exit 2,
-the first offending file named). A published row replaces the row in --into whole: its old
-records go, so a row never mixes commits, data, machines or settings. Rows of --into that SWEEP_OUT lacks (another mode of the same
+(training runs ``seed<N>.json``; evaluations such as ``seed<N>.eval.json``, the "at 8 steps" track).
+Every row under SWEEP_OUT must come from one clean commit (``provenance.git_commit``, ``git_dirty``
+false), one CPU model and one set of settings beyond the preset (read from the records' commands, as
+the leaderboard keeps such runs apart), or nothing is published (exit 2, the first offending file
+named). A published row replaces the row in --into whole: its old records go, so a row never mixes
+commits, data, machines or settings. Rows of --into that SWEEP_OUT lacks (another mode of the same
 folder included) stay as they are. All records are read and checked before anything in --into
 changes."""
 

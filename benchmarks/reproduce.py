@@ -3,13 +3,13 @@ row of the mini track is reproduced, not only built from committed files.
 
     python -m reasonbench_benchmarks.reproduce leaderboard/results/trm/sudoku/mini/seed0.json
 
-Runs the record's model, task, preset, seed and the settings its command gave beyond the preset
-into a temporary folder (the command the record names, its --out replaced) and compares the test split's exact count, the OOD split's and
-the data fingerprint. Exit 0 when they agree, 1 when not (both figures printed). The re-run uses
-the record's torch thread count (``provenance.cpu.threads``): a float32 sum split over another
-number of threads rounds differently, and over 2,000 steps that can move the count. TRM on Sudoku
-mini reproduces across CPUs (its data is exact integer work; its training, float32 on the CPU,
-has reproduced bit for bit on AVX2 and AVX-512 machines)."""
+Runs the record's model, task, preset, seed and the settings its command gave beyond the preset into
+a temporary folder (the command the record names, its --out replaced) and compares the test split's
+exact count, the OOD split's and the data fingerprint. Exit 0 when they agree, 1 when not (both
+figures printed). The re-run uses the record's torch thread count (``provenance.cpu.threads``): a
+float32 sum split over another number of threads rounds differently, and over 2,000 steps that can
+move the count. TRM on Sudoku mini reproduces across CPUs (its data is exact integer work; its
+training, float32 on the CPU, has reproduced bit for bit on AVX2 and AVX-512 machines)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ def compared(record: dict) -> dict:
 
 
 def _rerun(committed: dict) -> dict | None:
-    """The record's run (its preset and the settings its command gave) into a temporary folder; the new record, or None when the run failed."""
+    """The record's run (its preset and the settings its command gave) into a temporary folder;
+    the new record, or None when the run failed."""
     with tempfile.TemporaryDirectory() as out:
         code = reasonbench(["run", "--model", committed["model"], "--task", committed["task"], "--preset",
                             committed["preset"], "--seed", str(committed["seed"]), "--out", out,

@@ -117,12 +117,12 @@ def _leaderboard(argv: list[str]) -> int:
         try:
             readme_text = Path(args.readme).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise UserError(f"--readme {args.readme}: cannot read it ({exc.__class__.__name__}: "
-                            f"{getattr(exc, 'strerror', None) or exc})") from None
+            raise UserError(f"--readme {args.readme}: cannot read: "
+                            f"{getattr(exc, 'strerror', None) or 'not UTF-8 text'}") from None
         leaderboard.pages.embed_in_readme(readme_text, "", args.readme)
     site = leaderboard.build(results, Path(args.out), reported)
     if readme_text is not None:
-        section = leaderboard.pages.readme_section((Path(args.out) / "leaderboard.md").read_text())
+        section = leaderboard.pages.readme_section(site.markdown)
         with atomic_writer(args.readme) as handle:
             handle.write(leaderboard.pages.embed_in_readme(readme_text, section, args.readme).encode())
     for problem in [s.line() for s in site.skipped] + site.warnings:

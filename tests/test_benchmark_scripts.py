@@ -54,7 +54,8 @@ def _sweep_record(out, model="trm", seed=0, commit="a" * 40, dirty=False, cpu="A
     record = minimal_record()
     record.update(model=model, task="maze", preset="mini", seed=seed, mode=mode)
     record["provenance"].update(git_commit=commit, git_dirty=dirty, cpu={"model": cpu, "threads": 1},
-                                command=f"reasonbench run --model {model} --task maze --preset mini --seed {seed} {settings}")
+                                command=f"reasonbench run --model {model} --task maze --preset mini --seed {seed} "
+                                        f"{settings}")
     path = out / model / "maze" / "mini" / (f"seed{seed}.json" if mode == "train" else f"seed{seed}.{mode}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record))

@@ -2,13 +2,13 @@
 (``index.html``, one page per task, SVG plots, puzzle pictures, each row's config) that works
 offline from file://.
 
-Rows are per task, track, model, preset, mode and the settings a run was given beyond its
-preset (from its command: ``--trainer.max_steps 6000`` makes a row of its own), seeds
-aggregated. Tracks: ``mini``, ``budget``, ``paper`` (presets paper and tiny); any other preset
-is listed as a track of its own name, smoke runs never (see ``records.track``). Records are untrusted: unreadable, invalid and inconsistent
-ones, and any whose row or charts cannot be drawn, are skipped with a reason and the site is
-built from the rest. The papers' figures (``leaderboard/reported.yaml``) are shown apart, marked
-"reported (paper)".
+Rows are per task, track, model, preset, mode and the settings a run was given beyond its preset
+(from its command: ``--trainer.max_steps 6000`` makes a row of its own), seeds aggregated. Tracks:
+``mini``, ``budget``, ``paper`` (presets paper and tiny); any other preset is listed as a track of
+its own name, smoke runs never (see ``records.track``). Records are untrusted: unreadable, invalid
+and inconsistent ones, and any whose row or charts cannot be drawn, are skipped with a reason and
+the site is built from the rest. The papers' figures (``leaderboard/reported.yaml``) are shown
+apart, marked "reported (paper)".
 
 The site is built in a temporary folder beside ``out`` and moved into place whole at the end: a
 reader sees the old site or the new one, and a failed build leaves the old one as it was. Files
@@ -48,6 +48,7 @@ class Site:
     records: int  # usable records read
     skipped: list[Skipped] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # parts of pages that could not be drawn
+    markdown: str = ""  # leaderboard.md's text (what `reasonbench leaderboard --readme` embeds)
 
 
 def web_json(value: Any) -> str:
@@ -309,5 +310,6 @@ def _build(results: Path, out: Path, entries: list[dict[str, Any]], drawer: Pool
     (out / "index.html").write_text(pages.page("reasonbench leaderboard", index, tasks))
     summary = {"records": used, "skipped": [vars(s) for s in skipped], "measured": rows, "reported": entries}
     (out / "leaderboard.json").write_text(web_json(summary))
-    (out / "leaderboard.md").write_text(pages.markdown(rows, entries))
-    return Site(rows, entries, used, skipped, warnings)
+    markdown = pages.markdown(rows, entries)
+    (out / "leaderboard.md").write_text(markdown)
+    return Site(rows, entries, used, skipped, warnings, markdown)

@@ -466,10 +466,11 @@ def depth_and_difficulty(done: list[dict[str, Any]]) -> dict[str, Any]:
 
 def aggregate(records: list[dict[str, Any]], skipped: list[Skipped] | None = None,
               results: Path | None = None) -> list[dict[str, Any]]:
-    """One row per (task, track, model, preset, mode, settings given beyond the preset): the seeds' accuracies as mean and sample
-    std, the 95% Wilson interval pooled over every test example of every seed, and the cost.
-    With ``skipped``, a group of records that cannot be made a row is left out and its records
-    added there with the reason (names under ``results``); without, the error is raised."""
+    """One row per (task, track, model, preset, mode, settings given beyond the preset): the seeds'
+    accuracies as mean and sample std, the 95% Wilson interval pooled over every test example of
+    every seed, and the cost. With ``skipped``, a group of records that cannot be made a row is left
+    out and its records added there with the reason (names under ``results``); without, the error is
+    raised."""
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for r in records:
         name = track(r)
