@@ -122,3 +122,43 @@ def test_publish_names_a_record_made_at_another_commit_and_an_invalid_one(tmp_pa
     assert publish([str(sweep), "--into", str(tmp_path / "p")]) == 2
     assert "seed1.json:1: not valid JSON" in capsys.readouterr().err
     assert not (tmp_path / "p").exists()
+
+
+def _depth_record(out, model, seed, exact, residual, ood=None, halted=0.5, commit="f" * 40):
+    """An evaluation record for 4 steps of a model trained for 2 (halt_max_steps)."""
+    import json
+
+    from .test_record import minimal_record
+
+    record = minimal_record()
+    record.update(model=model, task="sudoku", preset="mini", seed=seed, mode="eval")
+    record["metrics"].update(by_step={"exact": exact, "token": exact, "residual": residual},
+                             halted_exact_accuracy=halted)
+    if ood is not None:
+        record["metrics"]["ood"] = {"n_test_examples": 10, "exact_correct": 0, "by_step": {"exact": ood, "token": ood}}
+    record["cost"]["eval_seconds"] = 10.0 + seed
+    record["provenance"].update(git_commit=commit, config={"model": {"halt_max_steps": 2}})
+    path = out / model / "sudoku" / "mini" / f"seed{seed}.eval.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record))
+
+
+def test_depth_table_averages_each_step_over_seeds(tmp_path, capsys):
+    from reasonbench_benchmarks.depth_table import main as depth_table
+
+    _depth_record(tmp_path, "trm", 0, [0.1, 0.5, 0.6, 0.7], [0.4, 0.2, 0.1, 0.05], ood=[0.0, 0.1, 0.2, 0.3])
+    _depth_record(tmp_path, "trm", 1, [0.3, 0.5, 0.8, 0.9], [0.2, 0.1, 0.1, 0.03], ood=[0.0, 0.3, 0.2, 0.5],
+                  halted=0.7, commit="e" * 40)
+    _depth_record(tmp_path, "hrm", 0, [0.0, 0.01, 0.02], [0.9, 0.8, 0.7])  # 3 steps, no OOD split
+    assert depth_table([str(tmp_path), "--steps", "1,2,4"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("| model / task | seeds | step 1 | 2 | 4 (mean ± std) | residual trained / last |")
+    # hrm first (sorted); its curve ends at step 3, so step 4 and the residual there are "-"
+    assert lines[2] == "| hrm / sudoku | 1 | 0.0 | 1.0 | - | 0.800 / - | - | - | - | 50.0 | 10 | fffffff |"
+    # trm: means over two seeds; the last step's std over seeds is 14.1 points (70 and 90)
+    assert lines[3] == ("| trm / sudoku | 2 | 20.0 | 50.0 | 80.0 ± 14.1 | 0.150 / 0.040 | 0.0 | 20.0 | 40.0 "
+                        "| 60.0 | 10 | eeeeeee, fffffff |")
+    assert depth_table([str(tmp_path / "hrm"), "--steps", "1,2,4"]) == 2
+    assert "no evaluation records" in capsys.readouterr().err
+    assert depth_table([str(tmp_path), "--steps", "4,2"]) == 2
+    assert "--steps '4,2'" in capsys.readouterr().err
