@@ -1,14 +1,17 @@
 """The README's reasoning-depth table, computed from evaluation records beyond the trained depth.
 
     python -m reasonbench_benchmarks.depth_table [leaderboard/results] [--preset mini] [--steps 1,2,4,8]
+        [--readme README.md]
 
 One line per model x task over its ``seed<N>.eval.json`` records (``make depth``): exact accuracy
 after each listed step (``metrics.by_step.exact``), the last one as mean +- std over seeds; the state's
 relative change at the trained depth and the last step (``by_step.residual``); the same exact accuracy
 on the out-of-distribution split; the accuracy where the halting head stops ("halted right"); the
 evaluation's seconds; the seeds and the commits they were made at. Every figure is a mean over the
-row's seeds, in percent where it is an accuracy. Exit 2 with the file named when a record is invalid
-or there is none."""
+row's seeds, in percent where it is an accuracy. ``--readme FILE`` writes the table into FILE between
+its lines ``<!-- begin generated depth table ...`` and ``<!-- end of generated depth table -->``
+instead of printing it. Exit 2 with the file named when a record is invalid or there is none, or
+the README lacks its markers (nothing written)."""
 
 from __future__ import annotations
 
@@ -18,8 +21,13 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from reasonbench.atomic import atomic_writer
 from reasonbench.errors import UserError
+from reasonbench.leaderboard.pages import embed_in_readme
 from reasonbench.record import read_record
+
+README_BEGIN = "<!-- begin generated depth table"
+README_END = "<!-- end of generated depth table -->"
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -86,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="a folder of <model>/<task>/<preset>/seed<N>.eval.json records")
     parser.add_argument("--preset", default="mini")
     parser.add_argument("--steps", default="1,2,4,8", help="the steps to show, comma-separated, ascending")
+    parser.add_argument("--readme", type=Path, help="write the table into this Markdown file between its markers")
     args = parser.parse_args(argv)
     try:
         steps = [int(s) for s in args.steps.split(",")]
@@ -96,7 +105,17 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     try:
-        print(table(depth_rows(args.results, args.preset), steps))
+        text = table(depth_rows(args.results, args.preset), steps) + "\n"
+        if args.readme is None:
+            print(text, end="")
+            return 0
+        try:
+            readme = args.readme.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UserError(f"--readme {args.readme}: cannot read: {exc.strerror}") from None
+        embedded = embed_in_readme(readme, text, str(args.readme), README_BEGIN, README_END)
+        with atomic_writer(args.readme) as handle:
+            handle.write(embedded.encode())
     except UserError as exc:
         print(f"depth_table: {exc}", file=sys.stderr)
         return 2

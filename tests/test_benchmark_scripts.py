@@ -162,3 +162,35 @@ def test_depth_table_averages_each_step_over_seeds(tmp_path, capsys):
     assert "no evaluation records" in capsys.readouterr().err
     assert depth_table([str(tmp_path), "--steps", "4,2"]) == 2
     assert "--steps '4,2'" in capsys.readouterr().err
+
+
+def test_depth_table_writes_between_the_readme_markers_or_changes_nothing(tmp_path, capsys):
+    from reasonbench_benchmarks.depth_table import main as depth_table
+
+    _depth_record(tmp_path / "res", "trm", 0, [0.1, 0.5], [0.4, 0.2])
+    readme = tmp_path / "README.md"
+    readme.write_text("# p\n<!-- begin generated depth table: by depth_table -->\nold\n"
+                      "<!-- end of generated depth table -->\nafter\n")
+    assert depth_table([str(tmp_path / "res"), "--steps", "1,2", "--readme", str(readme)]) == 0
+    lines = readme.read_text().splitlines()
+    assert lines[:2] == ["# p", "<!-- begin generated depth table: by depth_table -->"]
+    assert lines[4].startswith("| trm / sudoku | 1 | 10.0 | 50.0 | 0.200 / 0.200 |") and lines[5:] == [
+        "<!-- end of generated depth table -->", "after"]
+    readme.write_text("# p\nno markers\n")
+    assert depth_table([str(tmp_path / "res"), "--readme", str(readme)]) == 2
+    assert "expected one line starting '<!-- begin generated depth table'" in capsys.readouterr().err
+    assert readme.read_text() == "# p\nno markers\n"
+
+
+def test_committed_readme_shows_the_committed_depth_records(tmp_path):
+    """The README's reasoning-depth table is what leaderboard/results' evaluation records give."""
+    from pathlib import Path
+
+    from reasonbench_benchmarks.depth_table import main as depth_table
+
+    root = Path(__file__).resolve().parent.parent
+    built = tmp_path / "README.md"
+    built.write_text((root / "README.md").read_text())
+    assert depth_table([str(root / "leaderboard" / "results"), "--readme", str(built)]) == 0
+    assert built.read_text() == (root / "README.md").read_text(), \
+        "README.md's depth table is stale: run python -m reasonbench_benchmarks.depth_table --readme README.md"

@@ -179,17 +179,18 @@ def readme_section(markdown_text: str) -> str:
     return "\n".join("#" + line if line.startswith("#") else line for line in lines).rstrip("\n") + "\n"
 
 
-def embed_in_readme(readme_text: str, section: str, name: str) -> str:
-    """``readme_text`` with the lines between its README_BEGIN and README_END lines replaced by
-    ``section``; UserError naming ``name`` when the markers are missing, repeated or out of order."""
+def embed_in_readme(readme_text: str, section: str, name: str, begin: str = README_BEGIN,
+                    end: str = README_END) -> str:
+    """``readme_text`` with the lines between its ``begin`` line (a prefix) and ``end`` line replaced
+    by ``section``; UserError naming ``name`` when the markers are missing, repeated or out of order."""
     lines = readme_text.splitlines(keepends=True)
-    begins = [i for i, line in enumerate(lines) if line.startswith(README_BEGIN)]
-    ends = [i for i, line in enumerate(lines) if line.strip() == README_END]
+    begins = [i for i, line in enumerate(lines) if line.startswith(begin)]
+    ends = [i for i, line in enumerate(lines) if line.strip() == end]
     if len(begins) != 1 or len(ends) != 1 or ends[0] < begins[0]:
         found = f"{len(begins)} begin and {len(ends)} end lines" if len(begins) != 1 or len(ends) != 1 \
             else "the end line before the begin line"
-        raise UserError(f"--readme {name}: expected one line starting '{README_BEGIN}' and, after it, one line "
-                        f"'{README_END}'; found {found}")
+        raise UserError(f"--readme {name}: expected one line starting '{begin}' and, after it, one line "
+                        f"'{end}'; found {found}")
     return "".join(lines[:begins[0] + 1]) + section + "".join(lines[ends[0]:])
 
 
