@@ -67,6 +67,7 @@ leaderboard: install
 publish: install
 	$(BIN)/python -m reasonbench_benchmarks.publish $(LEADERBOARD) --into leaderboard/results
 	$(BIN)/reasonbench leaderboard --results leaderboard/results --out site --readme README.md
+	$(BIN)/python -m reasonbench_benchmarks.depth_table leaderboard/results --readme README.md
 
 # The test-time depth track: every trained mini checkpoint under $(LEADERBOARD) of a model with
 # reasoning steps, evaluated for $(DEPTH) steps on the test and the out-of-distribution split
