@@ -48,7 +48,7 @@ bench: install
 # sharing the cores, into $(LEADERBOARD) (a run whose record is there is kept, so a rerun
 # resumes), then the site from those records. `make publish` puts the rows into
 # leaderboard/results, each replacing its row whole (one clean commit, one CPU per row), and
-# rebuilds the README's leaderboard from them.
+# rebuilds the README's leaderboard and depth table from them.
 LEADERBOARD ?= results/mini
 MINI_SEEDS ?= maze:0-4 sudoku:0-2 arc:0-2
 PARALLEL ?= 2
