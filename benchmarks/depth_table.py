@@ -31,13 +31,13 @@ README_END = "<!-- end of generated depth table -->"
 
 
 def _mean(values: list[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return statistics.fmean(present) if present and len(present) == len(values) else None
+    """The mean over seeds; None unless every seed has the figure."""
+    return statistics.fmean(values) if values and None not in values else None
 
 
-def _at(curve: list[float] | None, step: int) -> float | None:
-    """A per-step curve's value after ``step`` (1-based); None past its end."""
-    return curve[step - 1] if curve and step <= len(curve) else None
+def _at(curve: list[float] | None, step: int | None) -> float | None:
+    """A per-step curve's value after ``step`` (1-based); None past its end or without a step."""
+    return curve[step - 1] if curve and step is not None and step <= len(curve) else None
 
 
 def _percent(value: float | None) -> str:
@@ -70,8 +70,8 @@ def table(rows: dict[tuple[str, str], list[dict]], steps: list[int]) -> str:
              + "---:|---:|---|"]
     for (model, task), records in rows.items():
         metrics = [r["metrics"] for r in records]
-        exact = [_mean([_at(m["by_step"]["exact"], s) for m in metrics]) for s in steps]
         finals = [_at(m["by_step"]["exact"], last) for m in metrics]
+        exact = [_mean([_at(m["by_step"]["exact"], s) for m in metrics]) for s in steps[:-1]] + [_mean(finals)]
         final = _percent(exact[-1])
         if exact[-1] is not None and len(finals) > 1:
             final += f" ± {100 * statistics.stdev(finals):.1f}"
