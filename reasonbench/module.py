@@ -17,7 +17,7 @@ from torch import nn
 
 from .distributed import gather_rows, rank_and_world
 from .metrics import ReasoningMetrics, encode_outcomes
-from .optim import AdamAtan2, OptimConfig, warmup_cosine
+from .optim import AdamAtan2, OptimConfig, ScheduledLR, scheduled_lr
 from .nn.ema import WeightEMA
 from .nn.losses import IGNORE_INDEX, token_cross_entropy
 from .nn.puzzle import PuzzleEmbedding
@@ -171,7 +171,7 @@ class ReasoningModule(L.LightningModule):
             optimizer = torch.optim.AdamW(groups, lr=opt.lr, betas=(opt.beta1, opt.beta2), eps=opt.eps,
                                           fused=fused or None, foreach=None if fused else True)
         self._total_steps = max(1, int(self.trainer.estimated_stepping_batches)) if self._trainer else 1
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, self.lr_multiplier)
+        schedule = ScheduledLR(optimizer, self.scheduled_lr)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     @property
@@ -198,14 +198,17 @@ class ReasoningModule(L.LightningModule):
         rank, world = rank_and_world()
         return torch.randint(low, high, (n * world,), device=device)[rank * n:(rank + 1) * n]
 
-    def lr_multiplier(self, step: int) -> float:
+    def scheduled_lr(self, base_lr: float, step: int) -> float:
+        """The rate of optimizer step ``step`` (counted from 1) for a group whose base rate is
+        ``base_lr``: the reference's warm-up and cosine (``optim.scheduled_lr``)."""
         opt = self.optim
-        return warmup_cosine(step, opt.warmup_steps, self._total_steps, opt.min_lr_ratio)
+        return scheduled_lr(base_lr, step, opt.warmup_steps, self._total_steps, opt.min_lr_ratio)
 
     def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
         super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
         # per-puzzle tables: sign-SGD on the rows used, on the same schedule as the weights
-        lr = self.optim.puzzle_emb_lr * self.lr_multiplier(self.global_step)
+        # global_step still counts the updates before this one: this is update global_step + 1
+        lr = self.scheduled_lr(self.optim.puzzle_emb_lr, self.global_step + 1)
         for table in self.puzzle_tables():
             table.sign_sgd_step(lr, self.optim.puzzle_emb_weight_decay)
         self.after_optimizer_step()

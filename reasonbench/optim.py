@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import torch
 
@@ -49,12 +49,36 @@ class OptimConfig:
             raise ValueError(f"optim.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
 
 
-def warmup_cosine(step: int, warmup_steps: int, total_steps: int, min_ratio: float) -> float:
-    """LR multiplier: linear warm-up from 0, then cosine decay to ``min_ratio``."""
+def scheduled_lr(base_lr: float, step: int, warmup_steps: int, total_steps: int, min_ratio: float) -> float:
+    """The rate of optimizer step ``step`` (counted from 1) as the HRM/TRM reference computes it
+    (``cosine_schedule_with_warmup_lr_lambda`` of its ``pretrain.py``), rounding included: the
+    warm-up rate is ``base_lr * step / warmup``, not ``base_lr * (step / warmup)``, as a
+    one-ulp difference grows through training. The first update gets ``base_lr / warmup``."""
     if step < warmup_steps:
-        return step / max(1, warmup_steps)
-    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        return base_lr * float(step) / float(max(1, warmup_steps))
+    progress = float(step - warmup_steps) / float(max(1, total_steps - warmup_steps))
+    # clamped: a run longer than planned stays at the floor instead of climbing back
+    cosine = 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    return base_lr * (min_ratio + max(0.0, (1 - min_ratio) * cosine))
+
+
+class ScheduledLR(torch.optim.lr_scheduler.LRScheduler):
+    """Sets every group's rate for the coming optimizer step ``t`` (counted from 1) to
+    ``rate(base_lr, t)``; stepped once after each optimizer step, so a resumed run continues the
+    same sequence from the saved step count. ``rate`` is not saved with the state."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, rate: Callable[[float, int], float]) -> None:
+        self.rate = rate
+        super().__init__(optimizer)
+
+    def get_lr(self) -> list[float]:
+        return [self.rate(base, self.last_epoch + 1) for base in self.base_lrs]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "rate")}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.__dict__.update({k: v for k, v in state_dict.items() if k not in ("optimizer", "rate", "lr_lambdas")})
 
 
 class AdamAtan2(torch.optim.Optimizer):
