@@ -70,3 +70,52 @@ def reference_batch(seed: int = 1, batch_size: int = 3) -> dict[str, torch.Tenso
     inputs = torch.randint(1, VOCAB, (batch_size, SEQ_LEN), generator=g)
     labels = torch.randint(1, VOCAB, (batch_size, SEQ_LEN), generator=g)
     return {"inputs": inputs, "labels": labels, "puzzle_ids": torch.arange(batch_size) % NUM_IDS}
+
+
+# --- the training-trajectory pin (benchmarks/reference_training.py, tests/test_training_pin.py)
+TRAINING_STEPS = 30
+TRAINING_BATCH = 3
+# the reference recipe's optimizer settings, with a warm-up and a cosine short enough that
+# every phase of the schedule falls inside the pinned steps; a larger lr than the papers' so
+# that 30 steps move the weights, and the halting decisions with them
+TRAINING = dict(lr=1e-3, weight_decay=0.1, beta1=0.9, beta2=0.95, warmup_steps=5, min_lr_ratio=0.1,
+                puzzle_emb_lr=1e-2, puzzle_emb_weight_decay=0.1)
+# TRM's recipe keeps an EMA of the weights, HRM's none
+EMA_DECAY = {"hrm": 0.0, "trm_attention": 0.9, "trm_mlp": 0.9}
+
+
+def training_batches(steps: int = TRAINING_STEPS, batch_size: int = TRAINING_BATCH) -> list[dict[str, torch.Tensor]]:
+    """The batch of every training step: random tokens and labels, puzzle ids drawn with
+    repeats (so the sign-SGD sums the gradients of one row used twice)."""
+    out = []
+    for step in range(steps):
+        g = torch.Generator().manual_seed(1000 + step)
+        inputs = torch.randint(1, VOCAB, (batch_size, SEQ_LEN), generator=g)
+        labels = torch.randint(1, VOCAB, (batch_size, SEQ_LEN), generator=g)
+        out.append({"inputs": inputs, "labels": labels, "puzzle_ids": torch.randint(0, NUM_IDS, (batch_size,), generator=g)})
+    return out
+
+
+def exploration_draws(halt_max_steps: int, steps: int = TRAINING_STEPS,
+                      batch_size: int = TRAINING_BATCH) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The halting exploration's random numbers of every step, fed to both implementations in
+    place of their own draws: a uniform number per slot (explore where < the exploration
+    probability) and a minimum segment count in [2, halt_max_steps]."""
+    g = torch.Generator().manual_seed(2000)
+    return [(torch.rand(batch_size, generator=g, dtype=torch.float64),
+             torch.randint(2, halt_max_steps + 1, (batch_size,), generator=g)) for _ in range(steps)]
+
+
+def parameter_digest(state: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Two numbers that move with every weight: the sum of squares and a projection on fixed
+    random directions (one per tensor, seeded by its name), in float64; ``scale`` bounds the
+    projection's size (||weights|| * ||directions||), the yardstick of its relative error."""
+    sumsq = projection = directions_sumsq = 0.0
+    for name in sorted(state):
+        value = state[name].detach().double()
+        g = torch.Generator().manual_seed(sum(name.encode()) * 7919 + len(name))
+        direction = torch.randn(value.shape, generator=g, dtype=torch.float64)
+        sumsq += float((value * value).sum())
+        projection += float((value * direction).sum())
+        directions_sumsq += float((direction * direction).sum())
+    return {"sumsq": sumsq, "projection": projection, "scale": (sumsq * directions_sumsq) ** 0.5}
