@@ -48,6 +48,37 @@ def test_warmup_then_cosine_counts_steps_from_one():
     assert scheduled_lr(1e-4, 1, 50, 100, 1.0) == 1e-4 * 1.0 / 50.0 != 1e-4 * (1 / 50)
 
 
+def test_a_restored_schedule_continues_the_same_sequence():
+    from reasonbench.optim import ScheduledLR
+
+    def rate(base: float, step: int) -> float:
+        return scheduled_lr(base, step, 3, 12, 0.1)
+
+    def make() -> tuple[torch.optim.Optimizer, ScheduledLR]:
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.5)
+        return optimizer, ScheduledLR(optimizer, rate)
+
+    optimizer, schedule = make()
+    seen = []
+    for _ in range(12):
+        seen.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+        if len(seen) == 5:
+            saved = (optimizer.state_dict(), schedule.state_dict())
+    assert seen == [rate(0.5, t) for t in range(1, 13)]
+    assert "rate" not in saved[1]  # the function is not pickled into checkpoints
+    optimizer, schedule = make()
+    optimizer.load_state_dict(saved[0])
+    schedule.load_state_dict(saved[1])
+    resumed = []
+    for _ in range(7):
+        resumed.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    assert resumed == seen[5:]
+
+
 def test_lightning_applies_step_ts_rate_to_update_t_for_weights_and_puzzle_table(tmp_path, monkeypatch):
     """The first update uses lr / warmup (not 0), update t the rate of step t, for the weights
     and the puzzle-embedding sign-SGD alike."""

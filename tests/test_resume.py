@@ -20,7 +20,8 @@ from .conftest import QUIET, call_cli, run_cli
 # long enough to kill mid-way; validation and periodic checkpoints inside the run
 TRM = ["--model", "trm", "--task", "sudoku", "--preset", "smoke", "--trainer.max_steps", "150",
        "--checkpoint_every", "10", "--trainer.val_check_interval", "40", "--trainer.check_val_every_n_epoch", "null",
-       "--trainer.deterministic", "true", "--model.halt_exploration_prob", "0.3", *QUIET]
+       "--trainer.deterministic", "true", "--model.halt_exploration_prob", "0.3",
+       "--optim.min_lr_ratio", "0.1", *QUIET]  # a cosine to resume within, not a constant rate
 
 
 def _record(out: Path, model: str = "trm") -> dict:
