@@ -57,7 +57,9 @@ leaderboard: install
 	models=$$($(BIN)/reasonbench list | awk '$$1 == "model" && $$3 == "ok" && /\(built-in\)/ {print $$2}'); \
 	for spec in $(MINI_SEEDS); do task=$${spec%%:*}; seeds=$${spec#*:}; \
 	  with=$$(for m in $$models; do \
-	    if $(BIN)/reasonbench info --model $$m --task $$task --preset mini >/dev/null 2>&1; then echo $$m; \
+	    if $(BIN)/python -c "import sys; from reasonbench import config, registry; \
+	        sys.exit(config.model_preset_file(sys.argv[1], sys.argv[2], 'mini', registry.get_model(sys.argv[1])) is None)" \
+	        $$m $$task 2>/dev/null; then echo $$m; \
 	    else echo "$$m on $$task: no mini preset, skipped" >&2; fi; done | paste -sd, -); \
 	  $(BIN)/reasonbench sweep --models $$with --tasks $$task --seeds $$seeds --preset mini \
 	    --out $(LEADERBOARD) --parallel $(PARALLEL); \

@@ -507,6 +507,8 @@ def plan(models: list[str] | None, tasks: list[str] | None, preset: str) -> tupl
         for model in models:
             try:
                 config.preset_files(model, task, preset, registry.get_model(model))
+                if config.model_preset_file(model, task, preset, registry.get_model(model)) is None:
+                    raise UserError(f"no preset '{preset}' for model '{model}' on task '{task}'")
             except UserError as exc:
                 if "no preset" not in str(exc):
                     raise

@@ -70,7 +70,9 @@ def _info(argv: list[str]) -> int:
     meta, exact_ids = task.planned_metadata()
     with torch.device("meta"):  # shapes only: instant even at paper size, no data built
         params, extra = measure.count_parameters(runner.build_model(cfg, task, meta))
-    print(f"model       {cfg.model} (preset {cfg.preset})")
+    own = config.model_preset_file(cfg.model, cfg.task, cfg.preset, cfg.model_cls) is not None
+    settings = "" if own else ": none for this task, the model's own defaults"
+    print(f"model       {cfg.model} (preset {cfg.preset}{settings})")
     print(f"task        {cfg.task}: vocab {meta.vocab_size}, length {meta.seq_len}, "
           f"{'' if exact_ids else 'at most '}{meta.num_puzzle_ids:,} puzzle ids")
     print(f"parameters  {params:,}")

@@ -1,10 +1,12 @@
 """Resolving a run's configuration: preset files, then ``--config`` files, then dotted
 overrides, validated against the chosen model's and task's signatures by jsonargparse.
 
-Presets live under ``benchmarks/presets`` (installed as ``reasonbench_benchmarks``):
-``tasks/<task>/<preset>.yaml`` defines the data, shared by every model so that a preset's
-numbers are comparable; ``models/<model>/<task>/<preset>.yaml`` holds the model, optimizer
-and trainer settings. A third-party model may ship its own under ``<its package>/presets``.
+Presets live beside their owners: a task's ``<task package>/presets/<preset>.yaml`` defines the
+data, shared by every model so that a preset's numbers are comparable; a model's
+``<model package>/presets/<task>/<preset>.yaml`` holds the model, optimizer and trainer settings
+(``plugins/trm/presets/sudoku/mini.yaml``). Packages written for the earlier layout ship
+``<package>/presets/models/<model>/<task>/<preset>.yaml``, which is read too. A model without a
+preset for a task runs on the task's preset with its own defaults, and says so.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import importlib
 import json
 import re
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -89,46 +90,66 @@ def check_seed(option: str, seed: Any) -> int:
     return seed
 
 
-def preset_roots(model_cls: type | None = None) -> list[Path]:
-    roots = [Path(str(resources.files("reasonbench_benchmarks").joinpath("presets")))]
-    if model_cls is not None:
-        package = importlib.import_module(model_cls.__module__.rsplit(".", 1)[0])
-        own = Path(package.__file__).parent / "presets"
-        if own.is_dir():
-            roots.append(own)
-    return roots
+def _package_dir(cls: type) -> Path:
+    """The folder of the package that defines ``cls`` (``plugins/trm`` for the TRM model)."""
+    return Path(importlib.import_module(cls.__module__.rsplit(".", 1)[0]).__file__).parent
+
+
+def model_preset_dirs(model: str, task: str, model_cls: type | None) -> list[Path]:
+    """Where a model's presets for ``task`` may live, in order of precedence."""
+    if model_cls is None:
+        return []
+    own = _package_dir(model_cls) / "presets"
+    return [own / task, own / "models" / model / task]
+
+
+def task_preset_dirs(task: str, task_cls: type | None = None) -> list[Path]:
+    """Where a task's presets may live: its own package's ``presets``."""
+    task_cls = task_cls or registry.get_task(task)
+    return [_package_dir(task_cls) / "presets"]
 
 
 def _preset_names(folders: list[Path]) -> str:
     return ", ".join(sorted({p.stem for folder in folders for p in folder.glob("*.yaml")})) or "none"
 
 
-def task_preset_file(task: str, preset: str, roots: list[Path]) -> Path | None:
+def _first_file(folders: list[Path], preset: str) -> Path | None:
+    return next((f for f in (d / f"{preset}.yaml" for d in folders) if f.is_file()), None)
+
+
+def task_preset_file(task: str, preset: str, task_cls: type | None = None) -> Path | None:
     check_name("--preset", preset)
-    return next((f for f in (r / "tasks" / task / f"{preset}.yaml" for r in roots) if f.is_file()), None)
+    return _first_file(task_preset_dirs(task, task_cls), preset)
 
 
-def preset_files(model: str, task: str, preset: str, model_cls: type | None = None) -> list[str]:
+def model_preset_file(model: str, task: str, preset: str, model_cls: type | None) -> Path | None:
+    """The model's preset file for ``task``, or None when the model has none of that name."""
+    check_name("--preset", preset)
+    return _first_file(model_preset_dirs(model, task, model_cls), preset)
+
+
+def preset_files(model: str, task: str, preset: str, model_cls: type | None = None,
+                 task_cls: type | None = None) -> list[str]:
     """The task's and the model's settings for ``preset`` (as ``--config`` sources); a UserError
-    if either is missing. A model preset may name the task preset it runs on with a top-level
-    ``task_preset`` key (e.g. CMM's ``tiny`` model on the ``paper`` data)."""
-    check_name("--preset", preset)
-    roots = preset_roots(model_cls)
-    model_file = next((f for f in (r / "models" / model / task / f"{preset}.yaml" for r in roots) if f.is_file()), None)
-    model_source, task_preset = str(model_file), preset
+    if the task has no such preset. Without a model preset of that name the model's own defaults
+    apply (``model_preset_file`` tells). A model preset may name the task preset it runs on with
+    a top-level ``task_preset`` key (e.g. CMM's ``tiny`` model on the ``paper`` data)."""
+    model_file = model_preset_file(model, task, preset, model_cls)
+    sources, task_preset = [], preset
     if model_file is not None:
         data = _load_yaml(str(model_file))
         if "task_preset" in data:
             task_preset = str(data.pop("task_preset"))
             if not NAME_PATTERN.fullmatch(task_preset) or ".." in task_preset:
                 raise UserError(f"{model_file}: task_preset {task_preset!r}: not a valid preset name ({NAME_RULE})")
-            model_source = json.dumps(data)
-    task_file = task_preset_file(task, task_preset, roots)
-    if task_file is None or model_file is None:
-        missing = f"task file '{task_preset}'" if task_file is None else "model file"
-        raise UserError(f"no preset '{preset}' for model '{model}' on task '{task}' ({missing} missing); "
-                        f"available: {_preset_names([r / 'models' / model / task for r in roots])}")
-    return [str(task_file), model_source]
+            sources.append(json.dumps(data))
+        else:
+            sources.append(str(model_file))
+    task_file = task_preset_file(task, task_preset, task_cls)
+    if task_file is None:
+        known = _preset_names(task_preset_dirs(task, task_cls) + model_preset_dirs(model, task, model_cls))
+        raise UserError(f"no preset '{task_preset}' for task '{task}'; available: {known}")
+    return [str(task_file), *sources]
 
 
 def _parse(parser: ArgumentParser, argv: list[str]) -> Namespace:
@@ -202,7 +223,7 @@ def build_parser(model_cls: type | None, task_cls: type | None, prog: str = "rea
     parser = command_parser(prog, helps.get(command, RUN_HELP))
     parser.add_argument("--config", action=ActionConfigFile, help="YAML config file(s), applied after the preset")
     parser.add_argument("--preset", type=str, default=default_preset(),
-                        help="preset name (benchmarks/presets; $REASONBENCH_PRESET or mini when not given)")
+                        help="preset name (the task's and the model's presets/ folders; $REASONBENCH_PRESET or mini when not given)")
     parser.add_argument("--seed", type=int, default=0, help="training seed")
     parser.add_argument("--model.name", type=str, required=True, help="registered model name (--model M)")
     parser.add_argument("--task.name", type=str, required=True, help="registered task name (--task T)")
@@ -258,11 +279,10 @@ def resolve_task(argv: list[str], prog: str, extra: dict[str, tuple[Any, Any, st
     _hide_name_groups_loaders(parser)
     for name, (typ, default, text) in (extra or {}).items():
         parser.add_argument(f"--{name}", type=typ, default=default, help=text)
-    roots = preset_roots()
-    task_file = task_preset_file(names["task"], preset, roots)
+    task_file = task_preset_file(names["task"], preset, task_cls)
     if task_file is None:
         raise UserError(f"no preset '{preset}' for task '{names['task']}'; "
-                        f"available: {_preset_names([r / 'tasks' / names['task'] for r in roots])}")
+                        f"available: {_preset_names(task_preset_dirs(names['task'], task_cls))}")
     if any(a in ("-h", "--help") for a in argv):  # the task's options, the preset's values as defaults
         given = [a for a in argv if a not in ("-h", "--help")]
         _help_with_defaults(parser, _parse(parser, ["--config", str(task_file), *given]))
@@ -377,7 +397,7 @@ def resolve(argv: list[str], prog: str = "reasonbench run",
     task_cls = registry.get_task(names["task"])
     preset = names.get("preset") or default_preset()
     parser = build_parser(model_cls, task_cls, prog)
-    stacked = [arg for source in preset_files(names["model"], names["task"], preset, model_cls)
+    stacked = [arg for source in preset_files(names["model"], names["task"], preset, model_cls, task_cls)
                for arg in ("--config", source)]
     if asks_help:  # every option, with the preset's values as defaults (read as `run` reads them)
         names_given = ["--model.name", names["model"], "--task.name", names["task"]]

@@ -27,7 +27,7 @@ from .checkpoints import (AtomicCheckpointIO, InterruptCheckpoint, ResumePoint, 
                           load_checkpoint, read_torch_file, resume_point, save_checkpoint, stop_message,
                           training_checkpoints)
 from .clock import AttemptsLedger, TrainClock, now
-from .config import RunConfig, one_line, parse_duration
+from .config import RunConfig, model_preset_file, one_line, parse_duration
 from .errors import MachineError, UserError, cannot_write
 from .measure import (TrainFlopCounter, count_parameters, cpu_info, device_name, forward_flops_per_example,
                       peak_memory_bytes)
@@ -478,6 +478,8 @@ def provenance_of(cfg: RunConfig, command: str | None, task: ReasoningTask, cloc
         "resumed": clock.ledger.resumes() if clock.ledger else [],
         "attempts": clock.ledger.attempts if clock.ledger else [],
     }
+    # False: the model has no preset of this name for the task and ran on its own defaults
+    provenance["model_preset"] = model_preset_file(cfg.model, cfg.task, cfg.preset, cfg.model_cls) is not None
     source = task.data_source() if hasattr(task, "data_source") else None
     if source is not None:  # where the data came from: Hub commit and file hashes, or the generator
         provenance["data_source"] = source
@@ -543,6 +545,9 @@ def summary(record: dict[str, Any]) -> str:
             ("status", record["status"])]
     if record["preset"] in PRESET_MEANING:
         rows.append(("preset means", PRESET_MEANING[record["preset"]]))
+    if record["provenance"].get("model_preset") is False:
+        rows.append(("model settings", f"the model's own defaults: it has no '{record['preset']}' preset for "
+                                       f"{record['task']} (the data is the task's '{record['preset']}' preset)"))
     if m.get("pass@2") is not None:
         rows.append(("tasks solved", f"pass@1 {100 * m['pass@1']:.1f}%, pass@2 {100 * m['pass@2']:.1f}% "
                                      f"of {m.get('n_tasks', '?')} tasks (below: per test variant)"))

@@ -8,8 +8,9 @@ network and loop), its ``smoke`` and ``mini`` presets for every registered task 
 * ``--package DIR`` (the default, ``./reasonbench-NAME``): a pip-installable package of its own,
   ``reasonbench_NAME``, declaring the ``reasonbench.models`` entry point and shipping its presets
   as package data;
-* ``--in-tree``: a built-in plugin in a reasonbench checkout (``plugins/NAME``, presets under
-  ``benchmarks/presets/models/NAME``, ``tests/test_NAME.py``), declared in its pyproject.toml.
+* ``--in-tree``: a built-in plugin in a reasonbench checkout (``plugins/NAME`` with its presets
+  in ``plugins/NAME/presets``, ``tests/test_NAME.py``), declared by one entry-point line in its
+  pyproject.toml.
 
 Nothing is written when the name or a target is taken.
 """
@@ -159,7 +160,7 @@ $name = "$module.model:$cls"
 packages = ["$module"]
 
 [tool.setuptools.package-data]
-# presets ship inside the package: presets/models/$name/<task>/<preset>.yaml
+# presets ship inside the package: presets/<task>/<preset>.yaml
 $module = ["presets/**/*.yaml"]
 '''
 
@@ -178,7 +179,7 @@ pytest tests
 ```
 
 - `$module/model.py`: the model (its docstring lists the options, `--model.<option>`).
-- `$module/presets/models/$name/<task>/{smoke,mini}.yaml`: model, optimizer and trainer
+- `$module/presets/<task>/{smoke,mini}.yaml`: model, optimizer and trainer
   settings per task (the data comes from reasonbench's task presets of the same name).
 - `tests/test_$module.py`: the conformance kit on every task, a smoke run, the model's own tests.
 
@@ -315,7 +316,7 @@ def plan_package(name: str, target: Path) -> Plan:
              package / "model.py": _render(MODEL, **values),
              target / "tests" / f"test_{module}.py": _render(TESTS, **values)}
     for rel, text in _presets(name, registry.list_tasks()).items():
-        files[package / "presets" / "models" / name / rel] = text
+        files[package / "presets" / rel] = text
     return Plan(name, f"reasonbench_{module}", cls, files)
 
 
@@ -330,18 +331,16 @@ def plan_in_tree(name: str, root: Path) -> Plan:
     files = {root / "plugins" / module / "__init__.py": _render(INIT, **values),
              root / "plugins" / module / "model.py": _render(MODEL, **values),
              root / "tests" / f"test_{module}.py": _render(TESTS, **values)}
-    presets = root / "benchmarks" / "presets" / "models" / name
     for rel, text in _presets(name, registry.list_tasks()).items():
-        files[presets / rel] = text
-    taken = [p for p in [root / "plugins" / module, presets, root / "tests" / f"test_{module}.py"] if p.exists()]
+        files[root / "plugins" / module / "presets" / rel] = text
+    taken = [p for p in [root / "plugins" / module, root / "tests" / f"test_{module}.py"] if p.exists()]
     if taken:
         raise UserError(f"new-plugin: {taken[0]} exists already; choose another name")
     plan = Plan(name, f"reasonbench_plugins.{module}", cls, files)
     edited = add_to_pyproject(pyproject.read_text(), name, module, cls)
     if edited is None:
         plan.pyproject_lines = (f'[project.entry-points."reasonbench.models"]\n'
-                                f'{name} = "reasonbench_plugins.{module}:{cls}"\n\n'
-                                f'[tool.setuptools] packages: add "reasonbench_plugins.{module}"')
+                                f'{name} = "reasonbench_plugins.{module}:{cls}"')
     else:
         plan.pyproject = (pyproject, edited)
     return plan
@@ -354,9 +353,9 @@ def _check_free(name: str) -> None:
 
 
 def add_to_pyproject(text: str, name: str, module: str, cls: str) -> str | None:
-    """The pyproject with the model's entry point and package added, each on a line of its own
-    after the last one of its kind; None when the file does not look as expected (then nothing
-    is edited and the lines are printed instead)."""
+    """The pyproject with the model's entry point added on a line of its own after the last
+    one (the package is found by setup.py); None when the file does not look as expected (then
+    nothing is edited and the line is printed instead)."""
     lines = text.splitlines(keepends=True)
     try:
         start = lines.index('[project.entry-points."reasonbench.models"]\n')
@@ -366,20 +365,13 @@ def add_to_pyproject(text: str, name: str, module: str, cls: str) -> str | None:
     while end < len(lines) and lines[end].strip() and not lines[end].startswith("["):
         end += 1
     lines.insert(end, f'{name} = "reasonbench_plugins.{module}:{cls}"\n')
-    last = max((i for i, line in enumerate(lines) if '"reasonbench_plugins.' in line and ":" not in line), default=None)
-    if last is None:
-        return None
-    lines.insert(last + 1, f'  "reasonbench_plugins.{module}",\n')
     edited = "".join(lines)
-    try:  # the edit must add exactly these two things and break nothing
+    try:  # the edit must add exactly this and break nothing
         before, after = tomllib.loads(text), tomllib.loads(edited)
     except tomllib.TOMLDecodeError:
         return None
     models = before.get("project", {}).get("entry-points", {}).get("reasonbench.models", {})
-    expected_packages = before.get("tool", {}).get("setuptools", {}).get("packages", []) + [f"reasonbench_plugins.{module}"]
-    after_tool = after.get("tool", {}).get("setuptools", {})
-    if (after["project"]["entry-points"]["reasonbench.models"] != {**models, name: f"reasonbench_plugins.{module}:{cls}"}
-            or sorted(after_tool.get("packages", [])) != sorted(expected_packages)):
+    if after["project"]["entry-points"]["reasonbench.models"] != {**models, name: f"reasonbench_plugins.{module}:{cls}"}:
         return None
     return edited
 
@@ -412,7 +404,7 @@ def command(argv: list[str]) -> int:
     parser.add_argument("--package", type=str | None, default=None,
                         help="a pip-installable package of its own (default: ./reasonbench-NAME)")
     parser.add_argument("--in-tree", action="store_true",
-                        help="a built-in plugin in the reasonbench checkout (plugins/, benchmarks/presets/, tests/)")
+                        help="a built-in plugin in the reasonbench checkout (plugins/NAME with its presets, tests/)")
     parser.add_argument("--root", type=str, default=str(CHECKOUT), help="the checkout, with --in-tree")
     args = parse(parser, argv)
     name, package, in_tree, root = args.name, args.package, args.in_tree, Path(args.root)

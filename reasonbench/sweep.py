@@ -564,7 +564,7 @@ def command(argv: list[str]) -> int:
     parser.add_argument("--models", type=str, action="append", default=[], help="model names: a,b or repeated")
     parser.add_argument("--tasks", type=str, action="append", default=[], help="task names: a,b or repeated")
     parser.add_argument("--seeds", type=str, action="append", default=[], help="seeds: 0,1,2 or a range 0-4")
-    parser.add_argument("--preset", type=str, default=default_preset(), help="preset name (benchmarks/presets)")
+    parser.add_argument("--preset", type=str, default=default_preset(), help="preset name (the task's and the model's presets/ folders)")
     parser.add_argument("--out", type=str, default="results", help="folder of records, logs and sweep.json")
     parser.add_argument("--executor", type=str, default="local", help="local (here) or slurm (one job array)")
     parser.add_argument("--parallel", type=int, default=None,

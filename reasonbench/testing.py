@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from . import registry
-from .config import MeasureConfig, RunConfig, one_line, resolve
+from .config import MeasureConfig, RunConfig, model_preset_file, one_line, resolve
 from .commandline import command_parser, parse
 from .errors import UserError
 from .module import ReasoningModule, ReasoningOutput
@@ -128,14 +128,17 @@ class Subject:
 def subject(name: str, task: str, preset: str = "smoke", **model_args: Any) -> Subject:
     """The registered model ``name`` on ``task``, from its preset (plus ``model_args``)."""
     argv = ["--model", name, "--task", task, "--preset", preset]
+    fix = (f"add the preset file {task}/{preset}.yaml (model, optim and trainer settings) under your package's "
+           f"presets/ folder (`reasonbench new-plugin` writes smoke and mini presets for every task)")
     try:
         cfg, _ = resolve(argv, prog="reasonbench check-plugin", overrides={"model": model_args})
     except UserError as exc:
         if "no preset" in str(exc):
-            raise fail(str(exc), f"add the preset file models/{name}/{task}/{preset}.yaml (model, optim and "
-                                 f"trainer settings) under your package's presets/ folder "
-                                 f"(`reasonbench new-plugin` writes smoke and mini presets for every task)") from None
+            raise fail(str(exc), fix) from None
         raise
+    # a run falls back on the model's own defaults; the kit wants the plugin's own small settings
+    if model_preset_file(name, task, preset, cfg.model_cls) is None:
+        raise fail(f"no preset '{preset}' for model '{name}' on task '{task}'", fix)
     return Subject(name, task, cfg, _built_task(cfg.task_cls, json.dumps(cfg.task_args, sort_keys=True)))
 
 

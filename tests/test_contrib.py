@@ -46,7 +46,7 @@ def test_new_plugin_package_installs_and_trains(tmp_path, monkeypatch, isolated_
     assert result.returncode == 0, result.stderr
     package = target / "reasonbench_rbtestloop"
     assert (package / "model.py").is_file() and (target / "tests" / "test_rbtestloop.py").is_file()
-    assert sorted(p.relative_to(package / "presets" / "models" / "rbtestloop").as_posix()
+    assert sorted(p.relative_to(package / "presets").as_posix()
                   for p in package.rglob("*.yaml")) == sorted(f"{t}/{p}.yaml" for t in TASKS for p in ("mini", "smoke"))
     project = tomllib.loads((target / "pyproject.toml").read_text())
     assert project["project"]["name"] == "reasonbench-rbtestloop"
@@ -80,16 +80,18 @@ def test_new_plugin_in_tree_writes_the_checkout_and_declares_it(tmp_path, isolat
     assert result.returncode == 0, result.stderr
     model_file = checkout / "plugins" / "rbtest_tree" / "model.py"
     assert model_file.is_file() and (checkout / "tests" / "test_rbtest_tree.py").is_file()
-    presets = checkout / "benchmarks" / "presets" / "models" / "rbtest-tree"
+    presets = checkout / "plugins" / "rbtest_tree" / "presets"
     assert sorted(p.relative_to(presets).as_posix() for p in presets.rglob("*.yaml")) == \
         sorted(f"{t}/{p}.yaml" for t in TASKS for p in ("mini", "smoke"))
-    # pyproject: the entry point and the package added, nothing else changed
+    # one folder, one test, one pyproject line: the entry point (the package is found by setup.py)
+    assert {p.relative_to(checkout).parts[0] for p in checkout.rglob("*") if p.is_file()} == \
+        {"plugins", "tests", "pyproject.toml"}
     before, after = tomllib.loads(original), tomllib.loads((checkout / "pyproject.toml").read_text())
     models = after["project"]["entry-points"]["reasonbench.models"]
     assert models.pop("rbtest-tree") == "reasonbench_plugins.rbtest_tree:RbtestTreeModel"
-    packages = after["tool"]["setuptools"]["packages"]
-    packages.remove("reasonbench_plugins.rbtest_tree")
     assert after == before
+    added = set((checkout / "pyproject.toml").read_text().splitlines()) - set(original.splitlines())
+    assert added == {'rbtest-tree = "reasonbench_plugins.rbtest_tree:RbtestTreeModel"'}
 
     # the generated model trains on its own smoke preset
     spec = importlib.util.spec_from_file_location("rbtest_tree_model", model_file)

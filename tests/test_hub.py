@@ -361,10 +361,11 @@ def test_what_the_hub_answers_is_one_line_each(hub_cache, tmp_path, monkeypatch)
 
 
 def test_paper_presets_name_the_official_datasets_and_the_others_generate():
-    presets = Path(__file__).resolve().parent.parent / "benchmarks" / "presets" / "tasks"
+    tasks = Path(__file__).resolve().parent.parent / "reasonbench" / "tasks"
     official = {"sudoku": "hf://sapientinc/sudoku-extreme", "maze": "hf://sapientinc/maze-30x30-hard-1k"}
     for task, repo in official.items():
-        for preset in sorted((presets / task).glob("*.yaml")):
+        assert sorted(p.stem for p in (tasks / task / "presets").glob("*.yaml")) == ["mini", "paper", "smoke"]
+        for preset in sorted((tasks / task / "presets").glob("*.yaml")):
             path = (yaml.safe_load(preset.read_text()) or {}).get("task", {}).get("path")
             # smoke and mini (make run, make test, CI) never download; paper reads the real data
             assert path == (repo if preset.stem == "paper" else None), preset

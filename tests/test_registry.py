@@ -75,8 +75,8 @@ def test_list_marks_broken_plugin_and_run_of_others_still_works(plugin_path, tmp
 
 
 def test_third_party_plugin_runs_end_to_end_with_its_own_presets(plugin_path, tmp_path):
-    presets = {
-        "models/echo/sudoku/smoke.yaml": """
+    presets = {  # beside the model: presets/<task>/<preset>.yaml
+        "sudoku/smoke.yaml": """
             model: {hidden_size: 16, num_layers: 1, num_heads: 2}
             trainer: {max_steps: 3, enable_model_summary: false}
             measure: {flops_examples: 2}
@@ -87,3 +87,24 @@ def test_third_party_plugin_runs_end_to_end_with_its_own_presets(plugin_path, tm
     result = run_cli("run", "--model", "echo", "--task", "sudoku", "--out", str(out), *QUIET, extra_path=root)
     assert result.returncode == 0, result.stderr
     assert (out / "echo" / "sudoku" / "smoke" / "seed0.json").is_file()
+
+
+def test_a_model_without_a_preset_for_the_task_runs_on_its_own_defaults_and_says_so(plugin_path, tmp_path):
+    """The earlier layout (presets/models/<model>/<task>/) is read too; on a task without one of
+    the model's presets the task's preset runs with the model's constructor defaults, which the
+    summary and the record say."""
+    presets = {"models/echo2/maze/smoke.yaml": "model: {hidden_size: 16, num_layers: 1, num_heads: 2}\n"}
+    root = plugin_path("rbtest-echo2", "rbtest_echo2", GOOD, {"echo2": "rbtest_echo2:EchoModel"}, presets=presets)
+    info = run_cli("info", "--model", "echo2", "--task", "maze", extra_path=root)
+    assert info.returncode == 0, info.stderr
+    assert "model       echo2 (preset smoke)\n" in info.stdout
+    out = tmp_path / "results"
+    result = run_cli("run", "--model", "echo2", "--task", "sudoku", "--out", str(out), "--trainer.max_steps", "2",
+                     "--measure.flops_examples", "1", *QUIET, extra_path=root)
+    assert result.returncode == 0, result.stderr
+    assert "the model's own defaults: it has no 'smoke' preset for sudoku" in result.stdout
+    import json
+    record = json.loads((out / "echo2" / "sudoku" / "smoke" / "seed0.json").read_text())
+    assert record["provenance"]["model_preset"] is False
+    info = run_cli("info", "--model", "echo2", "--task", "sudoku", extra_path=root)
+    assert "(preset smoke: none for this task, the model's own defaults)" in info.stdout
