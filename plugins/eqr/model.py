@@ -21,13 +21,30 @@ alike draws the same ones.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-from reasonbench.nn import trunc_normal_
 from reasonbench.optim import OptimConfig
 from reasonbench.recursive import State
 from reasonbench.tasks import TaskMetadata
 from reasonbench_plugins.trm import TRMModel
+
+
+def truncated_normal_by_inverse_cdf_(tensor: torch.Tensor, std: float, bound: float = 2.0) -> torch.Tensor:
+    """Truncated normal of actual standard deviation ``std`` on [-bound, bound] standard
+    deviations, drawn as the reference draws it (one uniform per element through the inverse
+    normal CDF; torch's ``trunc_normal_`` rejection-samples, other numbers from the same seed)."""
+    with torch.no_grad():
+        if std == 0:
+            return tensor.zero_()
+        low, high = math.erf(-bound / math.sqrt(2.0)), math.erf(bound / math.sqrt(2.0))
+        pdf = math.exp(-0.5 * bound**2) / math.sqrt(2.0 * math.pi)
+        scaled_std = std / math.sqrt(1.0 - 2.0 * bound * pdf / ((high - low) / 2.0))
+        tensor.uniform_(low, high)
+        tensor.erfinv_()
+        tensor.mul_(math.sqrt(2.0) * scaled_std)
+        return tensor.clip_(-bound * scaled_std, bound * scaled_std)
 
 
 class EqRModel(TRMModel):
@@ -77,8 +94,8 @@ class EqRModel(TRMModel):
         ``high_init_std`` (answer) then ``low_init_std`` (latent), as the reference's reset."""
         shape = (batch["inputs"].shape[0], self.state_len, self.hidden_size)
         like = dict(dtype=self.embed.weight.dtype, device=batch["inputs"].device)
-        high = trunc_normal_(torch.empty(shape, **like), std=self.high_init_std)
-        low = trunc_normal_(torch.empty(shape, **like), std=self.low_init_std)
+        high = truncated_normal_by_inverse_cdf_(torch.empty(shape, **like), std=self.high_init_std)
+        low = truncated_normal_by_inverse_cdf_(torch.empty(shape, **like), std=self.low_init_std)
         return high, low
 
     def update(self, state: torch.Tensor, injection: torch.Tensor,
