@@ -49,6 +49,11 @@ class ReasoningModule(L.LightningModule):
     # True where every example costs the same at evaluation (no data-dependent stopping): the
     # record's forward FLOPs are then counted on one example instead of several
     uniform_eval_cost = False
+    # True where evaluation draws random numbers for the whole batch from one seeded stream (EqR's
+    # starting states and noise, drawn as its reference draws them): an example's sample then
+    # depends on its place in the batch, so `check-plugin` does not compare it alone with it in
+    # its batch (it still checks that a seeded evaluation repeats exactly)
+    samples_across_batch = False
 
     def __init__(self, metadata: TaskMetadata, optim: OptimConfig | None = None) -> None:
         super().__init__()

@@ -88,6 +88,7 @@ class EqRModel(TRMModel):
         del self.high_init, self.low_init
 
     low_precision_state = True  # as TRM: the reference runs the state in bfloat16
+    samples_across_batch = True  # one generator stream over the batch, as the reference draws
 
     def initial_state(self, batch: dict[str, torch.Tensor]) -> State:
         """Fresh random states for every example and position: truncated normals of std
