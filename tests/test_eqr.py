@@ -205,3 +205,29 @@ def test_import_names_eqr_weights_imported_as_trm(tmp_path):
     line = result.stderr.strip()
     assert "holds EQR weights" in line and "--from eqr" in line and "\n" not in line
     assert not (tmp_path / "x.pt").exists()
+
+
+class _RunsCode:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # noqa: ANN204 (what a hostile checkpoint pickles)
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_objects_pickled_in_a_training_checkpoint_never_run(tmp_path):
+    """The training state's objects are left unread: a pickled call (here os.system) in a
+    checkpoint is never made, and the weights beside it still import."""
+    marker = tmp_path / "ran"
+    checkpoint = torch.load(io.BytesIO(released_checkpoint("eqr_attention")), weights_only=False)
+    checkpoint["carry"] = _RunsCode(marker)
+    path = tmp_path / "eqr.pth"
+    torch.save(checkpoint, path)
+    out = tmp_path / "eqr.pt"
+    result = call_cli("import-checkpoint", "--from", "eqr", str(path), "--task", "sudoku", "--preset", "smoke",
+                      "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert not marker.exists()
+    assert_equals_pins(_imported(out), "eqr_attention")
