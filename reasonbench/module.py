@@ -203,6 +203,17 @@ class ReasoningModule(L.LightningModule):
         rank, world = rank_and_world()
         return torch.randint(low, high, (n * world,), device=device)[rank * n:(rank + 1) * n]
 
+    def batch_randn(self, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device,
+                    fill: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+        """``torch.randn(shape)`` (or ``fill`` of an empty tensor: another distribution) for this
+        process's ``shape[0]`` examples, drawn as ``batch_rand`` is: the numbers of the whole
+        global batch, this process's rows kept. One process draws exactly ``torch.randn``'s."""
+        rank, world = rank_and_world()
+        n = shape[0]
+        full = (n * world, *shape[1:])
+        drawn = fill(torch.empty(full, dtype=dtype, device=device)) if fill else torch.randn(full, dtype=dtype, device=device)
+        return drawn if world == 1 else drawn[rank * n:(rank + 1) * n]
+
     def lr_multiplier(self, step: int) -> float:
         opt = self.optim
         return warmup_cosine(step, opt.warmup_steps, self._total_steps, opt.min_lr_ratio)

@@ -231,3 +231,30 @@ def test_objects_pickled_in_a_training_checkpoint_never_run(tmp_path):
     assert result.returncode == 0, result.stderr
     assert not marker.exists()
     assert_equals_pins(_imported(out), "eqr_attention")
+
+
+def _half_batch_worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    model = _tiny().eval()
+    batch = {k: v[rank * 2:(rank + 1) * 2] for k, v in reference_batch(batch_size=4).items()}
+    torch.manual_seed(7)
+    with torch.inference_mode():
+        torch.save(model(batch).logits, f"{out_dir}/rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow  # two spawned processes: tens of seconds
+def test_two_processes_sample_what_one_does_for_the_same_examples(tmp_path):
+    """Each process draws the global batch's starting states and noise and keeps its rows: two
+    processes holding half a batch each give the logits one process gives for the whole batch."""
+    import torch.multiprocessing as mp
+
+    mp.spawn(_half_batch_worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
+    halves = torch.cat([torch.load(tmp_path / f"rank{r}.pt") for r in range(2)])
+    model = _tiny().eval()
+    torch.manual_seed(7)
+    with torch.inference_mode():
+        whole = model(reference_batch(batch_size=4)).logits
+    torch.testing.assert_close(halves, whole, atol=1e-12, rtol=0)

@@ -16,12 +16,14 @@ No per-puzzle embedding (the reference has none). Halting as TRM: q_halt > 0, no
 Both random draws come from torch's global generator on the state's device, in the reference's
 order (the answer state's start, the latent's start, then one noise tensor per update after its
 network call): a seeded run draws the same numbers every time, and the reference code seeded
-alike draws the same ones.
+alike draws the same ones. Several processes draw the global batch's numbers and keep their rows
+(``batch_randn``), so N devices sample what one device does for the same examples.
 """
 
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 
@@ -94,9 +96,9 @@ class EqRModel(TRMModel):
         """Fresh random states for every example and position: truncated normals of std
         ``high_init_std`` (answer) then ``low_init_std`` (latent), as the reference's reset."""
         shape = (batch["inputs"].shape[0], self.state_len, self.hidden_size)
-        like = dict(dtype=self.embed.weight.dtype, device=batch["inputs"].device)
-        high = truncated_normal_by_inverse_cdf_(torch.empty(shape, **like), std=self.high_init_std)
-        low = truncated_normal_by_inverse_cdf_(torch.empty(shape, **like), std=self.low_init_std)
+        dtype, device = self.embed.weight.dtype, batch["inputs"].device
+        high = self.batch_randn(shape, dtype, device, partial(truncated_normal_by_inverse_cdf_, std=self.high_init_std))
+        low = self.batch_randn(shape, dtype, device, partial(truncated_normal_by_inverse_cdf_, std=self.low_init_std))
         return high, low
 
     def update(self, state: torch.Tensor, injection: torch.Tensor,
@@ -104,7 +106,7 @@ class EqRModel(TRMModel):
         """One damped, noisy step of the network: (1 - lambda) s + lambda f(s + injection) + noise."""
         updated = (1 - self.damping) * state + self.damping * self.net(state, injection, rotary)
         if self.noise_scale:
-            updated = updated + torch.randn_like(state) * self.noise_scale
+            updated = updated + self.batch_randn(state.shape, state.dtype, state.device) * self.noise_scale
         return updated
 
     def recursion(self, y: torch.Tensor, z: torch.Tensor, x: torch.Tensor, latent_steps: int,
