@@ -258,3 +258,28 @@ def test_two_processes_sample_what_one_does_for_the_same_examples(tmp_path):
     with torch.inference_mode():
         whole = model(reference_batch(batch_size=4)).logits
     torch.testing.assert_close(halves, whole, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("fast", [False, True], ids=["eager", "fast_bf16"])
+def test_training_steps_never_wait_for_the_device(fast):
+    """EqR's draws and updates add no host read to a training step; on the fast path under
+    bf16 autocast (as a GPU runs it) the state is bfloat16, as the reference computes it."""
+    from reasonbench import fastpath
+    from reasonbench.fastpath import no_host_sync
+    from reasonbench.optim import AdamAtan2
+
+    torch.manual_seed(0)
+    model = EqRModel(META, hidden_size=16, num_heads=2, num_layers=1, recursions=2, latent_steps=2,
+                     halt_max_steps=3).train()
+    model.defer_divergence_check = True
+    fastpath.set_fast_path(model, fast)
+    opt = AdamAtan2(list(model.parameters()), lr=1e-3, weight_decay=0.1)
+    with no_host_sync():
+        for step in range(4):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=fast):
+                loss = model.training_step(reference_batch(seed=step), step)
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+    assert not model.check_divergence()
+    assert model._carry.state[0].dtype == (torch.bfloat16 if fast else torch.float32)
