@@ -283,3 +283,20 @@ def test_training_steps_never_wait_for_the_device(fast):
             opt.zero_grad()
     assert not model.check_divergence()
     assert model._carry.state[0].dtype == (torch.bfloat16 if fast else torch.float32)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c.update(config={"ema": True}), "its stored config has no 'arch' section"),
+    (lambda c: c.update(model={"a": 1}, ema={}), "its 'model' entry is not a state dict of tensors"),
+    (lambda c: c["config"]["arch"].update(hidden_size=32), "says hidden_size 32, the weights are 16 wide"),
+])
+def test_a_bad_training_checkpoint_is_one_line(tmp_path, change, message):
+    checkpoint = torch.load(io.BytesIO(released_checkpoint("eqr_attention")), weights_only=False)
+    change(checkpoint)
+    path = tmp_path / "eqr.pth"
+    torch.save(checkpoint, path)
+    result = call_cli("import-checkpoint", "--from", "eqr", str(path), "--task", "sudoku", "--out", str(tmp_path / "x.pt"))
+    assert result.returncode == 2
+    line = result.stderr.strip()
+    assert message in line and "\n" not in line, line
+    assert not (tmp_path / "x.pt").exists()
