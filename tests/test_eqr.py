@@ -300,3 +300,25 @@ def test_a_bad_training_checkpoint_is_one_line(tmp_path, change, message):
     line = result.stderr.strip()
     assert message in line and "\n" not in line, line
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_loss_falls_within_a_few_dozen_steps():
+    """A fixed batch of 8 easy Sudokus: the answer loss more than halves in 40 steps, through the
+    random starting states and the noise (as for HRM and TRM in tests/test_recursive.py)."""
+    import reasonbench as rb
+    from reasonbench.optim import AdamAtan2
+
+    task = rb.create_task("sudoku", preset="smoke")
+    batch = {k: v[:8] for k, v in next(iter(task.train_dataloader())).items()}
+    torch.manual_seed(0)
+    model = EqRModel(META, hidden_size=32, num_heads=2, num_layers=1, recursions=3, latent_steps=2, mixer="mlp",
+                     pos_encodings="none", halt_max_steps=2, halt_exploration_prob=0.0).train()
+    opt = AdamAtan2(list(model.parameters()), lr=3e-3, weight_decay=0.0)
+    losses = []
+    for _ in range(40):
+        loss, logs = model.training_loss(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(logs["lm_loss"].item())
+    assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
