@@ -71,10 +71,14 @@ class _TensorsOnlyUnpickler(pickle.Unpickler):
 
 
 class _TensorsOnlyPickle:
-    """The ``pickle_module`` torch.load reads the file through."""
+    """The ``pickle_module`` torch.load reads the file through (its legacy format reads a few
+    objects with ``load``: restricted alike)."""
 
     Unpickler = _TensorsOnlyUnpickler
-    load = staticmethod(pickle.load)
+
+    @staticmethod
+    def load(file: Any, **kwargs: Any) -> Any:
+        return _TensorsOnlyUnpickler(file, **kwargs).load()
 
 
 def read_training_checkpoint(path: Path) -> Any:

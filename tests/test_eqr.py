@@ -322,3 +322,16 @@ def test_loss_falls_within_a_few_dozen_steps():
         opt.step()
         losses.append(logs["lm_loss"].item())
     assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
+
+
+def test_a_pickle_that_is_no_torch_file_runs_nothing(tmp_path):
+    """A bare pickle of a call (no torch archive, torch's legacy path) is refused in one line and
+    the call is never made."""
+    import pickle
+
+    marker = tmp_path / "ran"
+    path = tmp_path / "eqr.pth"
+    path.write_bytes(pickle.dumps(_RunsCode(marker)))
+    result = call_cli("import-checkpoint", "--from", "eqr", str(path), "--task", "sudoku", "--out", str(tmp_path / "x.pt"))
+    assert result.returncode == 2 and "\n" not in result.stderr.strip() and str(path) in result.stderr
+    assert not marker.exists()
