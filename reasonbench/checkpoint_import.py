@@ -14,11 +14,10 @@ plugin (``from_reference_state_dict``), the architecture becomes the plugin's ar
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import pickle
 import warnings
+from pathlib import Path
+from typing import Any
 
 import torch
 import yaml
