@@ -1,14 +1,19 @@
 """The reference outputs pinned in ``tests/data/reference_outputs.json``: the reference
 implementations (sapientinc/HRM ``models/hrm/hrm_act_v1.py``, SamsungSAILMontreal/
-TinyRecursiveModels ``models/recursive_reasoning/trm.py``) run in float64 on the state dicts and
-batch of ``tests/reference_layout.py``, 3 segments in eval mode, on a CPU.
+TinyRecursiveModels ``models/recursive_reasoning/trm.py``, locuslab/EqR ``models/eqr.py``) run in
+float64 on the state dicts and batch of ``tests/reference_layout.py``, 3 segments in eval mode, on
+a CPU; EqR's random starting states and noise drawn after ``torch.manual_seed(EQR_SEED)``. Also
+the parameter counts of the reference EqR built from its own configs (``config/arch/eqr.yaml``
+with ``config/train/eqr_sudoku.yaml``, ``eqr_maze_unique.yaml``; the architecture config alone on
+ARC) at the length and vocabulary of reasonbench's tasks.
 
-Not part of CI (it needs checkouts of the reference code, and pydantic + einops):
+Not part of CI (it needs checkouts of the reference code, and pydantic + einops + colorama):
 
     git clone https://github.com/SamsungSAILMontreal/TinyRecursiveModels /tmp/trm_ref
     git clone https://github.com/sapientinc/HRM /tmp/hrm_ref
+    git clone https://github.com/locuslab/EqR /tmp/eqr_ref
     python -m reasonbench_benchmarks.reference_outputs --trm-reference /tmp/trm_ref \\
-        --hrm-reference /tmp/hrm_ref --out tests/data/reference_outputs.json
+        --hrm-reference /tmp/hrm_ref --eqr-reference /tmp/eqr_ref --out tests/data/reference_outputs.json
 
 Why float64: float32 outputs hold the CPU that computed them (other kernels round otherwise:
 1e-4 apart after 3 segments on an AVX-512/AMX Xeon), float64 ones agree across CPUs to ~1e-12.
@@ -36,8 +41,9 @@ from reasonbench_benchmarks.reference_speed import _flash_attention_on_sdpa
 
 ROOT = Path(__file__).resolve().parent.parent
 SEGMENTS = 3
-REFERENCE_MODULES = {"hrm": "models.hrm.hrm_act_v1", "trm": "models.recursive_reasoning.trm"}
-REFERENCE_CLASSES = {"hrm": "HierarchicalReasoningModel_ACTV1", "trm": "TinyRecursiveReasoningModel_ACTV1"}
+REFERENCE_MODULES = {"hrm": "models.hrm.hrm_act_v1", "trm": "models.recursive_reasoning.trm", "eqr": "models.eqr"}
+REFERENCE_CLASSES = {"hrm": "HierarchicalReasoningModel_ACTV1", "trm": "TinyRecursiveReasoningModel_ACTV1",
+                     "eqr": "EqRModel"}
 
 
 def _layout():
@@ -59,20 +65,23 @@ class _Float64Torch(types.ModuleType):
 
 
 def reference_class(arch: str, checkout: Path) -> type:
-    """The reference's ACT model class for ``arch`` ('hrm' or 'trm') from ``checkout``, its
-    modules reading float64 for float32. Both repositories name their package ``models``, so it
-    is dropped from ``sys.modules`` afterwards (the class keeps its own modules alive)."""
+    """The reference's ACT model class for ``arch`` ('hrm', 'trm' or 'eqr') from ``checkout``,
+    its modules reading float64 for float32. The repositories share package names (``models``,
+    ``utils``), so every module loaded from the checkout is dropped from ``sys.modules``
+    afterwards (the class keeps its own modules alive)."""
     _flash_attention_on_sdpa()
-    sys.path.insert(0, str(checkout.resolve()))
+    root = checkout.resolve()
+    sys.path.insert(0, str(root))
     try:
         cls = getattr(importlib.import_module(REFERENCE_MODULES[arch]), REFERENCE_CLASSES[arch])
         for name, module in list(sys.modules.items()):
-            if name == "models" or name.startswith("models."):
+            where = getattr(module, "__file__", None) or ""
+            if name == "models" or name.startswith("models.") or Path(where).resolve().is_relative_to(root):
                 if getattr(module, "torch", None) is torch:
                     module.torch = _Float64Torch("torch")
                 del sys.modules[name]
     finally:
-        sys.path.remove(str(checkout.resolve()))
+        sys.path.remove(str(root))
     return cls
 
 
@@ -95,6 +104,7 @@ def reference_outputs(name: str, cls: type) -> list[dict]:
     """The reference model ``cls`` in float64 on config ``name``'s weights and batch: per
     segment, the first token's logits, q_halt, q_continue and the logits' sum and |sum|."""
     layout = _layout()
+    eqr = layout.CONFIGS[name]["arch"] == "eqr"
     config = {k: v for k, v in layout.CONFIGS[name].items() if k not in ("arch", "levels")}
     batch = layout.reference_batch()
     arch = {**config, "batch_size": batch["inputs"].shape[0], "seq_len": layout.SEQ_LEN,
@@ -108,18 +118,22 @@ def reference_outputs(name: str, cls: type) -> list[dict]:
     prefix = "_orig_mod.model.inner."
     state = {k.removeprefix(prefix): v.double() for k, v in layout.reference_state_dict(name).items()}
     model.inner.load_state_dict(state, strict=True)
-    batch = {"inputs": batch["inputs"], "labels": batch["labels"], "puzzle_identifiers": batch["puzzle_ids"]}
+    batch = {"inputs": batch["inputs"], "labels": batch["labels"]} if eqr else \
+        {"inputs": batch["inputs"], "labels": batch["labels"], "puzzle_identifiers": batch["puzzle_ids"]}
 
     def run() -> list[dict]:
         pinned = []
+        if eqr:  # its starting states (drawn at the first segment) and noise
+            torch.manual_seed(layout.EQR_SEED)
         with torch.no_grad():
             carry = model.initial_carry(batch)
             for _ in range(SEGMENTS):
                 carry, out = model(carry=carry, batch=batch)
                 logits = out["logits"]
                 pinned.append({"logits_sum": logits.sum().item(), "logits_abs_sum": logits.abs().sum().item(),
-                               "logits_first": logits[0, 0].tolist(), "q_halt": out["q_halt_logits"].tolist(),
-                               "q_continue": out["q_continue_logits"].tolist()})
+                               "logits_first": logits[0, 0].tolist(), "q_halt": out["q_halt_logits"].tolist()})
+                if "q_continue_logits" in out:  # EqR has none
+                    pinned[-1]["q_continue"] = out["q_continue_logits"].tolist()
         return pinned
 
     pinned, guard = run(), _NoFloat32()
@@ -128,6 +142,33 @@ def reference_outputs(name: str, cls: type) -> list[dict]:
     if guard.offenders:
         raise RuntimeError(f"{name}: the reference computed in another dtype than float64: {sorted(guard.offenders)}")
     return pinned
+
+
+# reasonbench's paper presets -> the reference EqR config that describes them (train config
+# overriding the architecture config's values; None: the architecture config alone)
+EQR_PAPER_CONFIGS = {"sudoku": "eqr_sudoku.yaml", "maze": "eqr_maze_unique.yaml", "arc": None}
+
+
+def eqr_parameter_counts(cls: type, checkout: Path) -> dict[str, int]:
+    """Parameters of the reference EqR as its configs build it, at the sequence length and
+    vocabulary of reasonbench's paper-preset tasks (the planned metadata: no data is built)."""
+    import yaml
+
+    from reasonbench import config as cfgmod
+    from reasonbench import runner
+
+    base = yaml.safe_load((checkout / "config" / "arch" / "eqr.yaml").read_text())
+    counts = {}
+    for task, train in EQR_PAPER_CONFIGS.items():
+        arch = {k: v for k, v in base.items() if k not in ("name", "short_name", "loss")}
+        if train:
+            arch.update(yaml.safe_load((checkout / "config" / "train" / train).read_text()).get("arch") or {})
+        cfg, _ = cfgmod.resolve(["--model", "eqr", "--task", task, "--preset", "paper"], prog="reference_outputs")
+        meta, _ = runner.make_task(cfg).planned_metadata()
+        with torch.device("meta"):
+            model = cls({**arch, "batch_size": 1, "seq_len": meta.seq_len, "vocab_size": meta.vocab_size})
+        counts[task] = sum(p.numel() for p in model.parameters())
+    return counts
 
 
 def _commit(checkout: Path) -> str:
@@ -142,18 +183,23 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trm-reference", type=Path, required=True, help="a checkout of TinyRecursiveModels")
     parser.add_argument("--hrm-reference", type=Path, required=True, help="a checkout of sapientinc/HRM")
+    parser.add_argument("--eqr-reference", type=Path, required=True, help="a checkout of locuslab/EqR")
     parser.add_argument("--out", type=Path, default=ROOT / "tests" / "data" / "reference_outputs.json")
     args = parser.parse_args(argv)
-    checkouts = {"hrm": args.hrm_reference, "trm": args.trm_reference}
+    checkouts = {"hrm": args.hrm_reference, "trm": args.trm_reference, "eqr": args.eqr_reference}
     commits = {arch: _commit(path) for arch, path in checkouts.items()}
     classes = {arch: reference_class(arch, path) for arch, path in checkouts.items()}
     pins: dict = {"_about": (
         "Outputs of the reference implementations (sapientinc/HRM models/hrm/hrm_act_v1.py at "
         f"{commits['hrm']}; SamsungSAILMontreal/TinyRecursiveModels models/recursive_reasoning/trm.py at "
-        f"{commits['trm']}), float64 on CPU, eval mode, {SEGMENTS} segments, on the state dicts and batch "
-        "of tests/reference_layout.py; made by python -m reasonbench_benchmarks.reference_outputs.")}
+        f"{commits['trm']}; locuslab/EqR models/eqr.py at {commits['eqr']}, its starting states and noise "
+        f"drawn after torch.manual_seed({_layout().EQR_SEED})), float64 on CPU, eval mode, {SEGMENTS} segments, on "
+        "the state dicts and batch of tests/reference_layout.py; eqr_paper_parameters: the reference EqR built "
+        "from its configs at reasonbench's paper-preset task shapes; made by "
+        "python -m reasonbench_benchmarks.reference_outputs.")}
     for name, config in _layout().CONFIGS.items():
         pins[name] = reference_outputs(name, classes[config["arch"]])
+    pins["eqr_paper_parameters"] = eqr_parameter_counts(classes["eqr"], args.eqr_reference)
     args.out.write_text(json.dumps(pins, indent=1) + "\n")
     print(f"wrote {args.out}: {', '.join(n for n in pins if n != '_about')}")
 

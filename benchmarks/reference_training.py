@@ -249,8 +249,8 @@ def main(argv: list[str] | None = None) -> None:
         f"SamsungSAILMontreal/TinyRecursiveModels at {commits['trm']}): {layout.TRAINING_STEPS} steps, float64 on "
         "CPU, the state dicts, batch stream and exploration draws of tests/reference_layout.py; made by "
         "python -m reasonbench_benchmarks.reference_training.")}
-    for name, config in layout.CONFIGS.items():
-        pins[name] = reference_trajectory(name, *loaded[config["arch"]])
+    for name in layout.TRAINING_CONFIGS:
+        pins[name] = reference_trajectory(name, *loaded[layout.CONFIGS[name]["arch"]])
         steps = pins[name]["steps"]
         print(f"{name}: loss {steps[0]['loss']:.6f} -> {steps[-1]['loss']:.6f}, "
               f"{sum(sum(p['halted']) for p in steps)} slot halts in {len(steps)} steps")

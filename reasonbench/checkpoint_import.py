@@ -1,15 +1,21 @@
-"""``reasonbench import-checkpoint``: a checkpoint of the reference HRM/TRM code becomes a
+"""``reasonbench import-checkpoint``: a checkpoint of the reference HRM/TRM/EqR code becomes a
 reasonbench checkpoint that ``reasonbench eval`` scores without training.
 
-The reference saves ``model.state_dict()`` of its compiled loss head (keys such as
+The HRM/TRM references save ``model.state_dict()`` of their compiled loss head (keys such as
 ``_orig_mod.model.inner.H_level.layers.0.self_attn.qkv_proj.weight``) and, beside it,
-``all_config.yaml`` with the architecture. Its weights are renamed by the plugin
-(``from_reference_state_dict``), its architecture becomes the plugin's arguments
+``all_config.yaml`` with the architecture. EqR saves a training checkpoint (``eqr.pth``): a dict
+with that state dict under ``model``, the EMA of the weights under ``ema`` (``{mu, shadow}``), its
+run config under ``config``, and the training state (optimizer, carry, random states) whose
+objects are never unpickled here: only tensors and plain data are read. As the reference's
+evaluation does, the EMA weights are imported when the run kept them. Weights are renamed by the
+plugin (``from_reference_state_dict``), the architecture becomes the plugin's arguments
 (``reference_arguments``), and the result is checked by loading it into the model.
 """
 
 from __future__ import annotations
 
+import pickle
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +33,12 @@ REFERENCE_CONFIG = "all_config.yaml"
 
 def _parser() -> ArgumentParser:
     parser = command_parser("reasonbench import-checkpoint",
-                            "Convert a reference HRM/TRM checkpoint into one `reasonbench eval` reads.")
-    parser.add_argument("--from", dest="source", required=True, choices=["hrm", "trm"],
+                            "Convert a reference HRM/TRM/EqR checkpoint into one `reasonbench eval` reads.")
+    parser.add_argument("--from", dest="source", required=True, choices=["hrm", "trm", "eqr"],
                         help="which reference implementation wrote PATH")
     parser.add_argument("path", help="the reference checkpoint (a saved state dict, torch or safetensors), or a "
                         "Hugging Face model repository hf://OWNER/NAME[@REVISION][:PATH] (e.g. "
-                        "hf://sapientinc/HRM-checkpoint-sudoku-extreme)")
+                        "hf://sapientinc/HRM-checkpoint-sudoku-extreme, hf://locuslab/EqR-model:sudoku-extreme/eqr.pth)")
     parser.add_argument("--task", required=True, help="the task it was trained on")
     parser.add_argument("--out", required=True, help="where to write the reasonbench checkpoint")
     parser.add_argument("--preset", default="paper", help="preset for everything the checkpoint does not fix")
@@ -41,18 +47,98 @@ def _parser() -> ArgumentParser:
     return parser
 
 
-def _load_state(path: Path) -> dict[str, torch.Tensor]:
+class _Unread:
+    """Stands in for an object of a class a checkpoint names (the training carry, numpy's random
+    state): the class is never imported, nothing of it runs, its state is dropped."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+
+class _TensorsOnlyUnpickler(pickle.Unpickler):
+    """Resolves only what ``torch.load(weights_only=True)`` allows (tensor rebuilding, dtypes,
+    plain containers); every other class or function named in the file becomes ``_Unread``."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        from torch._weights_only_unpickler import _get_allowed_globals
+
+        allowed = _get_allowed_globals().get(f"{module}.{name}")
+        return allowed if allowed is not None else _Unread
+
+
+class _TensorsOnlyPickle:
+    """The ``pickle_module`` torch.load reads the file through (its legacy format reads a few
+    objects with ``load``: restricted alike)."""
+
+    Unpickler = _TensorsOnlyUnpickler
+
+    @staticmethod
+    def load(file: Any, **kwargs: Any) -> Any:
+        return _TensorsOnlyUnpickler(file, **kwargs).load()
+
+
+def read_training_checkpoint(path: Path) -> Any:
+    """A reference training checkpoint: ``torch.load(weights_only=True)``, or where the file also
+    pickles objects of the reference's classes (the EqR training carry, numpy's random state), the
+    same file read with those objects left out (``_Unread``). Either way no code of the file runs."""
+    from .checkpoints import is_safetensors
     from .runner import read_torch_file
 
-    state = read_torch_file(path)
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+    try:
+        return read_torch_file(path)
+    except UserError:
+        if is_safetensors(path):
+            raise
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_TensorsOnlyPickle)
+        except Exception:  # noqa: BLE001 (any failure: the first, clearer error stands)
+            pass
+        raise
+
+
+def _tensors(value: Any) -> dict[str, torch.Tensor] | None:
+    if isinstance(value, dict) and value and all(isinstance(v, torch.Tensor) for v in value.values()):
+        return value
+    return None
+
+
+def _load_state(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None, str]:
+    """The weights to import, the run config stored with them (EqR's ``config``), and which
+    weights they are ('state dict', 'model' or 'EMA (mu ...)')."""
+    data = read_training_checkpoint(path)
+    if isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
+        data = data["state_dict"]
+    if isinstance(data, dict) and isinstance(data.get("model"), dict):  # a reference training checkpoint
+        config = data.get("config") if isinstance(data.get("config"), dict) else None
+        model = _tensors(data["model"])
+        if model is None:
+            raise UserError(f"checkpoint {path}: its 'model' entry is not a state dict of tensors")
+        ema = data.get("ema") if isinstance(data.get("ema"), dict) else {}
+        shadow = _tensors(ema.get("shadow")) or _tensors({k: v for k, v in ema.items() if k != "mu"})
+        # the reference evaluates the EMA when its run kept one (config.ema) and the file holds it
+        if shadow is not None and (config is None or config.get("ema", True)):
+            mu = ema.get("mu")
+            return shadow, config, f"EMA (mu {mu})" if isinstance(mu, float) else "EMA"
+        return model, config, "model"
+    state = _tensors(data)
+    if state is None:
         raise UserError(f"checkpoint {path}: not a state dict of tensors")
-    return state
+    return state, None, "state dict"
 
 
-def _reference_arch(path: Path, explicit: str | None) -> tuple[dict[str, Any] | None, Path | None]:
+def _reference_arch(path: Path, explicit: str | None,
+                    stored: dict[str, Any] | None = None) -> tuple[dict[str, Any] | None, Path | str | None]:
+    """The reference's ``arch`` config: from ``--reference-config``, else from the config stored
+    in the checkpoint (EqR's), else from the all_config.yaml beside it; and where it came from."""
+    if not explicit and stored is not None:
+        if not isinstance(stored.get("arch"), dict):
+            raise UserError(f"checkpoint {path}: its stored config has no 'arch' section")
+        return stored["arch"], f"the config stored in {path.name}"
     config_path = Path(explicit) if explicit else path.parent / REFERENCE_CONFIG
     if not config_path.is_file():
         if explicit:
@@ -71,8 +157,9 @@ def _reference_arch(path: Path, explicit: str | None) -> tuple[dict[str, Any] | 
 
 
 # what tells the reference architectures apart in a checkpoint: HRM has two modules (H_level
-# and L_level), TRM one network (L_level only; H_layers 0); their all_config.yaml names its class
-FAMILIES = ("hrm", "trm")
+# and L_level), TRM and EqR one network (L_level only; H_layers 0), TRM with its fixed starting
+# vectors saved (H_init), EqR without (it draws them); their configs name the class
+FAMILIES = ("hrm", "trm", "eqr")
 
 
 def _levels(state: dict[str, Any]) -> dict[str, int]:
@@ -92,10 +179,15 @@ def reference_family(state: dict[str, Any], arch: dict[str, Any] | None) -> tupl
     levels = _levels(state)
     if "H_level" in levels and "L_level" in levels:
         return "hrm", f"H_level ({levels['H_level']} layers) and L_level ({levels['L_level']} layers) modules"
-    if levels.get("L_level") and "H_level" not in levels:
-        return "trm", f"one L_level network ({levels['L_level']} layers), no H_level module"
     name = str((arch or {}).get("name", ""))
-    for family, marker in (("hrm", "hrm"), ("trm", "trm")):
+    if levels.get("L_level") and "H_level" not in levels:
+        one = f"one L_level network ({levels['L_level']} layers), no H_level module"
+        if "eqr" in name.lower().split("@")[0]:
+            return "eqr", f"{one}; its config names {name}"
+        if not any(key.endswith("H_init") for key in state):
+            return "eqr", f"{one}, no fixed starting state H_init"
+        return "trm", one
+    for family, marker in (("hrm", "hrm"), ("trm", "trm"), ("eqr", "eqr")):
         if marker in name.lower().split("@")[0]:
             return family, f"its all_config.yaml names {name}"
     return None, ""
@@ -179,6 +271,8 @@ def _shape_arguments(source: str, state: dict[str, torch.Tensor]) -> dict[str, A
     def layers(prefix: str) -> int:
         return len({k.split(".")[2] for k in state if k.startswith(prefix + ".layers.")})
 
+    if source == "eqr":
+        del args["puzzle_emb_dim"]  # EqR has none
     if source == "hrm":
         args["high_layers"], args["low_layers"] = layers("high"), layers("low")
     else:
@@ -203,14 +297,14 @@ def import_checkpoint(source: str, path: str | Path, task: str, out: str | Path,
     if given.startswith("hf://"):
         path, hub_source = _fetch_from_hub(given)
     path, out = Path(path), Path(out)
-    raw = _load_state(path)
+    raw, stored_config, weights = _load_state(path)
     model_cls = registry.get("model", source)
     check_architecture(source, raw, None, given)  # what the keys alone say, before renaming them
     try:
         state = model_cls.from_reference_state_dict(raw)
     except KeyError as exc:
         raise UserError(f"checkpoint {given}: key {exc.args[0]!r} is not part of a reference {source.upper()} model") from None
-    arch, config_path = _reference_arch(path, reference_config)
+    arch, config_path = _reference_arch(path, reference_config, stored_config)
     check_architecture(source, raw, arch, given)
     try:
         args = model_cls.reference_arguments(arch) if arch is not None else _shape_arguments(source, state)
@@ -238,7 +332,7 @@ def import_checkpoint(source: str, path: str | Path, task: str, out: str | Path,
         raise UserError(f"checkpoint {given} does not fit {source} on {task} with these settings: {first[:300]}") from None
     from .hub import sha256_file
 
-    imported = {"path": given, "sha256": sha256_file(path),
+    imported = {"path": given, "sha256": sha256_file(path), "weights": weights,
                 "reference_config": str(config_path) if config_path else None}
     if hub_source is not None:
         imported["hub"] = hub_source
@@ -247,7 +341,7 @@ def import_checkpoint(source: str, path: str | Path, task: str, out: str | Path,
     except OSError as exc:  # e.g. a file where a folder should be
         raise UserError(cannot_write("--out", out, exc)) from None
     return {"out": str(out), "model_args": cfg.model_args, "reference_config": str(config_path) if config_path else None,
-            "tensors": len(state), "hub": hub_source}
+            "tensors": len(state), "hub": hub_source, "weights": weights}
 
 
 def main(argv: list[str]) -> int:
@@ -257,6 +351,6 @@ def main(argv: list[str]) -> int:
         f"architecture from the weights' shapes and preset {args.preset} (no {REFERENCE_CONFIG} found)"
     if result["hub"]:
         print(f"read {result['hub']['file']} of {result['hub']['repo']} at commit {result['hub']['revision']}")
-    print(f"{result['tensors']} tensors; {source}")
+    print(f"{result['tensors']} tensors ({result['weights']} weights); {source}")
     print(f"wrote {result['out']}: evaluate with `reasonbench eval --checkpoint {result['out']} --task {args.task}`")
     return 0

@@ -49,6 +49,11 @@ class ReasoningModule(L.LightningModule):
     # True where every example costs the same at evaluation (no data-dependent stopping): the
     # record's forward FLOPs are then counted on one example instead of several
     uniform_eval_cost = False
+    # True where evaluation draws random numbers for the whole batch from one seeded stream (EqR's
+    # starting states and noise, drawn as its reference draws them): an example's sample then
+    # depends on its place in the batch, so `check-plugin` does not compare it alone with it in
+    # its batch (it still checks that a seeded evaluation repeats exactly)
+    samples_across_batch = False
 
     def __init__(self, metadata: TaskMetadata, optim: OptimConfig | None = None) -> None:
         super().__init__()
@@ -197,6 +202,17 @@ class ReasoningModule(L.LightningModule):
         """``torch.randint(low, high, (n,))`` drawn as ``batch_rand`` is."""
         rank, world = rank_and_world()
         return torch.randint(low, high, (n * world,), device=device)[rank * n:(rank + 1) * n]
+
+    def batch_randn(self, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device,
+                    fill: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+        """``torch.randn(shape)`` (or ``fill`` of an empty tensor: another distribution) for this
+        process's ``shape[0]`` examples, drawn as ``batch_rand`` is: the numbers of the whole
+        global batch, this process's rows kept. One process draws exactly ``torch.randn``'s."""
+        rank, world = rank_and_world()
+        n = shape[0]
+        full = (n * world, *shape[1:])
+        drawn = fill(torch.empty(full, dtype=dtype, device=device)) if fill else torch.randn(full, dtype=dtype, device=device)
+        return drawn if world == 1 else drawn[rank * n:(rank + 1) * n]
 
     def scheduled_lr(self, base_lr: float, step: int) -> float:
         """The rate of optimizer step ``step`` (counted from 1) for a group whose base rate is

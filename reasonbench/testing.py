@@ -441,7 +441,7 @@ def check_inference_mode(s: Subject) -> None:
 def check_no_state_leak(s: Subject) -> None:
     """Evaluation depends on the weights and the batch only: batch A evaluates the same before
     and after batch B and after a training step (weights unchanged), and each example the same
-    alone as in its batch."""
+    alone as in its batch (unless the model samples across the batch: ``samples_across_batch``)."""
     model = s.build()
     a, b = s.batch("test", 0, EVAL_BATCH), s.batch("test", EVAL_BATCH, EVAL_BATCH)
     first = _evaluate(model, a).logits.clone()
@@ -458,6 +458,8 @@ def check_no_state_leak(s: Subject) -> None:
                    f"({_first_difference(first, after)})",
                    "state carried between training steps (e.g. a recursive model's carry) must not be read in "
                    "evaluation: evaluate from the initial state")
+    if model.samples_across_batch:
+        return
     alone = _evaluate(model, {k: v[:1] for k, v in a.items()}).logits
     if not torch.allclose(alone, first[:1], rtol=1e-3, atol=1e-4):
         raise fail(f"an example's logits alone differ from the same example within batch A ({_first_difference(alone, first[:1])})",

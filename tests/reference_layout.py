@@ -1,4 +1,4 @@
-"""Small state dicts in the key layout of the reference HRM/TRM code, built here from a seeded
+"""Small state dicts in the key layout of the reference HRM/TRM/EqR code, built here from a seeded
 generator (no reference code involved), and the batch they are run on. The outputs pinned in
 ``tests/data/reference_outputs.json`` were computed by running the reference implementation
 itself on exactly these tensors, in float64 on a CPU (``benchmarks/reference_outputs.py``).
@@ -26,7 +26,22 @@ CONFIGS = {
     "trm_mlp": dict(arch="trm", hidden_size=16, num_heads=2, expansion=4, H_layers=0, L_layers=2, H_cycles=2,
                     L_cycles=2, puzzle_emb_ndim=16, puzzle_emb_len=2, mlp_t=True, no_ACT_continue=True,
                     halt_max_steps=3, halt_exploration_prob=0.1, pos_encodings="none", levels={"L_level": 2}),
+    # EqR: no puzzle embedding; its starting states and noise are drawn from torch's generator,
+    # seeded with EQR_SEED before the first segment (the two stds differ so that a swap shows)
+    "eqr_attention": dict(arch="eqr", hidden_size=16, num_heads=2, expansion=4, H_layers=0, L_layers=2, H_cycles=2,
+                          L_cycles=2, mlp_t=False, halt_max_steps=3, halt_exploration_prob=0.1, pos_encodings="rope",
+                          lambda_=0.95, noise_scale=0.01, H_init_std=1.0, L_init_std=0.5, levels={"L_level": 2}),
+    "eqr_attention_noiseless": dict(arch="eqr", hidden_size=16, num_heads=2, expansion=4, H_layers=0, L_layers=2,
+                                    H_cycles=2, L_cycles=2, mlp_t=False, halt_max_steps=3, halt_exploration_prob=0.1,
+                                    pos_encodings="rope", lambda_=0.95, noise_scale=0.0, H_init_std=1.0,
+                                    L_init_std=0.5, levels={"L_level": 2}),
+    # as the reference's Sudoku setting: the MLP mixer, RoPE tables built and never read
+    "eqr_mlp": dict(arch="eqr", hidden_size=16, num_heads=2, expansion=4, H_layers=0, L_layers=2, H_cycles=2,
+                    L_cycles=2, mlp_t=True, halt_max_steps=3, halt_exploration_prob=0.1, pos_encodings="rope",
+                    lambda_=0.95, noise_scale=0.01, H_init_std=1.0, L_init_std=1.0, levels={"L_level": 2}),
 }
+
+EQR_SEED = 0  # torch.manual_seed before EqR's first segment, in the reference run and in ours
 
 
 def _swiglu_inner(width: int) -> int:
@@ -46,10 +61,11 @@ def reference_state_dict(name: str, seed: int = 0) -> dict[str, torch.Tensor]:
         return randn(*shape, std=1 / math.sqrt(shape[-1]))
 
     state = {"embed_tokens.embedding_weight": randn(VOCAB, h, std=1 / math.sqrt(h)),
-             "lm_head.weight": w(VOCAB, h), "q_head.weight": w(2, h), "q_head.bias": randn(2),
-             "puzzle_emb.weights": randn(NUM_IDS, c["puzzle_emb_ndim"], std=0.5),
-             "H_init": randn(h), "L_init": randn(h)}
-    positions = SEQ_LEN + c.get("puzzle_emb_len", 1)
+             "lm_head.weight": w(VOCAB, h), "q_head.weight": w(2, h), "q_head.bias": randn(2)}
+    if c["arch"] != "eqr":  # EqR has no puzzle embedding and draws its starting states
+        state.update({"puzzle_emb.weights": randn(NUM_IDS, c["puzzle_emb_ndim"], std=0.5),
+                      "H_init": randn(h), "L_init": randn(h)})
+    positions = SEQ_LEN + (0 if c["arch"] == "eqr" else c.get("puzzle_emb_len", 1))
     inner, inner_t = _swiglu_inner(h), _swiglu_inner(positions)
     for level, count in c["levels"].items():
         for i in range(count):
@@ -73,6 +89,7 @@ def reference_batch(seed: int = 1, batch_size: int = 3) -> dict[str, torch.Tenso
 
 
 # --- the training-trajectory pin (benchmarks/reference_training.py, tests/test_training_pin.py)
+TRAINING_CONFIGS = ("hrm", "trm_attention", "trm_mlp")  # those with a training pin
 TRAINING_STEPS = 30
 TRAINING_BATCH = 3
 # the reference recipe's optimizer settings, with a warm-up and a cosine short enough that

@@ -19,8 +19,9 @@ from reasonbench.tasks.base import TaskMetadata
 from reasonbench_plugins.hrm import HRMModel
 from reasonbench_plugins.trm import TRMModel
 
-from .reference_layout import (CONFIGS, EMA_DECAY, NUM_IDS, SEQ_LEN, TRAINING, TRAINING_BATCH, TRAINING_STEPS, VOCAB,
-                               exploration_draws, parameter_digest, reference_state_dict, training_batches)
+from .reference_layout import (CONFIGS, EMA_DECAY, NUM_IDS, SEQ_LEN, TRAINING, TRAINING_BATCH, TRAINING_CONFIGS,
+                               TRAINING_STEPS, VOCAB, exploration_draws, parameter_digest, reference_state_dict,
+                               training_batches)
 
 PINNED = json.loads((Path(__file__).parent / "data" / "reference_training.json").read_text())
 META = TaskMetadata(name="sudoku", vocab_size=VOCAB, seq_len=SEQ_LEN, num_puzzle_ids=NUM_IDS, grid_shape=(9, 9))
@@ -98,7 +99,7 @@ def _assert_digest(ours: dict, theirs: dict, what: str) -> None:
     assert abs(ours["projection"] - theirs["projection"]) <= RTOL * theirs["scale"], f"{what}: projection"
 
 
-@pytest.mark.parametrize("name", ["hrm", "trm_attention", "trm_mlp"])
+@pytest.mark.parametrize("name", TRAINING_CONFIGS)
 def test_training_follows_the_reference_step_by_step(name, monkeypatch, tmp_path):
     pinned = PINNED[name]
     ours = train_like_the_reference(name, monkeypatch, tmp_path)
@@ -122,7 +123,8 @@ def test_training_follows_the_reference_step_by_step(name, monkeypatch, tmp_path
 def test_the_pinned_stream_exercises_warmup_cosine_halting_and_exploration():
     """The pins would not catch what they never see: the warm-up and the cosine both lie in the
     pinned steps, slots halt early and late, and exploration delays some halts."""
-    for name in CONFIGS:
+    assert sorted(k for k in PINNED if not k.startswith("_")) == sorted(TRAINING_CONFIGS)
+    for name in TRAINING_CONFIGS:
         steps = PINNED[name]["steps"]
         rates = [s["lr"] for s in steps]
         assert rates[0] == TRAINING["lr"] / TRAINING["warmup_steps"] and max(rates) == TRAINING["lr"]

@@ -1,0 +1,5 @@
+"""``eqr``: Equilibrium Reasoners."""
+
+from .model import EqRModel
+
+__all__ = ["EqRModel"]
