@@ -18,6 +18,7 @@ COST_AXES = (("params", "parameters", "params"),
 
 MAX_LINES = 12  # lines on one chart: the rows ranked best first
 MAX_LEGEND = 24  # rows named in a scatter chart's legend (every point keeps its tooltip)
+MAX_LABELS = 40  # points a scatter chart tries to label: the Pareto front's, then the best ranked
 BAR_NOTE = "bar: the interval the rank is decided on"
 
 
@@ -71,17 +72,24 @@ def accuracy_plot(rows: list[dict[str, Any]], x_key: str, x_label: str, title: s
 
     radius, ring = 4.0, 2.5  # a marker; the ring around those on the Pareto front
     points = [(px(a), py(b)) for a, b in zip(x, y)]
-    # markers that would cover each other (the same cost, close accuracy) move sideways a little
+    # a point whose marker or error bar would cover another's (the same cost) moves sideways a little
     marks: list[svg.Box] = []
+    column = 2 * radius + 1
+    reaches: dict[int, list[svg.Box]] = {}  # marker and bar together, by the pixel columns they touch
     moved = False
-    for n, (cx, cy) in enumerate(points):
-        for shift in (0, 1, -1, 2, -2, 3, -3):
-            box = svg.Box(cx + shift * 2 * radius - radius, cy - radius, cx + shift * 2 * radius + radius, cy + radius)
-            if not any(box.meets(m) for m in marks):
+    for n, ((cx, cy), bar) in enumerate(zip(points, bars)):
+        top_y, bottom_y = (min(cy, py(100 * bar[1])), max(cy, py(100 * bar[0]))) if bar else (cy, cy)
+        for shift in (0, 1, -1, 2, -2, 3, -3, 4, -4, 5, -5, 6, -6):
+            at = cx + shift * column
+            reach = svg.Box(at - radius, top_y - radius, at + radius, bottom_y + radius)
+            near = range(math.floor(reach.left / column), math.floor(reach.right / column) + 1)
+            if not any(reach.meets(m) for c in near for m in reaches.get(c, ())):
                 break
         moved = moved or shift != 0
-        marks.append(box)
-        points[n] = ((box.left + box.right) / 2, cy)
+        for c in near:
+            reaches.setdefault(c, []).append(reach)
+        marks.append(svg.Box(at - radius, cy - radius, at + radius, cy + radius))
+        points[n] = (at, cy)
     front = pareto_front(list(zip(x, y)))
     parts = []
     stairs = [(points[i][0], points[i][1]) for i in front]
@@ -104,8 +112,11 @@ def accuracy_plot(rows: list[dict[str, Any]], x_key: str, x_label: str, title: s
                f"{x_label} {si(value)}")
         parts.append(svg.marker(shape, cx, cy, radius, colour, row["model"], tip))
     taken = [svg.Box(m.left - ring, m.top - ring, m.right + ring, m.bottom + ring) for m in marks]
+    # labels keep off the front's line too
+    taken += [svg.Box(min(ax, bx) - 1, min(ay, by) - 1, max(ax, bx) + 1, max(ay, by) + 1)
+              for (ax, ay), (bx, by) in zip(path, path[1:])]
     on_front = set(front)
-    for n in sorted(range(len(drawn)), key=lambda i: (i not in on_front, i)):
+    for n in sorted(range(len(drawn)), key=lambda i: (i not in on_front, i))[:MAX_LABELS]:
         text = svg.fit(one_line(model_label(drawn[n][0]), 60), svg.POINT_LABEL_SIZE, 120)
         placed = svg.place_label(text, points[n][0], points[n][1], radius + ring, frame, taken)
         if placed:
@@ -121,7 +132,8 @@ def accuracy_plot(rows: list[dict[str, Any]], x_key: str, x_label: str, title: s
     chart.legend.append(svg.LegendEntry("Pareto front", '<line x1="0" x2="12" y1="6" y2="6" stroke="#333333" '
                                         'stroke-dasharray="4 3"/>'))
     if moved:
-        chart.notes.append("Points of equal cost are set a few pixels apart; hover a point for its values.")
+        chart.notes.append("Points of about equal cost are set a few pixels apart, so that each error bar shows; "
+                           "hover a point for its values.")
     ticks = svg.thin_ticks([(px(t), si(t)) for t in _log_ticks(left, right)])
     return chart.render(ticks, [(py(t), svg.percent(t)) for t in svg.y_ticks(top)])
 

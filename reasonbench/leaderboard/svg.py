@@ -247,25 +247,23 @@ class Chart:
                 f"<title>{esc(self.title)}</title>" + "".join(out) + "</svg>\n")
 
     def _legend(self, y: float) -> tuple[list[str], float]:
-        """The legend's entries in as many equal columns as fit; returns (SVG parts, its bottom)."""
+        """The legend's entries in reading order, a new line where the next would not fit
+        (an entry wider than a line is cut); returns (SVG parts, its bottom)."""
         if not self.legend:
             return [], y
-        usable = WIDTH - 16
-        widest = max(16 + text_width(e.label, LEGEND_SIZE) for e in self.legend)
-        column = min(usable, widest + 12)
-        columns = max(1, int((usable + 12) // column))
-        column = usable / columns
-        out = ['<g class="legend">']
-        for n, entry in enumerate(self.legend):
-            row, col = divmod(n, columns)
-            x, top = 8 + col * column, y + row * (LEGEND_SIZE + 6)
-            label = fit(entry.label, LEGEND_SIZE, column - 16 - 6)
+        usable, gap, line = WIDTH - 16, 12, LEGEND_SIZE + 6
+        out, x, top = ['<g class="legend">'], 0.0, y
+        for entry in self.legend:
+            label = fit(entry.label, LEGEND_SIZE, usable - 16)
+            width = 16 + text_width(label, LEGEND_SIZE)
+            if x and x + width > usable:
+                x, top = 0.0, top + line
             tip = f"<title>{esc(entry.title or entry.label)}</title>"
-            out.append(f'<g class="entry" transform="translate({x:.1f} {top:.1f})">{tip}{entry.glyph}'
+            out.append(f'<g class="entry" transform="translate({8 + x:.1f} {top:.1f})">{tip}{entry.glyph}'
                        f'<text x="16" y="{LEGEND_SIZE - 0.5:.1f}" font-size="{LEGEND_SIZE}">{esc(label)}</text></g>')
+            x += width + gap
         out.append("</g>")
-        rows = math.ceil(len(self.legend) / columns)
-        return out, y + rows * (LEGEND_SIZE + 6)
+        return out, top + line
 
 
 def legend_marker(shape: str, colour: str, model: str, line: bool = False) -> str:
