@@ -156,3 +156,134 @@ def test_a_hostile_leaderboard_reads_well_at_1280_px(tmp_path):
     sudoku = [r for r in site.rows if r["task"] == "sudoku" and r["track"] == "mini"]
     assert len(sudoku) >= 30 and not site.skipped
     assert_site_reads_well(tmp_path / "site", tmp_path / "profile", 10, {r["model"] for r in site.rows})
+
+
+# --- the charts' own geometry (no browser) ------------------------------------------------------
+def _row(model: str, accuracy: float, interval: tuple[float, float], params: int = 131_970, **extra) -> dict:
+    return {"task": "maze", "track": "mini", "model": model, "preset": "mini", "mode": "train", "settings": "",
+            "exact_accuracy_mean": accuracy, "rank_interval": list(interval), "params": params,
+            "flops_per_example_forward": 4.2e8 + 1e6 * len(model), "device_hours": 0.1, **extra}
+
+
+def _parse(text: str):
+    import xml.etree.ElementTree as ET
+
+    return ET.fromstring(text)
+
+
+def _texts(root) -> list[tuple[str, object]]:
+    """(text, box) of each <text> outside a rotated one, as the chart placed it."""
+    from reasonbench.leaderboard import svg
+
+    ns = "{http://www.w3.org/2000/svg}"
+    found = []
+    for group in root.iter():
+        shift = (0.0, 0.0)
+        transform = group.get("transform", "")
+        if transform.startswith("translate("):
+            shift = tuple(float(v) for v in transform[len("translate("):-1].split())
+        for t in group.findall(f"{ns}text"):
+            if t.get("transform"):
+                continue
+            box = svg.text_box(float(t.get("x")) + shift[0], float(t.get("y")) + shift[1], t.text,
+                               float(t.get("font-size")), t.get("text-anchor", "start"))
+            found.append((t.text, box))
+    return found
+
+
+def test_a_model_keeps_its_colour_and_rows_of_one_colour_differ_by_marker():
+    from reasonbench.leaderboard import svg
+
+    assert svg.model_colour("trm") == "#1f77b4" and svg.model_colour("hrm") == "#d62728"
+    assert svg.model_colour("someone-elses-model") == svg.model_colour("someone-elses-model")
+    assert svg.model_colour("someone-elses-model") in svg.OTHER_COLOURS
+    assert svg.row_styles(["trm", "hrm", "trm", "trm"]) == [
+        ("#1f77b4", "circle"), ("#d62728", "circle"), ("#1f77b4", "square"), ("#1f77b4", "triangle")]
+
+
+def test_the_error_bars_are_the_rank_intervals_and_every_point_is_named():
+    from reasonbench.leaderboard import plots
+
+    rows = [_row("cmm", 0.687, (0.674, 0.70)), _row("trm", 0.543, (0.334, 0.752)), _row("hrm", 0.379, (0.303, 0.455)),
+            _row("cgar", 0.47, (0.378, 0.562)), _row("attractor", 0.438, (0.228, 0.647))]  # one cost: four share it
+    root = _parse(plots.accuracy_plot(rows, "params", "parameters", "maze, mini track"))
+    ns = "{http://www.w3.org/2000/svg}"
+    frame = root.find(f".//{ns}rect[@class='frame']")
+    top, height = float(frame.get("y")), float(frame.get("height"))
+    y_top = max(float(t.text) for t in root.iter(f"{ns}text") if t.get("class") == "tick" and t.get("text-anchor") == "end")
+    assert y_top == 80  # the axis ends at the next round number above the highest bar
+    bars = {b.get("data-model"): b for b in root.iter(f"{ns}line") if b.get("class") == "bar"}
+    for row in rows:
+        low, high = row["rank_interval"]
+        assert float(bars[row["model"]].get("y1")) == pytest.approx(top + height * (1 - 100 * low / y_top), abs=0.01)
+        assert float(bars[row["model"]].get("y2")) == pytest.approx(top + height * (1 - 100 * high / y_top), abs=0.01)
+        assert bars[row["model"]].get("stroke") == plots.svg.model_colour(row["model"])
+    marks = [m for m in root.iter(f"{ns}path") if m.get("class") == "mark"]
+    assert sorted(m.get("data-model") for m in marks) == sorted(r["model"] for r in rows)
+    assert all(m.find(f"{ns}title").text.startswith(m.get("data-model") + ": ") for m in marks)
+    spans = [(float(b.get("x1")), float(b.get("y2")), float(b.get("y1"))) for b in bars.values()]
+    for n, (x, top_y, bottom_y) in enumerate(spans):  # bars at one cost are spread until none covers another
+        assert all(abs(x - x2) >= 8 or bottom_y < top2 or bottom2 < top_y for x2, top2, bottom2 in spans[n + 1:])
+    assert len({x for x, _, _ in spans}) > 1
+    legend = [t.text for t in root.iter(f"{ns}text") if t.text in {r["model"] for r in rows}]
+    assert set(legend) == {r["model"] for r in rows}
+    assert any(t.text == plots.BAR_NOTE for t in root.iter(f"{ns}text"))
+
+
+def test_chart_text_never_overlaps_or_crosses_the_frame_even_when_crowded():
+    from reasonbench.leaderboard import plots, svg
+
+    rows = [_row(f"model-{i}-" + "x" * (i % 5) * 6, 0.3 + 0.01 * (i % 7), (0.2, 0.5), params=1000 * (1 + i % 3))
+            for i in range(30)]
+    for key, label, _ in plots.COST_AXES:
+        root = _parse(plots.accuracy_plot(rows, key, label, "a title long enough to wrap over two lines " * 2))
+        ns = "{http://www.w3.org/2000/svg}"
+        frame_el = root.find(f".//{ns}rect[@class='frame']")
+        frame = svg.Box(float(frame_el.get("x")), float(frame_el.get("y")),
+                        float(frame_el.get("x")) + float(frame_el.get("width")),
+                        float(frame_el.get("y")) + float(frame_el.get("height")))
+        texts = _texts(root)
+        assert any(t.get("class") == "label" for t in root.iter(f"{ns}text"))  # some points named in place
+        for n, (text, box) in enumerate(texts):
+            assert box.inside(frame) or not box.meets(frame), text
+            assert 0 <= box.left and box.right <= svg.WIDTH, text
+            for other, other_box in texts[n + 1:]:
+                assert not box.meets(other_box), (text, other)
+
+
+def test_ticks_stand_apart_with_si_prefixes():
+    from reasonbench.leaderboard import plots
+
+    # 400M and 450M: a span too short for two of 1, 2, 5 per decade; every multiple, thinned to fit
+    rows = [_row("a", 0.5, (0.4, 0.6)) | {"flops_per_example_forward": 4.0e8},
+            _row("b", 0.4, (0.3, 0.5)) | {"flops_per_example_forward": 4.5e8}]
+    root = _parse(plots.accuracy_plot(rows, "flops_per_example_forward", "FLOPs", "t"))
+    ticks = [(text, box) for text, box in _texts(root) if text[-1] == "M"]
+    assert [t for t, _ in ticks] == ["300M", "400M", "500M", "600M", "700M"]
+    assert all(a.right + 8 <= b.left for (_, a), (_, b) in zip(ticks, ticks[1:]))
+    wide = [_row("a", 0.5, (0.4, 0.6)) | {"params": 1000}, _row("b", 0.4, (0.3, 0.5)) | {"params": 12_000_000}]
+    ticks = [text for text, _ in _texts(_parse(plots.accuracy_plot(wide, "params", "parameters", "t")))
+             if text[-1] in "kM"]
+    assert ticks == ["1k", "10k", "100k", "1M", "10M"]
+
+
+def test_a_chart_with_nothing_to_show_is_one_sentence():
+    from reasonbench.leaderboard import plots
+
+    zero = [_row("trm", 0.0, (0.0, 0.0), ood_by_step_exact=[0.0, 0.0, 0.0]),
+            _row("hrm", 0.0, (0.0, 0.0), ood_by_step_exact=[0.0, 0.0, 0.0])]
+    for chart in (plots.accuracy_plot(zero, "params", "parameters", "maze, mini track"),
+                  plots.ood_depth_plot(zero, "maze, mini track: OOD")):
+        assert isinstance(chart, plots.Empty) and "0.0%" in chart and "<" not in chart
+
+
+def test_a_headline_the_curve_does_not_show_is_noted():
+    from reasonbench.leaderboard import plots
+
+    curve = [0.294, 0.371, 0.379]
+    rows = [_row("aug-hrm", 0.438, (0.4, 0.47), by_step_exact=curve), _row("hrm", 0.379, (0.3, 0.45), by_step_exact=curve),
+            _row("trm", 0.543, (0.3, 0.7), by_step_exact=[0.3, 0.5, 0.543])]
+    text = plots.depth_plot(rows, "maze, mini track: exact accuracy after each reasoning step")
+    notes = " ".join(t.text for t in _parse(text).iter("{http://www.w3.org/2000/svg}text") if t.get("class") == "chart-note")
+    assert "aug-hrm: the table's exact % (43.8) is not this curve's last step (37.9)" in notes
+    assert "aug-hrm and hrm have the same values" in notes and "trm:" not in notes

@@ -399,12 +399,23 @@ def index_body(rows: list[dict[str, Any]], reported: list[dict[str, Any]], tasks
     return "\n".join(parts)
 
 
-CHART_NOTE = ("Each model has one colour on every chart and table of the site; rows of one colour differ by "
-              "marker. Hover a point or a line for its row and values. Exact accuracy against cost: the error "
-              "bar of a point is the interval its rank is decided on; the dashed staircase is the Pareto front "
-              "(no other row is both cheaper and more accurate), its points ringed. Where records hold them: exact "
-              "accuracy after each reasoning step of the evaluation (every segment run, whatever the halting head "
-              "says), and per difficulty bucket of the test split.")
+def chart_caption(files: list[str]) -> str:
+    """What the drawn charts (their file names, ``-<kind>.svg``) show, and how to read them."""
+    kinds = {next((k for k in ("ood-depth", "depth", "difficulty", "params", "flops", "hours")
+                   if name.endswith(f"-{k}.svg")), "") for name in files}
+    parts = ["Each model has one colour on every chart and table of the site; rows of one colour differ by marker. "
+             "Hover a point or a line for its row and values."]
+    if kinds & {"params", "flops", "hours"}:
+        parts.append("Exact accuracy against cost: the error bar of a point is the interval its rank is decided on; "
+                     "the dashed staircase is the Pareto front (no other row is both cheaper and more accurate), its "
+                     "points ringed.")
+    if kinds & {"depth", "ood-depth"}:
+        split = " on the test split and on the OOD split" if "ood-depth" in kinds else ""
+        parts.append(f"Exact accuracy after each reasoning step of the evaluation{split} (every segment run, "
+                     "whatever the halting head says).")
+    if "difficulty" in kinds:
+        parts.append("Exact accuracy per difficulty bucket of the test split.")
+    return " ".join(parts)
 
 
 def task_body(task: str, rows: list[dict[str, Any]], reported: list[dict[str, Any]],
@@ -420,8 +431,8 @@ def task_body(task: str, rows: list[dict[str, Any]], reported: list[dict[str, An
         drawn = "".join(f'<div class="chart-box">{text}<a class="download" href="{esc(src)}">SVG</a></div>'
                         for src, _, text in charts if src)
         if drawn:
-            parts.append(f'<figure><div class="plots">{drawn}</div><figcaption>{esc(CHART_NOTE)}</figcaption>'
-                         "</figure>")
+            parts.append(f'<figure><div class="plots">{drawn}</div><figcaption>'
+                         f"{esc(chart_caption([src for src, _, _ in charts if src]))}</figcaption></figure>")
         parts += [f'<p class="note chart-empty">{esc(text)}</p>' for src, _, text in charts if not src]
     if not rows:
         parts.append('<p class="note">No measured results yet.</p>')

@@ -33,10 +33,10 @@ def styles(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
 
 
 def _log_ticks(left: float, right: float) -> list[float]:
-    """Tick values between ``left`` and ``right``: 1, 2 and 5 of each decade over a short span,
-    decades over a long one."""
+    """Tick values between ``left`` and ``right``: decades over a long span, 1, 2 and 5 of each
+    decade over a short one, every multiple of the decade over a span too short for two of those."""
     decades = range(math.floor(math.log10(left)), math.ceil(math.log10(right)) + 1)
-    for subs in ((1.0, 2.0, 5.0) if math.log10(right / left) < 2 else (1.0,), (1.0, 2.0, 5.0)):
+    for subs in ((1.0, 2.0, 5.0) if math.log10(right / left) < 2 else (1.0,), (1.0, 2.0, 5.0), tuple(range(1, 10))):
         ticks = [m * 10.0 ** e for e in decades for m in subs if left <= m * 10.0 ** e <= right]
         if len(ticks) >= 2:
             return ticks
