@@ -33,7 +33,7 @@ OUTPUTS = ("index.html", "leaderboard.json", "leaderboard.md")
 
 
 def _stub_chart(rows, *args, **kwargs):
-    """A chart that names its rows and takes no time (matplotlib takes 0.1 s a chart)."""
+    """A chart that names its rows and takes no time."""
     if not rows:
         return None
     return "<svg>" + "".join(f"<text>{html.escape(pages.model_label(r))}</text>" for r in rows) + "</svg>"
@@ -41,7 +41,7 @@ def _stub_chart(rows, *args, **kwargs):
 
 @pytest.fixture(scope="session")
 def real_charts():
-    """Requested by the tests that draw their charts with matplotlib."""
+    """Requested by the tests that draw their real charts."""
 
 
 @pytest.fixture(autouse=True)

@@ -156,6 +156,10 @@ def test_a_hostile_leaderboard_reads_well_at_1280_px(tmp_path):
     sudoku = [r for r in site.rows if r["task"] == "sudoku" and r["track"] == "mini"]
     assert len(sudoku) >= 30 and not site.skipped
     assert_site_reads_well(tmp_path / "site", tmp_path / "profile", 10, {r["model"] for r in site.rows})
+    page = (tmp_path / "site" / "task-sudoku.html").read_text()
+    curves = sum(1 for r in sudoku if r.get("by_step_exact"))  # each line chart keeps the 12 best-ranked
+    assert page.count(f"best-ranked of the {curves} rows that record these values.") == 2  # steps, buckets
+    assert f"and {len(sudoku) - 24} more (hover a point)" in page  # the legend names 24; tooltips name all
 
 
 # --- the charts' own geometry (no browser) ------------------------------------------------------

@@ -190,6 +190,13 @@ def _same_lines_note(series: list[tuple[dict[str, Any], tuple[str, str], list[fl
     return notes
 
 
+def _left_out_note(recorded: list) -> list[str]:
+    """A note when a line chart keeps only the best-ranked rows of those that record its values."""
+    if len(recorded) <= MAX_LINES:
+        return []
+    return [f"The {MAX_LINES} best-ranked of the {len(recorded):,} rows that record these values."]
+
+
 def _nothing_to_show(series: list[tuple[dict[str, Any], tuple[str, str], list[float | None]]], title: str) -> Empty | None:
     if all(not v for _, _, values in series for v in values):
         return Empty(f"{title}: every row scores 0.0% exact at every point (no chart drawn).")
@@ -204,14 +211,15 @@ def depth_plot(rows: list[dict[str, Any]], title: str, key: str = "by_step_exact
     ``key`` "ood_by_step_exact": on the out-of-distribution split. A row whose table figure is
     not its curve's last point (it comes from another procedure, e.g. a vote over passes) is
     named in a note."""
-    series = [(r, style, r[key]) for r, style in zip(rows, styles(rows)) if r.get(key)][:MAX_LINES]
+    recorded = [(r, style, r[key]) for r, style in zip(rows, styles(rows)) if r.get(key)]
+    series = recorded[:MAX_LINES]
     if not series or max(len(values) for _, _, values in series) < 2:  # one step: nothing to show a curve of
         return None
     empty = _nothing_to_show(series, title)
     if empty:
         return empty
     headline, column = HEADLINES[key]
-    notes = _same_lines_note(series)
+    notes = _left_out_note(recorded) + _same_lines_note(series)
     for row, _, values in series:
         figure = row.get(headline)
         if figure is not None and values[-1] is not None and abs(figure - values[-1]) >= 0.0005:
@@ -229,7 +237,8 @@ def ood_depth_plot(rows: list[dict[str, Any]], title: str) -> str | None:
 
 def difficulty_plot(rows: list[dict[str, Any]], title: str) -> str | None:
     """Exact accuracy per difficulty bucket, one line per row (model); the task's buckets."""
-    with_buckets = [(r, style) for r, style in zip(rows, styles(rows)) if r.get("by_difficulty")][:MAX_LINES]
+    recorded = [(r, style) for r, style in zip(rows, styles(rows)) if r.get("by_difficulty")]
+    with_buckets = recorded[:MAX_LINES]
     if not with_buckets:
         return None
     # only buckets that hold test examples; with fewer than two there is no difficulty to compare
@@ -243,7 +252,7 @@ def difficulty_plot(rows: list[dict[str, Any]], title: str) -> str | None:
     if empty:
         return empty
     return _line_chart(series, names, with_buckets[0][0]["difficulty_kind"] or "difficulty", title,
-                       _same_lines_note(series))
+                       _left_out_note(recorded) + _same_lines_note(series))
 
 
 class _RecordedTask:
