@@ -548,6 +548,8 @@ def test_site_in_headless_chromium(tmp_path):
         assert len(ascending) == 8 and state == "descending"
         accuracy_up, _, _ = browser.js(SORT_BY % (1, json.dumps("exact % (mean ± std)")))
         assert accuracy_up == sorted(accuracy_up)
+        unsorted = "document.querySelector('table.measured th[data-unsorted]')"
+        assert browser.js(f"{unsorted}.textContent") == "run" and browser.js(f"{unsorted}.tabIndex") == -1
         shot = base64.b64decode(browser.page("Page.captureScreenshot", format="png")["data"])
         (tmp_path / "index.png").write_bytes(shot)
         assert browser.problems() == []

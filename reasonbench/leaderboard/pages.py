@@ -286,7 +286,8 @@ def measured_table(rows: list[dict[str, Any]]) -> str:
     track's charts."""
     from . import svg
 
-    head = "".join(f'<th scope="col" class="{cls}">{esc(name)}</th>' for name, cls, _, _ in MEASURED_COLUMNS)
+    head = "".join(f'<th scope="col" class="{cls}"{" data-unsorted" if name == "run" else ""}>{esc(name)}</th>'
+                   for name, cls, _, _ in MEASURED_COLUMNS)  # folded details: nothing to sort by
     body = []
     for row, (colour, shape) in zip(rows, svg.row_styles([r["model"] for r in rows])):
         cells = []
