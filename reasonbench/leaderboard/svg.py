@@ -292,7 +292,10 @@ def place_label(text: str, x: float, y: float, r: float, frame: Box, taken: list
 
 
 def thin_ticks(ticks: list[tuple[float, str]], size: float = TICK_SIZE, gap: float = 8) -> list[tuple[float, str]]:
-    """Every k-th tick, the smallest k at which no two labels come closer than ``gap`` px."""
+    """Every k-th tick, the smallest k at which no two labels come closer than ``gap`` px; a
+    tick whose label would cross the picture's edge is left out first."""
+    ticks = [(x, text) for x, text in ticks if 2 <= text_box(x, 0, text, size, "middle").left
+             and text_box(x, 0, text, size, "middle").right <= WIDTH - 2]
     for step in range(1, max(2, len(ticks) + 1)):
         kept = ticks[::step]
         boxes = [text_box(x, 0, text, size, "middle") for x, text in kept]
@@ -311,10 +314,12 @@ def nice_top(value: float) -> float:
 
 
 def y_ticks(top: float) -> list[float]:
+    """The accuracy axis' ticks in % from 0 to ``top`` (a ``nice_top``): five to ten of them."""
     step = {1: 0.2, 2: 0.5, 5: 1, 10: 2}.get(int(top), 10 if top <= 60 else 20)
     count = int(round(top / step))
     return [round(k * step, 6) for k in range(count + 1)]
 
 
 def percent(value: float) -> str:
+    """A tick's label: 20, 0.5."""
     return f"{value:g}" if value >= 1 or value == 0 else f"{value:.1g}"
