@@ -291,3 +291,14 @@ def test_a_headline_the_curve_does_not_show_is_noted():
     notes = " ".join(t.text for t in _parse(text).iter("{http://www.w3.org/2000/svg}text") if t.get("class") == "chart-note")
     assert "aug-hrm: the table's exact % (43.8) is not this curve's last step (37.9)" in notes
     assert "aug-hrm and hrm have the same values" in notes and "trm:" not in notes
+
+
+def test_every_ranked_row_carries_the_interval_its_rank_is_decided_on():
+    from reasonbench.leaderboard import records
+
+    found, skipped = records.collect(FIXTURES)
+    rows = records.aggregate(found, skipped, FIXTURES)
+    ranked = [r for r in rows if r["rank"]]
+    assert ranked and all(r["rank_interval"][0] - 1e-12 <= r["exact_accuracy_mean"] <= r["rank_interval"][1] + 1e-12
+                          for r in ranked)  # Wilson's lower bound at 0 right is 2e-19, not 0
+    assert all(r["rank_interval"] is None for r in rows if not r["rank"])

@@ -108,7 +108,8 @@ def _chart(draw: Callable[[list[dict[str, Any]]], str | None], rows: list[dict[s
 
 def _draw_plots(task: str, track_name: str, rows: list[dict[str, Any]],
                 warnings: list[str]) -> list[tuple[str, str, str]]:
-    """(file suffix, caption, SVG text) of each chart of one track; _Dropped when rows fail."""
+    """(file suffix, caption, SVG text or ``plots.Empty`` sentence) of each chart of one track;
+    _Dropped when rows fail."""
     title = f"{task}, {track_name} track"
     charts = []
     evaluations = all(r["mode"] == "eval" for r in rows)
