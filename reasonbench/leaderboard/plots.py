@@ -112,13 +112,15 @@ def accuracy_plot(rows: list[dict[str, Any]], x_key: str, x_label: str, title: s
                f"{x_label} {si(value)}")
         parts.append(svg.marker(shape, cx, cy, radius, colour, row["model"], tip))
     taken = [svg.Box(m.left - ring, m.top - ring, m.right + ring, m.bottom + ring) for m in marks]
-    # labels keep off the front's line too
-    taken += [svg.Box(min(ax, bx) - 1, min(ay, by) - 1, max(ax, bx) + 1, max(ay, by) + 1)
+    # labels keep off the error bars and the front's line where they can
+    lines = [svg.Box(cx - 1.5, py(100 * bar[1]), cx + 1.5, py(100 * bar[0]))
+             for (cx, _), bar in zip(points, bars) if bar]
+    lines += [svg.Box(min(ax, bx) - 1, min(ay, by) - 1, max(ax, bx) + 1, max(ay, by) + 1)
               for (ax, ay), (bx, by) in zip(path, path[1:])]
     on_front = set(front)
     for n in sorted(range(len(drawn)), key=lambda i: (i not in on_front, i))[:MAX_LABELS]:
         text = svg.fit(one_line(model_label(drawn[n][0]), 60), svg.POINT_LABEL_SIZE, 120)
-        placed = svg.place_label(text, points[n][0], points[n][1], radius + ring, frame, taken)
+        placed = svg.place_label(text, points[n][0], points[n][1], radius + ring, frame, taken, lines)
         if placed:
             parts.append(placed[0])
             taken.append(placed[1])
@@ -197,7 +199,8 @@ def _left_out_note(recorded: list) -> list[str]:
     return [f"The {MAX_LINES} best-ranked of the {len(recorded):,} rows that record these values."]
 
 
-def _nothing_to_show(series: list[tuple[dict[str, Any], tuple[str, str], list[float | None]]], title: str) -> Empty | None:
+def _nothing_to_show(series: list[tuple[dict[str, Any], tuple[str, str], list[float | None]]],
+                     title: str) -> Empty | None:
     if all(not v for _, _, values in series for v in values):
         return Empty(f"{title}: every row scores 0.0% exact at every point (no chart drawn).")
     return None

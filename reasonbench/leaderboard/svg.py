@@ -273,22 +273,29 @@ def legend_marker(shape: str, colour: str, model: str, line: bool = False) -> st
     return stroke + marker(shape, 6, 6, 4, colour, model, cls="key")
 
 
-def place_label(text: str, x: float, y: float, r: float, frame: Box, taken: list[Box]) -> tuple[str, Box] | None:
+def place_label(text: str, x: float, y: float, r: float, frame: Box, taken: list[Box],
+                avoid: list[Box] = ()) -> tuple[str, Box] | None:
     """A label for the point at (x, y): the first spot around it (right, left, above, below,
     then the corners, then twice as far) whose box stays inside ``frame`` and meets none of
-    ``taken``; (SVG text, its box), or None when no spot is free."""
+    ``taken`` (text, markers) and, if any spot allows, none of ``avoid`` (lines); (SVG text,
+    its box), or None when no spot is free."""
     size = POINT_LABEL_SIZE
     d = r + 3
+    fallback = None  # the first spot that only crosses a line
     for far in (1, 2.2):
         for dx, dy, anchor in ((d, 0.35 * size, "start"), (-d, 0.35 * size, "end"), (0, -d, "middle"),
                                (0, d + 0.9 * size, "middle"), (d, -d, "start"), (d, d + 0.8 * size, "start"),
                                (-d, -d, "end"), (-d, d + 0.8 * size, "end")):
             lx, ly = x + far * dx, y + (far * dy if dy < 0 else dy + (far - 1) * d)
             box = text_box(lx, ly, text, size, anchor)
-            if box.inside(frame) and not any(box.meets(t, 1.0) for t in taken):
-                return (f'<text class="label" x="{lx:.2f}" y="{ly:.2f}" text-anchor="{anchor}" '
-                        f'font-size="{size}">{esc(text)}</text>'), box
-    return None
+            if not box.inside(frame) or any(box.meets(t, 1.0) for t in taken):
+                continue
+            spot = (f'<text class="label" x="{lx:.2f}" y="{ly:.2f}" text-anchor="{anchor}" '
+                    f'font-size="{size}">{esc(text)}</text>'), box
+            if not any(box.meets(a) for a in avoid):
+                return spot
+            fallback = fallback or spot
+    return fallback
 
 
 def thin_ticks(ticks: list[tuple[float, str]], size: float = TICK_SIZE, gap: float = 8) -> list[tuple[float, str]]:
