@@ -108,7 +108,8 @@ def _chart(draw: Callable[[list[dict[str, Any]]], str | None], rows: list[dict[s
 
 def _draw_plots(task: str, track_name: str, rows: list[dict[str, Any]],
                 warnings: list[str]) -> list[tuple[str, str, str]]:
-    """(file suffix, caption, SVG text) of each chart of one track; _Dropped when rows fail."""
+    """(file suffix, caption, SVG text or ``plots.Empty`` sentence) of each chart of one track;
+    _Dropped when rows fail."""
     title = f"{task}, {track_name} track"
     charts = []
     evaluations = all(r["mode"] == "eval" for r in rows)
@@ -129,10 +130,12 @@ def _draw_plots(task: str, track_name: str, rows: list[dict[str, Any]],
 
 
 def _write_plots(task: str, rows: list[dict[str, Any]], out: Path, warnings: list[str],
-                 drop: Callable[[dict[str, Any], str], None]) -> dict[str, list[tuple[str, str]]]:
-    """Each track's charts as SVG files; a row that no chart can be drawn with is dropped (and
-    its track's charts drawn again without it, so no chart shows a row the tables leave out)."""
-    plotted: dict[str, list[tuple[str, str]]] = {}
+                 drop: Callable[[dict[str, Any], str], None]) -> dict[str, list[tuple[str | None, str, str]]]:
+    """Each track's charts as SVG files, and per track (file name, caption, SVG text) of each
+    chart to inline in its page, (None, caption, sentence) of each with nothing to show; a row
+    that no chart can be drawn with is dropped (and its track's charts drawn again without it,
+    so no chart shows a row the tables leave out)."""
+    plotted: dict[str, list[tuple[str | None, str, str]]] = {}
     for track_name in dict.fromkeys(r["track"] for r in rows):
         track_rows = [r for r in rows if r["track"] == track_name]
         while True:
@@ -144,12 +147,15 @@ def _write_plots(task: str, rows: list[dict[str, Any]], out: Path, warnings: lis
                     drop(row, f"cannot be drawn: {error_line(exc)}")
                 track_rows = [r for r in track_rows if all(r is not b for b, _ in dropped.bad)]
         for suffix, caption, svg in charts:
+            if isinstance(svg, plots.Empty):
+                plotted.setdefault(track_name, []).append((None, caption, svg))
+                continue
             name = f"plots/{pages.slug(task)}-{pages.slug(track_name)}-{suffix}.svg"
             if (out / name).exists():  # another task and track whose names join to the same
                 both = hashlib.sha256(json.dumps([task, track_name]).encode()).hexdigest()[:8]
                 name = f"plots/{pages.slug(task)}-{pages.slug(track_name)}-{both}-{suffix}.svg"
             (out / name).write_text(svg)
-            plotted.setdefault(track_name, []).append((name, caption))
+            plotted.setdefault(track_name, []).append((name, caption, svg))
     return plotted
 
 

@@ -263,28 +263,41 @@ MEASURED_COLUMNS: list[Column] = [
      lambda r: r.get("ood_accuracy")),
     ("seeds", "num", lambda r: esc(seeds_text(r)), lambda r: len(r["seeds"])),
     ("params", "num", lambda r: f"{r['params']:,}", lambda r: r["params"]),
-    ("extra params", "num", lambda r: f"{r['params_extra']:,}", lambda r: r["params_extra"]),
     ("FLOPs / example", "num", lambda r: si(r["flops_per_example_forward"]), lambda r: r["flops_per_example_forward"]),
     ("training FLOPs", "num", lambda r: si(r["train_flops"]), lambda r: r["train_flops"]),
     ("device-hours", "num", lambda r: f"{r['device_hours']:.3g}", lambda r: r["device_hours"]),
-    ("device", "", lambda r: esc(device_text(r)), None),
-    ("commit", "", lambda r: f'<code title="{esc(" ".join(r["git_commits"]))}">{esc(commit_text(r))}</code>', None),
-    ("date", "", lambda r: esc(r["finished"][:10]), None),
-    ("config", "", lambda r: f'<a href="{esc(r["config"])}">config</a>', None),
+    ("run", "run", lambda r: run_details(r), None),
 ]
 
 
+def run_details(row: dict[str, Any]) -> str:
+    """The secondary facts of a row, folded (the table fits a laptop's width): extra
+    parameters, device, commit, date and the resolved config."""
+    return ('<details><summary>more</summary><dl>'
+            f"<dt>extra params</dt><dd>{row['params_extra']:,}</dd>"
+            f"<dt>device</dt><dd>{esc(device_text(row))}</dd>"
+            f'<dt>commit</dt><dd><code title="{esc(" ".join(row["git_commits"]))}">{esc(commit_text(row))}</code></dd>'
+            f"<dt>date</dt><dd>{esc(row['finished'][:10])}</dd>"
+            f'<dt>config</dt><dd><a href="{esc(row["config"])}">config</a></dd></dl></details>')
+
+
 def measured_table(rows: list[dict[str, Any]]) -> str:
-    head = "".join(f'<th scope="col" class="{cls}">{esc(name)}</th>' for name, cls, _, _ in MEASURED_COLUMNS)
+    """One track's rows (in its order): each model's name after its colour and marker on the
+    track's charts."""
+    from . import svg
+
+    head = "".join(f'<th scope="col" class="{cls}"{" data-unsorted" if name == "run" else ""}>{esc(name)}</th>'
+                   for name, cls, _, _ in MEASURED_COLUMNS)  # folded details: nothing to sort by
     body = []
-    for row in rows:
+    for row, (colour, shape) in zip(rows, svg.row_styles([r["model"] for r in rows])):
         cells = []
-        for _, cls, text, sort in MEASURED_COLUMNS:
+        for name, cls, text, sort in MEASURED_COLUMNS:
             sort_attr = "" if sort is None else f' data-sort="{esc(_num(sort(row)))}"'
-            cells.append(f'<td class="{cls}"{sort_attr}>{text(row)}</td>')
+            mark = svg.swatch(row["model"], colour, shape) if name == "model" else ""
+            cells.append(f'<td class="{cls}"{sort_attr}>{mark}{text(row)}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
     note = other_test_data_note(rows)
-    return (f'<div class="scroll"><table class="sortable measured"><thead><tr>{head}</tr></thead>'
+    return (f'<div class="fit"><table class="sortable measured"><thead><tr>{head}</tr></thead>'
             f'<tbody>\n' + "\n".join(body) + "\n</tbody></table></div>"
             + (f'<p class="note">{esc(note)}</p>' if note else ""))
 
@@ -319,7 +332,7 @@ def paired_table(rows: list[dict[str, Any]]) -> str:
         "model", "against", "seeds", "only it right", "only the other right", "p (exact McNemar)", "p (Holm)",
         "differ at 5%"))
     return (f'<details class="paired"><summary>Paired tests on the same test examples</summary>'
-            f'<p class="note">{esc(PAIRED_NOTE)}</p><div class="scroll"><table><thead><tr>{head}</tr></thead>'
+            f'<p class="note">{esc(PAIRED_NOTE)}</p><div class="fit"><table><thead><tr>{head}</tr></thead>'
             f"<tbody>\n{body}</tbody></table></div></details>")
 
 
@@ -342,7 +355,7 @@ def reported_table(entries: list[dict[str, Any]]) -> str:
                     f'<td class="num">{esc(e["params"])}</td><td class="num" data-sort="{_num(e["accuracy"])}">'
                     f'{e["accuracy"]:g}</td><td class="model">{esc(e["note"])}</td>'
                     f'<td><a href="{esc(e["url"])}" rel="noopener noreferrer">{esc(e["source"])}</a></td></tr>')
-    return (f'<div class="scroll"><table class="sortable reported"><thead><tr>{head}</tr></thead>'
+    return (f'<div class="fit"><table class="sortable reported"><thead><tr>{head}</tr></thead>'
             "<tbody>\n" + "\n".join(body) + "\n</tbody></table></div>")
 
 
@@ -387,20 +400,41 @@ def index_body(rows: list[dict[str, Any]], reported: list[dict[str, Any]], tasks
     return "\n".join(parts)
 
 
+def chart_caption(files: list[str]) -> str:
+    """What the drawn charts (their file names, ``-<kind>.svg``) show, and how to read them."""
+    kinds = {next((k for k in ("ood-depth", "depth", "difficulty", "params", "flops", "hours")
+                   if name.endswith(f"-{k}.svg")), "") for name in files}
+    parts = ["Each model has one colour on every chart and table of the site; rows of one colour differ by marker. "
+             "Hover a point or a line for its row and values."]
+    if kinds & {"params", "flops", "hours"}:
+        parts.append("Exact accuracy against cost: the error bar of a point is the interval its rank is decided on; "
+                     "the dashed staircase is the Pareto front (no other row is both cheaper and more accurate), its "
+                     "points ringed.")
+    if kinds & {"depth", "ood-depth"}:
+        split = " on the test split and on the OOD split" if "ood-depth" in kinds else ""
+        parts.append(f"Exact accuracy after each reasoning step of the evaluation{split} (every segment run, "
+                     "whatever the halting head says).")
+    if "difficulty" in kinds:
+        parts.append("Exact accuracy per difficulty bucket of the test split.")
+    return " ".join(parts)
+
+
 def task_body(task: str, rows: list[dict[str, Any]], reported: list[dict[str, Any]],
-              plots: dict[str, list[tuple[str, str]]], pictures: list[tuple[str, str]]) -> str:
-    """One task: per track its table and plots, then example pictures and the papers' figures."""
+              plots: dict[str, list[tuple[str | None, str, str]]], pictures: list[tuple[str, str]]) -> str:
+    """One task: per track its table and charts (inline SVG: (file, caption, SVG text) each; a
+    chart with nothing to show is (None, caption, a sentence)), then example pictures and the
+    papers' figures."""
     parts = [f'<p class="note">{esc(HOW_TO_READ)}</p>']
     for track_name in sorted({r["track"] for r in rows}, key=track_sort_key):
         track_rows = [r for r in rows if r["track"] == track_name]
         parts += [track_heading(track_name, "h2"), measured_table(track_rows), paired_table(track_rows)]
-        images = "".join(f'<img src="{esc(src)}" alt="{esc(alt)}">' for src, alt in plots.get(track_name, []))
-        if images:
-            parts.append(f'<figure><div class="plots">{images}</div><figcaption>Exact accuracy (error bars: 95% '
-                         "interval) against cost; the orange staircase is the Pareto front: no other row is both "
-                         "cheaper and more accurate. Where records hold them: exact accuracy after each reasoning "
-                         "step of the evaluation (every segment run, whatever the halting head says), and per "
-                         "difficulty bucket of the test split.</figcaption></figure>")
+        charts = plots.get(track_name, [])
+        drawn = "".join(f'<div class="chart-box">{text}<a class="download" href="{esc(src)}">SVG</a></div>'
+                        for src, _, text in charts if src)
+        if drawn:
+            parts.append(f'<figure><div class="plots">{drawn}</div><figcaption>'
+                         f"{esc(chart_caption([src for src, _, _ in charts if src]))}</figcaption></figure>")
+        parts += [f'<p class="note chart-empty">{esc(text)}</p>' for src, _, text in charts if not src]
     if not rows:
         parts.append('<p class="note">No measured results yet.</p>')
     if pictures:

@@ -547,8 +547,9 @@ def rank_rows(rows: list[dict[str, Any]]) -> None:
         for row in group:
             parts = [iv for iv in (row["exact_accuracy_ci95"], row["exact_accuracy_seed_ci95"]) if iv]
             intervals.append((min(p[0] for p in parts), max(p[1] for p in parts)) if parts else None)
-        for row, rank in zip(group, rank_ranges(intervals)):
+        for row, rank, interval in zip(group, rank_ranges(intervals), intervals):
             row["rank"] = list(rank) if rank else None
+            row["rank_interval"] = list(interval) if interval else None  # the charts' error bars
 
 
 def error_line(exc: BaseException) -> str:

@@ -26,6 +26,7 @@
   }
   Array.prototype.forEach.call(document.querySelectorAll("table.sortable"), function (table) {
     Array.prototype.forEach.call(table.tHead.rows[0].cells, function (header, column) {
+      if (header.hasAttribute("data-unsorted")) { return; }
       header.tabIndex = 0;
       header.title = "sort by this column";
       header.addEventListener("click", function () { sortBy(table, column, header); });
