@@ -10,6 +10,12 @@ Not part of CI (it needs checkouts of the reference code, and pydantic + einops)
     python -m reasonbench_benchmarks.reference_outputs --trm-reference /tmp/trm_ref \\
         --hrm-reference /tmp/hrm_ref --out tests/data/reference_outputs.json
 
+SE-RRM's pins (ml-jku/SE-RRM ``models/recursive_reasoning/trm_equi.py``), under the key
+``se_rrm``, the others kept as they are:
+
+    git clone https://github.com/ml-jku/SE-RRM /tmp/se_rrm_ref
+    python -m reasonbench_benchmarks.reference_outputs --se-rrm-reference /tmp/se_rrm_ref
+
 Why float64: float32 outputs hold the CPU that computed them (other kernels round otherwise:
 1e-4 apart after 3 segments on an AVX-512/AMX Xeon), float64 ones agree across CPUs to ~1e-12.
 The reference runs with ``forward_dtype="float64"`` and its modules ``.double()``; the few places
@@ -36,8 +42,10 @@ from reasonbench_benchmarks.reference_speed import _flash_attention_on_sdpa
 
 ROOT = Path(__file__).resolve().parent.parent
 SEGMENTS = 3
-REFERENCE_MODULES = {"hrm": "models.hrm.hrm_act_v1", "trm": "models.recursive_reasoning.trm"}
-REFERENCE_CLASSES = {"hrm": "HierarchicalReasoningModel_ACTV1", "trm": "TinyRecursiveReasoningModel_ACTV1"}
+REFERENCE_MODULES = {"hrm": "models.hrm.hrm_act_v1", "trm": "models.recursive_reasoning.trm",
+                     "se_rrm": "models.recursive_reasoning.trm_equi"}
+REFERENCE_CLASSES = {"hrm": "HierarchicalReasoningModel_ACTV1", "trm": "TinyRecursiveReasoningModel_ACTV1",
+                     "se_rrm": "SERRM"}
 
 
 def _layout():
@@ -130,6 +138,44 @@ def reference_outputs(name: str, cls: type) -> list[dict]:
     return pinned
 
 
+def se_rrm_reference_outputs(name: str, cls: type) -> list[dict]:
+    """The reference SE-RRM ``cls`` in float64 on case ``name``'s weights and batch (dropout 0:
+    the reference drops attention weights in evaluation too): per segment, the first token's
+    logits, the confidence it returns as "q_halt_logits", and the logits' sum and |sum|."""
+    layout = _layout()
+    batch = layout.reference_batch()
+    arch = {**layout.SE_RRM_CONFIGS[name], "batch_size": batch["inputs"].shape[0], "seq_len": layout.SEQ_LEN,
+            "vocab_size": layout.VOCAB, "num_puzzle_identifiers": layout.NUM_IDS, "forward_dtype": "float64"}
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        model = cls(arch).double().eval()
+    finally:
+        torch.set_default_dtype(previous)
+    prefix = "_orig_mod.model.inner."
+    state = {k.removeprefix(prefix): v.double() for k, v in layout.se_rrm_reference_state_dict(name).items()}
+    model.inner.load_state_dict(state, strict=True)
+    batch = {"inputs": batch["inputs"], "labels": batch["labels"], "puzzle_identifiers": batch["puzzle_ids"]}
+
+    def run() -> list[dict]:
+        pinned = []
+        with torch.no_grad():
+            carry = model.initial_carry(batch)
+            for _ in range(SEGMENTS):
+                carry, out = model(carry=carry, batch=batch)
+                logits = out["logits"]
+                pinned.append({"logits_sum": logits.sum().item(), "logits_abs_sum": logits.abs().sum().item(),
+                               "logits_first": logits[0, 0].tolist(), "confidence": out["q_halt_logits"].tolist()})
+        return pinned
+
+    pinned, guard = run(), _NoFloat32()
+    with guard:  # a second pass, checked op by op (the pins come from the plain one)
+        run()
+    if guard.offenders:
+        raise RuntimeError(f"{name}: the reference computed in another dtype than float64: {sorted(guard.offenders)}")
+    return pinned
+
+
 def _commit(checkout: Path) -> str:
     try:
         return subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], check=True, capture_output=True,
@@ -140,20 +186,37 @@ def _commit(checkout: Path) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trm-reference", type=Path, required=True, help="a checkout of TinyRecursiveModels")
-    parser.add_argument("--hrm-reference", type=Path, required=True, help="a checkout of sapientinc/HRM")
+    parser.add_argument("--trm-reference", type=Path, help="a checkout of TinyRecursiveModels")
+    parser.add_argument("--hrm-reference", type=Path, help="a checkout of sapientinc/HRM")
+    parser.add_argument("--se-rrm-reference", type=Path, help="a checkout of ml-jku/SE-RRM")
     parser.add_argument("--out", type=Path, default=ROOT / "tests" / "data" / "reference_outputs.json")
     args = parser.parse_args(argv)
-    checkouts = {"hrm": args.hrm_reference, "trm": args.trm_reference}
-    commits = {arch: _commit(path) for arch, path in checkouts.items()}
-    classes = {arch: reference_class(arch, path) for arch, path in checkouts.items()}
-    pins: dict = {"_about": (
-        "Outputs of the reference implementations (sapientinc/HRM models/hrm/hrm_act_v1.py at "
-        f"{commits['hrm']}; SamsungSAILMontreal/TinyRecursiveModels models/recursive_reasoning/trm.py at "
-        f"{commits['trm']}), float64 on CPU, eval mode, {SEGMENTS} segments, on the state dicts and batch "
-        "of tests/reference_layout.py; made by python -m reasonbench_benchmarks.reference_outputs.")}
-    for name, config in _layout().CONFIGS.items():
-        pins[name] = reference_outputs(name, classes[config["arch"]])
+    if (args.trm_reference is None) != (args.hrm_reference is None):
+        parser.error("--trm-reference and --hrm-reference go together")
+    if args.trm_reference is None and args.se_rrm_reference is None:
+        parser.error("give --trm-reference and --hrm-reference, --se-rrm-reference, or all three")
+    # the pins not asked for stay as they are
+    pins: dict = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    if args.trm_reference is not None:
+        checkouts = {"hrm": args.hrm_reference, "trm": args.trm_reference}
+        commits = {arch: _commit(path) for arch, path in checkouts.items()}
+        classes = {arch: reference_class(arch, path) for arch, path in checkouts.items()}
+        pins["_about"] = (
+            "Outputs of the reference implementations (sapientinc/HRM models/hrm/hrm_act_v1.py at "
+            f"{commits['hrm']}; SamsungSAILMontreal/TinyRecursiveModels models/recursive_reasoning/trm.py at "
+            f"{commits['trm']}), float64 on CPU, eval mode, {SEGMENTS} segments, on the state dicts and batch "
+            "of tests/reference_layout.py; made by python -m reasonbench_benchmarks.reference_outputs.")
+        for name, config in _layout().CONFIGS.items():
+            pins[name] = reference_outputs(name, classes[config["arch"]])
+    if args.se_rrm_reference is not None:
+        commit, cls = _commit(args.se_rrm_reference), reference_class("se_rrm", args.se_rrm_reference)
+        pins["se_rrm"] = {"_about": (
+            f"Outputs of the reference SE-RRM (ml-jku/SE-RRM models/recursive_reasoning/trm_equi.py at {commit}), "
+            f"float64 on CPU, eval mode, dropout 0, {SEGMENTS} segments, on the state dicts (SE_RRM_CONFIGS) and "
+            "batch of tests/reference_layout.py; made by python -m reasonbench_benchmarks.reference_outputs "
+            "--se-rrm-reference.")}
+        for name in _layout().SE_RRM_CONFIGS:
+            pins["se_rrm"][name] = se_rrm_reference_outputs(name, cls)
     args.out.write_text(json.dumps(pins, indent=1) + "\n")
     print(f"wrote {args.out}: {', '.join(n for n in pins if n != '_about')}")
 
