@@ -1,4 +1,4 @@
-"""``reasonbench import-checkpoint``: a checkpoint of the reference HRM/TRM code becomes a
+"""``reasonbench import-checkpoint``: a checkpoint of the reference HRM/TRM/SE-RRM code becomes a
 reasonbench checkpoint that ``reasonbench eval`` scores without training.
 
 The reference saves ``model.state_dict()`` of its compiled loss head (keys such as
@@ -27,8 +27,8 @@ REFERENCE_CONFIG = "all_config.yaml"
 
 def _parser() -> ArgumentParser:
     parser = command_parser("reasonbench import-checkpoint",
-                            "Convert a reference HRM/TRM checkpoint into one `reasonbench eval` reads.")
-    parser.add_argument("--from", dest="source", required=True, choices=["hrm", "trm"],
+                            "Convert a reference HRM/TRM/SE-RRM checkpoint into one `reasonbench eval` reads.")
+    parser.add_argument("--from", dest="source", required=True, choices=["hrm", "trm", "se-rrm"],
                         help="which reference implementation wrote PATH")
     parser.add_argument("path", help="the reference checkpoint (a saved state dict, torch or safetensors), or a "
                         "Hugging Face model repository hf://OWNER/NAME[@REVISION][:PATH] (e.g. "
@@ -171,7 +171,13 @@ def _looks_like_weights(name: str) -> bool:
 
 
 def _shape_arguments(source: str, state: dict[str, torch.Tensor]) -> dict[str, Any]:
-    """What the weights themselves say about the architecture (used without a config file)."""
+    """What the weights themselves say about the architecture (used without a config file); a
+    model whose weights read otherwise says it itself (``reference_shape_arguments``)."""
+    from . import registry
+
+    own = getattr(registry.get("model", source), "reference_shape_arguments", None)
+    if own is not None:
+        return own(state)
     args: dict[str, Any] = {"hidden_size": int(state["embed.weight"].shape[1])}
     table = state.get("puzzle_embedding.weight")
     args["puzzle_emb_dim"] = int(table.shape[1]) if table is not None else 0
