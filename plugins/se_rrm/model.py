@@ -118,9 +118,11 @@ class SERRMModel(RecursiveReasoningModule):
             raise ValueError(f"task {metadata.name}: its symbols {sorted(symbols)} lie outside its vocabulary 0-{vocab - 1}")
         if pos_encodings == "rope2d":
             rows, cols = metadata.grid_shape
-            if rows * cols != seq_len or head_dim % 4:
-                raise ValueError(f"model.pos_encodings rope2d needs the sequence to be the task's grid ({rows}x{cols} "
-                                 f"!= {seq_len}) and model.head_dim divisible by 4 (got {head_dim})")
+            if rows * cols != seq_len:
+                raise ValueError(f"model.pos_encodings rope2d needs the sequence to be the task's grid; task "
+                                 f"{metadata.name} has {seq_len} positions on a {rows}x{cols} grid")
+            if head_dim % 4:
+                raise ValueError(f"model.pos_encodings rope2d needs model.head_dim divisible by 4, got {head_dim}")
         self.equivariant_symbols, self.add_tokens, self.pos_encodings = equivariant_symbols, add_tokens, pos_encodings
         self.recursions, self.latent_steps = recursions, latent_steps
         self.state_len = seq_len + add_tokens
