@@ -1,5 +1,5 @@
-"""Small state dicts in the key layout of the reference HRM/TRM code, built here from a seeded
-generator (no reference code involved), and the batch they are run on. The outputs pinned in
+"""Small state dicts in the key layout of the reference HRM, TRM and SE-RRM code, built here from
+a seeded generator (no reference code involved), and the batch they are run on. The outputs pinned in
 ``tests/data/reference_outputs.json`` were computed by running the reference implementation
 itself on exactly these tensors, in float64 on a CPU (``benchmarks/reference_outputs.py``).
 
