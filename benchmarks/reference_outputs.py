@@ -176,6 +176,45 @@ def se_rrm_reference_outputs(name: str, cls: type) -> list[dict]:
     return pinned
 
 
+def se_rrm_reference_training(name: str, cls: type, checkout: Path) -> list[dict]:
+    """The reference SE-RRM in float64 training on case ``name``'s weights and batch under its
+    loss head (``models.losses.ACTLossHead``, stablemax), no random stops (exploration 0, dropout
+    0): per carried step, the loss and the gradient's norm over the weights, both per example
+    (the reference's sums divided by the batch, as its training script scales them)."""
+    layout = _layout()
+    batch = layout.reference_batch()
+    size = batch["inputs"].shape[0]
+    arch = {**layout.SE_RRM_CONFIGS[name], "halt_exploration_prob": 0.0, "batch_size": size,
+            "seq_len": layout.SEQ_LEN, "vocab_size": layout.VOCAB, "num_puzzle_identifiers": layout.NUM_IDS,
+            "forward_dtype": "float64"}
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        model = cls(arch).double()
+    finally:
+        torch.set_default_dtype(previous)
+    prefix = "_orig_mod.model.inner."
+    model.inner.load_state_dict({k.removeprefix(prefix): v.double()
+                                 for k, v in layout.se_rrm_reference_state_dict(name).items()}, strict=True)
+    sys.path.insert(0, str(checkout.resolve()))
+    try:
+        loss_head = importlib.import_module("models.losses").ACTLossHead
+    finally:
+        sys.path.remove(str(checkout.resolve()))
+        for module in [m for m in sys.modules if m == "models" or m.startswith("models.")]:
+            del sys.modules[module]
+    head = loss_head(model, "stablemax_cross_entropy").train()
+    batch = {"inputs": batch["inputs"], "labels": batch["labels"], "puzzle_identifiers": batch["puzzle_ids"]}
+    carry, pinned = head.initial_carry(batch), []
+    for _ in range(2):
+        model.zero_grad()
+        carry, loss, _, _, _ = head(carry=carry, batch=batch, return_keys=[])
+        (loss / size).backward()
+        norm = torch.sqrt(sum(p.grad.pow(2).sum() for p in model.parameters() if p.grad is not None))
+        pinned.append({"loss": loss.item() / size, "grad_norm": norm.item()})
+    return pinned
+
+
 def _commit(checkout: Path) -> str:
     try:
         return subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], check=True, capture_output=True,
@@ -213,10 +252,13 @@ def main(argv: list[str] | None = None) -> None:
         pins["se_rrm"] = {"_about": (
             f"Outputs of the reference SE-RRM (ml-jku/SE-RRM models/recursive_reasoning/trm_equi.py at {commit}), "
             f"float64 on CPU, eval mode, dropout 0, {SEGMENTS} segments, on the state dicts (SE_RRM_CONFIGS) and "
-            "batch of tests/reference_layout.py; made by python -m reasonbench_benchmarks.reference_outputs "
-            "--se-rrm-reference.")}
+            "batch of tests/reference_layout.py; 'training': two carried training steps under its loss head "
+            "(no random stops), loss and gradient norm per example; made by python -m "
+            "reasonbench_benchmarks.reference_outputs --se-rrm-reference.")}
         for name in _layout().SE_RRM_CONFIGS:
             pins["se_rrm"][name] = se_rrm_reference_outputs(name, cls)
+        pins["se_rrm"]["training"] = {name: se_rrm_reference_training(name, cls, args.se_rrm_reference)
+                                      for name in _layout().SE_RRM_CONFIGS}
     args.out.write_text(json.dumps(pins, indent=1) + "\n")
     print(f"wrote {args.out}: {', '.join(n for n in pins if n != '_about')}")
 
