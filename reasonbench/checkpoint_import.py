@@ -71,8 +71,10 @@ def _reference_arch(path: Path, explicit: str | None) -> tuple[dict[str, Any] | 
 
 
 # what tells the reference architectures apart in a checkpoint: HRM has two modules (H_level
-# and L_level), TRM one network (L_level only; H_layers 0); their all_config.yaml names its class
-FAMILIES = ("hrm", "trm")
+# and L_level), TRM one network (L_level only; H_layers 0), SE-RRM one network too, with
+# attention over symbols (attn_t) and symbol embeddings; their all_config.yaml names its class
+FAMILIES = ("hrm", "trm", "se-rrm")
+SE_RRM_MARKERS = (".attn_t.", "embed_symbol_tokens", "embed_symbols")
 
 
 def _levels(state: dict[str, Any]) -> dict[str, int]:
@@ -87,15 +89,18 @@ def _levels(state: dict[str, Any]) -> dict[str, int]:
 
 
 def reference_family(state: dict[str, Any], arch: dict[str, Any] | None) -> tuple[str | None, str]:
-    """Which reference architecture wrote ``state`` ('hrm', 'trm' or None: cannot tell) and
-    the evidence, in words."""
+    """Which reference architecture wrote ``state`` ('hrm', 'trm', 'se-rrm' or None: cannot
+    tell) and the evidence, in words."""
     levels = _levels(state)
+    marker = next((m.strip(".") for m in SE_RRM_MARKERS for key in state if m in key), None)
+    if marker is not None:
+        return "se-rrm", f"symbol-equivariant layers ({marker})"
     if "H_level" in levels and "L_level" in levels:
         return "hrm", f"H_level ({levels['H_level']} layers) and L_level ({levels['L_level']} layers) modules"
     if levels.get("L_level") and "H_level" not in levels:
         return "trm", f"one L_level network ({levels['L_level']} layers), no H_level module"
     name = str((arch or {}).get("name", ""))
-    for family, marker in (("hrm", "hrm"), ("trm", "trm")):
+    for family, marker in (("se-rrm", "trm_equi"), ("hrm", "hrm"), ("trm", "trm")):
         if marker in name.lower().split("@")[0]:
             return family, f"its all_config.yaml names {name}"
     return None, ""

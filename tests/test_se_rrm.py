@@ -218,13 +218,21 @@ def test_import_checkpoint_without_config_reads_the_shapes(tmp_path):
     assert_matches_pins(model, PINNED["se_rrm_rope"], torch.float64, 1e-9)
 
 
-def test_import_checkpoint_refuses_trm_weights_as_se_rrm(tmp_path):
-    trm_like = {"_orig_mod.model.inner.embed_tokens.embedding_weight": torch.zeros(VOCAB, 16),
-                "_orig_mod.model.inner.L_level.layers.0.self_attn.qkv_proj.weight": torch.zeros(48, 16)}
-    torch.save(trm_like, tmp_path / "step_1")
+@pytest.mark.parametrize("source, weights, says", [
+    ("se-rrm", "trm", "holds TRM weights (one L_level network (1 layers), no H_level module), not SE-RRM: "
+                      "import it with --from trm"),
+    ("trm", "se-rrm", "holds SE-RRM weights (symbol-equivariant layers (attn_t)), not TRM: import it with --from se-rrm"),
+])
+def test_import_checkpoint_names_the_architecture_the_weights_belong_to(tmp_path, source, weights, says):
+    if weights == "trm":
+        state = {"_orig_mod.model.inner.embed_tokens.embedding_weight": torch.zeros(VOCAB, 16),
+                 "_orig_mod.model.inner.L_level.layers.0.self_attn.qkv_proj.weight": torch.zeros(48, 16)}
+    else:
+        state = se_rrm_reference_state_dict("se_rrm_rope")
+    torch.save(state, tmp_path / "step_1")
     out = tmp_path / "x.pt"
-    result = call_cli("import-checkpoint", "--from", "se-rrm", str(tmp_path / "step_1"), "--task", "sudoku",
+    result = call_cli("import-checkpoint", "--from", source, str(tmp_path / "step_1"), "--task", "sudoku",
                       "--out", str(out))
     assert result.returncode == 2
-    assert "embed_tokens.embedding_weight" in result.stderr and "\n" not in result.stderr.strip()
+    assert says in result.stderr and "\n" not in result.stderr.strip()
     assert not out.exists()
