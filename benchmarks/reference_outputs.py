@@ -9,11 +9,17 @@ ARC) at the length and vocabulary of reasonbench's tasks.
 
 Not part of CI (it needs checkouts of the reference code, and pydantic + einops + colorama):
 
-    git clone https://github.com/SamsungSAILMontreal/TinyRecursiveModels /tmp/trm_ref
-    git clone https://github.com/sapientinc/HRM /tmp/hrm_ref
-    git clone https://github.com/locuslab/EqR /tmp/eqr_ref
-    python -m reasonbench_benchmarks.reference_outputs --trm-reference /tmp/trm_ref \\
-        --hrm-reference /tmp/hrm_ref --eqr-reference /tmp/eqr_ref --out tests/data/reference_outputs.json
+    git clone https://github.com/SamsungSAILMontreal/TinyRecursiveModels TRM_DIR
+    git clone https://github.com/sapientinc/HRM HRM_DIR
+    git clone https://github.com/locuslab/EqR EQR_DIR
+    python -m reasonbench_benchmarks.reference_outputs --trm-reference TRM_DIR \\
+        --hrm-reference HRM_DIR --eqr-reference EQR_DIR --out tests/data/reference_outputs.json
+
+SE-RRM's pins (ml-jku/SE-RRM ``models/recursive_reasoning/trm_equi.py``), under the key
+``se_rrm``, the others kept as they are:
+
+    git clone https://github.com/ml-jku/SE-RRM SE_RRM_DIR
+    python -m reasonbench_benchmarks.reference_outputs --se-rrm-reference SE_RRM_DIR
 
 Why float64: float32 outputs hold the CPU that computed them (other kernels round otherwise:
 1e-4 apart after 3 segments on an AVX-512/AMX Xeon), float64 ones agree across CPUs to ~1e-12.
@@ -41,9 +47,10 @@ from reasonbench_benchmarks.reference_speed import _flash_attention_on_sdpa
 
 ROOT = Path(__file__).resolve().parent.parent
 SEGMENTS = 3
-REFERENCE_MODULES = {"hrm": "models.hrm.hrm_act_v1", "trm": "models.recursive_reasoning.trm", "eqr": "models.eqr"}
+REFERENCE_MODULES = {"hrm": "models.hrm.hrm_act_v1", "trm": "models.recursive_reasoning.trm", "eqr": "models.eqr",
+                     "se_rrm": "models.recursive_reasoning.trm_equi"}
 REFERENCE_CLASSES = {"hrm": "HierarchicalReasoningModel_ACTV1", "trm": "TinyRecursiveReasoningModel_ACTV1",
-                     "eqr": "EqRModel"}
+                     "eqr": "EqRModel", "se_rrm": "SERRM"}
 
 
 def _layout():
@@ -169,6 +176,81 @@ def eqr_parameter_counts(cls: type, checkout: Path) -> dict[str, int]:
             model = cls({**arch, "batch_size": 1, "seq_len": meta.seq_len, "vocab_size": meta.vocab_size})
         counts[task] = sum(p.numel() for p in model.parameters())
     return counts
+def se_rrm_reference_outputs(name: str, cls: type) -> list[dict]:
+    """The reference SE-RRM ``cls`` in float64 on case ``name``'s weights and batch (dropout 0:
+    the reference drops attention weights in evaluation too): per segment, the first token's
+    logits, the confidence it returns as "q_halt_logits", and the logits' sum and |sum|."""
+    layout = _layout()
+    batch = layout.reference_batch()
+    arch = {**layout.SE_RRM_CONFIGS[name], "batch_size": batch["inputs"].shape[0], "seq_len": layout.SEQ_LEN,
+            "vocab_size": layout.VOCAB, "num_puzzle_identifiers": layout.NUM_IDS, "forward_dtype": "float64"}
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        model = cls(arch).double().eval()
+    finally:
+        torch.set_default_dtype(previous)
+    prefix = "_orig_mod.model.inner."
+    state = {k.removeprefix(prefix): v.double() for k, v in layout.se_rrm_reference_state_dict(name).items()}
+    model.inner.load_state_dict(state, strict=True)
+    batch = {"inputs": batch["inputs"], "labels": batch["labels"], "puzzle_identifiers": batch["puzzle_ids"]}
+
+    def run() -> list[dict]:
+        pinned = []
+        with torch.no_grad():
+            carry = model.initial_carry(batch)
+            for _ in range(SEGMENTS):
+                carry, out = model(carry=carry, batch=batch)
+                logits = out["logits"]
+                pinned.append({"logits_sum": logits.sum().item(), "logits_abs_sum": logits.abs().sum().item(),
+                               "logits_first": logits[0, 0].tolist(), "confidence": out["q_halt_logits"].tolist()})
+        return pinned
+
+    pinned, guard = run(), _NoFloat32()
+    with guard:  # a second pass, checked op by op (the pins come from the plain one)
+        run()
+    if guard.offenders:
+        raise RuntimeError(f"{name}: the reference computed in another dtype than float64: {sorted(guard.offenders)}")
+    return pinned
+
+
+def se_rrm_reference_training(name: str, cls: type, checkout: Path) -> list[dict]:
+    """The reference SE-RRM in float64 training on case ``name``'s weights and batch under its
+    loss head (``models.losses.ACTLossHead``, stablemax), no random stops (exploration 0, dropout
+    0): per carried step, the loss and the gradient's norm over the weights, both per example
+    (the reference's sums divided by the batch, as its training script scales them)."""
+    layout = _layout()
+    batch = layout.reference_batch()
+    size = batch["inputs"].shape[0]
+    arch = {**layout.SE_RRM_CONFIGS[name], "halt_exploration_prob": 0.0, "batch_size": size,
+            "seq_len": layout.SEQ_LEN, "vocab_size": layout.VOCAB, "num_puzzle_identifiers": layout.NUM_IDS,
+            "forward_dtype": "float64"}
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        model = cls(arch).double()
+    finally:
+        torch.set_default_dtype(previous)
+    prefix = "_orig_mod.model.inner."
+    model.inner.load_state_dict({k.removeprefix(prefix): v.double()
+                                 for k, v in layout.se_rrm_reference_state_dict(name).items()}, strict=True)
+    sys.path.insert(0, str(checkout.resolve()))
+    try:
+        loss_head = importlib.import_module("models.losses").ACTLossHead
+    finally:
+        sys.path.remove(str(checkout.resolve()))
+        for module in [m for m in sys.modules if m == "models" or m.startswith("models.")]:
+            del sys.modules[module]
+    head = loss_head(model, "stablemax_cross_entropy").train()
+    batch = {"inputs": batch["inputs"], "labels": batch["labels"], "puzzle_identifiers": batch["puzzle_ids"]}
+    carry, pinned = head.initial_carry(batch), []
+    for _ in range(2):
+        model.zero_grad()
+        carry, loss, _, _, _ = head(carry=carry, batch=batch, return_keys=[])
+        (loss / size).backward()
+        norm = torch.sqrt(sum(p.grad.pow(2).sum() for p in model.parameters() if p.grad is not None))
+        pinned.append({"loss": loss.item() / size, "grad_norm": norm.item()})
+    return pinned
 
 
 def _commit(checkout: Path) -> str:
@@ -181,25 +263,46 @@ def _commit(checkout: Path) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trm-reference", type=Path, required=True, help="a checkout of TinyRecursiveModels")
-    parser.add_argument("--hrm-reference", type=Path, required=True, help="a checkout of sapientinc/HRM")
-    parser.add_argument("--eqr-reference", type=Path, required=True, help="a checkout of locuslab/EqR")
+    parser.add_argument("--trm-reference", type=Path, help="a checkout of TinyRecursiveModels")
+    parser.add_argument("--hrm-reference", type=Path, help="a checkout of sapientinc/HRM")
+    parser.add_argument("--eqr-reference", type=Path, help="a checkout of locuslab/EqR")
+    parser.add_argument("--se-rrm-reference", type=Path, help="a checkout of ml-jku/SE-RRM")
     parser.add_argument("--out", type=Path, default=ROOT / "tests" / "data" / "reference_outputs.json")
     args = parser.parse_args(argv)
-    checkouts = {"hrm": args.hrm_reference, "trm": args.trm_reference, "eqr": args.eqr_reference}
-    commits = {arch: _commit(path) for arch, path in checkouts.items()}
-    classes = {arch: reference_class(arch, path) for arch, path in checkouts.items()}
-    pins: dict = {"_about": (
-        "Outputs of the reference implementations (sapientinc/HRM models/hrm/hrm_act_v1.py at "
-        f"{commits['hrm']}; SamsungSAILMontreal/TinyRecursiveModels models/recursive_reasoning/trm.py at "
-        f"{commits['trm']}; locuslab/EqR models/eqr.py at {commits['eqr']}, its starting states and noise "
-        f"drawn after torch.manual_seed({_layout().EQR_SEED})), float64 on CPU, eval mode, {SEGMENTS} segments, on "
-        "the state dicts and batch of tests/reference_layout.py; eqr_paper_parameters: the reference EqR built "
-        "from its configs at reasonbench's paper-preset task shapes; made by "
-        "python -m reasonbench_benchmarks.reference_outputs.")}
-    for name, config in _layout().CONFIGS.items():
-        pins[name] = reference_outputs(name, classes[config["arch"]])
-    pins["eqr_paper_parameters"] = eqr_parameter_counts(classes["eqr"], args.eqr_reference)
+    group = (args.trm_reference, args.hrm_reference, args.eqr_reference)
+    if any(p is None for p in group) and any(p is not None for p in group):
+        parser.error("--trm-reference, --hrm-reference and --eqr-reference go together")
+    if args.trm_reference is None and args.se_rrm_reference is None:
+        parser.error("give --trm-reference, --hrm-reference and --eqr-reference, --se-rrm-reference, or all four")
+    # the pins not asked for stay as they are
+    pins: dict = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    if args.trm_reference is not None:
+        checkouts = {"hrm": args.hrm_reference, "trm": args.trm_reference, "eqr": args.eqr_reference}
+        commits = {arch: _commit(path) for arch, path in checkouts.items()}
+        classes = {arch: reference_class(arch, path) for arch, path in checkouts.items()}
+        pins["_about"] = (
+            "Outputs of the reference implementations (sapientinc/HRM models/hrm/hrm_act_v1.py at "
+            f"{commits['hrm']}; SamsungSAILMontreal/TinyRecursiveModels models/recursive_reasoning/trm.py at "
+            f"{commits['trm']}; locuslab/EqR models/eqr.py at {commits['eqr']}, its starting states and noise "
+            f"drawn after torch.manual_seed({_layout().EQR_SEED})), float64 on CPU, eval mode, {SEGMENTS} segments, on "
+            "the state dicts and batch of tests/reference_layout.py; eqr_paper_parameters: the reference EqR built "
+            "from its configs at reasonbench's paper-preset task shapes; made by "
+            "python -m reasonbench_benchmarks.reference_outputs.")
+        for name, config in _layout().CONFIGS.items():
+            pins[name] = reference_outputs(name, classes[config["arch"]])
+        pins["eqr_paper_parameters"] = eqr_parameter_counts(classes["eqr"], args.eqr_reference)
+    if args.se_rrm_reference is not None:
+        commit, cls = _commit(args.se_rrm_reference), reference_class("se_rrm", args.se_rrm_reference)
+        pins["se_rrm"] = {"_about": (
+            f"Outputs of the reference SE-RRM (ml-jku/SE-RRM models/recursive_reasoning/trm_equi.py at {commit}), "
+            f"float64 on CPU, eval mode, dropout 0, {SEGMENTS} segments, on the state dicts (SE_RRM_CONFIGS) and "
+            "batch of tests/reference_layout.py; 'training': two carried training steps under its loss head "
+            "(no random stops), loss and gradient norm per example; made by python -m "
+            "reasonbench_benchmarks.reference_outputs --se-rrm-reference.")}
+        for name in _layout().SE_RRM_CONFIGS:
+            pins["se_rrm"][name] = se_rrm_reference_outputs(name, cls)
+        pins["se_rrm"]["training"] = {name: se_rrm_reference_training(name, cls, args.se_rrm_reference)
+                                      for name in _layout().SE_RRM_CONFIGS}
     args.out.write_text(json.dumps(pins, indent=1) + "\n")
     print(f"wrote {args.out}: {', '.join(n for n in pins if n != '_about')}")
 

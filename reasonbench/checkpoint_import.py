@@ -1,4 +1,4 @@
-"""``reasonbench import-checkpoint``: a checkpoint of the reference HRM/TRM/EqR code becomes a
+"""``reasonbench import-checkpoint``: a checkpoint of the reference HRM/TRM/EqR/SE-RRM code becomes a
 reasonbench checkpoint that ``reasonbench eval`` scores without training.
 
 The HRM/TRM references save ``model.state_dict()`` of their compiled loss head (keys such as
@@ -33,8 +33,8 @@ REFERENCE_CONFIG = "all_config.yaml"
 
 def _parser() -> ArgumentParser:
     parser = command_parser("reasonbench import-checkpoint",
-                            "Convert a reference HRM/TRM/EqR checkpoint into one `reasonbench eval` reads.")
-    parser.add_argument("--from", dest="source", required=True, choices=["hrm", "trm", "eqr"],
+                            "Convert a reference HRM/TRM/EqR/SE-RRM checkpoint into one `reasonbench eval` reads.")
+    parser.add_argument("--from", dest="source", required=True, choices=["hrm", "trm", "eqr", "se-rrm"],
                         help="which reference implementation wrote PATH")
     parser.add_argument("path", help="the reference checkpoint (a saved state dict, torch or safetensors), or a "
                         "Hugging Face model repository hf://OWNER/NAME[@REVISION][:PATH] (e.g. "
@@ -158,8 +158,10 @@ def _reference_arch(path: Path, explicit: str | None,
 
 # what tells the reference architectures apart in a checkpoint: HRM has two modules (H_level
 # and L_level), TRM and EqR one network (L_level only; H_layers 0), TRM with its fixed starting
-# vectors saved (H_init), EqR without (it draws them); their configs name the class
-FAMILIES = ("hrm", "trm", "eqr")
+# vectors saved (H_init), EqR without (it draws them), SE-RRM one network too, with attention
+# over symbols (attn_t) and symbol embeddings; their configs name the class
+FAMILIES = ("hrm", "trm", "eqr", "se-rrm")
+SE_RRM_MARKERS = (".attn_t.", "embed_symbol_tokens", "embed_symbols")
 
 
 def _levels(state: dict[str, Any]) -> dict[str, int]:
@@ -174,9 +176,12 @@ def _levels(state: dict[str, Any]) -> dict[str, int]:
 
 
 def reference_family(state: dict[str, Any], arch: dict[str, Any] | None) -> tuple[str | None, str]:
-    """Which reference architecture wrote ``state`` ('hrm', 'trm' or None: cannot tell) and
-    the evidence, in words."""
+    """Which reference architecture wrote ``state`` ('hrm', 'trm', 'eqr', 'se-rrm' or None:
+    cannot tell) and the evidence, in words."""
     levels = _levels(state)
+    marker = next((m.strip(".") for m in SE_RRM_MARKERS for key in state if m in key), None)
+    if marker is not None:
+        return "se-rrm", f"symbol-equivariant layers ({marker})"
     if "H_level" in levels and "L_level" in levels:
         return "hrm", f"H_level ({levels['H_level']} layers) and L_level ({levels['L_level']} layers) modules"
     name = str((arch or {}).get("name", ""))
@@ -187,7 +192,7 @@ def reference_family(state: dict[str, Any], arch: dict[str, Any] | None) -> tupl
         if not any(key.endswith("H_init") for key in state):
             return "eqr", f"{one}, no fixed starting state H_init"
         return "trm", one
-    for family, marker in (("hrm", "hrm"), ("trm", "trm"), ("eqr", "eqr")):
+    for family, marker in (("se-rrm", "trm_equi"), ("hrm", "hrm"), ("trm", "trm"), ("eqr", "eqr")):
         if marker in name.lower().split("@")[0]:
             return family, f"its all_config.yaml names {name}"
     return None, ""
@@ -263,7 +268,13 @@ def _looks_like_weights(name: str) -> bool:
 
 
 def _shape_arguments(source: str, state: dict[str, torch.Tensor]) -> dict[str, Any]:
-    """What the weights themselves say about the architecture (used without a config file)."""
+    """What the weights themselves say about the architecture (used without a config file); a
+    model whose weights read otherwise says it itself (``reference_shape_arguments``)."""
+    from . import registry
+
+    own = getattr(registry.get("model", source), "reference_shape_arguments", None)
+    if own is not None:
+        return own(state)
     args: dict[str, Any] = {"hidden_size": int(state["embed.weight"].shape[1])}
     table = state.get("puzzle_embedding.weight")
     args["puzzle_emb_dim"] = int(table.shape[1]) if table is not None else 0

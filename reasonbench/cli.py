@@ -186,7 +186,7 @@ COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
             lambda argv: _run(argv, "train")),
     "eval": ("Test a checkpoint and write a result record", lambda argv: _run(argv, "eval")),
     "info": ("A model's parameters on a task (instant); --flops: forward FLOPs per example", _info),
-    "import-checkpoint": ("Convert a reference HRM/TRM/EqR checkpoint (a file or hf://) for `reasonbench eval`",
+    "import-checkpoint": ("Convert a reference HRM/TRM/EqR/SE-RRM checkpoint (a file or hf://) for `reasonbench eval`",
                           _import_checkpoint),
     "data": ("Inspect, build (cached), export (reference CSV) and show a task's data", _data),
     "leaderboard": ("Result records to a static site: index.html, leaderboard.md, leaderboard.json", _leaderboard),

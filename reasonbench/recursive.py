@@ -128,7 +128,13 @@ class RecursiveReasoningModule(ReasoningModule):
         if puzzle_emb_dim > self.puzzle_emb_len * hidden_size:
             raise ValueError(f"model.puzzle_emb_dim {puzzle_emb_dim} does not fit in {self.puzzle_emb_len} positions")
         self.state_len = metadata.seq_len + self.puzzle_emb_len
+        self.build_io(metadata, hidden_size, num_heads, pos_encodings, rope_theta, puzzle_emb_dim)
+        self._carry: Carry | None = None
 
+    def build_io(self, metadata: TaskMetadata, hidden_size: int, num_heads: int, pos_encodings: str,
+                 rope_theta: float, puzzle_emb_dim: int) -> None:
+        """The shared input encoding, answer and halting heads and fixed initial states; a model
+        that encodes its state otherwise (SE-RRM's symbol channels) builds its own instead."""
         self.embed = TokenEmbedding(metadata.vocab_size, hidden_size)
         self.puzzle_embedding = PuzzleEmbedding(metadata.num_puzzle_ids, puzzle_emb_dim) if puzzle_emb_dim else None
         self.rotary = (RotaryEmbedding(hidden_size // num_heads, self.state_len, rope_theta)
@@ -140,7 +146,6 @@ class RecursiveReasoningModule(ReasoningModule):
         # fixed random starting states (buffers: saved, not trained)
         self.register_buffer("high_init", trunc_normal_(torch.empty(hidden_size), std=1.0))
         self.register_buffer("low_init", trunc_normal_(torch.empty(hidden_size), std=1.0))
-        self._carry: Carry | None = None
 
     # --- what a subclass implements ---------------------------------------------------------
     def reason(self, state: State, inputs: torch.Tensor) -> State:
@@ -257,7 +262,7 @@ class RecursiveReasoningModule(ReasoningModule):
             return init, torch.zeros(batch_size, dtype=torch.int32, device=batch["inputs"].device), dict(batch)
         halted = carry.halted
         fresh = self.initial_state(batch)
-        state = tuple(torch.where(halted.view(-1, 1, 1), f, s) for f, s in zip(fresh, carry.state))
+        state = tuple(torch.where(halted.view((-1,) + (1,) * (s.ndim - 1)), f, s) for f, s in zip(fresh, carry.state))
         steps = torch.where(halted, 0, carry.steps)
         data = {k: torch.where(halted.view((-1,) + (1,) * (v.ndim - 1)), v, carry.data[k])
                 for k, v in batch.items() if k in carry.data}
@@ -284,6 +289,19 @@ class RecursiveReasoningModule(ReasoningModule):
         self._carry = Carry(tuple(mine(s) for s in saved["state"]), mine(saved["steps"]), mine(saved["halted"]),
                             {k: mine(v) for k, v in saved["data"].items()})
 
+    def training_halted(self, steps: torch.Tensor, last: torch.Tensor, q_halt: torch.Tensor,
+                        q_continue: torch.Tensor) -> torch.Tensor:
+        """Which training slots halt after this segment (``steps``: segments run, ``last``: at
+        the limit): the halting head's signal, delayed for explored slots to a random minimum."""
+        halted = last
+        if self.halt_max_steps > 1:
+            halted = halted | self.halt_signal(q_halt, q_continue)
+            n = q_halt.shape[0]
+            explore = self.batch_rand(n, q_halt.device) < self.halt_exploration_prob
+            min_steps = explore * self.batch_randint(2, self.halt_max_steps + 1, n, steps.device)
+            halted = halted & (steps >= min_steps)
+        return halted
+
     # weights of the loss terms of a segment (the reference's: 1, 0.5, 0.5)
     loss_weights: dict[str, float] = {"lm_loss": 1.0, "halt_loss": 0.5, "continue_loss": 0.5}
 
@@ -302,13 +320,7 @@ class RecursiveReasoningModule(ReasoningModule):
         with torch.no_grad():
             steps = steps + 1
             last = steps >= self.halt_max_steps
-            halted = last
-            if self.halt_max_steps > 1:
-                halted = halted | self.halt_signal(q_halt, q_continue)
-                n = q_halt.shape[0]
-                explore = self.batch_rand(n, q_halt.device) < self.halt_exploration_prob
-                min_steps = explore * self.batch_randint(2, self.halt_max_steps + 1, n, steps.device)
-                halted = halted & (steps >= min_steps)
+            halted = self.training_halted(steps, last, q_halt, q_continue)
             mask = labels != IGNORE_INDEX
             counts = mask.sum(-1)
             right = (logits.argmax(-1) == labels) & mask

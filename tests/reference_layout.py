@@ -1,4 +1,4 @@
-"""Small state dicts in the key layout of the reference HRM/TRM/EqR code, built here from a seeded
+"""Small state dicts in the key layout of the reference HRM/TRM/EqR/SE-RRM code, built here from a seeded
 generator (no reference code involved), and the batch they are run on. The outputs pinned in
 ``tests/data/reference_outputs.json`` were computed by running the reference implementation
 itself on exactly these tensors, in float64 on a CPU (``benchmarks/reference_outputs.py``).
@@ -136,3 +136,59 @@ def parameter_digest(state: dict[str, torch.Tensor]) -> dict[str, float]:
         projection += float((value * direction).sum())
         directions_sumsq += float((direction * direction).sum())
     return {"sumsq": sumsq, "projection": projection, "scale": (sumsq * directions_sumsq) ** 0.5}
+# SE-RRM (ml-jku/SE-RRM, models/recursive_reasoning/trm_equi.py): the reference arch config of
+# each pinned case; together they take every branch of its encoding and head.
+SE_RRM_CONFIGS = {
+    "se_rrm_rope2d": dict(hidden_size=16, num_heads=2, head_dim=8, num_heads_t=2, head_dim_t=4, expansion=4,
+                          H_layers=0, L_layers=2, H_cycles=2, L_cycles=2, halt_max_steps=3, halt_exploration_prob=0.1,
+                          pos_encodings="rope2d", equivariant_symbols=True, add_tokens=2, puzzle_emb_ndim=1,
+                          dropout=0.0),
+    "se_rrm_rope": dict(hidden_size=16, num_heads=2, head_dim=8, num_heads_t=1, head_dim_t=8, expansion=4,
+                        H_layers=0, L_layers=1, H_cycles=2, L_cycles=3, halt_max_steps=3, halt_exploration_prob=0.1,
+                        pos_encodings="rope", equivariant_symbols=True, add_tokens=0, puzzle_emb_ndim=0, dropout=0.0),
+    "se_rrm_learned": dict(hidden_size=16, num_heads=2, head_dim=8, num_heads_t=2, head_dim_t=8, expansion=4,
+                           H_layers=0, L_layers=2, H_cycles=2, L_cycles=2, halt_max_steps=3, halt_exploration_prob=0.1,
+                           pos_encodings="learned", equivariant_symbols=False, add_tokens=3, puzzle_emb_ndim=1,
+                           dropout=0.0),
+}
+SE_RRM_SPECIAL_IDS = 2  # the reference's fixed ids: the first two of the vocabulary (pad and blank)
+
+
+def se_rrm_reference_state_dict(name: str, seed: int = 0) -> dict[str, torch.Tensor]:
+    """An SE-RRM state dict in the reference's key layout (as its training script saves it)."""
+    c = SE_RRM_CONFIGS[name]
+    h, g = c["hidden_size"], torch.Generator().manual_seed(seed)
+    equivariant, extra = c["equivariant_symbols"], c["add_tokens"]
+
+    def randn(*shape: int, std: float = 1.0) -> torch.Tensor:
+        return (std * torch.randn(*shape, generator=g, dtype=torch.float64)).float()
+
+    def w(*shape: int) -> torch.Tensor:
+        return randn(*shape, std=1 / math.sqrt(shape[-1]))
+
+    state: dict[str, torch.Tensor] = {}
+    if c["puzzle_emb_ndim"]:
+        state["puzzle_emb.weights"] = randn(NUM_IDS, VOCAB + h, std=0.5)
+    if extra and equivariant:
+        state["add_tokens_special"] = randn(1, SE_RRM_SPECIAL_IDS, extra, h)
+        state["add_tokens"] = randn(1, 1, extra, h)
+    elif extra:
+        state["add_tokens"] = randn(1, VOCAB, extra, h)
+    state["lm_head.weight"] = w(1, h) if equivariant else w(VOCAB, h * VOCAB)
+    if c["pos_encodings"] not in ("rope", "rope2d"):
+        state["pos_embedding"] = randn(1, 1, SEQ_LEN, h)
+    if equivariant:
+        state["embed_special_tokens"] = randn(1, SE_RRM_SPECIAL_IDS, 1, h)
+        state["embed_symbol_tokens"] = randn(1, 1, 1, h)
+    else:
+        state["embed_symbols"] = randn(1, VOCAB, 1, h)
+    inner = _swiglu_inner(h)
+    for i in range(c["L_layers"]):
+        layer = f"L_level.layers.{i}."
+        for part, heads, width in (("attn", c["num_heads"], c["head_dim"]), ("attn_t", c["num_heads_t"], c["head_dim_t"])):
+            state[layer + f"{part}.qkv_proj.weight"] = w(3 * heads * width, h)
+            state[layer + f"{part}.o_proj.weight"] = w(h, heads * width)
+        state[layer + "mlp.gate_up_proj.weight"] = w(2 * inner, h)
+        state[layer + "mlp.down_proj.weight"] = w(h, inner)
+    state["Z_init"] = randn(h)
+    return {"_orig_mod.model.inner." + k: v for k, v in state.items()}

@@ -73,20 +73,34 @@ def add_rms_norm(x: torch.Tensor, residual: torch.Tensor, eps: float = 1e-5, fus
 class RotaryEmbedding(nn.Module):
     """Cos/sin tables for rotary position embeddings (theta 10000 by default), computed in
     float32 as the reference does; a module made float64 (``.double()``) computes them again in
-    float64 rather than widening the float32 ones."""
+    float64 rather than widening the float32 ones.
 
-    def __init__(self, head_dim: int, max_len: int, theta: float = 10000.0) -> None:
+    With ``grid_width`` the positions are cells of a grid read row by row, and the rotation is
+    2-D (SE-RRM's ``RotaryEmbedding2d``): a quarter of the frequencies turn with the row, a
+    quarter with the column, the two halves of the head laid out alike (row, column, row,
+    column)."""
+
+    def __init__(self, head_dim: int, max_len: int, theta: float = 10000.0, grid_width: int | None = None) -> None:
         super().__init__()
-        self.head_dim, self.max_len, self.theta = head_dim, max_len, theta
+        if grid_width is not None and (grid_width < 1 or head_dim % 4):
+            raise ValueError(f"2-D RoPE needs a grid width >= 1 and a head width divisible by 4, got {grid_width}, {head_dim}")
+        self.head_dim, self.max_len, self.theta, self.grid_width = head_dim, max_len, theta, grid_width
         cos, sin = self._tables(torch.float32)
         # buffers, not parameters, and not saved: they are a pure function of the config
         self.register_buffer("cos", cos, persistent=False)
         self.register_buffer("sin", sin, persistent=False)
 
     def _tables(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        inv_freq = 1.0 / self.theta ** (torch.arange(0, self.head_dim, 2, dtype=dtype) / self.head_dim)
-        freqs = torch.outer(torch.arange(self.max_len, dtype=dtype), inv_freq)
-        angles = torch.cat([freqs, freqs], dim=-1)
+        positions = torch.arange(self.max_len, dtype=dtype)
+        if self.grid_width is None:
+            inv_freq = 1.0 / self.theta ** (torch.arange(0, self.head_dim, 2, dtype=dtype) / self.head_dim)
+            freqs = torch.outer(positions, inv_freq)
+            angles = torch.cat([freqs, freqs], dim=-1)
+        else:
+            inv_freq = 1.0 / self.theta ** (torch.arange(0, self.head_dim, 4, dtype=dtype) / self.head_dim)
+            rows = torch.outer(positions // self.grid_width, inv_freq)
+            cols = torch.outer(positions % self.grid_width, inv_freq)
+            angles = torch.cat([rows, cols, rows, cols], dim=-1)
         return angles.cos(), angles.sin()
 
     def _apply(self, fn, recurse: bool = True):
@@ -107,32 +121,42 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotate ``x`` [B, heads, L, head_dim] by position, in the tables' float32 (as the
-    reference does under bfloat16), cast back to x's dtype."""
+    reference does under bfloat16), cast back to x's dtype. Positions past the tables' length
+    (tokens appended to the sequence, as SE-RRM's) are left unrotated."""
+    if x.shape[-2] > cos.shape[0]:
+        head, tail = x.split([cos.shape[0], x.shape[-2] - cos.shape[0]], dim=-2)
+        return torch.cat([apply_rotary(head, cos, sin), tail], dim=-2)
     cos, sin = cos[: x.shape[-2]], sin[: x.shape[-2]]
     rotated = x.to(cos.dtype)
     return (rotated * cos + _rotate_half(rotated) * sin).to(x.dtype)
 
 
 class Attention(nn.Module):
-    """Non-causal multi-head self-attention with optional RoPE."""
+    """Non-causal multi-head self-attention with optional RoPE over the second-to-last axis of
+    ``x`` [..., L, hidden]; leading axes beyond the batch are batch too (axial attention).
+    ``head_dim`` defaults to hidden / heads; ``dropout`` drops attention weights in training."""
 
-    def __init__(self, hidden_size: int, num_heads: int) -> None:
+    def __init__(self, hidden_size: int, num_heads: int, head_dim: int | None = None, dropout: float = 0.0) -> None:
         super().__init__()
-        if hidden_size % num_heads:
+        if head_dim is None and hidden_size % num_heads:
             raise ValueError(f"hidden_size {hidden_size} is not divisible by num_heads {num_heads}")
+        if not 0 <= dropout < 1:
+            raise ValueError(f"attention dropout must be in [0, 1), got {dropout}")
         self.num_heads = num_heads
-        self.head_dim = hidden_size // num_heads
-        self.qkv = Linear(hidden_size, 3 * hidden_size)
-        self.out = Linear(hidden_size, hidden_size)
+        self.head_dim = head_dim or hidden_size // num_heads
+        self.dropout = dropout
+        self.qkv = Linear(hidden_size, 3 * num_heads * self.head_dim)
+        self.out = Linear(num_heads * self.head_dim, hidden_size)
 
     def forward(self, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-        batch, length, _ = x.shape
-        qkv = self.qkv(x).view(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        *lead, length, _ = x.shape
+        batch = math.prod(lead)
+        qkv = self.qkv(x).reshape(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
         if rotary is not None:
             q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=False)
-        return self.out(y.transpose(1, 2).reshape(batch, length, -1))
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=False)
+        return self.out(y.transpose(1, 2).reshape(*lead, length, -1))
 
 
 def swiglu_width(hidden_size: int, expansion: float) -> int:

@@ -77,6 +77,11 @@ class TaskMetadata:
     # permutations of the vocabulary (new_id = perm[old_id]) that turn a puzzle and its answer
     # into an equivalent puzzle and answer; the first is the identity (test-time voting)
     relabellings: tuple[tuple[int, ...], ...] = ()
+    # ids of interchangeable symbols (Sudoku's digits, ARC's colours): renaming them consistently
+    # in a puzzle and its answer gives a puzzle of the same kind; the other ids (pad, blank,
+    # markers) keep a fixed meaning. Symbol-equivariant models (SE-RRM) share weights across
+    # them. Empty: the task has none (a maze's cell kinds each mean something else).
+    symbols: tuple[int, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

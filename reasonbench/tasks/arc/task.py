@@ -228,7 +228,8 @@ class ArcTask(ReasoningTask):
         # every identifier occurs in some split: a training variant in train, a scored one in test
         top = max(int(s.puzzle_ids.max()) for s in self.splits.values() if len(s))
         return TaskMetadata(name=self.name, vocab_size=data.VOCAB_SIZE, seq_len=self.canvas * self.canvas,
-                            num_puzzle_ids=top + 1, grid_shape=(self.canvas, self.canvas), scoring="arc_vote")
+                            num_puzzle_ids=top + 1, grid_shape=(self.canvas, self.canvas), scoring="arc_vote",
+                            symbols=data.COLOUR_IDS)
 
     def planned_metadata(self) -> tuple[TaskMetadata, bool]:
         if self.splits:
@@ -237,7 +238,8 @@ class ArcTask(ReasoningTask):
         training, scored = self.task_sets()
         bound = BLANK_PUZZLE_ID + 1 + (len(training) + len(scored)) * (self.num_augmentations + 1)
         return TaskMetadata(name=self.name, vocab_size=data.VOCAB_SIZE, seq_len=self.canvas * self.canvas,
-                            num_puzzle_ids=bound, grid_shape=(self.canvas, self.canvas), scoring="arc_vote"), False
+                            num_puzzle_ids=bound, grid_shape=(self.canvas, self.canvas), scoring="arc_vote",
+                            symbols=data.COLOUR_IDS), False
 
     def recipe(self) -> dict[str, Any]:
         return {"task": self.name, "version": self.version, "source": data.source_stamp(self.path, self.version),

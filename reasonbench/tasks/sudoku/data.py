@@ -13,6 +13,7 @@ from .grid import format_grid, is_consistent, is_solved_grid, parse_grid
 
 VOCAB_SIZE = 11  # pad 0, blank 1, digits 1-9 -> 2-10
 SEQ_LEN = 81
+DIGIT_IDS = tuple(range(2, VOCAB_SIZE))  # digits 1-9
 
 
 def digit_shifts() -> tuple[tuple[int, ...], ...]:

@@ -156,7 +156,7 @@ class SudokuTask(ReferenceCsvSource, ReasoningTask):
     @property
     def metadata(self) -> TaskMetadata:
         return TaskMetadata(name=self.name, vocab_size=data.VOCAB_SIZE, seq_len=data.SEQ_LEN,
-                            relabellings=data.digit_shifts(),
+                            relabellings=data.digit_shifts(), symbols=data.DIGIT_IDS,
                             num_puzzle_ids=1, grid_shape=(9, 9))
 
     def recipe(self) -> dict[str, Any]:

@@ -1,0 +1,5 @@
+"""``se-rrm``: the Symbol-Equivariant Recursive Reasoning Model."""
+
+from .model import SERRMModel
+
+__all__ = ["SERRMModel"]
