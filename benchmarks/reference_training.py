@@ -53,6 +53,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -93,11 +94,10 @@ class _EqRDraws:
     inside ``eqr_draw(step, draw)``: ``step`` and the slots restarting at it (``restarting``)
     set by the training loop before each step."""
 
-    def __init__(self, layout: Any, batch_size: int, sampler: Any) -> None:
+    def __init__(self, layout: Any, batch_size: int, sampler: Callable[..., torch.Tensor]) -> None:
         self.layout, self.batch_size, self.sampler = layout, batch_size, sampler
         self.step, self.restarting = 0, torch.zeros(0, dtype=torch.long)
-        self.starts = self.noises = 0  # this step's
-        self.start_total = self.noise_total = 0
+        self.starts = self.noises = 0  # this step's draws so far
 
     def begin(self, step: int, restarting: torch.Tensor) -> None:
         self.step, self.restarting, self.starts, self.noises = step, restarting.nonzero().flatten(), 0, 0
@@ -113,14 +113,12 @@ class _EqRDraws:
         with self.layout.eqr_draw(self.step, self.starts):
             self.sampler(every, std=std, lower=lower, upper=upper)
         self.starts += 1
-        self.start_total += 1
         return tensor.copy_(every[self.restarting])
 
     def randn_like(self, like: torch.Tensor) -> torch.Tensor:
         with self.layout.eqr_draw(self.step, 2 + self.noises):
             noise = torch.randn_like(like)
         self.noises += 1
-        self.noise_total += 1
         return noise
 
 

@@ -154,4 +154,11 @@ def test_the_pinned_stream_exercises_warmup_cosine_halting_and_exploration():
         assert len(segments) >= 2, f"{name}: slots halt after {segments} segments only"
     assert any(bool((u < CONFIGS["hrm"]["halt_exploration_prob"]).any())
                for u, _ in exploration_draws(CONFIGS["hrm"]["halt_max_steps"]))
+    # EqR: noise on, and some slots restart while others carry on (the restarting ones take
+    # their rows of the starts drawn for every slot)
+    eqr = [name for name in TRAINING_CONFIGS if CONFIGS[name]["arch"] == "eqr"]
+    assert {CONFIGS[name]["mlp_t"] for name in eqr} == {False, True}
+    for name in eqr:
+        assert CONFIGS[name]["noise_scale"] > 0
+        assert any(0 < sum(s["halted"]) < TRAINING_BATCH for s in PINNED[name]["steps"][:-1])
     assert len({tuple(b["puzzle_ids"].tolist()) for b in training_batches()}) > 1 and TRAINING_BATCH > NUM_IDS - 1
