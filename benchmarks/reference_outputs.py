@@ -71,25 +71,32 @@ class _Float64Torch(types.ModuleType):
         return getattr(torch, name)
 
 
-def reference_class(arch: str, checkout: Path) -> type:
-    """The reference's ACT model class for ``arch`` ('hrm', 'trm' or 'eqr') from ``checkout``,
-    its modules reading float64 for float32. The repositories share package names (``models``,
-    ``utils``), so every module loaded from the checkout is dropped from ``sys.modules``
-    afterwards (the class keeps its own modules alive)."""
+def reference_modules_from(checkout: Path, names: list[str], torch_as: types.ModuleType) -> dict[str, types.ModuleType]:
+    """The modules ``names`` imported from ``checkout``, every module loaded from it reading
+    ``torch_as`` for ``torch``. The repositories share package names (``models``, ``utils``), so
+    every module loaded from the checkout is dropped from ``sys.modules`` afterwards (what was
+    imported keeps its own modules alive)."""
     _flash_attention_on_sdpa()
     root = checkout.resolve()
     sys.path.insert(0, str(root))
     try:
-        cls = getattr(importlib.import_module(REFERENCE_MODULES[arch]), REFERENCE_CLASSES[arch])
+        found = {name: importlib.import_module(name) for name in names}
         for name, module in list(sys.modules.items()):
-            where = getattr(module, "__file__", None) or ""
-            if name == "models" or name.startswith("models.") or Path(where).resolve().is_relative_to(root):
+            where = getattr(module, "__file__", None)
+            if name == "models" or name.startswith("models.") or (where and Path(where).resolve().is_relative_to(root)):
                 if getattr(module, "torch", None) is torch:
-                    module.torch = _Float64Torch("torch")
+                    module.torch = torch_as
                 del sys.modules[name]
     finally:
         sys.path.remove(str(root))
-    return cls
+    return found
+
+
+def reference_class(arch: str, checkout: Path) -> type:
+    """The reference's ACT model class for ``arch`` ('hrm', 'trm' or 'eqr') from ``checkout``,
+    its modules reading float64 for float32."""
+    module = reference_modules_from(checkout, [REFERENCE_MODULES[arch]], _Float64Torch("torch"))[REFERENCE_MODULES[arch]]
+    return getattr(module, REFERENCE_CLASSES[arch])
 
 
 class _NoFloat32(TorchDispatchMode):

@@ -10,6 +10,8 @@ does not, so every x86-64 CPU builds the same tensors."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -89,7 +91,7 @@ def reference_batch(seed: int = 1, batch_size: int = 3) -> dict[str, torch.Tenso
 
 
 # --- the training-trajectory pin (benchmarks/reference_training.py, tests/test_training_pin.py)
-TRAINING_CONFIGS = ("hrm", "trm_attention", "trm_mlp")  # those with a training pin
+TRAINING_CONFIGS = ("hrm", "trm_attention", "trm_mlp", "eqr_attention", "eqr_mlp")  # those with a training pin
 TRAINING_STEPS = 30
 TRAINING_BATCH = 3
 # the reference recipe's optimizer settings, with a warm-up and a cosine short enough that
@@ -97,8 +99,8 @@ TRAINING_BATCH = 3
 # that 30 steps move the weights, and the halting decisions with them
 TRAINING = dict(lr=1e-3, weight_decay=0.1, beta1=0.9, beta2=0.95, warmup_steps=5, min_lr_ratio=0.1,
                 puzzle_emb_lr=1e-2, puzzle_emb_weight_decay=0.1)
-# TRM's recipe keeps an EMA of the weights, HRM's none
-EMA_DECAY = {"hrm": 0.0, "trm_attention": 0.9, "trm_mlp": 0.9}
+# TRM's and EqR's recipes keep an EMA of the weights, HRM's none
+EMA_DECAY = {"hrm": 0.0, "trm_attention": 0.9, "trm_mlp": 0.9, "eqr_attention": 0.9, "eqr_mlp": 0.9}
 
 
 def training_batches(steps: int = TRAINING_STEPS, batch_size: int = TRAINING_BATCH) -> list[dict[str, torch.Tensor]]:
@@ -121,6 +123,28 @@ def exploration_draws(halt_max_steps: int, steps: int = TRAINING_STEPS,
     g = torch.Generator().manual_seed(2000)
     return [(torch.rand(batch_size, generator=g, dtype=torch.float64),
              torch.randint(2, halt_max_steps + 1, (batch_size,), generator=g)) for _ in range(steps)]
+
+
+EQR_DRAW_SEED = 3000
+
+
+@contextmanager
+def eqr_draw(step: int, draw: int) -> Iterator[None]:
+    """Inside, torch's global CPU generator is in a state fixed by the training step ``step``
+    (from 1) and the number ``draw`` of the draw within it (0: every slot's answer-state start,
+    1: every slot's latent start, 2 + k: the noise of the step's update k); after, its own state
+    is back. EqR draws its starting states and noise from that generator; each implementation
+    makes each draw in here with its own sampling code, so both sample the same numbers however
+    many other draws the rest of the run makes."""
+    if not 0 <= draw < 100:
+        raise ValueError(f"draw {draw} outside [0, 100)")
+    generator = torch.default_generator
+    saved = generator.get_state()
+    generator.manual_seed(EQR_DRAW_SEED + 100 * step + draw)
+    try:
+        yield
+    finally:
+        generator.set_state(saved)
 
 
 def parameter_digest(state: dict[str, torch.Tensor]) -> dict[str, float]:

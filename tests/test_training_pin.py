@@ -1,8 +1,9 @@
 """Training equal to the reference code step by step: reasonbench's own training (Lightning,
 its Adam-atan2, learning-rate schedule, puzzle-embedding sign-SGD, EMA, slots carried across
-batches) over the batch stream of ``tests/reference_layout.py`` gives the losses, rates,
-halting decisions and weights the reference implementations gave
-(``tests/data/reference_training.json``, made by ``benchmarks/reference_training.py``)."""
+batches, EqR's random starting states and noise) over the batch stream of
+``tests/reference_layout.py`` gives the losses, rates, halting decisions and weights the
+reference implementations gave (``tests/data/reference_training.json``, made by
+``benchmarks/reference_training.py``)."""
 
 from __future__ import annotations
 
@@ -15,13 +16,12 @@ import torch
 
 from reasonbench.nn import PuzzleEmbedding
 from reasonbench.optim import OptimConfig
+from reasonbench.registry import get_model
 from reasonbench.tasks.base import TaskMetadata
-from reasonbench_plugins.hrm import HRMModel
-from reasonbench_plugins.trm import TRMModel
 
 from .reference_layout import (CONFIGS, EMA_DECAY, NUM_IDS, SEQ_LEN, TRAINING, TRAINING_BATCH, TRAINING_CONFIGS,
-                               TRAINING_STEPS, VOCAB, exploration_draws, parameter_digest, reference_state_dict,
-                               training_batches)
+                               TRAINING_STEPS, VOCAB, eqr_draw, exploration_draws, parameter_digest,
+                               reference_state_dict, training_batches)
 
 PINNED = json.loads((Path(__file__).parent / "data" / "reference_training.json").read_text())
 META = TaskMetadata(name="sudoku", vocab_size=VOCAB, seq_len=SEQ_LEN, num_puzzle_ids=NUM_IDS, grid_shape=(9, 9))
@@ -35,7 +35,7 @@ def train_like_the_reference(name: str, monkeypatch: pytest.MonkeyPatch, tmp_pat
     """reasonbench's model of config ``name``, from the reference weights, trained by Lightning
     for the pinned steps; per step what the pin holds."""
     arch = dict(CONFIGS[name])
-    cls = HRMModel if arch["arch"] == "hrm" else TRMModel
+    cls = get_model(arch["arch"])
     optim = OptimConfig(name="adam_atan2", ema_decay=EMA_DECAY[name], **TRAINING)
     model = cls(META, optim, **cls.reference_arguments(arch))
     model.load_state_dict(cls.from_reference_state_dict(reference_state_dict(name)), strict=True)
@@ -56,6 +56,20 @@ def train_like_the_reference(name: str, monkeypatch: pytest.MonkeyPatch, tmp_pat
     monkeypatch.setattr(model, "batch_rand", batch_rand)
     monkeypatch.setattr(model, "batch_randint", batch_randint)
     steps: list[dict] = []
+    # EqR: each draw of its starting states (a fill given: the answer state's, then the latent's)
+    # and of its noise (none) made by the model's own batch_randn inside eqr_draw, as the
+    # reference run made its own draws (benchmarks/reference_training.py)
+    current = {"step": 0, "starts": 0, "noises": 0}  # the step in training, its draws so far
+    batch_randn = model.batch_randn
+
+    def drawn_like_the_reference(shape, dtype, device, fill=None):
+        kind = "noises" if fill is None else "starts"
+        draw = current[kind] + (2 if kind == "noises" else 0)
+        current[kind] += 1
+        with eqr_draw(current["step"], draw):
+            return batch_randn(shape, dtype, device, fill)
+
+    monkeypatch.setattr(model, "batch_randn", drawn_like_the_reference)
     table_rates: list[float] = []
     sign_sgd_step = PuzzleEmbedding.sign_sgd_step
     monkeypatch.setattr(PuzzleEmbedding, "sign_sgd_step",
@@ -63,8 +77,10 @@ def train_like_the_reference(name: str, monkeypatch: pytest.MonkeyPatch, tmp_pat
     training_terms = model.training_terms
 
     def recorded_terms(batch):
+        current.update(step=current["step"] + 1, starts=0, noises=0)
         terms, logs = training_terms(batch)
-        steps.append({"terms": {k: float(v.detach()) for k, v in terms.items()}})
+        steps.append({"terms": {k: float(v.detach()) for k, v in terms.items()},
+                      "draws": (current["starts"], current["noises"])})
         return terms, logs
 
     monkeypatch.setattr(model, "training_terms", recorded_terms)
@@ -89,7 +105,12 @@ def train_like_the_reference(name: str, monkeypatch: pytest.MonkeyPatch, tmp_pat
                         default_root_dir=tmp_path)
     trainer.fit(model, train_dataloaders=loader)
     assert calls == {"uniform": TRAINING_STEPS, "integer": TRAINING_STEPS}
-    for pin, rate in zip(steps, table_rates, strict=True):
+    # EqR: two starts (every slot's) and a noise tensor per update at every step; the others none
+    expected = (0, 0)
+    if arch["arch"] == "eqr":
+        expected = (2, arch["H_cycles"] * (arch["L_cycles"] + 1) if arch["noise_scale"] else 0)
+    assert [pin.pop("draws") for pin in steps] == [expected] * TRAINING_STEPS
+    for pin, rate in zip(steps, table_rates, strict=len(table_rates) > 0):  # none without a puzzle embedding
         pin["puzzle_emb_lr"] = rate
     return steps
 
@@ -108,7 +129,7 @@ def test_training_follows_the_reference_step_by_step(name, monkeypatch, tmp_path
         where = f"{name} step {ref['step']}"
         # the rates are computed by the same formula in the same order: equal, not close
         assert mine["lr"] == ref["lr"], f"{where}: learning rate"
-        assert mine["puzzle_emb_lr"] == ref["puzzle_emb_lr"], f"{where}: puzzle-embedding rate"
+        assert mine.get("puzzle_emb_lr") == ref.get("puzzle_emb_lr"), f"{where}: puzzle-embedding rate"
         assert mine["terms"].keys() == ref["terms"].keys(), where
         for term, value in ref["terms"].items():
             assert mine["terms"][term] == pytest.approx(value, rel=RTOL, abs=0), f"{where}: {term}"
@@ -133,4 +154,11 @@ def test_the_pinned_stream_exercises_warmup_cosine_halting_and_exploration():
         assert len(segments) >= 2, f"{name}: slots halt after {segments} segments only"
     assert any(bool((u < CONFIGS["hrm"]["halt_exploration_prob"]).any())
                for u, _ in exploration_draws(CONFIGS["hrm"]["halt_max_steps"]))
+    # EqR: noise on, and some slots restart while others carry on (the restarting ones take
+    # their rows of the starts drawn for every slot)
+    eqr = [name for name in TRAINING_CONFIGS if CONFIGS[name]["arch"] == "eqr"]
+    assert {CONFIGS[name]["mlp_t"] for name in eqr} == {False, True}
+    for name in eqr:
+        assert CONFIGS[name]["noise_scale"] > 0
+        assert any(0 < sum(s["halted"]) < TRAINING_BATCH for s in PINNED[name]["steps"][:-1])
     assert len({tuple(b["puzzle_ids"].tolist()) for b in training_batches()}) > 1 and TRAINING_BATCH > NUM_IDS - 1

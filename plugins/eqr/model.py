@@ -16,8 +16,13 @@ No per-puzzle embedding (the reference has none). Halting as TRM: q_halt > 0, no
 Both random draws come from torch's global generator on the state's device, in the reference's
 order (the answer state's start, the latent's start, then one noise tensor per update after its
 network call): a seeded run draws the same numbers every time, and the reference code seeded
-alike draws the same ones. Several processes draw the global batch's numbers and keep their rows
-(``batch_randn``), so N devices sample what one device does for the same examples.
+alike draws the same ones as long as every slot starts together (evaluation, the first training
+step). In training, a start is drawn for every slot at every step and the restarting slots' rows
+kept, where the reference draws for the restarting slots alone: from the first step where some
+slots restart and others carry on, the two runs sample the same distributions but other numbers
+(the training pin, ``tests/test_training_pin.py``, hands both the same draws). Several processes
+draw the global batch's numbers and keep their rows (``batch_randn``), so N devices sample what
+one device does for the same examples.
 """
 
 from __future__ import annotations
