@@ -128,11 +128,11 @@ class MazeTask(ReferenceCsvSource, ReasoningTask):
 
     def recipe(self) -> dict[str, Any]:
         return {"task": self.name, "source": self.source_stamp(), "size": self.size,
-                "min_path_length": None if self.path else self.min_path_length,
+                "min_path_length": None if self.path or self.variant == "unique" else self.min_path_length,
                 "num_train": self.num_train, "num_val": self.num_val, "num_test": self.num_test,
                 "dihedral_augment": self.dihedral_augment, "skip_invalid": self.skip_invalid,
                 # generated data v2: walls over 30-50% of the cells at every size (v1: 25-42% at 6x6)
-                "data_seed": self.data_seed, "version": 1 if self.path else 2,
+                "data_seed": self.data_seed, "version": 1 if self.path or self.variant == "unique" else 2,
                 # only when asked for: builds without one keep their cache key and fingerprint
                 **({"num_ood": self.num_ood} if self.num_ood else {}),
                 **({"variant": "unique", "unique_path_length": list(self.unique_path_length)}
