@@ -227,7 +227,8 @@ class RecursiveReasoningModule(ReasoningModule):
     test_time = TestTimeCompute()  # breadth 1: the plain evaluation (set by `eval --breadth ...`)
 
     def configure_test_time(self, compute: TestTimeCompute) -> None:
-        """Evaluate at ``compute``'s depth and breadth from now on. Breadth > 1 also records
+        """Evaluate at ``compute``'s depth and breadth from now on (the breadth outside
+        training: validation during a fit runs one trajectory). Breadth > 1 also records
         whether any trajectory was right (``oracle_any_trajectory_exact``), apart."""
         self.test_time = compute
         self.eval_max_steps = compute.depth
@@ -273,7 +274,8 @@ class RecursiveReasoningModule(ReasoningModule):
         size: examples in groups of ``batch // breadth`` with all their trajectories, or (breadth
         above the batch size) one example's trajectories ``batch`` at a time."""
         compute = self.test_time
-        if compute.breadth == 1:
+        fitting = self._trainer is not None and self.trainer.state.fn == "fit"
+        if compute.breadth == 1 or fitting:  # validation while training runs one trajectory
             return self.run_segments(batch)
         n, k = batch["inputs"].shape[0], compute.breadth
         group = max(1, n // k)  # examples run together with all their trajectories

@@ -133,6 +133,28 @@ def test_breadth_flops_chunks_and_selection(smoke_trm) -> None:
     torch.testing.assert_close(same.logits, base_out.logits, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("name", ["trm", "hrm", "cgar", "cmm", "attractor", "aug-hrm"])
+def test_every_recursive_model_runs_breadth(name) -> None:
+    task = rb.create_task("sudoku", preset="smoke")
+    split = task.splits["test"]
+    batch = {"inputs": split.inputs[:3].long(), "labels": split.labels[:3].long(), "puzzle_ids": split.puzzle_ids[:3].long()}
+    torch.manual_seed(0)
+    model = rb.create_model(name, task=task, preset="smoke").eval()
+    with torch.inference_mode():
+        flops_1, _ = count_flops(model, {k: v[:1] for k, v in batch.items()})
+        model.configure_test_time(TestTimeCompute(breadth=3, select="residual", seed=2))
+        flops_3, _ = count_flops(model, {k: v[:1] for k, v in batch.items()})
+        out = model(batch)
+        model.test_metrics.update(out.logits.argmax(-1), batch["labels"], out.steps, None, out.halt_logits, out.stats,
+                                  out.step_predictions, out.step_residuals)
+    if model.uniform_eval_cost:
+        assert flops_3 == 3 * flops_1
+    else:  # a solver's iterations depend on where it starts
+        assert 2 * flops_1 < flops_3 < 4 * flops_1
+    assert out.logits.shape == (3, *split.labels.shape[1:], task.metadata.vocab_size)
+    assert model.test_metrics.compute()[ORACLE_STAT] is not None
+
+
 # --- the command line and the record --------------------------------------------------------
 
 ARGS = ["--model", "trm", "--task", "sudoku", "--preset", "smoke", *QUIET]
@@ -166,6 +188,19 @@ def test_eval_breadth_writes_its_settings_and_eight_times_the_flops(trained_sudo
     # the trained record (breadth 1 at the trained depth) states its depth too
     trained = json.loads((trained_sudoku / "trm/sudoku/smoke/seed0.json").read_text())
     assert trained["test_time_compute"]["depth"] == 2 and trained["test_time_compute"]["breadth"] == 1
+
+
+def test_run_tests_at_its_breadth_and_trains_as_before(trained_sudoku, tmp_path) -> None:
+    """``run --breadth``: training and its validation as without it (one trajectory), the test
+    pass at the breadth; trajectory 0's depth curve is the plain run's."""
+    result = call_cli("run", *ARGS, "--out", str(tmp_path), "--breadth", "3", "--select", "halt")
+    assert result.returncode == 0, result.stderr
+    wide = json.loads((tmp_path / "trm/sudoku/smoke/seed0.json").read_text())
+    plain = json.loads((trained_sudoku / "trm/sudoku/smoke/seed0.json").read_text())
+    assert wide["metrics"]["by_step"] == plain["metrics"]["by_step"]
+    assert wide["cost"]["train_flops"] == plain["cost"]["train_flops"]
+    assert wide["cost"]["flops_per_example_forward"]["mean"] == 3 * plain["cost"]["flops_per_example_forward"]["mean"]
+    assert wide["test_time_compute"]["breadth"] == 3 and wide["test_time_compute"]["select"] == "halt"
 
 
 @pytest.mark.parametrize("args, words", [(["--breadth", "0"], "--breadth"), (["--select", "best"], "--select"),
