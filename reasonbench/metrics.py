@@ -29,7 +29,8 @@ class ReasoningMetrics(Metric):
         self.stats = tuple(stats)
         for name in ("examples", "exact", "tokens", "tokens_right", "steps_sum", "steps_count",
                      "halt_right", "halt_count", "curve_examples", "halted_exact", "ood_examples", "ood_exact",
-                     *(f"extra_{e}" for e in self.extra), *(f"stat_{s}" for s in self.stats), *(f"stat_weight_{s}" for s in self.stats)):
+                     *(f"extra_{e}" for e in self.extra), *(f"stat_{s}" for s in self.stats),
+                     *(f"stat_weight_{s}" for s in self.stats)):
             self.add_state(name, default=torch.tensor(0, dtype=torch.float64), dist_reduce_fx="sum")
         # per reasoning step and per difficulty bucket: fixed capacity, so processes can sum them
         for name, size in (("step_exact", MAX_STEPS), ("step_tokens_right", MAX_STEPS), ("step_residual", MAX_STEPS),

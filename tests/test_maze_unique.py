@@ -50,7 +50,8 @@ def _is_perfect(open_mask: np.ndarray) -> bool:
     while stack:
         y, x = stack.pop()
         for ny, nx in ((y + 1, x), (y - 1, x), (y, x + 1), (y, x - 1)):
-            if 0 <= ny < open_mask.shape[0] and 0 <= nx < open_mask.shape[1] and open_mask[ny, nx] and (ny, nx) not in seen:
+            inside = 0 <= ny < open_mask.shape[0] and 0 <= nx < open_mask.shape[1]
+            if inside and open_mask[ny, nx] and (ny, nx) not in seen:
                 seen.add((ny, nx))
                 stack.append((ny, nx))
     return len(seen) == len(cells) and edges == len(cells) - 1
@@ -130,7 +131,8 @@ def test_the_task_generates_and_reads_the_reference_layout(tmp_path) -> None:
 
 def test_the_default_maze_task_is_unchanged() -> None:
     task = rb.create_task("maze", preset="smoke")
-    assert "variant" not in task.recipe() and task.generated_source()["generator"].startswith("reasonbench.tasks.maze (")
+    assert "variant" not in task.recipe()
+    assert task.generated_source()["generator"].startswith("reasonbench.tasks.maze (")
 
 
 def test_bad_maze_unique_data_is_one_line(tmp_path) -> None:

@@ -120,7 +120,8 @@ def test_breadth_flops_chunks_and_selection(smoke_trm) -> None:
         runs = []
         base = model.initial_state(batch)
         for t in range(8):
-            noise = [torch.zeros(s.shape[1:]) for s in base] if t == 0 else trajectory_noise(1, t, [s.shape[1:] for s in base], 0.5)
+            shapes = [s.shape[1:] for s in base]
+            noise = [torch.zeros(shape) for shape in shapes] if t == 0 else trajectory_noise(1, t, shapes, 0.5)
             runs.append(model.run_segments(batch, model.trajectory_start(base, noise)))
         best = torch.stack([r.q_halt for r in runs]).max(0).values
         torch.testing.assert_close(whole.halt_logits, best, rtol=1e-5, atol=1e-5)
@@ -137,7 +138,8 @@ def test_breadth_flops_chunks_and_selection(smoke_trm) -> None:
 def test_every_recursive_model_runs_breadth(name) -> None:
     task = rb.create_task("sudoku", preset="smoke")
     split = task.splits["test"]
-    batch = {"inputs": split.inputs[:3].long(), "labels": split.labels[:3].long(), "puzzle_ids": split.puzzle_ids[:3].long()}
+    batch = {"inputs": split.inputs[:3].long(), "labels": split.labels[:3].long(),
+             "puzzle_ids": split.puzzle_ids[:3].long()}
     torch.manual_seed(0)
     model = rb.create_model(name, task=task, preset="smoke").eval()
     with torch.inference_mode():
@@ -230,7 +232,8 @@ def test_reported_figures_state_their_test_time_compute() -> None:
     assert eqr["accuracy"] == 99.56 and eqr["test_time_compute"]["depth"] == 64
     assert eqr["test_time_compute"]["breadth"] == 128 and "top-4" in eqr["test_time_compute"]["select"]
     assert entries[("Augmented HRM", "Sudoku-Extreme")]["test_time_compute"]["breadth"] == 90
-    assert entries[("URM", "ARC-AGI-2")]["accuracy"] == 16.0 and entries[("PTRM", "Sudoku-Extreme")]["accuracy"] == 98.75
+    assert entries[("URM", "ARC-AGI-2")]["accuracy"] == 16.0
+    assert entries[("PTRM", "Sudoku-Extreme")]["accuracy"] == 98.75
 
 
 @pytest.mark.parametrize("compute, problem", [

@@ -193,7 +193,8 @@ def read_arrays(folder: Path, size: int = 30, skip_invalid: bool = False, unique
                             f"got {array.dtype} {list(array.shape)}")
         arrays.append(array)
     if arrays[0].shape[0] != arrays[1].shape[0]:
-        raise UserError(f"{folder}: all__inputs.npy has {arrays[0].shape[0]} mazes, all__labels.npy {arrays[1].shape[0]}")
+        raise UserError(f"{folder}: all__inputs.npy has {arrays[0].shape[0]} mazes, "
+                        f"all__labels.npy {arrays[1].shape[0]}")
     inputs_file = folder / "all__inputs.npy"
     questions = np.clip(arrays[0], -1, VOCAB_SIZE).astype(np.int8)  # out-of-range ids stay out of range
     answers = np.clip(arrays[1], -1, VOCAB_SIZE).astype(np.int8)

@@ -85,8 +85,8 @@ class MazeTask(ReferenceCsvSource, ReasoningTask):
                 raise ValueError(f"task.size must be >= 3 for task.variant unique (a perfect maze), got {size}")
             low, high = unique_path_length if unique_path_length is not None else default_lengths(size)
             if not 1 <= low <= high <= size * size - 2:
-                raise ValueError(f"task.unique_path_length must be [min, max] with 1 <= min <= max <= {size * size - 2}, "
-                                 f"got {list(unique_path_length or ())}")
+                raise ValueError(f"task.unique_path_length must be [min, max] with 1 <= min <= max <= "
+                                 f"{size * size - 2}, got {list(unique_path_length or ())}")
             if num_ood:
                 raise ValueError("task.num_ood: an out-of-distribution split is generated for task.variant hard only")
             self.unique_path_length = (int(low), int(high))
