@@ -173,3 +173,31 @@ def test_bad_maze_unique_data_is_one_line(tmp_path) -> None:
 def test_bad_variant_options(args, message) -> None:
     with pytest.raises(UserError, match=message):
         rb.create_task("maze", preset="smoke", **args)
+
+
+def test_the_task_reads_the_reference_arrays_from_the_hub(tmp_path, monkeypatch) -> None:
+    """EqR's data set layout on the Hub: ``maze-30x30-unique-1k/{train,test}/all__*.npy`` in a
+    dataset repository, read offline from the cache (built as huggingface_hub lays it out)."""
+    import io
+
+    from .test_hub import hub_commit
+
+    cache = tmp_path / "hf" / "hub"
+    cache.mkdir(parents=True)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    train, test = generate_unique_mazes(30, 10, 9, (6, 10), 4)
+    files = {}
+    for split, mazes in (("train", train), ("test", test)):
+        for name, array in (("all__inputs.npy", mazes.questions), ("all__labels.npy", mazes.answers)):
+            buffer = io.BytesIO()
+            np.save(buffer, array.astype(np.uint8))
+            files[f"maze-9x9-unique/{split}/{name}"] = buffer.getvalue()
+    commit = hub_commit(cache, "owner/eqr-data", files)
+    task = rb.create_task("maze", preset="smoke", path="hf://owner/eqr-data:maze-9x9-unique", size=9, num_train=24,
+                          num_val=6, num_test=None, variant="unique", batch_size=8)
+    assert torch.equal(task.splits["test"].inputs, torch.from_numpy(test.questions).long())
+    source = task.data_source()
+    assert source["kind"] == "hub" and source["revision"] == commit and len(source["files"]) == 4
+    assert source["skipped_rows"] == {"train/all__inputs.npy": 0, "test/all__inputs.npy": 0}
