@@ -580,6 +580,12 @@ def summary(record: dict[str, Any]) -> str:
     if ood.get("n_test_examples"):
         rows.append(("out of distribution", f"{100 * ood['exact_accuracy']:.2f}% exact (n={ood['n_test_examples']}: "
                                             f"{ood.get('definition') or '?'})"))
+    compute = record.get("test_time_compute") or {}
+    if compute.get("breadth", 1) > 1:
+        oracle = m.get("oracle_any_trajectory_exact")
+        rows.append(("test-time compute", f"depth {compute['depth']} x breadth {compute['breadth']}, "
+                                          f"answer by {compute['select']}"
+                     + (f"; any trajectory right: {100 * oracle:.2f}% (reads the labels)" if oracle is not None else "")))
     if m.get("mean_steps") is not None:
         rows.append(("mean reasoning steps", f"{m['mean_steps']:.2f}"))
     if m.get("halting_accuracy") is not None:
