@@ -21,11 +21,10 @@ from typing import Any
 import yaml
 from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 
-from . import registry
+from . import registry, testtime
 from .commandline import command_parser, one_line
 from .registry import NAME_PATTERN, NAME_RULE, default_preset
 from .errors import UserError
-from . import testtime
 from .metrics import MAX_STEPS
 from .optim import OptimConfig
 
