@@ -333,7 +333,7 @@ class RecursiveReasoningModule(ReasoningModule):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> ReasoningOutput:
         run = self.run_trajectories(batch)
-        stats = {ORACLE_STAT: run.any_right.float().mean().item()} if run.any_right is not None else None
+        stats = {ORACLE_STAT: run.any_right.double().mean().item()} if run.any_right is not None else None
         return ReasoningOutput(logits=run.logits, steps=run.halt_step, confidence=torch.sigmoid(run.q_halt),
                                halt_logits=run.q_halt, step_predictions=run.step_predictions,
                                step_residuals=run.step_residuals, stats=stats)

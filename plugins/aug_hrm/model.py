@@ -156,7 +156,7 @@ class AugmentedHRMModel(HRMModel):
             stats["oracle_any_checkpoint_exact"] = oracle_any_right(
                 torch.stack([predictions[w, index] for w in member_winners]), batch["labels"]).float().mean().item()
         if any_right:  # some trajectory of some pass exactly right
-            stats[ORACLE_STAT] = torch.stack(any_right).any(0).float().mean().item()
+            stats[ORACLE_STAT] = torch.stack(any_right).any(0).double().mean().item()
         out.stats = stats or None
         return out
 
