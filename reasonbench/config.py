@@ -218,16 +218,16 @@ def build_parser(model_cls: type | None, task_cls: type | None, prog: str = "rea
         parser.add_argument("--overwrite", action="store_true", help="replace an existing record (and run folder)")
         parser.add_argument("--max-steps", "--eval_max_steps", dest="eval_max_steps", type=int | None, default=None,
                             help="reasoning steps at evaluation (test-time depth; default: the model's own)")
-        parser.add_argument("--breadth", dest="eval_breadth", type=int, default=1,
+        parser.add_argument("--breadth", dest="eval_breadth", type=int, metavar="B", default=1,
                             help="test-time breadth: trajectories per example, each from a seeded noisy start "
                                  "(trajectory 0: the model's own), one answer chosen by --select (recursive models)")
-        parser.add_argument("--select", dest="eval_select", type=str, default="vote",
+        parser.add_argument("--select", dest="eval_select", type=str, metavar="RULE", default="vote",
                             help="how --breadth's answer is chosen: vote (the answer most trajectories give), "
                                  "residual (the trajectory whose state moved least in its last step) or halt "
                                  "(the highest halting logit)")
-        parser.add_argument("--breadth-seed", dest="eval_breadth_seed", type=int, default=0,
+        parser.add_argument("--breadth-seed", dest="eval_breadth_seed", type=int, metavar="SEED", default=0,
                             help="seed of the trajectories' starting noise")
-        parser.add_argument("--breadth-noise", dest="eval_breadth_noise", type=float, default=1.0,
+        parser.add_argument("--breadth-noise", dest="eval_breadth_noise", type=float, metavar="STD", default=1.0,
                             help="standard deviation of the Gaussian noise added to a trajectory's initial state")
     if command == "eval":
         parser.add_argument("--checkpoint", type=str, required=True, help="the weights to evaluate")
