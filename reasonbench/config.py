@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 
-from . import registry
+from . import registry, testtime
 from .commandline import command_parser, one_line
 from .registry import NAME_PATTERN, NAME_RULE, default_preset
 from .errors import UserError
@@ -69,6 +69,11 @@ class RunConfig:
     checkpoint_every: int = 200
     budget: str | None = None
     eval_max_steps: int | None = None
+    # test-time breadth (trajectories per example), how one is chosen, their noise's seed and scale
+    eval_breadth: int = 1
+    eval_select: str = "vote"
+    eval_breadth_seed: int = 0
+    eval_breadth_noise: float = 1.0
     resume: bool = False  # continue from the newest readable checkpoint (run)
     overwrite: bool = False  # replace an existing record (run, eval)
     flops: bool = False  # count forward FLOPs (info)
@@ -234,6 +239,17 @@ def build_parser(model_cls: type | None, task_cls: type | None, prog: str = "rea
         parser.add_argument("--overwrite", action="store_true", help="replace an existing record (and run folder)")
         parser.add_argument("--max-steps", "--eval_max_steps", dest="eval_max_steps", type=int | None, default=None,
                             help="reasoning steps at evaluation (test-time depth; default: the model's own)")
+        parser.add_argument("--breadth", dest="eval_breadth", type=int, metavar="B", default=1,
+                            help="test-time breadth: trajectories per example, each from a seeded noisy start "
+                                 "(trajectory 0: the model's own), one answer chosen by --select (recursive models)")
+        parser.add_argument("--select", dest="eval_select", type=str, metavar="RULE", default="vote",
+                            help="how --breadth's answer is chosen: vote (the answer most trajectories give), "
+                                 "residual (the trajectory whose state moved least in its last step) or halt "
+                                 "(the highest halting logit)")
+        parser.add_argument("--breadth-seed", dest="eval_breadth_seed", type=int, metavar="SEED", default=0,
+                            help="seed of the trajectories' starting noise")
+        parser.add_argument("--breadth-noise", dest="eval_breadth_noise", type=float, metavar="STD", default=1.0,
+                            help="standard deviation of the Gaussian noise added to a trajectory's initial state")
     if command == "eval":
         parser.add_argument("--checkpoint", type=str, required=True, help="the weights to evaluate")
     elif command != "info":
@@ -518,6 +534,14 @@ def _to_run_config(ns: Namespace, model_cls: type, task_cls: type, training: boo
     task_args = {k: v for k, v in config["task"].items() if k != "name"}
     if config.get("eval_max_steps") is not None and not 1 <= config["eval_max_steps"] <= MAX_STEPS:
         raise UserError(f"option --max-steps: must be in 1..{MAX_STEPS}, got {config['eval_max_steps']}")
+    test_time = {key: config[key] for key in ("eval_breadth", "eval_select", "eval_breadth_seed", "eval_breadth_noise")
+                 if key in config}
+    if test_time:
+        try:
+            testtime.check(test_time["eval_breadth"], test_time["eval_select"], test_time["eval_breadth_noise"])
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        check_seed("--breadth-seed", test_time["eval_breadth_seed"])
     if config.get("checkpoint_every", 0) < 0:
         raise UserError(f"option --checkpoint_every: must be >= 0, got {config['checkpoint_every']}")
     if config.get("budget") is not None:
@@ -532,7 +556,7 @@ def _to_run_config(ns: Namespace, model_cls: type, task_cls: type, training: boo
                      model_args=model_args, task_args=task_args, optim=optim,
                      trainer_args=dict(config["trainer"]), measure=measure, config=config,
                      checkpoint=config.get("checkpoint"), checkpoint_every=config.get("checkpoint_every", 200),
-                     budget=config.get("budget"), eval_max_steps=config.get("eval_max_steps"), **actions)
+                     budget=config.get("budget"), eval_max_steps=config.get("eval_max_steps"), **test_time, **actions)
 
 
 def dump(config: dict[str, Any]) -> str:

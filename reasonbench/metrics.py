@@ -29,7 +29,8 @@ class ReasoningMetrics(Metric):
         self.stats = tuple(stats)
         for name in ("examples", "exact", "tokens", "tokens_right", "steps_sum", "steps_count",
                      "halt_right", "halt_count", "curve_examples", "halted_exact", "ood_examples", "ood_exact",
-                     *(f"extra_{e}" for e in self.extra), *(f"stat_{s}" for s in self.stats), "stat_weight"):
+                     *(f"extra_{e}" for e in self.extra), *(f"stat_{s}" for s in self.stats),
+                     *(f"stat_weight_{s}" for s in self.stats)):
             self.add_state(name, default=torch.tensor(0, dtype=torch.float64), dist_reduce_fx="sum")
         # per reasoning step and per difficulty bucket: fixed capacity, so processes can sum them
         for name, size in (("step_exact", MAX_STEPS), ("step_tokens_right", MAX_STEPS), ("step_residual", MAX_STEPS),
@@ -69,10 +70,12 @@ class ReasoningMetrics(Metric):
             self.steps_sum += steps.double().sum()
             self.steps_count += steps.numel()
         if stats:
-            # batch figures weighted by the batch's examples: a mean over examples
+            # batch figures weighted by the batch's examples: a mean over the examples of the
+            # batches that report the figure
             for name in self.stats:
-                setattr(self, f"stat_{name}", getattr(self, f"stat_{name}") + float(stats[name]) * labels.shape[0])
-            self.stat_weight += labels.shape[0]
+                if name in stats:
+                    setattr(self, f"stat_{name}", getattr(self, f"stat_{name}") + float(stats[name]) * labels.shape[0])
+                    setattr(self, f"stat_weight_{name}", getattr(self, f"stat_weight_{name}") + labels.shape[0])
         for name, values in (extra or {}).items():
             state = f"extra_{name}"
             setattr(self, state, getattr(self, state) + (values.bool() & valid).sum())
@@ -124,7 +127,7 @@ class ReasoningMetrics(Metric):
                              "exact_accuracy": k_ood / n_ood if n_ood else None,
                              "exact_accuracy_ci95": list(wilson_interval(k_ood, n_ood)) if n_ood else None}
         for name in self.stats:
-            weight = self.stat_weight.item()
+            weight = getattr(self, f"stat_weight_{name}").item()
             result[name] = getattr(self, f"stat_{name}").item() / weight if weight else None
         for name in self.extra:
             count = int(getattr(self, f"extra_{name}").item())

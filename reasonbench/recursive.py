@@ -32,12 +32,15 @@ from torch import nn
 
 from . import fastpath
 from .distributed import gather_rows, rank_and_world
+from .metrics import ReasoningMetrics
 from .module import ReasoningModule, ReasoningOutput
 from .nn.layers import Linear, RotaryEmbedding, TokenEmbedding, trunc_normal_
 from .nn.losses import IGNORE_INDEX, stablemax_cross_entropy
 from .nn.puzzle import PuzzleEmbedding
 from .optim import OptimConfig
 from .tasks.base import TaskMetadata
+from .testtime import ORACLE_STAT, TestTimeCompute, any_exact, trajectory_noise
+from .testtime import select as select_trajectory
 
 State = tuple[torch.Tensor, ...]
 
@@ -63,6 +66,8 @@ class Segments:
     halt_step: torch.Tensor  # [B], 1-based
     step_predictions: torch.Tensor  # [S, B, L]: each segment's answer
     step_residuals: torch.Tensor  # [S, B]: ||z_s - z_{s-1}|| / ||z_{s-1}|| of the answer state
+    final_change: torch.Tensor | None = None  # [B]: ||z_T - z_{T-1}|| of the answer state, the last segment
+    any_right: torch.Tensor | None = None  # [B] bool: some trajectory exactly right (breadth > 1, with labels)
 
 
 class HaltingHead(nn.Module):
@@ -224,34 +229,119 @@ class RecursiveReasoningModule(ReasoningModule):
     # --- evaluation: every example runs all segments ---------------------------------------
     uniform_eval_cost = True  # evaluation runs every segment on every example
     eval_max_steps: int | None = None  # segments at evaluation; None: halt_max_steps (set by `eval --max-steps`)
+    test_time = TestTimeCompute()  # breadth 1: the plain evaluation (set by `eval --breadth ...`)
 
-    def run_segments(self, batch: dict[str, torch.Tensor]) -> Segments:
+    def configure_test_time(self, compute: TestTimeCompute) -> None:
+        """Evaluate at ``compute``'s depth and breadth from now on (the breadth outside
+        training: validation during a fit runs one trajectory). Breadth > 1 also records
+        whether any trajectory was right (``oracle_any_trajectory_exact``), apart."""
+        self.test_time = compute
+        self.eval_max_steps = compute.depth
+        if compute.breadth > 1 and ORACLE_STAT not in self.reported_stats:
+            self.reported_stats = (*self.reported_stats, ORACLE_STAT)
+            self.test_metrics = ReasoningMetrics(self.metadata.extra_metrics, self.reported_stats)
+
+    def run_segments(self, batch: dict[str, torch.Tensor], start: State | None = None) -> Segments:
         """Every segment (``halt_max_steps``, or ``eval_max_steps`` to test deeper than trained)
-        on every example; the halting step is where the halting head first said halt (else the
-        last). Also each segment's answer and how far the answer state moved (||f(z) - z|| /
-        ||z||), for the depth curves."""
+        on every example, from ``start`` (default: ``initial_state``); the halting step is where
+        the halting head first said halt (else the last). Also each segment's answer and how far
+        the answer state moved (||f(z) - z|| / ||z||), for the depth curves."""
         batch_size = batch["inputs"].shape[0]
         steps = self.eval_max_steps or self.halt_max_steps
-        state = self.initial_state(batch)
+        state = self.initial_state(batch) if start is None else start
         halt_step = torch.zeros(batch_size, dtype=torch.long, device=batch["inputs"].device)
         answers, residuals = [], []
+        change = None
         for step in range(1, steps + 1):
             before = state[0]
             state, logits, q_halt, q_continue = self.segment(state, batch)
             answers.append(logits.argmax(-1))
             wide = torch.promote_types(before.dtype, torch.float32)  # a bfloat16 state measured in float32
             now, before = state[0].to(wide).flatten(1), before.to(wide).flatten(1)
-            residuals.append((now - before).norm(dim=1) / before.norm(dim=1).clamp_min(1e-12))
+            change = (now - before).norm(dim=1)
+            residuals.append(change / before.norm(dim=1).clamp_min(1e-12))
             first = (halt_step == 0) & self.halt_signal(q_halt, q_continue)
             halt_step = torch.where(first, step, halt_step)
         return Segments(logits, q_halt, q_continue, torch.where(halt_step == 0, steps, halt_step),
-                        torch.stack(answers), torch.stack(residuals))
+                        torch.stack(answers), torch.stack(residuals), change)
+
+    def trajectory_start(self, start: State, noise: list[torch.Tensor]) -> State:
+        """Where the trajectories of rows whose ``initial_state`` is ``start`` begin at breadth
+        > 1: ``start`` plus ``noise`` (one tensor per state tensor, zero in trajectory 0's rows).
+        A model whose start is random already may override this to draw its own."""
+        return tuple(s + n.to(s.dtype) for s, n in zip(start, noise))
+
+    def run_trajectories(self, batch: dict[str, torch.Tensor]) -> Segments:
+        """``run_segments`` at the configured breadth: one plain run at breadth 1; else
+        ``breadth`` trajectories per example (``reasonbench.testtime``), the one the selection
+        rule picks returned with its logits, halting logits and halting step; the depth curves
+        stay trajectory 0's (the model's own start). Rows run in chunks of at most the batch's
+        size: examples in groups of ``batch // breadth`` with all their trajectories, or (breadth
+        above the batch size) one example's trajectories ``batch`` at a time."""
+        compute = self.test_time
+        fitting = self._trainer is not None and self.trainer.state.fn == "fit"
+        if compute.breadth == 1 or fitting:  # validation while training runs one trajectory
+            return self.run_segments(batch)
+        n, k = batch["inputs"].shape[0], compute.breadth
+        group = max(1, n // k)  # examples run together with all their trajectories
+        per_chunk = max(1, n // group)  # trajectories per chunk: chunk rows <= max(n, 1)
+        parts: list[Segments] = []
+        for g0 in range(0, n, group):
+            part = {key: value[g0:g0 + group] for key, value in batch.items()}
+            m = part["inputs"].shape[0]
+            runs: list[Segments] = []
+            for t0 in range(0, k, per_chunk):
+                t1 = min(k, t0 + per_chunk)
+                rows = {key: value.repeat(t1 - t0, *([1] * (value.ndim - 1))) for key, value in part.items()}
+                base = self.initial_state(rows)
+                every = self._start_noise([s.shape[1:] for s in base], rows["inputs"].device)
+                noise = [trajectories[t0:t1].repeat_interleave(m, 0) for trajectories in every]
+                runs.append(self.run_segments(rows, self.trajectory_start(base, noise)))
+            parts.append(self._select(runs, k, m, part.get("labels")))
+        if len(parts) == 1:
+            return parts[0]
+        joined = {name: torch.cat([getattr(p, name) for p in parts], dim=1 if name.startswith("step_") else 0)
+                  for name in ("logits", "q_halt", "q_continue", "halt_step", "step_predictions", "step_residuals",
+                               "final_change")}
+        any_right = torch.cat([p.any_right for p in parts]) if parts[0].any_right is not None else None
+        return Segments(**joined, any_right=any_right)
+
+    def _start_noise(self, shapes: list[torch.Size], device: torch.device) -> list[torch.Tensor]:
+        """Per state tensor (``shapes``: without the batch dimension), every trajectory's
+        starting noise [breadth, ...] on ``device`` (trajectory 0: zeros), drawn once per
+        configuration and kept for the next batches."""
+        compute = self.test_time
+        key = (compute, tuple(shapes), device)
+        cached = getattr(self, "_noise_cache", None)
+        if cached is None or cached[0] != key:
+            draws = [[torch.zeros(shape) for shape in shapes]]
+            draws += [trajectory_noise(compute.seed, t, shapes, compute.noise) for t in range(1, compute.breadth)]
+            noise = [torch.stack([d[i] for d in draws]).to(device) for i in range(len(shapes))]
+            cached = self._noise_cache = (key, noise)
+        return cached[1]
+
+    def _select(self, runs: list[Segments], k: int, m: int, labels: torch.Tensor | None) -> Segments:
+        """One group's ``k`` trajectories of ``m`` examples (rows trajectory-major) -> the picked ones."""
+        def per_trajectory(name: str) -> torch.Tensor:
+            return torch.cat([getattr(r, name) for r in runs]).view(k, m, *getattr(runs[0], name).shape[1:])
+
+        logits = per_trajectory("logits")
+        predictions = logits.argmax(-1)
+        final_change, q_halt = per_trajectory("final_change"), per_trajectory("q_halt")
+        pick = select_trajectory(self.test_time.select, predictions, final_change, q_halt)
+        index = torch.arange(m, device=pick.device)
+        first = runs[0]  # trajectory 0 leads the first chunk: its depth curve is the model's own
+        return Segments(logits[pick, index], q_halt[pick, index], per_trajectory("q_continue")[pick, index],
+                        per_trajectory("halt_step")[pick, index], first.step_predictions[:, :m],
+                        first.step_residuals[:, :m], final_change[pick, index],
+                        any_exact(predictions, labels) if labels is not None else None)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> ReasoningOutput:
-        run = self.run_segments(batch)
+        run = self.run_trajectories(batch)
+        stats = {ORACLE_STAT: run.any_right.double().mean().item()} if run.any_right is not None else None
         return ReasoningOutput(logits=run.logits, steps=run.halt_step, confidence=torch.sigmoid(run.q_halt),
                                halt_logits=run.q_halt, step_predictions=run.step_predictions,
-                               step_residuals=run.step_residuals)
+                               step_residuals=run.step_residuals, stats=stats)
 
     # --- training: one segment per optimizer step, slots carried across steps --------------
     def _refill(self, batch: dict[str, torch.Tensor]) -> tuple[State, torch.Tensor, dict[str, torch.Tensor]]:

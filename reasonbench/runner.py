@@ -34,6 +34,7 @@ from .measure import (TrainFlopCounter, count_parameters, cpu_info, device_name,
 from .module import ReasoningModule
 from .progress import RunProgressBar
 from .tasks.base import ReasoningTask, TaskMetadata
+from .testtime import TestTimeCompute
 
 __all__ = ["build_model", "build_task", "execute", "load_checkpoint", "make_task", "read_torch_file",
            "save_checkpoint", "summary"]
@@ -359,10 +360,7 @@ def execute(cfg: RunConfig, mode: str = "train", command: str | None = None,
     model = build_model(cfg, task)
     point = find_resume_point(cfg, run_dir, model) if resume else None
     checkpoint_path = load_eval_weights(model, cfg, loaded_checkpoint) if mode == "eval" else None
-    if cfg.eval_max_steps is not None:
-        if not hasattr(model, "eval_max_steps"):
-            raise UserError(f"option --eval_max_steps: model {cfg.model} has no reasoning steps to extend")
-        model.eval_max_steps = cfg.eval_max_steps
+    configure_test_time(cfg, model)
 
     flop_counter = TrainFlopCounter(cfg.measure.train_flop_steps)
     clock = TrainClock(parse_duration(cfg.budget) if cfg.budget else None,
@@ -383,6 +381,33 @@ def execute(cfg: RunConfig, mode: str = "train", command: str | None = None,
                          ood_results, checkpoint_path, run_dir, started)
     write_record(record, out_path, checkpoint_path)
     return record
+
+
+def configure_test_time(cfg: RunConfig, model: ReasoningModule) -> None:
+    """Set the test-time depth (``--max-steps``) and breadth (``--breadth``, ``--select``,
+    ``--breadth-seed``, ``--breadth-noise``) the test pass runs at. Breadth needs a latent
+    state to start from elsewhere: a model without one refuses it."""
+    if cfg.eval_max_steps is not None and not hasattr(model, "eval_max_steps"):
+        raise UserError(f"option --eval_max_steps: model {cfg.model} has no reasoning steps to extend")
+    if not hasattr(model, "configure_test_time"):
+        if cfg.eval_breadth != 1:
+            raise UserError(f"option --breadth: model {cfg.model} has no latent state to start trajectories from "
+                            f"(test-time breadth needs a recursive model); use --breadth 1")
+        return
+    model.configure_test_time(TestTimeCompute(depth=cfg.eval_max_steps, breadth=cfg.eval_breadth,
+                                              select=cfg.eval_select, seed=cfg.eval_breadth_seed,
+                                              noise=cfg.eval_breadth_noise))
+
+
+def test_time_of(model: ReasoningModule) -> dict[str, Any] | None:
+    """The record's ``test_time_compute`` (None for a model without reasoning segments)."""
+    compute = getattr(model, "test_time", None)
+    if compute is None:
+        return None
+    widened = compute.breadth > 1
+    return {"depth": compute.depth or model.halt_max_steps, "trained_depth": model.halt_max_steps,
+            "breadth": compute.breadth, "select": compute.select if widened else None,
+            "seed": compute.seed if widened else None, "noise": compute.noise if widened else None}
 
 
 def checkpoint_callbacks(cfg: RunConfig, run_dir: Path, interrupt: InterruptCheckpoint) -> list[L.Callback]:
@@ -432,7 +457,7 @@ def make_record(cfg: RunConfig, mode: str, command: str | None, trainer: L.Train
         cost=cost_of(cfg, mode, trainer, model, task, clock, flop_counter, eval_seconds),
         provenance=provenance_of(cfg, command, task, clock, started), task_metadata=task.metadata.as_dict(),
         checkpoint=str(checkpoint_path) if checkpoint_path else None, budget=budget, submission=submission or None,
-        examples=model.test_examples or None).as_dict()
+        examples=model.test_examples or None, test_time_compute=test_time_of(model)).as_dict()
 
 
 def cost_of(cfg: RunConfig, mode: str, trainer: L.Trainer, model: ReasoningModule, task: ReasoningTask,
@@ -560,6 +585,12 @@ def summary(record: dict[str, Any]) -> str:
     if ood.get("n_test_examples"):
         rows.append(("out of distribution", f"{100 * ood['exact_accuracy']:.2f}% exact (n={ood['n_test_examples']}: "
                                             f"{ood.get('definition') or '?'})"))
+    compute = record.get("test_time_compute") or {}
+    if compute.get("breadth", 1) > 1:
+        oracle = m.get("oracle_any_trajectory_exact")
+        rows.append(("test-time compute", f"depth {compute['depth']} x breadth {compute['breadth']}, "
+                                          f"answer by {compute['select']}"
+                     + (f"; any trajectory right: {100 * oracle:.2f}% (reads the labels)" if oracle is not None else "")))
     if m.get("mean_steps") is not None:
         rows.append(("mean reasoning steps", f"{m['mean_steps']:.2f}"))
     if m.get("halting_accuracy") is not None:

@@ -101,7 +101,7 @@ class AttractorModel(TRMModel):
     def forward(self, batch: dict[str, torch.Tensor]) -> ReasoningOutput:
         self._solves = []
         out = super().forward(batch)
-        out.stats = self.solver_stats() or None
+        out.stats = {**(out.stats or {}), **self.solver_stats()} or None
         return out
 
     def training_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

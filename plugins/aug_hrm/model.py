@@ -22,9 +22,9 @@ from torch import nn
 
 from reasonbench.module import ReasoningOutput
 from reasonbench.nn.ema import copy_weights
-from reasonbench.nn.losses import IGNORE_INDEX
 from reasonbench.optim import OptimConfig
 from reasonbench.tasks import TaskMetadata
+from reasonbench.testtime import ORACLE_STAT, any_exact
 from reasonbench_plugins.hrm import HRMModel
 
 
@@ -125,13 +125,16 @@ class AugmentedHRMModel(HRMModel):
         perms = self.relabellings if self.relabel_vote else self.relabellings[:1]
         if self.training or (perms.shape[0] == 1 and not self.snapshots.weights):
             return super().forward(batch)
-        logits_all, confident, confidence, halts, steps, member_winners = [], [], [], [], [], []
+        logits_all, confident, confidence, halts, steps, member_winners, any_right = [], [], [], [], [], [], []
         plain = None  # the live weights on the original labels: their depth curve is the model's
         for _ in self.each_checkpoint():
             first = len(logits_all)
             for perm in perms:
-                run = self.run_segments({**batch, "inputs": perm[batch["inputs"]]})
+                # at breadth > 1 (`eval --breadth`) each pass is its trajectories' pick
+                run = self.run_trajectories({**batch, "inputs": perm[batch["inputs"]]})
                 plain = plain or run
+                if run.any_right is not None:
+                    any_right.append(run.any_right)
                 logits_all.append(run.logits.index_select(-1, perm))  # back to the original ids
                 confident.append(run.q_halt > run.q_continue)
                 confidence.append(torch.sigmoid(run.q_halt))
@@ -148,14 +151,17 @@ class AugmentedHRMModel(HRMModel):
                               confidence=torch.stack(confidence)[winner, index],
                               halt_logits=torch.stack(halts)[winner, index],
                               step_predictions=plain.step_predictions, step_residuals=plain.step_residuals)
+        stats = {}
         if len(member_winners) > 1 and "labels" in batch:
-            out.stats = {"oracle_any_checkpoint_exact": oracle_any_right(
-                torch.stack([predictions[w, index] for w in member_winners]), batch["labels"]).float().mean().item()}
+            stats["oracle_any_checkpoint_exact"] = oracle_any_right(
+                torch.stack([predictions[w, index] for w in member_winners]), batch["labels"]).float().mean().item()
+        if any_right:  # some trajectory of some pass exactly right
+            stats[ORACLE_STAT] = torch.stack(any_right).any(0).double().mean().item()
+        out.stats = stats or None
         return out
 
 
 def oracle_any_right(answers: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Per example: is any checkpoint's voted answer ([C, B, L]) exactly right? Reads the labels,
     so it is an upper bound for analysis, not an accuracy."""
-    mask = labels != IGNORE_INDEX
-    return ((answers == labels) | ~mask).all(-1).any(0)
+    return any_exact(answers, labels)

@@ -14,7 +14,10 @@ DEFAULT_REPORTED = Path(__file__).resolve().parents[2] / "leaderboard" / "report
 
 REQUIRED = {"model": str, "params": str, "task": str, "benchmark": str, "accuracy": (int, float),
             "source": str, "url": str}
-OPTIONAL = {"note": str, "verified": bool, "oracle": bool}
+OPTIONAL = {"note": str, "verified": bool, "oracle": bool, "test_time_compute": dict}
+# what a figure's test-time compute holds: the paper's words, and where it states them, the
+# reasoning depth and the trajectories (restarts, relabellings x checkpoints) per example
+TEST_TIME_FIELDS = {"description": str, "depth": int, "breadth": int, "select": str}
 
 
 def _check(entry: Any) -> str | None:
@@ -30,11 +33,33 @@ def _check(entry: Any) -> str | None:
     for key, kind in {**REQUIRED, **OPTIONAL}.items():
         value = entry.get(key)
         if key in entry and (not isinstance(value, kind) or (kind is not bool and isinstance(value, bool))):
-            return f"{key} must be {'a number' if key == 'accuracy' else 'true or false' if kind is bool else 'text'}"
+            kind_text = ("a number" if key == "accuracy" else "true or false" if kind is bool
+                         else "a mapping" if kind is dict else "text")
+            return f"{key} must be {kind_text}"
     if not 0 <= entry["accuracy"] <= 100:
         return "accuracy must be a percentage in [0, 100]"
     if not entry["url"].startswith("https://"):
         return "url must start with https://"
+    return _check_test_time(entry.get("test_time_compute"))
+
+
+def _check_test_time(compute: dict[str, Any] | None) -> str | None:
+    """What is wrong with an entry's ``test_time_compute``, or None."""
+    if compute is None:
+        return None
+    unknown = sorted(set(compute) - set(TEST_TIME_FIELDS))
+    if unknown:
+        return f"test_time_compute: unknown field {unknown[0]!r}"
+    if "description" not in compute:
+        return "test_time_compute: missing field 'description'"
+    for key, kind in TEST_TIME_FIELDS.items():
+        value = compute.get(key)
+        if key not in compute:
+            continue
+        if kind is int and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            return f"test_time_compute: {key} must be an integer >= 1"
+        if kind is str and (not isinstance(value, str) or not value.strip()):
+            return f"test_time_compute: {key} must be text"
     return None
 
 

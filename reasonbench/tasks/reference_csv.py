@@ -23,6 +23,9 @@ Reader = Callable[[Path], tuple[tuple[np.ndarray, ...], int]]
 
 
 REFERENCE_FILES = ("train.csv", "test.csv")
+# the reference builders' array layout (HRM's puzzle data sets, EqR's Maze-Unique): per split a
+# folder of .npy arrays
+REFERENCE_ARRAYS = ("train/all__inputs.npy", "train/all__labels.npy", "test/all__inputs.npy", "test/all__labels.npy")
 
 
 @dataclass
@@ -35,27 +38,31 @@ class CsvSource:
     files: dict[str, Path]  # name as the data set calls it -> local file
     hub: dict[str, Any] | None = None  # {"repo", "revision" (commit sha), "requested_revision"}
     _hashes: dict[str, str] = field(default_factory=dict)
+    layout: tuple[str, ...] = REFERENCE_FILES  # the files a folder holds: REFERENCE_FILES or REFERENCE_ARRAYS
 
     @classmethod
-    def resolve(cls, path: str) -> "CsvSource":
+    def resolve(cls, path: str, layout: tuple[str, ...] = REFERENCE_FILES) -> "CsvSource":
         if not hub.is_hub(path):
             local = Path(path)
-            names = [f for f in REFERENCE_FILES if (local / f).is_file()] if local.is_dir() else []
+            names = [f for f in layout if (local / f).is_file()] if local.is_dir() else []
             files = {n: local / n for n in names} if local.is_dir() else {local.name: local}
-            return cls(path, local, files)
+            return cls(path, local, files, layout=layout)
         ref = hub.parse(path, "task.path", "dataset")
         sub = ref.path or ""
-        names = [sub] if sub.endswith(".csv") else [f"{sub}/{f}" if sub else f for f in REFERENCE_FILES]
+        names = [sub] if sub.endswith(".csv") else [f"{sub}/{f}" if sub else f for f in layout]
         sha, found = hub.download(ref, names, "dataset")
-        local = found[names[0]] if len(names) == 1 else found[names[0]].parent
+        local = found[names[0]]
+        if len(names) > 1:  # the folder holding the layout's files
+            for _ in Path(layout[0]).parts:
+                local = local.parent
         return cls(path, local, found, {"repo": ref.repo, "revision": sha,
-                                        "requested_revision": ref.revision or "main"})
+                                        "requested_revision": ref.revision or "main"}, layout=layout)
 
     def stamp(self) -> Any:
         """The recipe's ``source``: a Hub commit names its files' contents on every machine;
         a local path is stamped with sizes and mtimes, so the cache notices edited files."""
         if self.hub is None:
-            return files_stamp(self.given)
+            return files_stamp(self.given, "*.csv" if self.layout == REFERENCE_FILES else "*/all__*.npy")
         return {"hub": self.hub["repo"], "revision": self.hub["revision"], "files": sorted(self.files)}
 
     def provenance(self) -> dict[str, Any]:
@@ -205,9 +212,15 @@ class ReferenceCsvSource:
         """The resolved source (a Hub dataset is fetched here, once); None: generated data."""
         if not self.path:
             return None
-        if getattr(self, "_csv_source", None) is None or self._csv_source.given != self.path:
-            self._csv_source = CsvSource.resolve(self.path)
+        layout = self.reference_layout()
+        if (getattr(self, "_csv_source", None) is None or self._csv_source.given != self.path
+                or self._csv_source.layout != layout):
+            self._csv_source = CsvSource.resolve(self.path, layout)
         return self._csv_source
+
+    def reference_layout(self) -> tuple[str, ...]:
+        """The files a folder or Hub dataset of this task holds (``REFERENCE_FILES``: CSVs)."""
+        return REFERENCE_FILES
 
     def source_stamp(self) -> Any:
         source = self.csv_source()

@@ -167,3 +167,64 @@ def render(question: np.ndarray, size: int, prediction: np.ndarray | None = None
         chars = np.where(wrong & (pred == PATH), "+", chars)
         chars = np.where(wrong & (ans == PATH) & (pred != PATH), "-", chars)
     return "\n".join("".join(chars[r * size:(r + 1) * size]) for r in range(size))
+
+
+def read_arrays(folder: Path, size: int = 30, skip_invalid: bool = False, unique: bool = False) -> MazeRows:
+    """Read one split of the reference builders' array layout: ``all__inputs.npy`` and
+    ``all__labels.npy`` in ``folder`` (EqR's Maze-Unique: ``train/``, ``test/``), token ids in
+    this module's encoding, one maze per row. Checked as ``read_csv`` checks its rows (cells,
+    one S and one G, the answer one shortest path), and with ``unique`` that the shortest path
+    is the only one. A bad row raises UserError naming ``file row i`` (0-based), or with
+    ``skip_invalid`` is skipped and counted. Arrays are loaded without pickles."""
+    from .generate import PathCheck, check_paths
+    from .unique import shortest_path_counts
+
+    arrays = []
+    for name in ("all__inputs.npy", "all__labels.npy"):
+        path = folder / name
+        try:
+            array = np.load(path, allow_pickle=False)
+        except OSError as exc:
+            raise UserError(f"{path}: cannot read: {exc.strerror or 'not a .npy array file'}") from None
+        except ValueError as exc:  # an object array (pickles refused) or a malformed header
+            raise UserError(f"{path}: not a plain .npy array of token ids ({str(exc).splitlines()[0][:120]})") from None
+        if array.ndim != 2 or array.shape[1] != size * size or array.dtype.kind not in "iu":
+            raise UserError(f"{path}: expected integer token ids of shape [mazes, {size * size}] (task.size {size}), "
+                            f"got {array.dtype} {list(array.shape)}")
+        arrays.append(array)
+    if arrays[0].shape[0] != arrays[1].shape[0]:
+        raise UserError(f"{folder}: all__inputs.npy has {arrays[0].shape[0]} mazes, "
+                        f"all__labels.npy {arrays[1].shape[0]}")
+    inputs_file = folder / "all__inputs.npy"
+    questions = np.clip(arrays[0], -1, VOCAB_SIZE).astype(np.int8)  # out-of-range ids stay out of range
+    answers = np.clip(arrays[1], -1, VOCAB_SIZE).astype(np.int8)
+    errors: list[tuple[int, str]] = []
+    bad_question = ~np.isin(questions, (WALL, OPEN, START, GOAL)).all(1)
+    bad_answer = ~np.isin(answers, (WALL, OPEN, START, GOAL, PATH)).all(1)
+    ends = [(questions == token).sum(1) for token in (START, GOAL)]
+    for i in np.nonzero(bad_question | bad_answer | (ends[0] != 1) | (ends[1] != 1))[0]:
+        reason = ("question holds a token id outside 1..4" if bad_question[i] else
+                  "answer holds a token id outside 1..5" if bad_answer[i] else
+                  f"question has {ends[0][i]} S and {ends[1][i]} G cells, expected exactly one of each")
+        errors.append((int(i), reason))
+    formed = np.setdiff1d(np.arange(len(questions)), [e[0] for e in errors])
+    check = check_paths(torch.from_numpy(questions[formed]).long(), torch.from_numpy(answers[formed]).long(), size)
+    codes, shortest, marked = (t.numpy() for t in (check.codes, check.shortest, check.marked))
+    for j in np.nonzero(codes != PathCheck.OK)[0]:
+        i = int(formed[j])
+        errors.append((i, _path_reason(int(codes[j]), questions[i], answers[i], int(shortest[j]), int(marked[j]))))
+    good = formed[codes == PathCheck.OK]
+    steps = np.full(len(questions), -1, dtype=np.int64)
+    steps[formed] = shortest
+    if unique and len(good):
+        _, count = shortest_path_counts(questions[good], size)
+        for i in good[count != 1]:
+            errors.append((int(i), "more than one shortest path from S to G: not a Maze-Unique maze"))
+        good = good[count == 1]
+    if errors and not skip_invalid:
+        row, reason = min(errors)
+        raise UserError(f"{inputs_file} row {row}: {reason} (use --task.skip_invalid true to skip bad rows)")
+    if not len(good):
+        raise UserError(f"{folder}: no valid mazes")
+    return MazeRows(questions=questions[good], answers=answers[good], ratings=steps[good], path_lengths=steps[good],
+                    sources=[str(inputs_file)] * len(good), skipped=len(errors))

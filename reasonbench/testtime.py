@@ -1,0 +1,117 @@
+"""Test-time compute of the recursive models: depth (reasoning segments, ``--max-steps``) x
+breadth (``--breadth B`` trajectories per example, one answer chosen by a selection rule).
+
+Trajectory 0 starts where the model always starts (so breadth 1 is the plain evaluation);
+trajectory ``k >= 1`` starts from the model's initial state plus seeded Gaussian noise of
+standard deviation ``noise`` (``--breadth-noise``): one ``[positions, hidden]`` draw per state
+tensor, from a generator seeded by ``(seed, k)``, the same for every example (as the models' own
+fixed starting vectors are), so a trajectory does not depend on the batch size, the batch order,
+the device count or the chunking.
+
+Selection rules, one answer per example, none reads the labels:
+
+* ``vote``: the answer most trajectories give (the whole answer, every cell); a tie goes to the
+  tied answer first given by the lowest-numbered trajectory (trajectory 0 is the model's own).
+* ``residual``: the trajectory whose answer state moved least in its last segment,
+  ``||z_T - z_{T-1}||`` (convergence top-1, as EqR's convergence selection); ties: lowest number.
+* ``halt``: the trajectory with the highest halting logit after its last segment; ties: lowest
+  number.
+
+Whether *any* trajectory was exactly right reads the labels: an upper bound recorded apart
+(``oracle_any_trajectory_exact``), never an accuracy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .nn.losses import IGNORE_INDEX
+
+SELECTION_RULES = ("vote", "residual", "halt")
+MAX_BREADTH = 4096
+ORACLE_STAT = "oracle_any_trajectory_exact"
+
+
+@dataclass(frozen=True)
+class TestTimeCompute:
+    """How a recursive model is evaluated: ``depth`` segments (None: its trained
+    ``halt_max_steps``) x ``breadth`` trajectories chosen by ``select``."""
+
+    __test__ = False  # not a pytest class, whatever its name
+
+    depth: int | None = None
+    breadth: int = 1
+    select: str = "vote"
+    seed: int = 0
+    noise: float = 1.0
+
+    def __post_init__(self) -> None:
+        check(self.breadth, self.select, self.noise)
+
+
+def check(breadth: int, select: str, noise: float) -> None:
+    """ValueError naming the option for a breadth, rule or noise scale that cannot run."""
+    if isinstance(breadth, bool) or not isinstance(breadth, int) or not 1 <= breadth <= MAX_BREADTH:
+        raise ValueError(f"option --breadth: must be an integer in 1..{MAX_BREADTH}, got {breadth!r}")
+    if select not in SELECTION_RULES:
+        raise ValueError(f"option --select: must be one of {', '.join(SELECTION_RULES)}, got {select!r}")
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not (0 <= noise < float("inf")):
+        raise ValueError(f"option --breadth-noise: must be a finite number >= 0, got {noise!r}")
+
+
+def trajectory_noise(seed: int, trajectory: int, shapes: list[torch.Size], scale: float) -> list[torch.Tensor]:
+    """The noise added to trajectory ``trajectory``'s starting state: one float32 tensor per
+    state shape (without the batch dimension), drawn on the CPU (the same numbers on every
+    device) from a generator seeded by ``(seed, trajectory)``."""
+    state = np.random.SeedSequence([seed, trajectory]).generate_state(1, np.uint64)[0]
+    generator = torch.Generator().manual_seed(int(state))
+    return [scale * torch.randn(tuple(shape), generator=generator, dtype=torch.float32) for shape in shapes]
+
+
+def select_vote(predictions: torch.Tensor) -> torch.Tensor:
+    """Winning trajectory per example of ``predictions`` [K, B, L]: one giving the answer most
+    trajectories give; a tie goes to the answer whose first trajectory has the lowest number,
+    and the index returned is that first trajectory."""
+    k = predictions.shape[0]
+    votes = torch.zeros(predictions.shape[:2], dtype=torch.long, device=predictions.device)
+    first = torch.zeros_like(votes)
+    for j in range(k):  # one trajectory at a time: memory K x B x L, not K x K x B x L
+        same = (predictions == predictions[j]).all(-1)  # [K, B]: does trajectory i give j's answer?
+        votes[j] = same.sum(0)
+        first[j] = same.to(torch.int8).argmax(0)  # the lowest-numbered trajectory with j's answer
+    score = votes * k - first  # more votes first, then the earlier answer
+    return score.argmax(0)
+
+
+def select_lowest(values: torch.Tensor) -> torch.Tensor:
+    """Per example the trajectory with the lowest value in ``values`` [K, B] (the first on ties;
+    NaN counts as the highest)."""
+    return torch.nan_to_num(values.float(), nan=float("inf")).argmin(0)
+
+
+def select_highest(values: torch.Tensor) -> torch.Tensor:
+    """Per example the trajectory with the highest value in ``values`` [K, B] (the first on ties;
+    NaN counts as the lowest)."""
+    return torch.nan_to_num(values.float(), nan=float("-inf")).argmax(0)
+
+
+def select(rule: str, predictions: torch.Tensor, final_change: torch.Tensor, q_halt: torch.Tensor) -> torch.Tensor:
+    """The trajectory ``rule`` picks per example, from each trajectory's answer [K, B, L], the
+    last segment's change of its answer state [K, B] and its last halting logit [K, B]."""
+    if rule == "vote":
+        return select_vote(predictions)
+    if rule == "residual":
+        return select_lowest(final_change)
+    if rule == "halt":
+        return select_highest(q_halt)
+    raise ValueError(f"unknown selection rule {rule!r} (one of {', '.join(SELECTION_RULES)})")
+
+
+def any_exact(answers: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per example: is any of the answers [K, B, L] exactly right on every supervised cell of
+    ``labels`` [B, L]? Reads the labels: an upper bound for analysis, not an accuracy."""
+    mask = labels != IGNORE_INDEX
+    return ((answers == labels) | ~mask).all(-1).any(0)
