@@ -88,7 +88,7 @@ depth: install
 	    echo "$$model on $$task: no reasoning steps, skipped"; \
 	  else echo "$$model on $$task: evaluated for $(DEPTH) steps"; \
 	    $(BIN)/reasonbench eval --model $$model --task $$task --preset mini --seed $$seed --checkpoint "$$checkpoint" \
-	      --max-steps $(DEPTH) --out $(LEADERBOARD) --trainer.enable_progress_bar false; \
+	      --eval-depth $(DEPTH) --out $(LEADERBOARD) --trainer.enable_progress_bar false; \
 	  fi; done
 	$(MAKE) site RESULTS=$(LEADERBOARD)
 

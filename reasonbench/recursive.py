@@ -218,7 +218,7 @@ class RecursiveReasoningModule(ReasoningModule):
 
     # --- evaluation: every example runs all segments ---------------------------------------
     uniform_eval_cost = True  # evaluation runs every segment on every example
-    eval_max_steps: int | None = None  # segments at evaluation; None: halt_max_steps (set by `eval --max-steps`)
+    eval_max_steps: int | None = None  # segments at evaluation; None: halt_max_steps (set by `eval --eval-depth`)
 
     def run_segments(self, batch: dict[str, torch.Tensor]) -> Segments:
         """Every segment (``halt_max_steps``, or ``eval_max_steps`` to test deeper than trained)

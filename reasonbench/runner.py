@@ -23,9 +23,9 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from . import record as rec
 from .atomic import MACHINE_ERRNOS, probe_folder
-from .checkpoints import (AtomicCheckpointIO, InterruptCheckpoint, ResumePoint, RunIdentity, check_resumable,
-                          load_checkpoint, read_torch_file, resume_point, save_checkpoint, stop_message,
-                          training_checkpoints)
+from .checkpoints import (RUN_KEY, AtomicCheckpointIO, InterruptCheckpoint, ResumePoint, RunIdentity,
+                          check_resumable, load_checkpoint, read_torch_file, resume_point, save_checkpoint,
+                          stop_message, training_checkpoints)
 from .clock import AttemptsLedger, TrainClock, now
 from .config import RunConfig, one_line, parse_duration
 from .errors import MachineError, UserError, cannot_write
@@ -107,10 +107,12 @@ def build_model(cfg: RunConfig, task: ReasoningTask, metadata: TaskMetadata | No
 
 
 def checkpoint_config_argv(argv: list[str]) -> tuple[list[str], dict[str, Any] | None]:
-    """For ``eval``: the model settings (and preset, seed) stored in a reasonbench checkpoint,
-    as a leading ``--config``, so a checkpoint evaluates without retyping its architecture;
-    flags given on the command line still win. Also returns the loaded checkpoint, so that
-    ``execute`` need not read it a second time."""
+    """For ``eval``: the model settings (and preset, seed) stored in a reasonbench checkpoint
+    (final.pt, final.safetensors, or a training checkpoint's ``reasonbench`` entry), as a
+    leading ``--config``, so a checkpoint evaluates without retyping its architecture; flags
+    given on the command line still win. Without ``--task``, the task it was trained on, with
+    the settings it was trained with (its own data included). Also returns the loaded
+    checkpoint, so that ``execute`` need not read it a second time."""
     path = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--checkpoint"),
                 next((a.split("=", 1)[1] for a in argv if a.startswith("--checkpoint=")), None))
     if path is None:
@@ -118,16 +120,21 @@ def checkpoint_config_argv(argv: list[str]) -> tuple[list[str], dict[str, Any] |
     loaded = load_checkpoint(path)
     loaded["_path"] = path
     stored = loaded.get("config")
+    if stored is None and isinstance(loaded.get(RUN_KEY), dict):  # a Lightning .ckpt written by a run
+        stored = loaded[RUN_KEY].get("config")
     if not isinstance(stored, dict) or not isinstance(stored.get("model"), dict):
         return [], loaded
     from .config import _normalise_argv, _scan_names
 
-    trained, asked = stored["model"].get("name"), _scan_names(_normalise_argv(argv)[0]).get("model")
+    asked_names = _scan_names(_normalise_argv(argv)[0])
+    trained, asked = stored["model"].get("name"), asked_names.get("model")
     if trained and asked and trained != asked:  # its settings would not even parse for another model
         raise UserError(f"checkpoint {path} holds a {trained} model, not {asked}: "
                         f"use --model {trained} (or leave --model out)")
     keep = {k: stored[k] for k in ("preset", "seed") if k in stored}
     keep["model"] = stored["model"]
+    if "task" not in asked_names and isinstance(stored.get("task"), dict) and "name" in stored["task"]:
+        keep["task"] = stored["task"]
     return ["--config", json.dumps(keep)], loaded
 
 
@@ -361,7 +368,7 @@ def execute(cfg: RunConfig, mode: str = "train", command: str | None = None,
     checkpoint_path = load_eval_weights(model, cfg, loaded_checkpoint) if mode == "eval" else None
     if cfg.eval_max_steps is not None:
         if not hasattr(model, "eval_max_steps"):
-            raise UserError(f"option --eval_max_steps: model {cfg.model} has no reasoning steps to extend")
+            raise UserError(f"option --eval-depth: model {cfg.model} has no reasoning steps to extend")
         model.eval_max_steps = cfg.eval_max_steps
 
     flop_counter = TrainFlopCounter(cfg.measure.train_flop_steps)

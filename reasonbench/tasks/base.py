@@ -190,7 +190,14 @@ class Difficulty:
 
 
 class ReasoningTask(L.LightningDataModule):
-    """Base class of every task. Subclasses implement ``build`` and ``_metadata``."""
+    """Base class of every task. Subclasses implement ``build`` and ``_metadata``.
+
+    Args:
+        batch_size: training examples per optimizer step (over all devices together).
+        eval_batch_size: examples per batch at validation and test.
+        data_seed: seed of the data: which puzzles are generated or sampled, the splits and the
+            training order.
+    """
 
     name: str = "task"
     palette: np.ndarray = PALETTE  # fill colour of each token id in pictures

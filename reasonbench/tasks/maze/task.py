@@ -51,6 +51,10 @@ class MazeTask(ReferenceCsvSource, ReasoningTask):
         skip_invalid: skip and count bad CSV rows instead of stopping at the first.
         num_ood: mazes of a generated out-of-distribution split (0: none), evaluated beside the
             test split: the same size, with a shortest path longer than every training maze's.
+        batch_size: training examples per optimizer step (over all devices together).
+        eval_batch_size: examples per batch at validation and test.
+        data_seed: seed of the data: which puzzles are generated or sampled, the splits and the
+            training order.
     """
 
     name = "maze"

@@ -108,6 +108,10 @@ class SudokuTask(ReferenceCsvSource, ReasoningTask):
             the test split: ``ood_blanks`` blanks each, more than any training puzzle has.
         ood_blanks: blanks per out-of-distribution puzzle, more than ``num_blanks`` (required
             with ``num_ood``; ``blanks`` generator only).
+        batch_size: training examples per optimizer step (over all devices together).
+        eval_batch_size: examples per batch at validation and test.
+        data_seed: seed of the data: which puzzles are generated or sampled, the splits and the
+            training order.
     """
 
     name = "sudoku"
