@@ -318,9 +318,44 @@ def resolve_task(argv: list[str], prog: str, extra: dict[str, tuple[Any, Any, st
     ns = _parse(parser, ["--config", str(task_file), *argv])
     if overrides:
         ns = _parse_object(parser, overrides, ns)
+    apply_own_data_defaults(ns, task_cls, argv, overrides)
     config = _plain(ns)
     check_name("--preset", config["preset"])
     return task_cls, config
+
+
+def _task_options_given(argv: list[str], overrides: dict[str, Any] | None) -> set[str]:
+    """The task options the user set (not the preset): ``--task.X`` flags, the ``task:``
+    section of ``--config`` files given, and the Python API's overrides."""
+    given = {arg.split("=", 1)[0].removeprefix("--task.") for arg in argv if arg.startswith("--task.")}
+    for i, arg in enumerate(argv):
+        source = argv[i + 1] if arg == "--config" and i + 1 < len(argv) else (
+            arg.split("=", 1)[1] if arg.startswith("--config=") else None)
+        if source is not None:
+            section = _load_yaml(source).get("task")
+            given |= set(section) if isinstance(section, dict) else set()
+    section = nested(overrides or {}).get("task")
+    return given | (set(section) if isinstance(section, dict) else set())
+
+
+def apply_own_data_defaults(ns: Namespace, task_cls: type, argv: list[str],
+                            overrides: dict[str, Any] | None = None) -> None:
+    """With ``task.path`` set by the user, the task's ``own_data_defaults`` for the options
+    they did not set too: the sizes become what the files hold rather than the preset's, and a
+    generated-only split is left out, said on one line. Options the user set stay as set (and
+    fail as before where the files cannot give them)."""
+    given = _task_options_given(argv, overrides)
+    if "path" not in given or ns.get("task.path") is None:
+        return
+    import sys
+
+    for key, value in getattr(task_cls, "own_data_defaults", {}).items():
+        if key in given or f"task.{key}" not in ns or ns[f"task.{key}"] == value:
+            continue
+        if key == "num_ood":
+            print(f"reasonbench: --task.path {ns['task.path']}: no out-of-distribution split (the preset's "
+                  f"{ns['task.num_ood']:,} are generated examples, left out with data of your own)", file=sys.stderr)
+        ns[f"task.{key}"] = value
 
 
 def _help_with_defaults(parser: ArgumentParser, values: Namespace) -> None:
@@ -434,6 +469,7 @@ def resolve(argv: list[str], prog: str = "reasonbench run",
     ns = _parse(parser, stacked + argv)
     if overrides:
         ns = _parse_object(parser, overrides, ns)
+    apply_own_data_defaults(ns, task_cls, argv, overrides)
     return _to_run_config(ns, model_cls, task_cls, training=prog.endswith(" run")), print_config
 
 

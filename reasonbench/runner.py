@@ -26,7 +26,7 @@ from .atomic import MACHINE_ERRNOS, probe_folder
 from .checkpoints import (RUN_KEY, AtomicCheckpointIO, InterruptCheckpoint, ResumePoint, RunIdentity,
                           check_resumable, load_checkpoint, read_torch_file, resume_point, save_checkpoint,
                           stop_message, training_checkpoints)
-from .clock import AttemptsLedger, TrainClock, now
+from .clock import AttemptsLedger, TimeEstimate, TrainClock, now
 from .config import RunConfig, one_line, parse_duration
 from .errors import MachineError, UserError, cannot_write
 from .measure import (TrainFlopCounter, count_parameters, cpu_info, device_name, forward_flops_per_example,
@@ -380,6 +380,8 @@ def execute(cfg: RunConfig, mode: str = "train", command: str | None = None,
         if overwrite:  # the old run's checkpoints would be resumed from or versioned beside the new ones
             shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
         callbacks += checkpoint_callbacks(cfg, run_dir, interrupt)
+        # measured once the steps under the FLOP counter are past
+        callbacks.append(TimeEstimate(warmup_steps=cfg.measure.train_flop_steps + 1))
     trainer = _trainer(cfg, run_dir, callbacks, checkpoints=mode == "train")
     if mode == "train":
         checkpoint_path = fit(cfg, trainer, model, task, clock, interrupt, point, run_dir)
@@ -389,6 +391,7 @@ def execute(cfg: RunConfig, mode: str = "train", command: str | None = None,
     record = make_record(cfg, mode, command, trainer, model, task, clock, flop_counter, eval_seconds,
                          ood_results, checkpoint_path, run_dir, started)
     write_record(record, out_path, checkpoint_path)
+    record["_data"] = task.sizes_line()  # for the summary, not the record
     return record
 
 
@@ -550,6 +553,8 @@ def summary(record: dict[str, Any]) -> str:
             ("status", record["status"])]
     if record["preset"] in PRESET_MEANING:
         rows.append(("preset means", PRESET_MEANING[record["preset"]]))
+    if record.get("_data"):
+        rows.append(("data", record["_data"]))
     if m.get("pass@2") is not None:
         rows.append(("tasks solved", f"pass@1 {100 * m['pass@1']:.1f}%, pass@2 {100 * m['pass@2']:.1f}% "
                                      f"of {m.get('n_tasks', '?')} tasks (below: per test variant)"))

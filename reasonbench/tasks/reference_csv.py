@@ -182,9 +182,16 @@ def skipped_line(skipped: dict[str, int]) -> str:
     return f"{total:,} invalid row{'s' if total != 1 else ''} skipped ({detail})"
 
 
-def sample_train_val(pool: tuple[np.ndarray, ...], num_train: int, num_val: int, rng: np.random.Generator,
-                     noun: str) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
-    """``num_train`` training and ``num_val`` held-out validation rows sampled from ``pool``."""
+def sample_train_val(pool: tuple[np.ndarray, ...], num_train: int | None, num_val: int | None,
+                     rng: np.random.Generator, noun: str) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+    """``num_train`` training and ``num_val`` held-out validation rows sampled from ``pool``
+    (``num_train`` None: every row not held out; ``num_val`` None: a tenth of the rows)."""
+    if num_val is None:
+        num_val = max(1, len(pool[0]) // 10)
+    if num_train is None:
+        if num_val >= len(pool[0]):
+            raise UserError(f"task.num_val {num_val} leaves none of the {len(pool[0])} training {noun} to train on")
+        num_train = len(pool[0]) - num_val
     needed = num_train + num_val
     if len(pool[0]) < needed:
         raise UserError(f"task.num_train + task.num_val = {needed} exceeds the {len(pool[0])} training {noun} available")

@@ -64,6 +64,8 @@ class ArcTask(ReasoningTask):
             training order.
     """
 
+    own_data_defaults = {"max_tasks": None}  # own data (``task.path`` given, this not): every task in it
+
     name = "arc"
 
     def __init__(self, version: str = "arc1", path: str | None = None, split_policy: str = "reference",

@@ -43,8 +43,10 @@ class MazeTask(ReferenceCsvSource, ReasoningTask):
         size: side of the square mazes; every CSV row must have ``size * size`` cells.
         min_path_length: generation keeps mazes whose shortest path is longer than this many
             steps (110 for the reference 30x30 mazes). Not applied to CSV files.
-        num_train: training mazes sampled (with ``data_seed``) before augmentation.
-        num_val: held-out training mazes used only to monitor training.
+        num_train: training mazes sampled (with ``data_seed``) before augmentation; ``None``
+            (with ``path``): every training row not held out for validation.
+        num_val: held-out training mazes used only to monitor training; ``None`` (with ``path``):
+            a tenth of the training rows.
         num_test: test mazes; ``None`` takes the whole test file (or generates 1,000).
         dihedral_augment: add the 7 other rotations/reflections of every training maze
             (8x the training set; off in the reference recipe).
@@ -57,13 +59,18 @@ class MazeTask(ReferenceCsvSource, ReasoningTask):
             training order.
     """
 
+    # own data (``task.path`` given, these not): the sizes are the files', the generated
+    # out-of-distribution split is left out
+    own_data_defaults = {"num_train": None, "num_val": None, "num_test": None, "num_ood": 0}
+    validation_source = "held out from the training rows"
+
     name = "maze"
     # pad, wall, open, start, goal, path
     palette = np.array([(255, 255, 255), (30, 30, 30), (245, 245, 245), (46, 204, 64), (255, 65, 54),
                         (0, 116, 217)], dtype=np.uint8)
 
     def __init__(self, path: str | None = None, size: int = 30, min_path_length: int = 110,
-                 num_train: int = 1000, num_val: int = 100, num_test: int | None = 1000,
+                 num_train: int | None = 1000, num_val: int | None = 100, num_test: int | None = 1000,
                  dihedral_augment: bool = False, skip_invalid: bool = False, num_ood: int = 0,
                  batch_size: int = 32, eval_batch_size: int = 256, data_seed: int = 0) -> None:
         super().__init__(batch_size, eval_batch_size, data_seed)
@@ -72,11 +79,15 @@ class MazeTask(ReferenceCsvSource, ReasoningTask):
         if not 0 <= min_path_length <= size * size - 2:
             raise ValueError(f"task.min_path_length must be in 0..{size * size - 2} for task.size {size} "
                              f"(a path visits each of the {size * size} cells at most once), got {min_path_length}")
-        if num_train < 1 or num_val < 1 or (num_test is not None and num_test < 1):
+        if any(n is not None and n < 1 for n in (num_train, num_val, num_test)):
             raise ValueError("task.num_train, task.num_val and task.num_test must be positive")
+        if (num_train is None or num_val is None) and path is None:
+            raise ValueError("task.num_train and task.num_val null (sizes from the files) need task.path; "
+                             "generated data need numbers")
         if num_ood < 0:
             raise ValueError(f"task.num_ood must be >= 0, got {num_ood}")
-        check_planned_size(num_train * (8 if dihedral_augment else 1) + num_val + (num_test or REFERENCE_TEST_SIZE) + num_ood,
+        check_planned_size((num_train or 0) * (8 if dihedral_augment else 1) + (num_val or 0)
+                           + (num_test or REFERENCE_TEST_SIZE) + num_ood,
                            size * size, "task.size, task.num_train, task.num_val, task.num_test, task.num_ood")
         self.num_ood = num_ood
         self.path = path
