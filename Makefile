@@ -32,7 +32,7 @@ test: install
 test-all: install
 	$(BIN)/python -m pytest -q -m "slow or not slow"
 
-# Throughput, memory, FLOPs and MFU of every model on the mini preset (a few CPU minutes), then
+# Throughput, memory, FLOPs and MFU of every model on the mini preset, then
 # the data and speed figures of the scripts under benchmarks/.
 bench: install
 	$(BIN)/reasonbench bench --quick --out $(RESULTS)/bench.json

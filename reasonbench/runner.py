@@ -534,10 +534,10 @@ def difficulty_breakdown(metrics: dict[str, Any] | None, task: ReasoningTask) ->
 
 
 PRESET_MEANING = {
-    "smoke": "a seconds-long check that everything runs; its accuracy means nothing (--preset mini: CPU minutes, "
-             "numbers that mean something)",
-    "mini": "small CPU settings (minutes on a laptop): shows that a model learns, not its paper figure",
-    "paper": "the paper's settings and data: hours to days on GPUs",
+    "smoke": "a seconds-long check that everything runs; its accuracy means nothing (--preset mini: numbers that "
+             "mean something)",
+    "mini": "small settings sized for a CPU: shows that a model learns, not its paper figure",
+    "paper": "the paper's settings and data, sized for GPUs",
     "tiny": "a paper's small variant on the paper data",
 }
 

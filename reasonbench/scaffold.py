@@ -177,7 +177,7 @@ pip install -e .                     # registers the model (entry point reasonbe
 reasonbench list                     # model  $name  ok  $module.model:$cls (from reasonbench-$name)
 reasonbench check-plugin $name       # the conformance kit: every check on every task
 reasonbench run --model $name --task sudoku --preset smoke
-reasonbench run --model $name --task sudoku --preset mini    # a few CPU minutes
+reasonbench run --model $name --task sudoku --preset mini    # sized for a CPU; prints its expected time
 pytest tests
 ```
 
@@ -215,7 +215,7 @@ measure:
 '''
 
 MINI = '''# mini: a small $name (2 layers, 3 loops per segment, up to 4 segments, EMA) meant to learn
-# $task within a few CPU minutes (the leaderboard's mini track). Tune it, then say here what
+# $task on a CPU (the leaderboard's mini track). Tune it, then say here what
 # you measured (accuracy, minutes, machine).
 model:
   hidden_size: 64
