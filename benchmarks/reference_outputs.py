@@ -5,10 +5,10 @@ batch of ``tests/reference_layout.py``, 3 segments in eval mode, on a CPU.
 
 Not part of CI (it needs checkouts of the reference code, and pydantic + einops):
 
-    git clone https://github.com/SamsungSAILMontreal/TinyRecursiveModels /tmp/trm_ref
-    git clone https://github.com/sapientinc/HRM /tmp/hrm_ref
-    python -m reasonbench_benchmarks.reference_outputs --trm-reference /tmp/trm_ref \\
-        --hrm-reference /tmp/hrm_ref --out tests/data/reference_outputs.json
+    git clone https://github.com/SamsungSAILMontreal/TinyRecursiveModels trm_ref
+    git clone https://github.com/sapientinc/HRM hrm_ref
+    python -m reasonbench_benchmarks.reference_outputs --trm-reference trm_ref \\
+        --hrm-reference hrm_ref --out tests/data/reference_outputs.json
 
 Why float64: float32 outputs hold the CPU that computed them (other kernels round otherwise:
 1e-4 apart after 3 segments on an AVX-512/AMX Xeon), float64 ones agree across CPUs to ~1e-12.

@@ -25,9 +25,9 @@ Training adds, each with a weight (0 switches it off):
 * the auxiliary terms balanced by AlgGradNorm (``reasonbench.nn.balance``) on F's weights; the
   answer and halting terms keep TRM's weights 1 and 0.5.
 
-The paper's text was not reachable; the equations follow its abstract, the reference notes in
-``shared/reference.md`` and two third-party re-implementations that cite its equations (term
-weights below are theirs). The README says what is unverified.
+The paper's text was not reachable; the equations follow its abstract and two third-party
+re-implementations that cite its equations (term weights below are theirs). The README says
+what is unverified.
 """
 
 from __future__ import annotations
