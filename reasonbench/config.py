@@ -341,16 +341,19 @@ def _task_options_given(argv: list[str], overrides: dict[str, Any] | None) -> se
 def apply_own_data_defaults(ns: Namespace, task_cls: type, argv: list[str],
                             overrides: dict[str, Any] | None = None) -> None:
     """With ``task.path`` set by the user, the task's ``own_data_defaults`` for the options
-    they did not set too: the sizes become what the files hold rather than the preset's, and a
-    generated-only split is left out, said on one line. Options the user set stay as set (and
-    fail as before where the files cannot give them)."""
+    they did not set too: the preset's sizes shrink to what the files hold (``fit_to_files``),
+    and a generated-only split is left out, said on one line. Sizes the user set stay as set
+    (and fail as before where the files cannot give them)."""
     given = _task_options_given(argv, overrides)
     if "path" not in given or ns.get("task.path") is None:
         return
     import sys
 
+    sizes_given = bool(given & set(getattr(task_cls, "own_data_sizes", ())))
     for key, value in getattr(task_cls, "own_data_defaults", {}).items():
         if key in given or f"task.{key}" not in ns or ns[f"task.{key}"] == value:
+            continue
+        if key == "fit_to_files" and sizes_given:
             continue
         if key == "num_ood":
             print(f"reasonbench: --task.path {ns['task.path']}: no out-of-distribution split (the preset's "

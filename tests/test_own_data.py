@@ -35,26 +35,33 @@ def maze_dir(tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("preset", ["mini", "paper"])
-def test_sudoku_folder_sizes_are_the_files(sudoku_dir, preset, capsys) -> None:
+def test_sudoku_folder_sizes_shrink_to_the_files(sudoku_dir, preset, capsys) -> None:
     """The mini preset asks for 3,000 + 200 generated puzzles and 1,000 OOD ones, the paper
-    preset for 1,000 + 100 from the Hub: with the folder, every row is used, a tenth of the
-    training rows held out for validation, and one line says the OOD split is left out. (No
-    augmentations and a small batch: the folder is small.)"""
+    preset for 1,000 + 100 from the Hub: the folder holds 120 training rows, so validation
+    takes a tenth of them, training the rest, the test the whole file, and one line says the
+    OOD split is left out. (No augmentations and a small batch: the folder is small.)"""
     _, cfg = config.resolve_task(["--task", "sudoku", "--preset", preset, "--task.path", str(sudoku_dir),
                                   "--task.augmentations", "0", "--task.batch_size", "32"], "reasonbench data build")
     task_cfg = cfg["task"]
-    assert (task_cfg["num_train"], task_cfg["num_val"], task_cfg["num_test"], task_cfg.get("num_ood", 0)) == \
-        (None, None, None, 0)
+    assert task_cfg["fit_to_files"] is True and task_cfg.get("num_ood", 0) == 0
     err = capsys.readouterr().err
     if preset == "mini":
         assert err.splitlines() == [f"reasonbench: --task.path {sudoku_dir}: no out-of-distribution split "
                                     "(the preset's 1,000 are generated examples, left out with data of your own)"]
     else:
         assert err == ""
-    task = rb.create_task("sudoku", preset=preset, path=str(sudoku_dir), augmentations=0, batch_size=32,
-                          **{k: task_cfg[k] for k in ("num_train", "num_val", "num_test")})
+    task = rb.create_task("sudoku", **{k: v for k, v in task_cfg.items() if k != "name"})
     assert task.sizes() == {"train": 108, "val": 12, "test": 45}
     assert task.sizes_line() == "108 training, 12 validation (held out from the training rows), 45 test"
+
+
+def test_a_large_file_keeps_the_presets_sizes(tmp_path) -> None:
+    """Files larger than the preset asks for: the preset's protocol holds (e.g. a local copy of
+    the paper data), nothing grows."""
+    folder = _export("sudoku", tmp_path / "big", 400, 90, num_blanks=6)
+    task = rb.create_task("sudoku", preset="smoke", path=str(folder), fit_to_files=True, num_train=100, num_val=20,
+                          num_test=50)
+    assert task.sizes() == {"train": 100, "val": 20, "test": 50}
 
 
 def test_data_build_reads_the_folder_as_given(sudoku_dir, data_cache) -> None:
@@ -68,19 +75,20 @@ def test_data_build_reads_the_folder_as_given(sudoku_dir, data_cache) -> None:
 def test_sizes_the_user_sets_stay_set(sudoku_dir, data_cache) -> None:
     _, cfg = config.resolve_task(["--task", "sudoku", "--preset", "mini", "--task.path", str(sudoku_dir),
                                   "--task.num_val", "20", "--task.num_test", "10"], "reasonbench data build")
-    assert (cfg["task"]["num_train"], cfg["task"]["num_val"], cfg["task"]["num_test"]) == (None, 20, 10)
+    assert (cfg["task"]["fit_to_files"], cfg["task"]["num_val"], cfg["task"]["num_test"]) == (False, 20, 10)
+    # the smoke preset (the suite's default) holds out 32
     too_many = call_cli("data", "build", "--task", "sudoku", "--task.path", str(sudoku_dir), "--task.num_train", "500")
     assert too_many.returncode == 2
-    assert "task.num_train + task.num_val = 512 exceeds the 120 training puzzles available" in too_many.stderr
+    assert "task.num_train + task.num_val = 532 exceeds the 120 training puzzles available" in too_many.stderr
     ood = call_cli("data", "build", "--task", "sudoku", "--task.path", str(sudoku_dir), "--task.num_ood", "5",
                    "--task.ood_blanks", "12")
     assert ood.returncode == 2 and "needs generated puzzles" in ood.stderr
 
 
 def test_the_preset_path_is_not_own_data(sudoku_dir) -> None:
-    """Without --task.path the preset's sizes hold, and null sizes need a path."""
+    """Without --task.path the preset's sizes hold unfitted, and null sizes need a path."""
     _, cfg = config.resolve_task(["--task", "sudoku", "--preset", "paper"], "reasonbench data build")
-    assert (cfg["task"]["num_train"], cfg["task"]["num_val"]) == (1000, 100)
+    assert (cfg["task"]["num_train"], cfg["task"]["num_val"], cfg["task"]["fit_to_files"]) == (1000, 100, False)
     result = call_cli("data", "build", "--task", "sudoku", "--task.num_train", "null")
     assert result.returncode == 2 and "task.num_train and task.num_val null (sizes from the files) need task.path" \
         in result.stderr
@@ -89,8 +97,8 @@ def test_the_preset_path_is_not_own_data(sudoku_dir) -> None:
 def test_maze_and_arc_folders(maze_dir, tmp_path) -> None:
     _, cfg = config.resolve_task(["--task", "maze", "--preset", "mini", "--task.path", str(maze_dir),
                                   "--task.size", "8", "--task.batch_size", "32"], "reasonbench data build")
-    assert (cfg["task"]["num_train"], cfg["task"]["num_test"], cfg["task"]["num_ood"]) == (None, None, 0)
-    task = rb.create_task("maze", preset="mini", **{k: v for k, v in cfg["task"].items() if k != "name"})
+    assert (cfg["task"]["fit_to_files"], cfg["task"]["num_ood"]) == (True, 0)
+    task = rb.create_task("maze", **{k: v for k, v in cfg["task"].items() if k != "name"})
     assert task.sizes() == {"train": 54, "val": 6, "test": 20}
     # ARC: the smoke preset keeps 6 tasks of each set; a folder of one's own is read whole
     _, arc = config.resolve_task(["--task", "arc", "--preset", "smoke", "--task.path", str(tmp_path)],
@@ -125,4 +133,5 @@ def test_a_tiny_run_on_own_data_tells_its_time_and_its_data(sudoku_dir, tmp_path
     assert len(told) == 1 and told[0].endswith(" s/step)") and "(12 steps at " in told[0]
     assert lines.index(told[0]) < next(i for i, line in enumerate(lines) if line.startswith("model / task"))
     data = next(line for line in lines if line.startswith("data "))
-    assert data.split(None, 1)[1] == "108 training, 12 validation (held out from the training rows), 45 test"
+    # the smoke preset's 256 + 32 shrink to the folder's 120 rows: its 32 held out, 88 left to train
+    assert data.split(None, 1)[1] == "88 training, 32 validation (held out from the training rows), 45 test"

@@ -204,6 +204,7 @@ class ReasoningTask(L.LightningDataModule):
     # the values options take when the user points ``path`` at data of their own and does not
     # set them (e.g. sizes: what the files hold); see ``config.apply_own_data_defaults``
     own_data_defaults: dict[str, Any] = {}
+    own_data_sizes: tuple[str, ...] = ()  # size options: when the user sets one, sizes are not fitted to the files
     validation_source: str | None = None  # where the validation split comes from, for the run's summary
 
     # a process whose evaluation shard is empty (more processes than examples) still joins in

@@ -183,11 +183,17 @@ def skipped_line(skipped: dict[str, int]) -> str:
 
 
 def sample_train_val(pool: tuple[np.ndarray, ...], num_train: int | None, num_val: int | None,
-                     rng: np.random.Generator, noun: str) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+                     rng: np.random.Generator, noun: str,
+                     fit: bool = False) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
     """``num_train`` training and ``num_val`` held-out validation rows sampled from ``pool``
-    (``num_train`` None: every row not held out; ``num_val`` None: a tenth of the rows)."""
-    if num_val is None:
-        num_val = max(1, len(pool[0]) // 10)
+    (``num_train`` None: every row not held out; ``num_val`` None: a tenth of the rows).
+    ``fit``: sizes larger than the pool holds shrink to it: validation to a tenth of the rows
+    when the number asked would take half of them or more, training to the rows left."""
+    rows = len(pool[0])
+    if num_val is None or (fit and num_val >= rows / 2):
+        num_val = max(1, rows // 10)
+    if fit and num_train is not None:
+        num_train = min(num_train, rows - num_val)
     if num_train is None:
         if num_val >= len(pool[0]):
             raise UserError(f"task.num_val {num_val} leaves none of the {len(pool[0])} training {noun} to train on")

@@ -51,6 +51,9 @@ class MazeTask(ReferenceCsvSource, ReasoningTask):
         dihedral_augment: add the 7 other rotations/reflections of every training maze
             (8x the training set; off in the reference recipe).
         skip_invalid: skip and count bad CSV rows instead of stopping at the first.
+        fit_to_files: with ``path``, sizes larger than the files hold shrink to them (validation
+            to a tenth of the training rows when the number asked would take half of them or
+            more); set when ``path`` is given on the command line and this is not.
         num_ood: mazes of a generated out-of-distribution split (0: none), evaluated beside the
             test split: the same size, with a shortest path longer than every training maze's.
         batch_size: training examples per optimizer step (over all devices together).
@@ -59,9 +62,10 @@ class MazeTask(ReferenceCsvSource, ReasoningTask):
             training order.
     """
 
-    # own data (``task.path`` given, these not): the sizes are the files', the generated
-    # out-of-distribution split is left out
-    own_data_defaults = {"num_train": None, "num_val": None, "num_test": None, "num_ood": 0}
+    # own data (``task.path`` given, these not): sizes shrink to what the files hold, the
+    # generated out-of-distribution split is left out
+    own_data_defaults = {"fit_to_files": True, "num_ood": 0}
+    own_data_sizes = ("num_train", "num_val", "num_test")  # set by the user: their sizes, not fitted
     validation_source = "held out from the training rows"
 
     name = "maze"
@@ -71,7 +75,7 @@ class MazeTask(ReferenceCsvSource, ReasoningTask):
 
     def __init__(self, path: str | None = None, size: int = 30, min_path_length: int = 110,
                  num_train: int | None = 1000, num_val: int | None = 100, num_test: int | None = 1000,
-                 dihedral_augment: bool = False, skip_invalid: bool = False, num_ood: int = 0,
+                 dihedral_augment: bool = False, skip_invalid: bool = False, fit_to_files: bool = False, num_ood: int = 0,
                  batch_size: int = 32, eval_batch_size: int = 256, data_seed: int = 0) -> None:
         super().__init__(batch_size, eval_batch_size, data_seed)
         if size < 2:
@@ -96,6 +100,7 @@ class MazeTask(ReferenceCsvSource, ReasoningTask):
         self.num_train, self.num_val, self.num_test = num_train, num_val, num_test
         self.dihedral_augment = dihedral_augment
         self.skip_invalid = skip_invalid
+        self.fit_to_files = fit_to_files
         self.skipped_rows: dict[str, int] = {}  # invalid CSV rows skipped, per file (skip_invalid)
 
     def difficulty(self, split: str) -> Difficulty:
@@ -114,6 +119,7 @@ class MazeTask(ReferenceCsvSource, ReasoningTask):
                 "min_path_length": None if self.path else self.min_path_length,
                 "num_train": self.num_train, "num_val": self.num_val, "num_test": self.num_test,
                 "dihedral_augment": self.dihedral_augment, "skip_invalid": self.skip_invalid,
+                **({"fit_to_files": True} if self.fit_to_files and self.path else {}),
                 # generated data v2: walls over 30-50% of the cells at every size (v1: 25-42% at 6x6)
                 "data_seed": self.data_seed, "version": 1 if self.path else 2,
                 # only when asked for: builds without one keep their cache key and fingerprint
@@ -147,7 +153,7 @@ class MazeTask(ReferenceCsvSource, ReasoningTask):
                                                         "mazes")
         else:
             pool, test = self._generate()
-        (q, a, r, lengths), held = sample_train_val(pool, self.num_train, self.num_val, rng, "mazes")
+        (q, a, r, lengths), held = sample_train_val(pool, self.num_train, self.num_val, rng, "mazes", fit=self.fit_to_files and self.path is not None)
         splits = {"val": _as_split(*held), "test": _as_split(*test)}
         if self.dihedral_augment:
             # the 8 images of a maze are valid mazes with the same path length; the labelled

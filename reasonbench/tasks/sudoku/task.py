@@ -104,6 +104,9 @@ class SudokuTask(ReferenceCsvSource, ReasoningTask):
         workers: processes for the ``extreme`` generator (0 = one per CPU core this process
             may use); the data do not depend on it.
         skip_invalid: skip and count bad CSV rows instead of stopping at the first.
+        fit_to_files: with ``path``, sizes larger than the files hold shrink to them (validation
+            to a tenth of the training rows when the number asked would take half of them or
+            more); set when ``path`` is given on the command line and this is not.
         hints: add to every training example an easier copy with a random number (1 to
             blanks - 1) of its blanks filled from the solution (Augmented HRM's data side).
         num_ood: puzzles of a generated out-of-distribution split (0: none), evaluated beside
@@ -116,9 +119,10 @@ class SudokuTask(ReferenceCsvSource, ReasoningTask):
             training order.
     """
 
-    # own data (``task.path`` given, these not): the sizes are the files', the generated
-    # out-of-distribution split is left out
-    own_data_defaults = {"num_train": None, "num_val": None, "num_test": None, "num_ood": 0}
+    # own data (``task.path`` given, these not): sizes shrink to what the files hold, the
+    # generated out-of-distribution split is left out
+    own_data_defaults = {"fit_to_files": True, "num_ood": 0}
+    own_data_sizes = ("num_train", "num_val", "num_test")  # set by the user: their sizes, not fitted
     validation_source = "held out from the training rows"
 
     name = "sudoku"
@@ -127,7 +131,7 @@ class SudokuTask(ReferenceCsvSource, ReasoningTask):
                  num_test: int | None = 1000, augmentations: int = 0,
                  generator: Literal["blanks", "extreme"] = "blanks", num_blanks: int = 40,
                  hard_fraction: float = 0.5, hard_mean: float = 55.0, workers: int = 0,
-                 skip_invalid: bool = False, hints: bool = False, num_ood: int = 0, ood_blanks: int | None = None,
+                 skip_invalid: bool = False, fit_to_files: bool = False, hints: bool = False, num_ood: int = 0, ood_blanks: int | None = None,
                  batch_size: int = 32, eval_batch_size: int = 256, data_seed: int = 0) -> None:
         super().__init__(batch_size, eval_batch_size, data_seed)
         if any(n is not None and n < 1 for n in (num_train, num_val, num_test)):
@@ -161,6 +165,7 @@ class SudokuTask(ReferenceCsvSource, ReasoningTask):
         self.augmentations = augmentations
         self.num_blanks = num_blanks
         self.skip_invalid = skip_invalid
+        self.fit_to_files = fit_to_files
         self.hints = hints
         self.skipped_rows: dict[str, int] = {}  # invalid CSV rows skipped, per file (skip_invalid)
 
@@ -181,6 +186,7 @@ class SudokuTask(ReferenceCsvSource, ReasoningTask):
                 "num_blanks": None if self.path or self.generator != "blanks" else self.num_blanks,
                 "hard": None if self.path or self.generator != "extreme" else [self.hard_fraction, self.hard_mean],
                 "skip_invalid": self.skip_invalid, "hints": self.hints,
+                **({"fit_to_files": True} if self.fit_to_files and self.path else {}),
                 "data_seed": self.data_seed, "version": 1,
                 # only when asked for: builds without one keep their cache key and fingerprint
                 **({"ood": [self.num_ood, self.ood_blanks]} if self.num_ood else {})}
@@ -207,7 +213,7 @@ class SudokuTask(ReferenceCsvSource, ReasoningTask):
                                                         "puzzles")
         else:
             pool, test = self._generate(rng)
-        (q, a, r), held = sample_train_val(pool, self.num_train, self.num_val, rng, "puzzles")
+        (q, a, r), held = sample_train_val(pool, self.num_train, self.num_val, rng, "puzzles", fit=self.fit_to_files and self.path is not None)
         splits = {"val": _as_split(*held), "test": _as_split(*test)}
         if self.augmentations:
             copies_q, copies_a = [q], [a]
