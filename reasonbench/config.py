@@ -264,7 +264,7 @@ def _order_help(parser: ArgumentParser, command: str, model_cls: type | None, ta
             summary = (group.title or "").rstrip(":")
             group.title = title if key == "trainer" or not summary else f"{title}: {summary}"
             groups[key] = group
-    own = next(g for g in parser._action_groups if g.title == "options")
+    own = parser._optionals  # argparse's default group: --help and the command's own options
     own.title = f"{command if command in ('eval', 'info') else 'run'} options"
     rest = [g for g in parser._action_groups if g is not own and g not in groups.values()]
     parser._action_groups[:] = rest + [groups[k] for k in ("model", "task", "optim") if k in groups] + [own] + \
