@@ -191,8 +191,12 @@ class TimeEstimate(L.Callback):
         if done == self.warmup_steps:
             self._mark = time.perf_counter()
         elif self._mark is not None and done == self.warmup_steps + self.measured_steps:
-            total = trainer.max_steps if trainer.max_steps > 0 else trainer.estimated_stepping_batches
-            if not isinstance(total, int) and not (isinstance(total, float) and total != float("inf")):
+            try:  # bounded by epochs: Lightning's count of the steps they make
+                total = trainer.max_steps if trainer.max_steps > 0 else trainer.estimated_stepping_batches
+            except Exception:  # noqa: BLE001 (a message is never worth failing a run)
+                total = None
+            if not isinstance(total, (int, float)) or total == float("inf"):
+                self.line = ""  # unknown length: nothing to tell
                 return
             rate = (time.perf_counter() - self._mark) / self.measured_steps
             self.line = expected_time_line(int(total), rate, self._first_step)
