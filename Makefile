@@ -32,7 +32,7 @@ test: install
 test-all: install
 	$(BIN)/python -m pytest -q -m "slow or not slow"
 
-# Throughput, memory, FLOPs and MFU of every model on the mini preset (a few CPU minutes), then
+# Throughput, memory, FLOPs and MFU of every model on the mini preset, then
 # the data and speed figures of the scripts under benchmarks/.
 bench: install
 	$(BIN)/reasonbench bench --quick --out $(RESULTS)/bench.json
@@ -90,7 +90,7 @@ depth: install
 	    echo "$$model on $$task: no reasoning steps, skipped"; \
 	  else echo "$$model on $$task: evaluated for $(DEPTH) steps"; \
 	    $(BIN)/reasonbench eval --model $$model --task $$task --preset mini --seed $$seed --checkpoint "$$checkpoint" \
-	      --max-steps $(DEPTH) --out $(LEADERBOARD) --trainer.enable_progress_bar false; \
+	      --eval-depth $(DEPTH) --out $(LEADERBOARD) --trainer.enable_progress_bar false; \
 	  fi; done
 	$(MAKE) site RESULTS=$(LEADERBOARD)
 

@@ -1,5 +1,5 @@
-"""One prepared GPU measurement session, run in a single call on an offline GPU machine (an H200
-lent for minutes): each part in its own process with its own timeout, inside a total budget, the
+"""One prepared GPU measurement session, run in a single call on an offline GPU machine available
+for minutes: each part in its own process with its own timeout, inside a total budget, the
 most important first, every figure written as JSON under ``--out`` as soon as it exists.
 
 Parts, in this order (``--parts`` picks some):
@@ -19,15 +19,15 @@ Parts, in this order (``--parts`` picks some):
 
 Prepare the bundle where packages and CPU time are cheap (it needs the two reference checkouts):
 
-    python -m reasonbench_benchmarks.gpu_session --prepare .gpu --trm-ref /tmp/trm_ref --hrm-ref /tmp/hrm_ref
+    python -m reasonbench_benchmarks.gpu_session --prepare .gpu --trm-ref TRM_CHECKOUT --hrm-ref HRM_CHECKOUT
 
 It holds the wheels the GPU machine lacks (``whl/``), the Sudoku data cache (``data/``, the
 recipe in ``manifest.json``), the reference code's ``models/`` folders (``ref/``) and the
-commit. On the GPU machine, from the repository root, with the bundle carried:
+commit. On the GPU machine, from the repository root, with the bundle copied beside it:
 
-    PYTHONUNBUFFERED=1 python3 benchmarks/gpu_session.py --bundle .gpu --out $OUT --budget 540
+    PYTHONUNBUFFERED=1 python3 benchmarks/gpu_session.py --bundle .gpu --out OUT --budget 540
 
-(it installs the wheels and the project under /tmp first, as ../shared/gpu.md describes).
+(it installs the wheels and the project in the system's temporary folder first).
 ``--smoke``: the same parts on the CPU with the smoke presets and a few steps (the test).
 """
 
@@ -41,6 +41,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -117,17 +118,17 @@ def prepare(bundle: Path, trm_ref: Path, hrm_ref: Path, python_version: str = "3
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     (bundle / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     size = sum(p.stat().st_size for p in bundle.rglob("*") if p.is_file())
-    _log(f"bundle {bundle}: {size / 2**20:.1f} MiB (carry it whole; the working tree travels too, 64 MiB in all)")
+    _log(f"bundle {bundle}: {size / 2**20:.1f} MiB (copy it whole beside the working tree)")
 
 
 # --- running the session --------------------------------------------------------------------------
 def _install(bundle: Path) -> dict[str, str]:
-    """The environment the parts run in: the bundle's wheels and the project installed under /tmp
-    where the interpreter lacks them (the GPU image), else this one as it is."""
+    """The environment the parts run in: the bundle's wheels and the project installed in the
+    temporary folder where the interpreter lacks them (the GPU image), else this one as it is."""
     env = dict(os.environ)
     if importlib.util.find_spec("jsonargparse") and importlib.util.find_spec("reasonbench_plugins"):
         return env
-    site, project = Path("/tmp/reasonbench_site"), Path("/tmp/reasonbench_project")
+    site, project = Path(tempfile.gettempdir()) / "reasonbench_site", Path(tempfile.gettempdir()) / "reasonbench_project"
     wheels = sorted(str(p) for p in (bundle / "whl").glob("*.whl"))
     pip = [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile", "--upgrade"]
     if wheels:
@@ -200,7 +201,7 @@ def run_session(args: argparse.Namespace) -> int:
     bundle = Path(args.bundle) if args.bundle else None
     manifest = json.loads((bundle / "manifest.json").read_text()) if bundle and (bundle / "manifest.json").is_file() else {}
     args.task_options = [] if args.smoke else manifest.get("task_options", TASK_OPTIONS)
-    refs = {name: Path(given or (bundle / "ref" / name if bundle else f"/tmp/{name}_ref")).resolve()
+    refs = {name: Path(given or (bundle / "ref" / name if bundle else Path(tempfile.gettempdir()) / f"{name}_ref")).resolve()
             for name, given in (("trm", args.trm_ref), ("hrm", args.hrm_ref))}
     env = _install(bundle) if bundle else dict(os.environ)
     if bundle and (bundle / "data").is_dir():
@@ -263,7 +264,7 @@ def run_session(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--prepare", metavar="BUNDLE", help="build the bundle to carry (wheels, data cache, references)")
+    parser.add_argument("--prepare", metavar="BUNDLE", help="build the bundle to copy to the GPU machine (wheels, data cache, references)")
     parser.add_argument("--bundle", help="the prepared bundle (run mode)")
     parser.add_argument("--out", default="gpu_session", help="folder for the JSON figures and the log")
     parser.add_argument("--budget", type=float, default=540.0, help="seconds for all parts together")

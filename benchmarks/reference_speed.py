@@ -3,10 +3,10 @@
 
 Not part of CI (it needs a checkout of the reference code, and pydantic + einops):
 
-    git clone https://github.com/SamsungSAILMontreal/TinyRecursiveModels /tmp/trm_ref
-    python -m reasonbench_benchmarks.reference_speed --model trm --reference /tmp/trm_ref [--preset mini --task sudoku]
-    git clone https://github.com/sapientinc/HRM /tmp/hrm_ref
-    python -m reasonbench_benchmarks.reference_speed --model hrm --reference /tmp/hrm_ref
+    git clone https://github.com/SamsungSAILMontreal/TinyRecursiveModels trm_ref
+    python -m reasonbench_benchmarks.reference_speed --model trm --reference trm_ref [--preset mini --task sudoku]
+    git clone https://github.com/sapientinc/HRM hrm_ref
+    python -m reasonbench_benchmarks.reference_speed --model hrm --reference hrm_ref
 
 On a GPU: ``--device cuda --bf16 --preset paper`` (add ``--compile`` for reasonbench's regional
 compilation, ``--out FILE`` for the JSON). With ``--bf16`` the reference computes in its own

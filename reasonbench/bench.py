@@ -90,7 +90,7 @@ def _parser() -> Any:
     parser.add_argument("--tasks", nargs="+", help="tasks (default: sudoku maze)")
     parser.add_argument("--preset", default="mini", help="preset of every model and task (default: mini)")
     parser.add_argument("--quick", action="store_true",
-                        help="a few CPU minutes for the default matrix: 1 warm-up + 2 timed training steps, "
+                        help="a short pass over the default matrix: 1 warm-up + 2 timed training steps, "
                              "1 evaluation batch of at most 64 without warm-up (unless compiling), FLOPs of 1 example")
     parser.add_argument("--steps", type=int, help="timed training steps (default 20; --quick 2)")
     parser.add_argument("--warmup", type=int, help="untimed training steps first (default 3; --quick 1)")

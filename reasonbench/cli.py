@@ -6,6 +6,7 @@ Options are parsed by jsonargparse against the chosen model's and task's signatu
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import sys
 from pathlib import Path
@@ -78,15 +79,20 @@ def _info(argv: list[str]) -> int:
     print(f"parameters  {params:,}")
     print(f"extra       {'' if exact_ids else 'at most '}{extra:,} (puzzle embeddings and other per-puzzle state)")
     if not cfg.flops:
-        print("forward     (add --flops to build the data and measure FLOPs per example)")
+        print("forward     (add --flops to count FLOPs per example on a synthetic batch of the task's shape)")
         return 0
-    task.setup("fit")
     torch.manual_seed(cfg.seed)
-    model = runner.build_model(cfg, task)
-    flops = measure.forward_flops_per_example(model, task.splits["test"], cfg.measure.flops_examples)
-    print(f"data        {task.sizes()}")
-    print(f"forward     {flops.mean:,.0f} FLOPs per example (mean; p95 {flops.p95:,.0f}; "
-          f"{flops.examples} test examples, untrained weights)")
+    # no data is built or fetched: a forward pass costs the same on any ids of the task's shape
+    # (the model's own halting aside), and the per-puzzle table's rows do not change it, so one
+    # row spares a paper-size allocation
+    model = runner.build_model(cfg, task, dataclasses.replace(meta, num_puzzle_ids=1))
+    uniform = getattr(model, "uniform_eval_cost", False)
+    examples = 1 if uniform else cfg.measure.flops_examples
+    flops = measure.forward_flops_per_example(model, measure.synthetic_split(meta, examples, cfg.seed), examples)
+    counted = f"{flops.examples} synthetic example{'s' if flops.examples != 1 else ''} of length {meta.seq_len}"
+    print(f"forward     {flops.mean:,.0f} FLOPs per example (mean; p95 {flops.p95:,.0f}; {counted}, untrained weights)")
+    if not uniform:
+        print("            this model's cost depends on the data: a run's record counts it on the test examples")
     return 0
 
 

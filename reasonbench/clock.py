@@ -141,3 +141,66 @@ class TrainClock(L.Callback):
         if trainer.strategy.reduce_boolean_decision(spent >= self.budget_seconds, all=False):
             trainer.should_stop = True
             self.stopped_at_step = trainer.global_step
+
+
+def about(seconds: float) -> str:
+    """A duration as a person says it: ``about 40 s``, ``about 17 min``, ``about 3.5 h``,
+    ``about 2.1 days``."""
+    if seconds < 90:
+        return f"about {max(1, round(seconds))} s"
+    if seconds < 90 * 60:
+        return f"about {round(seconds / 60)} min"
+    if seconds < 48 * 3600:
+        return f"about {seconds / 3600:.1f} h"
+    return f"about {seconds / 86400:.1f} days"
+
+
+def per_step(seconds: float) -> str:
+    """Seconds per step to two significant figures (``0.51``, ``12``, ``0.0031``)."""
+    return f"{seconds:.0f}" if seconds >= 10 else f"{float(f'{seconds:.2g}'):g}"
+
+
+def expected_time_line(steps: int, seconds_per_step: float, resumed_at: int = 0) -> str:
+    """``expected training time: about 17 min (2000 steps at 0.51 s/step)``; a resumed run
+    counts the steps it has left."""
+    left = steps - resumed_at
+    what = f"{left:,} steps left of {steps:,}" if resumed_at else f"{steps:,} steps"
+    return f"expected training time: {about(left * seconds_per_step)} ({what} at {per_step(seconds_per_step)} s/step)"
+
+
+class TimeEstimate(L.Callback):
+    """Says the expected training time once, from the step time measured after the warm-up
+    steps (the first steps compile, allocate and run under the FLOP counter: slower), so that
+    nobody waits hours unawares. Printed by the main process; nothing for a run too short to
+    measure."""
+
+    def __init__(self, warmup_steps: int = 3, measured_steps: int = 5) -> None:
+        self.warmup_steps, self.measured_steps = warmup_steps, measured_steps
+        self._first_step: int | None = None
+        self._mark: float | None = None
+        self.line: str | None = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._first_step, self._mark, self.line = trainer.global_step, None, None
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if self.line is not None or self._first_step is None:
+            return
+        done = trainer.global_step - self._first_step
+        if done == self.warmup_steps:
+            self._mark = time.perf_counter()
+        elif self._mark is not None and done == self.warmup_steps + self.measured_steps:
+            try:  # bounded by epochs: Lightning's count of the steps they make
+                total = trainer.max_steps if trainer.max_steps > 0 else trainer.estimated_stepping_batches
+            except Exception:  # noqa: BLE001 (a message is never worth failing a run)
+                total = None
+            if not isinstance(total, (int, float)) or total == float("inf"):
+                self.line = ""  # unknown length: nothing to tell
+                return
+            rate = (time.perf_counter() - self._mark) / self.measured_steps
+            self.line = expected_time_line(int(total), rate, self._first_step)
+            if trainer.is_global_zero:
+                from tqdm import tqdm
+
+                tqdm.write(self.line)  # above a progress bar, not through it

@@ -23,7 +23,7 @@ import yaml
 from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 
 from . import registry, testtime
-from .commandline import command_parser, one_line
+from .commandline import closest, command_parser, explain, one_line
 from .registry import NAME_PATTERN, NAME_RULE, default_preset
 from .errors import UserError
 from .metrics import MAX_STEPS
@@ -38,10 +38,15 @@ TRAINER_MANAGED = {"default_root_dir", "enable_checkpointing", "plugins", "profi
 
 @dataclass
 class MeasureConfig:
-    """How costs are measured."""
+    """How costs are measured.
 
-    flops_examples: int = 16  # test examples run one at a time under the FLOP counter
-    train_flop_steps: int = 2  # training steps run under the FLOP counter
+    Args:
+        flops_examples: test examples run one at a time under the FLOP counter.
+        train_flop_steps: training steps run under the FLOP counter.
+    """
+
+    flops_examples: int = 16
+    train_flop_steps: int = 2
 
     def __post_init__(self) -> None:
         if self.flops_examples < 1 or self.train_flop_steps < 1:
@@ -164,7 +169,7 @@ def _parse(parser: ArgumentParser, argv: list[str]) -> Namespace:
         return parser.parse_args(argv)
     except argparse.ArgumentError as exc:
         source = _failing_config(parser, argv, one_line(exc))
-        raise UserError(one_line(exc) + (f" (in --config {source})" if source else "")) from None
+        raise UserError(explain(parser, exc) + (f" (in --config {source})" if source else "")) from None
 
 
 def _failing_config(parser: ArgumentParser, argv: list[str], error: str) -> str | None:
@@ -202,6 +207,10 @@ def _required_names(argv: list[str], kinds: tuple[str, ...]) -> dict[str, str]:
     names = _scan_names(argv)
     for kind in kinds:
         if kind not in names:
+            flags = [arg.split("=", 1)[0] for arg in argv if arg.startswith("--")]
+            typo = next((flag for flag in flags if closest(flag, [f"--{kind}", f"--{kind}.name"])), None)
+            if typo:  # `--modle trm`: the flag was mistyped, not left out
+                raise UserError(f"unrecognized option {typo}: did you mean --{kind}?")
             valid = ", ".join(registry.entries(kind)) or "none installed"
             raise UserError(f"missing --{kind} (one of: {valid})")
         registry.check(kind, names[kind])
@@ -233,12 +242,17 @@ def build_parser(model_cls: type | None, task_cls: type | None, prog: str = "rea
     parser.add_argument("--model.name", type=str, required=True, help="registered model name (--model M)")
     parser.add_argument("--task.name", type=str, required=True, help="registered task name (--task T)")
     if command == "info":
-        parser.add_argument("--flops", action="store_true", help="build the data and count forward FLOPs per example")
+        parser.add_argument("--flops", action="store_true",
+                            help="count forward FLOPs per example on a synthetic batch of the task's shape (no data "
+                                 "built or fetched; the model runs on the CPU, which takes a while at paper size)")
     else:
         parser.add_argument("--out", type=str, default="results", help="folder of result records")
         parser.add_argument("--overwrite", action="store_true", help="replace an existing record (and run folder)")
-        parser.add_argument("--max-steps", "--eval_max_steps", dest="eval_max_steps", type=int | None, default=None,
-                            help="reasoning steps at evaluation (test-time depth; default: the model's own)")
+        parser.add_argument("--eval-depth", "--max-steps", "--eval_max_steps", dest="eval_max_steps",
+                            type=int | None, default=None,
+                            help="reasoning steps (segments) at evaluation, to test deeper than trained (default: "
+                                 "the model's own halt_max_steps); not the training length, which is "
+                                 "--trainer.max_steps. --max-steps is its former name, still accepted")
         parser.add_argument("--breadth", dest="eval_breadth", type=int, metavar="B", default=1,
                             help="test-time breadth: trajectories per example, each from a seeded noisy start "
                                  "(trajectory 0: the model's own), one answer chosen by --select (recursive models)")
@@ -267,7 +281,42 @@ def build_parser(model_cls: type | None, task_cls: type | None, prog: str = "rea
     parser.add_class_arguments(MeasureConfig, "measure")
     parser.add_class_arguments(L.Trainer, "trainer", skip=TRAINER_MANAGED)
     _hide_name_groups_loaders(parser)
+    _order_help(parser, command, model_cls, task_cls)
     return parser
+
+
+def _order_help(parser: ArgumentParser, command: str, model_cls: type | None, task_cls: type | None) -> None:
+    """``--help`` reads from what a run is made of to how it is run: the model's and the task's
+    options, the optimizer's, the command's own, then how costs are measured and Lightning's
+    Trainer; each group under a heading that names its option prefix. The usage line stays
+    short (the full list is the help itself)."""
+    titles = {"model": f"model {_registered_name('model', model_cls)} (--model.*)",
+              "task": f"task {_registered_name('task', task_cls)} (--task.*)",
+              "optim": "--optim.*", "measure": "--measure.*",
+              "trainer": "Lightning Trainer (--trainer.*; logging, checkpoints and the output folder are the runner's)"}
+    groups = {}
+    for key, title in titles.items():
+        group = parser.groups.get(key)
+        if group is not None:
+            summary = (group.title or "").rstrip(":")
+            group.title = title if key == "trainer" or not summary else f"{title}: {summary}"
+            groups[key] = group
+    own = parser._optionals  # argparse's default group: --help and the command's own options
+    own.title = f"{command if command in ('eval', 'info') else 'run'} options"
+    rest = [g for g in parser._action_groups if g is not own and g not in groups.values()]
+    parser._action_groups[:] = rest + [groups[k] for k in ("model", "task", "optim") if k in groups] + [own] + \
+        [groups[k] for k in ("measure", "trainer") if k in groups]
+    parser.usage = f"{parser.prog} --model MODEL --task TASK [--preset PRESET] [OPTION ...]"
+
+
+def _registered_name(kind: str, cls: type | None) -> str:
+    """The name ``cls`` is registered under (its class name if none)."""
+    if cls is None:
+        return ""
+    for name, entry in registry.entries(kind).items():
+        if entry._obj is cls:  # loaded already: the class was got through the registry
+            return name
+    return cls.__name__
 
 
 def _hide_name_groups_loaders(parser: ArgumentParser) -> None:
@@ -305,9 +354,47 @@ def resolve_task(argv: list[str], prog: str, extra: dict[str, tuple[Any, Any, st
     ns = _parse(parser, ["--config", str(task_file), *argv])
     if overrides:
         ns = _parse_object(parser, overrides, ns)
+    apply_own_data_defaults(ns, task_cls, argv, overrides)
     config = _plain(ns)
     check_name("--preset", config["preset"])
     return task_cls, config
+
+
+def _task_options_given(argv: list[str], overrides: dict[str, Any] | None) -> set[str]:
+    """The task options the user set (not the preset): ``--task.X`` flags, the ``task:``
+    section of ``--config`` files given, and the Python API's overrides."""
+    given = {arg.split("=", 1)[0].removeprefix("--task.") for arg in argv if arg.startswith("--task.")}
+    for i, arg in enumerate(argv):
+        source = argv[i + 1] if arg == "--config" and i + 1 < len(argv) else (
+            arg.split("=", 1)[1] if arg.startswith("--config=") else None)
+        if source is not None:
+            section = _load_yaml(source).get("task")
+            given |= set(section) if isinstance(section, dict) else set()
+    section = nested(overrides or {}).get("task")
+    return given | (set(section) if isinstance(section, dict) else set())
+
+
+def apply_own_data_defaults(ns: Namespace, task_cls: type, argv: list[str],
+                            overrides: dict[str, Any] | None = None) -> None:
+    """With ``task.path`` set by the user, the task's ``own_data_defaults`` for the options
+    they did not set too: the preset's sizes shrink to what the files hold (``fit_to_files``),
+    and a generated-only split is left out, said on one line. Sizes the user set stay as set
+    (and fail as before where the files cannot give them)."""
+    given = _task_options_given(argv, overrides)
+    if "path" not in given or ns.get("task.path") is None:
+        return
+    import sys
+
+    sizes_given = bool(given & set(getattr(task_cls, "own_data_sizes", ())))
+    for key, value in getattr(task_cls, "own_data_defaults", {}).items():
+        if key in given or f"task.{key}" not in ns or ns[f"task.{key}"] == value:
+            continue
+        if key == "fit_to_files" and sizes_given:
+            continue
+        if key == "num_ood":
+            print(f"reasonbench: --task.path {ns['task.path']}: no out-of-distribution split (the preset's "
+                  f"{ns['task.num_ood']:,} are generated examples, left out with data of your own)", file=sys.stderr)
+        ns[f"task.{key}"] = value
 
 
 def _help_with_defaults(parser: ArgumentParser, values: Namespace) -> None:
@@ -421,6 +508,7 @@ def resolve(argv: list[str], prog: str = "reasonbench run",
     ns = _parse(parser, stacked + argv)
     if overrides:
         ns = _parse_object(parser, overrides, ns)
+    apply_own_data_defaults(ns, task_cls, argv, overrides)
     return _to_run_config(ns, model_cls, task_cls, training=prog.endswith(" run")), print_config
 
 
@@ -533,7 +621,7 @@ def _to_run_config(ns: Namespace, model_cls: type, task_cls: type, training: boo
     model_args = {k: v for k, v in config["model"].items() if k != "name"}
     task_args = {k: v for k, v in config["task"].items() if k != "name"}
     if config.get("eval_max_steps") is not None and not 1 <= config["eval_max_steps"] <= MAX_STEPS:
-        raise UserError(f"option --max-steps: must be in 1..{MAX_STEPS}, got {config['eval_max_steps']}")
+        raise UserError(f"option --eval-depth: must be in 1..{MAX_STEPS}, got {config['eval_max_steps']}")
     test_time = {key: config[key] for key in ("eval_breadth", "eval_select", "eval_breadth_seed", "eval_breadth_noise")
                  if key in config}
     if test_time:

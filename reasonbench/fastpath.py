@@ -80,7 +80,7 @@ def configure_compile_cache() -> str:
     """Turn on inductor's on-disk caches (compiled kernels, FX graphs, AOTAutograd graphs), so that
     a second run of the same model and shapes loads its kernels instead of compiling them.
     They live in ``TORCHINDUCTOR_CACHE_DIR`` if set, else torch's default
-    (``/tmp/torchinductor_<user>``); returns that folder."""
+    (``torchinductor_<user>`` in the system's temporary folder); returns that folder."""
     import torch._inductor.config as inductor_config
 
     inductor_config.fx_graph_cache = True

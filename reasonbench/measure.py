@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, _FlopCounterMode
 
-from .tasks.base import Split
+from .tasks.base import Split, TaskMetadata
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:
@@ -36,6 +36,16 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
         else:
             main += p.numel()
     return main, extra
+
+
+def synthetic_split(metadata: TaskMetadata, examples: int, seed: int = 0) -> Split:
+    """``examples`` random sequences of the task's length and vocabulary, puzzle id 0: what a
+    FLOP count needs when the data are not built (``reasonbench info --flops``)."""
+    generator = torch.Generator().manual_seed(seed)
+    shape = (examples, metadata.seq_len)
+    return Split(torch.randint(0, metadata.vocab_size, shape, generator=generator),
+                 torch.randint(0, metadata.vocab_size, shape, generator=generator),
+                 torch.zeros(examples, dtype=torch.long))
 
 
 class FlopCounter(FlopCounterMode):

@@ -10,7 +10,7 @@ from torchmetrics import Metric
 from .nn.losses import IGNORE_INDEX
 from .stats import wilson_interval
 
-MAX_STEPS = 128  # reasoning steps a depth curve can hold (`eval --max-steps` at most this)
+MAX_STEPS = 128  # reasoning steps a depth curve can hold (`eval --eval-depth` at most this)
 MAX_BUCKETS = 16  # difficulty buckets a task may define
 
 

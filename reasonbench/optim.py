@@ -12,19 +12,38 @@ import torch
 
 @dataclass
 class OptimConfig:
-    """Optimizer and learning-rate schedule (linear warm-up, then cosine to ``min_lr_ratio``)."""
+    """Optimizer and learning-rate schedule (linear warm-up, then cosine to ``min_lr_ratio``).
 
-    name: Literal["adamw", "adam_atan2"] = "adamw"  # adam_atan2: the HRM/TRM reference optimizer
+    Args:
+        name: 'adamw', or 'adam_atan2' (the HRM/TRM reference optimizer: Adam with atan2 in place
+            of the division by the second moment, no eps).
+        lr: peak learning rate, reached at the end of the warm-up.
+        weight_decay: decoupled weight decay of the weight matrices and embedding tables (not of
+            biases or norm gains, unless the model decays all; the per-puzzle tables have their own).
+        beta1: Adam's first-moment decay.
+        beta2: Adam's second-moment decay.
+        eps: Adam's epsilon (AdamW only).
+        warmup_steps: optimizer steps of linear warm-up from 0.
+        min_lr_ratio: learning rate at the last step as a share of ``lr``; 1.0 keeps it constant
+            after the warm-up, as in the reference recipes.
+        puzzle_emb_lr: learning rate of the per-puzzle embeddings, trained by sign-SGD (reference:
+            1e-2 on ARC, 1e-4 on Sudoku and Maze).
+        puzzle_emb_weight_decay: weight decay of the per-puzzle embeddings.
+        ema_decay: > 0: evaluate an exponential moving average of the weights with this decay
+            (TRM: 0.999); 0: the weights as trained.
+    """
+
+    name: Literal["adamw", "adam_atan2"] = "adamw"
     lr: float = 1e-4
     weight_decay: float = 0.1
     beta1: float = 0.9
     beta2: float = 0.95
     eps: float = 1e-8
     warmup_steps: int = 0
-    min_lr_ratio: float = 1.0  # 1.0 = constant after warm-up, as in the reference recipes
-    puzzle_emb_lr: float = 1e-2  # sign-SGD on per-puzzle embeddings (reference: 1e-2 ARC, 1e-4 Sudoku/Maze)
+    min_lr_ratio: float = 1.0
+    puzzle_emb_lr: float = 1e-2
     puzzle_emb_weight_decay: float = 0.1
-    ema_decay: float = 0.0  # > 0: evaluate an exponential moving average of the weights (TRM: 0.999)
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
         if self.name not in ("adamw", "adam_atan2"):

@@ -228,7 +228,7 @@ class RecursiveReasoningModule(ReasoningModule):
 
     # --- evaluation: every example runs all segments ---------------------------------------
     uniform_eval_cost = True  # evaluation runs every segment on every example
-    eval_max_steps: int | None = None  # segments at evaluation; None: halt_max_steps (set by `eval --max-steps`)
+    eval_max_steps: int | None = None  # segments at evaluation; None: halt_max_steps (set by `eval --eval-depth`)
     test_time = TestTimeCompute()  # breadth 1: the plain evaluation (set by `eval --breadth ...`)
 
     def configure_test_time(self, compute: TestTimeCompute) -> None:

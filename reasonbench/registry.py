@@ -21,7 +21,7 @@ from .errors import UnknownNameError, UserError
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 NAME_RULE = "letters, digits, '_', '.' and '-', starting with a letter or digit, no '..'"
 
-# the preset a command runs without --preset: mini, CPU minutes and a number that means
+# the preset a command runs without --preset: mini, sized for a CPU, a number that means
 # something (smoke, a seconds-long check, must be asked for); REASONBENCH_PRESET changes it
 DEFAULT_PRESET = "mini"
 

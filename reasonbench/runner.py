@@ -23,10 +23,10 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from . import record as rec
 from .atomic import MACHINE_ERRNOS, probe_folder
-from .checkpoints import (AtomicCheckpointIO, InterruptCheckpoint, ResumePoint, RunIdentity, check_resumable,
-                          load_checkpoint, read_torch_file, resume_point, save_checkpoint, stop_message,
-                          training_checkpoints)
-from .clock import AttemptsLedger, TrainClock, now
+from .checkpoints import (RUN_KEY, AtomicCheckpointIO, InterruptCheckpoint, ResumePoint, RunIdentity,
+                          check_resumable, load_checkpoint, read_torch_file, resume_point, save_checkpoint,
+                          stop_message, training_checkpoints)
+from .clock import AttemptsLedger, TimeEstimate, TrainClock, now
 from .config import RunConfig, model_preset_file, one_line, parse_duration
 from .errors import MachineError, UserError, cannot_write
 from .measure import (TrainFlopCounter, count_parameters, cpu_info, device_name, forward_flops_per_example,
@@ -108,10 +108,12 @@ def build_model(cfg: RunConfig, task: ReasoningTask, metadata: TaskMetadata | No
 
 
 def checkpoint_config_argv(argv: list[str]) -> tuple[list[str], dict[str, Any] | None]:
-    """For ``eval``: the model settings (and preset, seed) stored in a reasonbench checkpoint,
-    as a leading ``--config``, so a checkpoint evaluates without retyping its architecture;
-    flags given on the command line still win. Also returns the loaded checkpoint, so that
-    ``execute`` need not read it a second time."""
+    """For ``eval``: the model settings (and preset, seed) stored in a reasonbench checkpoint
+    (final.pt, final.safetensors, or a training checkpoint's ``reasonbench`` entry), as a
+    leading ``--config``, so a checkpoint evaluates without retyping its architecture; flags
+    given on the command line still win. Without ``--task``, the task it was trained on, with
+    the settings it was trained with (its own data included). Also returns the loaded
+    checkpoint, so that ``execute`` need not read it a second time."""
     path = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--checkpoint"),
                 next((a.split("=", 1)[1] for a in argv if a.startswith("--checkpoint=")), None))
     if path is None:
@@ -119,16 +121,21 @@ def checkpoint_config_argv(argv: list[str]) -> tuple[list[str], dict[str, Any] |
     loaded = load_checkpoint(path)
     loaded["_path"] = path
     stored = loaded.get("config")
+    if stored is None and isinstance(loaded.get(RUN_KEY), dict):  # a Lightning .ckpt written by a run
+        stored = loaded[RUN_KEY].get("config")
     if not isinstance(stored, dict) or not isinstance(stored.get("model"), dict):
         return [], loaded
     from .config import _normalise_argv, _scan_names
 
-    trained, asked = stored["model"].get("name"), _scan_names(_normalise_argv(argv)[0]).get("model")
+    asked_names = _scan_names(_normalise_argv(argv)[0])
+    trained, asked = stored["model"].get("name"), asked_names.get("model")
     if trained and asked and trained != asked:  # its settings would not even parse for another model
         raise UserError(f"checkpoint {path} holds a {trained} model, not {asked}: "
                         f"use --model {trained} (or leave --model out)")
     keep = {k: stored[k] for k in ("preset", "seed") if k in stored}
     keep["model"] = stored["model"]
+    if "task" not in asked_names and isinstance(stored.get("task"), dict) and "name" in stored["task"]:
+        keep["task"] = stored["task"]
     return ["--config", json.dumps(keep)], loaded
 
 
@@ -371,6 +378,8 @@ def execute(cfg: RunConfig, mode: str = "train", command: str | None = None,
         if overwrite:  # the old run's checkpoints would be resumed from or versioned beside the new ones
             shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
         callbacks += checkpoint_callbacks(cfg, run_dir, interrupt)
+        # measured once the steps under the FLOP counter are past
+        callbacks.append(TimeEstimate(warmup_steps=cfg.measure.train_flop_steps + 1))
     trainer = _trainer(cfg, run_dir, callbacks, checkpoints=mode == "train")
     if mode == "train":
         checkpoint_path = fit(cfg, trainer, model, task, clock, interrupt, point, run_dir)
@@ -380,15 +389,16 @@ def execute(cfg: RunConfig, mode: str = "train", command: str | None = None,
     record = make_record(cfg, mode, command, trainer, model, task, clock, flop_counter, eval_seconds,
                          ood_results, checkpoint_path, run_dir, started)
     write_record(record, out_path, checkpoint_path)
+    record["_data"] = task.sizes_line()  # for the summary, not the record
     return record
 
 
 def configure_test_time(cfg: RunConfig, model: ReasoningModule) -> None:
-    """Set the test-time depth (``--max-steps``) and breadth (``--breadth``, ``--select``,
+    """Set the test-time depth (``--eval-depth``) and breadth (``--breadth``, ``--select``,
     ``--breadth-seed``, ``--breadth-noise``) the test pass runs at. Breadth needs a latent
     state to start from elsewhere: a model without one refuses it."""
     if cfg.eval_max_steps is not None and not hasattr(model, "eval_max_steps"):
-        raise UserError(f"option --eval_max_steps: model {cfg.model} has no reasoning steps to extend")
+        raise UserError(f"option --eval-depth: model {cfg.model} has no reasoning steps to extend")
     if not hasattr(model, "configure_test_time"):
         if cfg.eval_breadth != 1:
             raise UserError(f"option --breadth: model {cfg.model} has no latent state to start trajectories from "
@@ -551,10 +561,10 @@ def difficulty_breakdown(metrics: dict[str, Any] | None, task: ReasoningTask) ->
 
 
 PRESET_MEANING = {
-    "smoke": "a seconds-long check that everything runs; its accuracy means nothing (--preset mini: CPU minutes, "
-             "numbers that mean something)",
-    "mini": "small CPU settings (minutes on a laptop): shows that a model learns, not its paper figure",
-    "paper": "the paper's settings and data: hours to days on GPUs",
+    "smoke": "a seconds-long check that everything runs; its accuracy means nothing (--preset mini: numbers that "
+             "mean something)",
+    "mini": "small settings sized for a CPU: shows that a model learns, not its paper figure",
+    "paper": "the paper's settings and data, sized for GPUs",
     "tiny": "a paper's small variant on the paper data",
 }
 
@@ -573,6 +583,8 @@ def summary(record: dict[str, Any]) -> str:
     if record["provenance"].get("model_preset") is False:
         rows.append(("model settings", f"the model's own defaults: it has no '{record['preset']}' preset for "
                                        f"{record['task']} (the data is the task's '{record['preset']}' preset)"))
+    if record.get("_data"):
+        rows.append(("data", record["_data"]))
     if m.get("pass@2") is not None:
         rows.append(("tasks solved", f"pass@1 {100 * m['pass@1']:.1f}%, pass@2 {100 * m['pass@2']:.1f}% "
                                      f"of {m.get('n_tasks', '?')} tasks (below: per test variant)"))

@@ -56,7 +56,11 @@ from reasonbench.tasks import TaskMetadata
 
 
 class $cls(RecursiveReasoningModule):
-    """Args (each is a --model.<arg> option; document every one you add):
+    """$name: a latent updated by one network, segment after segment.
+
+    Each argument is a --model.<arg> option, its description here its help: document every one you add.
+
+    Args:
         hidden_size: width of the state.
         num_heads: attention heads (attention mixer only).
         expansion: SwiGLU expansion factor.
@@ -174,7 +178,7 @@ pip install -e .                     # registers the model (entry point reasonbe
 reasonbench list                     # model  $name  ok  $module.model:$cls (from reasonbench-$name)
 reasonbench check-plugin $name       # the conformance kit: every check on every task
 reasonbench run --model $name --task sudoku --preset smoke
-reasonbench run --model $name --task sudoku --preset mini    # a few CPU minutes
+reasonbench run --model $name --task sudoku --preset mini    # sized for a CPU; prints its expected time
 pytest tests
 ```
 
@@ -212,7 +216,7 @@ measure:
 '''
 
 MINI = '''# mini: a small $name (2 layers, 3 loops per segment, up to 4 segments, EMA) meant to learn
-# $task within a few CPU minutes (the leaderboard's mini track). Tune it, then say here what
+# $task on a CPU (the leaderboard's mini track). Tune it, then say here what
 # you measured (accuracy, minutes, machine).
 model:
   hidden_size: 64

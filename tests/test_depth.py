@@ -105,7 +105,7 @@ def test_eval_max_steps_writes_the_longer_curve(trained_maze, tmp_path) -> None:
     args = MAZE_ARGS
     trained = json.loads((trained_maze / "trm/maze/smoke/seed0.json").read_text())["metrics"]
     checkpoint = trained_maze / "trm/maze/smoke/seed0/final.pt"
-    result = call_cli("eval", *args, "--checkpoint", str(checkpoint), "--out", str(tmp_path), "--max-steps", "6")
+    result = call_cli("eval", *args, "--checkpoint", str(checkpoint), "--out", str(tmp_path), "--eval-depth", "6")
     assert result.returncode == 0, result.stderr
     deeper = json.loads((tmp_path / "trm/maze/smoke/seed0.eval.json").read_text())
     assert deeper["provenance"]["config"]["eval_max_steps"] == 6
@@ -113,11 +113,27 @@ def test_eval_max_steps_writes_the_longer_curve(trained_maze, tmp_path) -> None:
     assert len(curve["exact"]) == 6 and curve["exact"][:2] == base["exact"] and curve["token"][:2] == base["token"]
     assert trained["by_difficulty"]["kind"] == "shortest path length"
     assert sum(b["n_test_examples"] for b in trained["by_difficulty"]["buckets"]) == trained["n_test_examples"]
-    bad = call_cli("eval", *args, "--checkpoint", str(checkpoint), "--out", str(tmp_path), "--max-steps", "0")
-    assert bad.returncode == 2 and "--max-steps" in bad.stderr
-    no_depth = call_cli("run", "--model", "transformer", "--task", "maze", "--max-steps", "4", *QUIET,
+    bad = call_cli("eval", *args, "--checkpoint", str(checkpoint), "--out", str(tmp_path), "--eval-depth", "0")
+    assert bad.returncode == 2 and "--eval-depth" in bad.stderr
+    no_depth = call_cli("run", "--model", "transformer", "--task", "maze", "--eval-depth", "4", *QUIET,
                         "--out", str(tmp_path))
-    assert no_depth.returncode == 2 and "no reasoning steps" in no_depth.stderr
+    assert no_depth.returncode == 2 and "option --eval-depth: model transformer has no reasoning steps" in no_depth.stderr
+
+
+@pytest.mark.parametrize("weights", ["final.pt", "checkpoints/last.ckpt"])
+def test_eval_takes_model_task_and_preset_from_the_checkpoint(trained_maze, tmp_path, weights) -> None:
+    """``eval --checkpoint C`` alone: the model, the task with the settings it was trained with,
+    the preset and the seed all come from the checkpoint (final.pt and Lightning's .ckpt)."""
+    trained = json.loads((trained_maze / "trm/maze/smoke/seed0.json").read_text())
+    result = call_cli("eval", "--checkpoint", str(trained_maze / "trm/maze/smoke/seed0" / weights), *QUIET,
+                      "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    record = json.loads((tmp_path / "trm/maze/smoke/seed0.eval.json").read_text())
+    assert (record["model"], record["task"], record["preset"], record["seed"]) == ("trm", "maze", "smoke", 0)
+    assert record["provenance"]["config"]["task"] == trained["provenance"]["config"]["task"]
+    assert record["provenance"]["data_fingerprint"] == trained["provenance"]["data_fingerprint"]
+    if weights == "final.pt":  # the final weights: the trained run's own test figures
+        assert record["metrics"]["exact_accuracy"] == trained["metrics"]["exact_accuracy"]
 
 
 def _same_splits(a, b, names=("train", "val", "test")) -> bool:

@@ -179,7 +179,7 @@ def _umask() -> int:
 
 def test_kill_9_mid_write_leaves_the_previous_checkpoint_and_resume_cleans_up(tmp_path: Path) -> None:
     """A process killed while writing a checkpoint: the old one loads, the temporary sits in the
-    same folder (never in /tmp), and the resume removes it."""
+    same folder (never in the system's temporary folder), and the resume removes it."""
     run_dir = tmp_path / "run"
     last = run_dir / "checkpoints" / "last.ckpt"
     state = {"state_dict": {"w": torch.ones(2)}, "global_step": 7, "epoch": 0, "loops": {},

@@ -109,7 +109,7 @@ def test_run_help_without_model_lists_the_commands_own_options():
     result = call_cli("run", "--help")
     assert result.returncode == 0, result.stderr
     text = " ".join(result.stdout.split())
-    for option in ("--model.name NAME", "--resume", "--overwrite", "--max-steps", "--print_config", "--budget",
+    for option in ("--model.name NAME", "--resume", "--overwrite", "--eval-depth", "--print_config", "--budget",
                    "--trainer.logger", "--trainer.callbacks", "--model M --task T --help"):
         assert option in text, option
     assert "--model.hidden_size" not in text  # the model's options need the model
@@ -119,7 +119,8 @@ def test_help_with_model_and_task_shows_the_presets_values_as_defaults():
     result = call_cli("run", "--model", "trm", "--task", "maze", "--preset", "mini", "--help")
     assert result.returncode == 0, result.stderr
     text = " ".join(result.stdout.split())
-    assert "--model.hidden_size HIDDEN_SIZE (type: int, default: 64)" in text  # the mini preset's, not 512
+    # the docstring's description, the mini preset's value (not the class default 512)
+    assert "--model.hidden_size HIDDEN_SIZE width (512 in the paper). (type: int, default: 64)" in text
     assert "--trainer.max_steps MAX_STEPS" in text and "default: 2000" in text
     assert "--task.size SIZE" in text and "(type: int, default: 6)" in text
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -270,9 +271,9 @@ def test_compiled_blocks_equal_eager_and_report_the_compile_time(capsys):
 @pytest.mark.slow
 def test_gpu_session_smoke_runs_its_parts_on_the_cpu(tmp_path):
     """The GPU session's script with the smoke presets on the CPU: the environment probe, the
-    bench rows, and where reference checkouts are found (/tmp/trm_ref, /tmp/hrm_ref) the
+    bench rows, and where reference checkouts are found (trm_ref, hrm_ref in the temporary folder) the
     reference comparison; each part's JSON and the summary written."""
-    parts = ["env", "bench"] + [f"reference_{m}" for m in ("trm", "hrm") if Path(f"/tmp/{m}_ref/models").is_dir()]
+    parts = ["env", "bench"] + [f"reference_{m}" for m in ("trm", "hrm") if (Path(tempfile.gettempdir()) / f"{m}_ref" / "models").is_dir()]
     out = tmp_path / "session"
     result = subprocess.run([sys.executable, "-m", "reasonbench_benchmarks.gpu_session", "--smoke", "--out", str(out),
                              "--parts", ",".join(parts), "--budget", "1200"], capture_output=True, text=True, timeout=1500)

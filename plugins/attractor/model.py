@@ -26,7 +26,12 @@ from reasonbench_plugins.trm import TRMModel
 
 
 class AttractorModel(TRMModel):
-    """Args (besides TRM's; ``latent_steps`` is unused, ``num_layers`` defaults to 8):
+    """Attractor: TRM whose latent updates are replaced by the fixed point of the latent map.
+
+    TRM's options apply too (``latent_steps`` is unused; ``num_layers`` defaults to 8 here).
+
+    Args:
+        num_layers: blocks in the one network.
         solver: 'anderson' or 'iteration' (plain fixed-point iteration).
         solver_history: Anderson history m.
         solver_mixing: Anderson mixing beta.

@@ -70,7 +70,11 @@ class WeightSnapshots(nn.Module):
 
 
 class AugmentedHRMModel(HRMModel):
-    """HRM's arguments, plus:
+    """Augmented HRM: HRM with voting over relabelled copies and over checkpoints at evaluation.
+
+    HRM's options apply too.
+
+    Args:
         relabel_vote: vote over the task's relabellings at evaluation (False: plain HRM).
         ensemble_checkpoints: checkpoints that vote (the paper: 10): the final weights and
             copies taken every ``ensemble_interval`` optimizer steps before the end.

@@ -22,7 +22,11 @@ from reasonbench_plugins.trm import TRMModel
 
 
 class CGARModel(TRMModel):
-    """Args (besides TRM's):
+    """CGAR: TRM trained with progressive depth and decaying supervision weights.
+
+    TRM's options apply too.
+
+    Args:
         curriculum: progressive depth during training.
         curriculum_stages: training shares at which depth goes from 1/3 to 2/3 and to full.
         supervision_decay: weight decay factor per supervision segment (1.0 = off).

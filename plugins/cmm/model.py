@@ -25,9 +25,9 @@ Training adds, each with a weight (0 switches it off):
 * the auxiliary terms balanced by AlgGradNorm (``reasonbench.nn.balance``) on F's weights; the
   answer and halting terms keep TRM's weights 1 and 0.5.
 
-The paper's text was not reachable; the equations follow its abstract, the reference notes in
-``shared/reference.md`` and two third-party re-implementations that cite its equations (term
-weights below are theirs). The README says what is unverified.
+The paper's text was not reachable; the equations follow its abstract and two third-party
+re-implementations that cite its equations (term weights below are theirs). The README says
+what is unverified.
 """
 
 from __future__ import annotations
@@ -84,12 +84,19 @@ class _NoisyFlow(nn.Module):
 
 
 class CMMModel(TRMModel):
-    """Args (besides TRM's; here ``activation`` defaults to 'tanh' and ``loss`` to 'stablemax3'):
+    """CMM: TRM's recursion as an ODE (or SDE) flow trained towards a stable equilibrium.
+
+    TRM's options apply too.
+
+    Args:
+        activation: gate of the SwiGLU MLPs, 'tanh' (the paper) or 'silu'.
+        loss: 'stablemax3' (the paper), 'stablemax' or 'softmax' cross-entropy.
         layer_repeats: times F runs its blocks per application (2 with num_layers 1: the tiny
             model's "identical layers").
         solver: a torchdiffeq method ('euler', 'midpoint', 'rk4', ..., adaptive 'dopri5').
         step_size: the fixed-step solvers' step (and the SDE's); 'euler' with 1.0 = TRM's recursion.
-        solver_rtol, solver_atol: tolerances of adaptive solvers.
+        solver_rtol: relative tolerance of adaptive solvers.
+        solver_atol: absolute tolerance of adaptive solvers.
         adjoint: gradients by the adjoint ODE (memory flat in the number of steps).
         noise_std: sigma of the NSDE's diffusion while training; 0 = the ODE model.
         equilibrium_weight: weight of each equilibrium term.
@@ -98,8 +105,9 @@ class CMMModel(TRMModel):
         repulsion_weight: weight of each repulsion term.
         jacobian_samples: Hutchinson probes per estimate.
         balancer: 'gradnorm' (AlgGradNorm over the auxiliary terms) or 'none' (fixed weights).
-        balancer_alpha, balancer_momentum, balancer_reset: AlgGradNorm's alpha, momentum and how
-            many updates between re-reads of the initial losses.
+        balancer_alpha: AlgGradNorm's alpha.
+        balancer_momentum: AlgGradNorm's momentum.
+        balancer_reset: balancer updates between re-reads of the initial losses.
         balance_every: optimizer steps between balancer updates (each costs a backward per term).
     """
 

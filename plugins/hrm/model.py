@@ -19,7 +19,9 @@ from reasonbench.tasks import TaskMetadata
 
 
 class HRMModel(RecursiveReasoningModule):
-    """Args:
+    """HRM: a fast low-level and a slow high-level recurrent transformer module.
+
+    Args:
         hidden_size: width (512 in the paper).
         num_heads: attention heads.
         expansion: SwiGLU expansion factor.

@@ -16,7 +16,9 @@ from reasonbench.tasks import TaskMetadata
 
 
 class TransformerModel(ReasoningModule):
-    """Args:
+    """Transformer baseline: post-norm blocks that predict every cell in one pass, no recursion.
+
+    Args:
         hidden_size: model width.
         num_layers: number of post-norm blocks.
         num_heads: attention heads.

@@ -19,7 +19,9 @@ from reasonbench.tasks import TaskMetadata
 
 
 class TRMModel(RecursiveReasoningModule):
-    """Args:
+    """TRM: one small network updates a latent and then the answer, recursion after recursion.
+
+    Args:
         hidden_size: width (512 in the paper).
         num_heads: attention heads (attention mixer only).
         expansion: SwiGLU expansion factor.

@@ -53,8 +53,9 @@ def track(record: dict[str, Any]) -> str | None:
 # options of a run's command that name, place, resume or depth-test it: every other option is a
 # setting the preset did not give, and runs given other settings are other rows
 NEUTRAL_OPTIONS = {"--model", "--task", "--preset", "--seed", "--out", "--resume", "--overwrite", "--checkpoint",
-                   "--max-steps", "--eval_max_steps", "--budget", "--checkpoint_every", "--trainer.enable_progress_bar",
-                   "--trainer.enable_model_summary", "--trainer.log_every_n_steps", "--trainer.logger"}
+                   "--eval-depth", "--max-steps", "--eval_max_steps", "--budget", "--checkpoint_every",
+                   "--trainer.enable_progress_bar", "--trainer.enable_model_summary", "--trainer.log_every_n_steps",
+                   "--trainer.logger"}
 FLAG_OPTIONS = {"--resume", "--overwrite"}  # take no value
 
 

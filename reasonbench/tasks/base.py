@@ -195,10 +195,22 @@ class Difficulty:
 
 
 class ReasoningTask(L.LightningDataModule):
-    """Base class of every task. Subclasses implement ``build`` and ``_metadata``."""
+    """Base class of every task. Subclasses implement ``build`` and ``_metadata``.
+
+    Args:
+        batch_size: training examples per optimizer step (over all devices together).
+        eval_batch_size: examples per batch at validation and test.
+        data_seed: seed of the data: which puzzles are generated or sampled, the splits and the
+            training order.
+    """
 
     name: str = "task"
     palette: np.ndarray = PALETTE  # fill colour of each token id in pictures
+    # the values options take when the user points ``path`` at data of their own and does not
+    # set them (e.g. sizes: what the files hold); see ``config.apply_own_data_defaults``
+    own_data_defaults: dict[str, Any] = {}
+    own_data_sizes: tuple[str, ...] = ()  # size options: when the user sets one, sizes are not fitted to the files
+    validation_source: str | None = None  # where the validation split comes from, for the run's summary
 
     # a process whose evaluation shard is empty (more processes than examples) still joins in
     allow_zero_length_dataloader_with_multiple_devices = True
@@ -445,6 +457,18 @@ class ReasoningTask(L.LightningDataModule):
     def sizes(self) -> dict[str, int]:
         self.setup()
         return {name: len(split) for name, split in self.splits.items()}
+
+    def sizes_line(self) -> str:
+        """``900 training, 100 validation (held out from the training rows), 465 test`` for a
+        run's summary."""
+        sizes = self.sizes()
+        words = {"train": "training", "val": "validation", "test": "test", "ood": "out-of-distribution"}
+        parts = []
+        for split, word in words.items():
+            if split in sizes:
+                note = f" ({self.validation_source})" if split == "val" and self.validation_source else ""
+                parts.append(f"{sizes[split]:,} {word}{note}")
+        return ", ".join(parts)
 
     def difficulty(self, split: str) -> Difficulty | None:
         """Per-example difficulty of a split (evaluation is broken down by its buckets, and the

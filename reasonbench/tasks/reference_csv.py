@@ -189,9 +189,22 @@ def skipped_line(skipped: dict[str, int]) -> str:
     return f"{total:,} invalid row{'s' if total != 1 else ''} skipped ({detail})"
 
 
-def sample_train_val(pool: tuple[np.ndarray, ...], num_train: int, num_val: int, rng: np.random.Generator,
-                     noun: str) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
-    """``num_train`` training and ``num_val`` held-out validation rows sampled from ``pool``."""
+def sample_train_val(pool: tuple[np.ndarray, ...], num_train: int | None, num_val: int | None,
+                     rng: np.random.Generator, noun: str,
+                     fit: bool = False) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+    """``num_train`` training and ``num_val`` held-out validation rows sampled from ``pool``
+    (``num_train`` None: every row not held out; ``num_val`` None: a tenth of the rows).
+    ``fit``: sizes larger than the pool holds shrink to it: validation to a tenth of the rows
+    when the number asked would take half of them or more, training to the rows left."""
+    rows = len(pool[0])
+    if num_val is None or (fit and num_val >= rows / 2):
+        num_val = max(1, rows // 10)
+    if fit and num_train is not None:
+        num_train = min(num_train, rows - num_val)
+    if num_train is None:
+        if num_val >= len(pool[0]):
+            raise UserError(f"task.num_val {num_val} leaves none of the {len(pool[0])} training {noun} to train on")
+        num_train = len(pool[0]) - num_val
     needed = num_train + num_val
     if len(pool[0]) < needed:
         raise UserError(f"task.num_train + task.num_val = {needed} exceeds the {len(pool[0])} training {noun} available")

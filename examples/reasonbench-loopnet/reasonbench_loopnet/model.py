@@ -21,7 +21,11 @@ from reasonbench.tasks import TaskMetadata
 
 
 class LoopnetModel(RecursiveReasoningModule):
-    """Args (each is a --model.<arg> option; document every one you add):
+    """loopnet: a latent updated by one network, segment after segment.
+
+    Each argument is a --model.<arg> option, its description here its help: document every one you add.
+
+    Args:
         hidden_size: width of the state.
         num_heads: attention heads (attention mixer only).
         expansion: SwiGLU expansion factor.

@@ -58,7 +58,13 @@ class ArcTask(ReasoningTask):
         train_on: train on another version's training tasks ("arc1" or "arc2"); refused when
             they overlap the scored tasks unless ``force_overlap``.
         force_overlap: allow ``train_on`` even though training tasks overlap scored ones.
+        batch_size: training examples per optimizer step (over all devices together).
+        eval_batch_size: examples per batch at validation and test.
+        data_seed: seed of the data: which puzzles are generated or sampled, the splits and the
+            training order.
     """
+
+    own_data_defaults = {"max_tasks": None}  # own data (``task.path`` given, this not): every task in it
 
     name = "arc"
 

@@ -47,14 +47,23 @@ class MazeTask(ReferenceCsvSource, ReasoningTask):
         size: side of the square mazes; every CSV row must have ``size * size`` cells.
         min_path_length: generation keeps mazes whose shortest path is longer than this many
             steps (110 for the reference 30x30 mazes). Not applied to CSV files.
-        num_train: training mazes sampled (with ``data_seed``) before augmentation.
-        num_val: held-out training mazes used only to monitor training.
+        num_train: training mazes sampled (with ``data_seed``) before augmentation; ``None``
+            (with ``path``): every training row not held out for validation.
+        num_val: held-out training mazes used only to monitor training; ``None`` (with ``path``):
+            a tenth of the training rows.
         num_test: test mazes; ``None`` takes the whole test file (or generates 1,000).
         dihedral_augment: add the 7 other rotations/reflections of every training maze
             (8x the training set; off in the reference recipe).
         skip_invalid: skip and count bad CSV rows instead of stopping at the first.
+        fit_to_files: with ``path``, sizes larger than the files hold shrink to them (validation
+            to a tenth of the training rows when the number asked would take half of them or
+            more); set when ``path`` is given on the command line and this is not.
         num_ood: mazes of a generated out-of-distribution split (0: none), evaluated beside the
             test split: the same size, with a shortest path longer than every training maze's.
+        batch_size: training examples per optimizer step (over all devices together).
+        eval_batch_size: examples per batch at validation and test.
+        data_seed: seed of the data: which puzzles are generated or sampled, the splits and the
+            training order.
         variant: 'hard' (Maze-Hard, above) or 'unique': EqR's Maze-Unique, perfect mazes whose
             one shortest path has a length drawn uniformly from ``unique_path_length``
             (``min_path_length`` unused). ``path``: a folder or Hub dataset in the reference
@@ -67,16 +76,22 @@ class MazeTask(ReferenceCsvSource, ReasoningTask):
             30x30 (the reference), scaled by the cells at other sizes.
     """
 
+    # own data (``task.path`` given, these not): sizes shrink to what the files hold, the
+    # generated out-of-distribution split is left out
+    own_data_defaults = {"fit_to_files": True, "num_ood": 0}
+    own_data_sizes = ("num_train", "num_val", "num_test")  # set by the user: their sizes, not fitted
+    validation_source = "held out from the training rows"
+
     name = "maze"
     # pad, wall, open, start, goal, path
     palette = np.array([(255, 255, 255), (30, 30, 30), (245, 245, 245), (46, 204, 64), (255, 65, 54),
                         (0, 116, 217)], dtype=np.uint8)
 
     def __init__(self, path: str | None = None, size: int = 30, min_path_length: int = 110,
-                 num_train: int = 1000, num_val: int = 100, num_test: int | None = 1000,
-                 dihedral_augment: bool = False, skip_invalid: bool = False, num_ood: int = 0,
-                 batch_size: int = 32, eval_batch_size: int = 256, data_seed: int = 0, variant: str = "hard",
-                 unique_path_length: tuple[int, int] | None = None) -> None:
+                 num_train: int | None = 1000, num_val: int | None = 100, num_test: int | None = 1000,
+                 dihedral_augment: bool = False, skip_invalid: bool = False, fit_to_files: bool = False,
+                 num_ood: int = 0, batch_size: int = 32, eval_batch_size: int = 256, data_seed: int = 0,
+                 variant: str = "hard", unique_path_length: tuple[int, int] | None = None) -> None:
         super().__init__(batch_size, eval_batch_size, data_seed)
         if variant not in VARIANTS:
             raise ValueError(f"task.variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
@@ -100,11 +115,15 @@ class MazeTask(ReferenceCsvSource, ReasoningTask):
         if not 0 <= min_path_length <= size * size - 2:
             raise ValueError(f"task.min_path_length must be in 0..{size * size - 2} for task.size {size} "
                              f"(a path visits each of the {size * size} cells at most once), got {min_path_length}")
-        if num_train < 1 or num_val < 1 or (num_test is not None and num_test < 1):
+        if any(n is not None and n < 1 for n in (num_train, num_val, num_test)):
             raise ValueError("task.num_train, task.num_val and task.num_test must be positive")
+        if (num_train is None or num_val is None) and path is None:
+            raise ValueError("task.num_train and task.num_val null (sizes from the files) need task.path; "
+                             "generated data need numbers")
         if num_ood < 0:
             raise ValueError(f"task.num_ood must be >= 0, got {num_ood}")
-        check_planned_size(num_train * (8 if dihedral_augment else 1) + num_val + (num_test or REFERENCE_TEST_SIZE) + num_ood,
+        check_planned_size((num_train or 0) * (8 if dihedral_augment else 1) + (num_val or 0)
+                           + (num_test or REFERENCE_TEST_SIZE) + num_ood,
                            size * size, "task.size, task.num_train, task.num_val, task.num_test, task.num_ood")
         self.num_ood = num_ood
         self.path = path
@@ -113,6 +132,7 @@ class MazeTask(ReferenceCsvSource, ReasoningTask):
         self.num_train, self.num_val, self.num_test = num_train, num_val, num_test
         self.dihedral_augment = dihedral_augment
         self.skip_invalid = skip_invalid
+        self.fit_to_files = fit_to_files
         self.skipped_rows: dict[str, int] = {}  # invalid CSV rows skipped, per file (skip_invalid)
 
     def difficulty(self, split: str) -> Difficulty:
@@ -131,6 +151,7 @@ class MazeTask(ReferenceCsvSource, ReasoningTask):
                 "min_path_length": None if self.path or self.variant == "unique" else self.min_path_length,
                 "num_train": self.num_train, "num_val": self.num_val, "num_test": self.num_test,
                 "dihedral_augment": self.dihedral_augment, "skip_invalid": self.skip_invalid,
+                **({"fit_to_files": True} if self.fit_to_files and self.path else {}),
                 # generated data v2: walls over 30-50% of the cells at every size (v1: 25-42% at 6x6)
                 "data_seed": self.data_seed, "version": 1 if self.path or self.variant == "unique" else 2,
                 # only when asked for: builds without one keep their cache key and fingerprint
@@ -178,7 +199,7 @@ class MazeTask(ReferenceCsvSource, ReasoningTask):
             pool, test = self._generate_unique()
         else:
             pool, test = self._generate()
-        (q, a, r, lengths), held = sample_train_val(pool, self.num_train, self.num_val, rng, "mazes")
+        (q, a, r, lengths), held = sample_train_val(pool, self.num_train, self.num_val, rng, "mazes", fit=self.fit_to_files and self.path is not None)
         splits = {"val": _as_split(*held), "test": _as_split(*test)}
         if self.dihedral_augment:
             # the 8 images of a maze are valid mazes with the same path length; the labelled

@@ -89,8 +89,10 @@ class SudokuTask(ReferenceCsvSource, ReasoningTask):
             (split into train and test with ``data_seed``), or a Hugging Face dataset
             ``hf://OWNER/NAME[@REVISION]`` holding them (``hf://sapientinc/sudoku-extreme``:
             fetched into the Hub cache, read from it offline). ``None`` generates puzzles.
-        num_train: training puzzles sampled (with ``data_seed``) before augmentation.
-        num_val: held-out training puzzles used only to monitor training.
+        num_train: training puzzles sampled (with ``data_seed``) before augmentation; ``None``
+            (with ``path``): every training row not held out for validation.
+        num_val: held-out training puzzles used only to monitor training; ``None`` (with ``path``):
+            a tenth of the training rows.
         num_test: test puzzles; ``None`` takes the whole test file.
         augmentations: extra copies of each training puzzle under the reference symmetries.
         generator: ``blanks``: a solved grid with ``num_blanks`` random cells blanked
@@ -102,25 +104,41 @@ class SudokuTask(ReferenceCsvSource, ReasoningTask):
         workers: processes for the ``extreme`` generator (0 = one per CPU core this process
             may use); the data do not depend on it.
         skip_invalid: skip and count bad CSV rows instead of stopping at the first.
+        fit_to_files: with ``path``, sizes larger than the files hold shrink to them (validation
+            to a tenth of the training rows when the number asked would take half of them or
+            more); set when ``path`` is given on the command line and this is not.
         hints: add to every training example an easier copy with a random number (1 to
             blanks - 1) of its blanks filled from the solution (Augmented HRM's data side).
         num_ood: puzzles of a generated out-of-distribution split (0: none), evaluated beside
             the test split: ``ood_blanks`` blanks each, more than any training puzzle has.
         ood_blanks: blanks per out-of-distribution puzzle, more than ``num_blanks`` (required
             with ``num_ood``; ``blanks`` generator only).
+        batch_size: training examples per optimizer step (over all devices together).
+        eval_batch_size: examples per batch at validation and test.
+        data_seed: seed of the data: which puzzles are generated or sampled, the splits and the
+            training order.
     """
+
+    # own data (``task.path`` given, these not): sizes shrink to what the files hold, the
+    # generated out-of-distribution split is left out
+    own_data_defaults = {"fit_to_files": True, "num_ood": 0}
+    own_data_sizes = ("num_train", "num_val", "num_test")  # set by the user: their sizes, not fitted
+    validation_source = "held out from the training rows"
 
     name = "sudoku"
 
-    def __init__(self, path: str | None = None, num_train: int = 1000, num_val: int = 100,
+    def __init__(self, path: str | None = None, num_train: int | None = 1000, num_val: int | None = 100,
                  num_test: int | None = 1000, augmentations: int = 0,
                  generator: Literal["blanks", "extreme"] = "blanks", num_blanks: int = 40,
                  hard_fraction: float = 0.5, hard_mean: float = 55.0, workers: int = 0,
-                 skip_invalid: bool = False, hints: bool = False, num_ood: int = 0, ood_blanks: int | None = None,
+                 skip_invalid: bool = False, fit_to_files: bool = False, hints: bool = False, num_ood: int = 0, ood_blanks: int | None = None,
                  batch_size: int = 32, eval_batch_size: int = 256, data_seed: int = 0) -> None:
         super().__init__(batch_size, eval_batch_size, data_seed)
-        if num_train < 1 or num_val < 1 or (num_test is not None and num_test < 1):
+        if any(n is not None and n < 1 for n in (num_train, num_val, num_test)):
             raise ValueError("task.num_train, task.num_val and task.num_test must be positive")
+        if (num_train is None or num_val is None) and path is None:
+            raise ValueError("task.num_train and task.num_val null (sizes from the files) need task.path; "
+                             "generated data need numbers")
         if augmentations < 0:
             raise ValueError("task.augmentations must be >= 0")
         if not 1 <= num_blanks <= 64:
@@ -137,7 +155,8 @@ class SudokuTask(ReferenceCsvSource, ReasoningTask):
         if num_ood and (ood_blanks is None or not num_blanks < ood_blanks <= 64):
             raise ValueError(f"task.ood_blanks must be in {num_blanks + 1}..64 (more blanks than task.num_blanks "
                              f"{num_blanks}), got {ood_blanks}")
-        check_planned_size(num_train * (1 + augmentations) * (2 if hints else 1) + num_val + (num_test or 0) + num_ood,
+        check_planned_size((num_train or 0) * (1 + augmentations) * (2 if hints else 1) + (num_val or 0)
+                           + (num_test or 0) + num_ood,
                            data.SEQ_LEN, "task.num_train x (1 + task.augmentations), task.num_val, task.num_test, task.num_ood")
         self.num_ood, self.ood_blanks = num_ood, ood_blanks
         self.generator, self.hard_fraction, self.hard_mean, self.workers = generator, hard_fraction, hard_mean, workers
@@ -146,6 +165,7 @@ class SudokuTask(ReferenceCsvSource, ReasoningTask):
         self.augmentations = augmentations
         self.num_blanks = num_blanks
         self.skip_invalid = skip_invalid
+        self.fit_to_files = fit_to_files
         self.hints = hints
         self.skipped_rows: dict[str, int] = {}  # invalid CSV rows skipped, per file (skip_invalid)
 
@@ -166,6 +186,7 @@ class SudokuTask(ReferenceCsvSource, ReasoningTask):
                 "num_blanks": None if self.path or self.generator != "blanks" else self.num_blanks,
                 "hard": None if self.path or self.generator != "extreme" else [self.hard_fraction, self.hard_mean],
                 "skip_invalid": self.skip_invalid, "hints": self.hints,
+                **({"fit_to_files": True} if self.fit_to_files and self.path else {}),
                 "data_seed": self.data_seed, "version": 1,
                 # only when asked for: builds without one keep their cache key and fingerprint
                 **({"ood": [self.num_ood, self.ood_blanks]} if self.num_ood else {})}
@@ -192,7 +213,7 @@ class SudokuTask(ReferenceCsvSource, ReasoningTask):
                                                         "puzzles")
         else:
             pool, test = self._generate(rng)
-        (q, a, r), held = sample_train_val(pool, self.num_train, self.num_val, rng, "puzzles")
+        (q, a, r), held = sample_train_val(pool, self.num_train, self.num_val, rng, "puzzles", fit=self.fit_to_files and self.path is not None)
         splits = {"val": _as_split(*held), "test": _as_split(*test)}
         if self.augmentations:
             copies_q, copies_a = [q], [a]
