@@ -34,18 +34,6 @@ def t_quantile(degrees: int) -> float:
     return _T975[degrees - 1] if degrees <= len(_T975) else 1.959963984540054
 
 
-def seed_interval(values: list[float]) -> tuple[float, float] | None:
-    """95% t-interval of the mean over seeds (what another set of seeds would likely give),
-    clamped to [0, 1]; None for fewer than two seeds."""
-    n = len(values)
-    if n < 2:
-        return None
-    mean = sum(values) / n
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    half = t_quantile(n - 1) * std / math.sqrt(n)
-    return (max(0.0, mean - half), min(1.0, mean + half))
-
-
 def seeds_and_examples_variance(correct: list[int], n: list[int]) -> float:
     """Variance of a row's mean accuracy over its seeds under the hierarchical bootstrap: draw
     the seeds with replacement, then each drawn seed's test examples with replacement (its

@@ -284,7 +284,7 @@ MEASURED_COLUMNS: list[Column] = [
 
 
 PASS_COLUMNS: list[Column] = [
-    ("pass@2 % (mean ± std)", "num", lambda r: esc(pass_text(r, "pass@2")), lambda r: r.get("pass@2_mean")),
+    ("pass@2 %", "num", lambda r: esc(pass_text(r, "pass@2")), lambda r: r.get("pass@2_mean")),
     ("pass@1 %", "num", lambda r: esc(pass_text(r, "pass@1")), lambda r: r.get("pass@1_mean")),
 ]
 
@@ -350,6 +350,12 @@ def verdict_table(rows: list[dict[str, Any]]) -> str:
             return "told apart: " + ("the first better" if a["rank"][1] < b["rank"][0] else "the second better")
         if len(a["seeds"]) == 1 or len(b["seeds"]) == 1:
             return "not told apart (one seed: no measure of training noise)"
+        (low_a, high_a), (low_b, high_b) = a["rank_interval"], b["rank_interval"]
+        if high_a < low_b or high_b < low_a:  # the ranks overlap through rows whose intervals meet both
+            between = [model_label(r) for r in ranked if r is not a and r is not b
+                       and r["rank_interval"][0] <= min(high_a, high_b) and r["rank_interval"][1] >= max(low_a, low_b)]
+            return (f"not told apart: their intervals are disjoint, but {_listed(between, 3)} "
+                    f"{'overlaps' if len(between) == 1 else 'overlap'} both, so their ranks meet")
         return "not told apart"
 
     body = "".join(
