@@ -226,3 +226,14 @@ def test_a_pass_share_out_of_range_is_inconsistent():
     record = seed_record("a", 0, 5, 10)
     record["metrics"].update({"pass@2": 1.5, "n_tasks": 3})
     assert any("pass@2 1.5 is not a share" in p for p in lb_records.consistency_problems(record))
+
+
+def test_a_caption_names_only_the_charts_drawn():
+    charts = [("a.svg", "sudoku, mini track: exact accuracy against parameters"),
+              ("b.svg", "sudoku, mini track: exact accuracy against device-hours (training and test)"),
+              ("c.svg", "sudoku, mini track: exact accuracy after each reasoning step")]
+    caption = pages.figure_caption(charts)
+    assert caption.startswith("Exact accuracy against parameters and device-hours (training and test);")
+    assert "after each reasoning step" in caption and "difficulty" not in caption and "out-of-distribution" not in caption
+    assert "difficulty bucket" in pages.figure_caption([("d.svg", "x: exact accuracy per difficulty bucket")])
+    assert pages.figure_caption([]) == ""

@@ -417,8 +417,36 @@ def track_heading(track_name: str, level: str, rows: list[dict[str, Any]] | None
 
 
 def _listed(items: list[str], limit: int = 4) -> str:
-    shown = ", ".join(items[:limit])
-    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+    """"a, b and c"; past ``limit`` items, "a, b, c, d and 3 more"."""
+    if len(items) > limit:
+        return ", ".join(items[:limit]) + f" and {len(items) - limit} more"
+    return " and ".join([", ".join(items[:-1]), items[-1]]) if len(items) > 1 else "".join(items)
+
+
+# what each kind of chart shows, by the end of its caption (``_draw_plots``)
+CHART_MEANINGS = (
+    ("after each reasoning step", "exact accuracy after each reasoning step of the evaluation (every segment run, "
+                                  "whatever the halting head says)"),
+    ("per reasoning step, OOD split", "the same on the out-of-distribution split"),
+    ("per difficulty bucket", "exact accuracy per difficulty bucket of the test split"),
+)
+
+
+def figure_caption(charts: list[tuple[str, str]]) -> str:
+    """The caption of a track's charts, saying only what the charts drawn show (``charts``:
+    (file, caption) of each)."""
+    captions = [caption for _, caption in charts]
+    costs = [c.split(" against ", 1)[1] for c in captions if " against " in c]
+    parts = []
+    if costs:
+        parts.append(f"Exact accuracy against {_listed(costs)}; error bars: the 95% interval that ranks each row "
+                     "(seeds and test examples together); the staircase is the Pareto front: no other row is both "
+                     "cheaper and more accurate.")
+    drawn = [meaning for ending, meaning in CHART_MEANINGS if any(c.endswith(ending) for c in captions)]
+    if drawn:
+        text = "; ".join(drawn)
+        parts.append(text[0].upper() + text[1:] + ".")
+    return " ".join(parts)
 
 
 def _seed_span(seeds: list[int]) -> str:
@@ -498,11 +526,8 @@ def task_body(task: str, rows: list[dict[str, Any]], reported: list[dict[str, An
         parts += [track_heading(track_name, "h2", track_rows), measured_table(track_rows), verdict_table(track_rows)]
         images = "".join(f'<img src="{esc(src)}" alt="{esc(alt)}">' for src, alt in plots.get(track_name, []))
         if images:
-            parts.append(f'<figure><div class="plots">{images}</div><figcaption>Exact accuracy (error bars: 95% '
-                         "interval) against cost; the orange staircase is the Pareto front: no other row is both "
-                         "cheaper and more accurate. Where records hold them: exact accuracy after each reasoning "
-                         "step of the evaluation (every segment run, whatever the halting head says), and per "
-                         "difficulty bucket of the test split.</figcaption></figure>")
+            parts.append(f'<figure><div class="plots">{images}</div><figcaption>'
+                         f'{esc(figure_caption(plots.get(track_name, [])))}</figcaption></figure>')
     if not rows:
         parts.append('<p class="note">No measured results yet.</p>')
     if pictures:
