@@ -248,11 +248,11 @@ def _build_with_drawer(results: Path, out: Path, entries: list[dict[str, Any]], 
     # (spawned, not forked: forking a process whose torch threads run is unsafe); where torch is
     # imported already (a Python session, the tests) they are drawn here
     if "torch" in sys.modules:
-        return _build(results, out, entries, None, ci_reruns)
+        return _build(results, out, entries, ci_reruns, None)
     drawer = multiprocessing.get_context("spawn").Pool(1)
     drawer.apply_async(plots.import_tasks)  # pictures queue behind it
     try:
-        return _build(results, out, entries, drawer, ci_reruns)
+        return _build(results, out, entries, ci_reruns, drawer)
     finally:
         drawer.terminate()  # done, or still importing for a site without pictures
 
@@ -281,8 +281,8 @@ def _mark_ci_reruns(rows: list[dict[str, Any]], records: dict[str, dict[str, Any
         row.setdefault("ci_reruns", []).append(records[wanted]["seed"])
 
 
-def _build(results: Path, out: Path, entries: list[dict[str, Any]], drawer: Pool | None,
-           ci_reruns: tuple[str, ...] = ()) -> Site:
+def _build(results: Path, out: Path, entries: list[dict[str, Any]], ci_reruns: tuple[str, ...],
+           drawer: Pool | None) -> Site:
     records, skipped = collect(results)
     collected = len(skipped)
     rows = aggregate(records, skipped, results)

@@ -491,7 +491,10 @@ def track_facts(rows: list[dict[str, Any]]) -> str:
 REPORTED_NOTE = ("Published figures copied from the papers, not measured by reasonbench: "
                  "not ranked with the rows above and not on any Pareto front.")
 HOW_TO_READ = ("Exact accuracy: share of test puzzles answered exactly right, as mean ± sample std over "
-               "seeds; 95% interval: Wilson, pooled over every test example of every seed. OOD: exact accuracy "
+               "seeds; 95% interval: of that mean, counting the training noise (seeds) and the test-set noise "
+               "(examples) together (one seed: 0–100, nothing measures its training noise); it decides the rank "
+               "range and is the charts' error bar, and rows whose rank ranges share no rank are told apart. "
+               "OOD: exact accuracy "
                "out of distribution (the task's generated OOD split, e.g. more Sudoku blanks or longer maze "
                "paths than any training example; hover for its definition). Costs: parameters "
                "(extra: puzzle embeddings and other per-puzzle state), forward FLOPs per test example, "
