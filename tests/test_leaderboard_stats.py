@@ -237,3 +237,30 @@ def test_a_caption_names_only_the_charts_drawn():
     assert "after each reasoning step" in caption and "difficulty" not in caption and "out-of-distribution" not in caption
     assert "difficulty bucket" in pages.figure_caption([("d.svg", "x: exact accuracy per difficulty bucket")])
     assert pages.figure_caption([]) == ""
+
+
+def test_only_a_board_told_of_its_ci_check_says_so(tmp_path, monkeypatch):
+    import json
+
+    from reasonbench import leaderboard
+    from reasonbench.errors import UserError
+
+    from .test_leaderboard import make_record, put
+
+    # the pictures drawn in this process: no second process to start
+    monkeypatch.setattr(leaderboard, "_build_with_drawer", lambda *args: leaderboard._build(*args, None))
+    results = tmp_path / "res"
+    for seed in range(3):
+        put(results, make_record(model="a", seed=seed, correct=8 + seed % 2, n=10))
+        put(results, make_record(model="b", seed=seed, correct=1, n=10))
+    plain = leaderboard.build(results, tmp_path / "plain", reported=None)
+    assert not any("CI" in (tmp_path / "plain" / page).read_text() for page in ("index.html", "task-sudoku.html"))
+    told = leaderboard.build(results, tmp_path / "told", reported=None, ci_reruns=["a/sudoku/mini/seed1.json"])
+    page = (tmp_path / "told" / "task-sudoku.html").read_text()
+    assert "CI (.ci/run) re-runs a seed 1 from its record" in page
+    saved = json.loads((tmp_path / "told" / "leaderboard.json").read_text())
+    assert saved["pairs"] == [{"task": "sudoku", "track": "mini", "rows": [0, 1], "told_apart": [[0, 1]]}]
+    assert [r["rank"] for r in told.rows] == [[1, 1], [2, 2]] == [r["rank"] for r in plain.rows]
+    with pytest.raises(UserError, match="--ci-rerun nothing.json: not a record on the board"):
+        leaderboard.build(results, tmp_path / "other", reported=None, ci_reruns=["nothing.json"])
+    assert not (tmp_path / "other").exists()
