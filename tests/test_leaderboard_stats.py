@@ -264,3 +264,13 @@ def test_only_a_board_told_of_its_ci_check_says_so(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="--ci-rerun nothing.json: not a record on the board"):
         leaderboard.build(results, tmp_path / "other", reported=None, ci_reruns=["nothing.json"])
     assert not (tmp_path / "other").exists()
+
+
+def test_a_large_track_s_pairs_are_counted_not_listed():
+    rows = rows_of({f"m{i:02d}": [0.04 * i, 0.04 * i + 0.01, 0.04 * i + 0.02] for i in range(21)}, n=1_000)
+    table = pages.verdict_table(list(rows.values()))
+    assert "210 pairs of rows: too many to list here" in table and "<tr>" not in table
+    ordered = list(rows.values())  # the pairs told apart are all in leaderboard.json's list
+    disjoint = {(a["model"], b["model"]) for i, a in enumerate(ordered) for b in ordered[i + 1:]
+                if a["rank"][1] < b["rank"][0]}
+    assert verdicts(rows) == disjoint and len(disjoint) > 100

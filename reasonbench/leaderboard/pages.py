@@ -135,8 +135,8 @@ def markdown(rows: list[dict[str, Any]], reported: list[dict[str, Any]]) -> str:
     """Measured tables per task and track, then each task's reported figures in a table apart."""
     lines = ["# reasonbench leaderboard", "",
              "Exact accuracy in %: mean ± std over seeds; 95% interval: of the mean over seeds, with the "
-             "training noise (seeds) and the test-set noise (examples) together (see the leaderboard's "
-             "methodology); a row of one seed has no measure of its training noise: its interval is 0–100. "
+             "training noise (seeds) and the test-set noise (examples) together (the leaderboard's "
+             "methodology: leaderboard/README.md, Statistics); a row of one seed has no measure of its training noise: its interval is 0–100. "
              "Rank: a range where a row's interval overlaps others', so rows that share a rank are not "
              "told apart by these runs, and rows whose ranges share no rank are. OOD: exact % on the task's "
              "out-of-distribution split (harder than any training example; its definition is in the records). "
@@ -337,13 +337,14 @@ def verdict_table(rows: list[dict[str, Any]]) -> str:
     from ..stats import told_apart
 
     ranked = [r for r in rows if r.get("rank")]
-    pairs = [(a, b) for i, a in enumerate(ranked) for b in ranked[i + 1:]]
-    if not pairs:
+    count = len(ranked) * (len(ranked) - 1) // 2
+    if not count:
         return ""
-    if len(pairs) > MAX_VERDICT_PAIRS:
-        return (f'<p class="note">{len(pairs):,} pairs of rows: too many to list here. Two rows are told apart '
+    if count > MAX_VERDICT_PAIRS:  # said, not listed: a page stays small however large the track
+        return (f'<p class="note">{count:,} pairs of rows: too many to list here. Two rows are told apart '
                 "exactly when their rank ranges share no rank; leaderboard.json lists the pairs told apart "
                 "(\"pairs\").</p>")
+    pairs = [(a, b) for i, a in enumerate(ranked) for b in ranked[i + 1:]]
 
     def verdict(a: dict[str, Any], b: dict[str, Any]) -> str:
         if told_apart(a["rank"], b["rank"]):
