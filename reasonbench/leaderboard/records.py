@@ -539,8 +539,8 @@ def aggregate(records: list[dict[str, Any]], skipped: list[Skipped] | None = Non
 
 def rank_rows(rows: list[dict[str, Any]]) -> None:
     """Each row's ``rank`` [best, worst] within its task and track: a range where its
-    ``rank_interval`` overlaps others' (``stats.rank_ranges``). Pairs are told apart from these ranks alone
-    (``track_verdicts``)."""
+    ``rank_interval`` overlaps others' (``stats.rank_ranges``). Pairs are told apart from these
+    ranks alone (``track_verdicts``)."""
     from ..stats import rank_ranges
 
     for group in _tracks(rows).values():
@@ -599,10 +599,10 @@ def _row(key: tuple, group: list[dict[str, Any]]) -> dict[str, Any]:
         "exact_accuracy_ci95": list(wilson_interval(correct, n)) if n else None,
         # the one interval that ranks the row, draws its error bar and tells it apart from others
         "rank_interval": list(interval) if (interval := rank_interval(*headline_counts(done, headline))) else None,
+        # what ranks the row (ARC: pass@2) and its mean over seeds; rank_interval is of this mean
         "headline": headline,
-        "headline_mean": (statistics.fmean(r["metrics"][headline] for r in done)
-                          if done and headline != "exact_accuracy" else statistics.fmean(accs) if accs else None),
-        **{f"{k}_mean": statistics.fmean(r["metrics"][k] for r in done) for k in PASS_AT if headline == "pass@2" and done},
+        "headline_mean": statistics.fmean(r["metrics"][headline] for r in done) if done else None,
+        **{f"{k}_mean": statistics.fmean(r["metrics"][k] for r in done) for k in PASS_AT if headline == "pass@2"},
         "exact_correct": correct, "n_test_examples": n,
         "token_accuracy_mean": statistics.fmean(r["metrics"]["token_accuracy"] for r in done) if done else None,
         "params": first["cost"]["params"], "params_extra": first["cost"]["params_extra"],
