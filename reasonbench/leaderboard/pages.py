@@ -136,7 +136,8 @@ def markdown(rows: list[dict[str, Any]], reported: list[dict[str, Any]]) -> str:
     lines = ["# reasonbench leaderboard", "",
              "Exact accuracy in %: mean ± std over seeds; 95% interval: of the mean over seeds, with the "
              "training noise (seeds) and the test-set noise (examples) together (the leaderboard's "
-             "methodology: leaderboard/README.md, Statistics); a row of one seed has no measure of its training noise: its interval is 0–100. "
+             "methodology: leaderboard/README.md, Statistics); a row of one seed has no measure of its "
+             "training noise: its interval is 0–100. "
              "Rank: a range where a row's interval overlaps others', so rows that share a rank are not "
              "told apart by these runs, and rows whose ranges share no rank are. OOD: exact % on the task's "
              "out-of-distribution split (harder than any training example; its definition is in the records). "
