@@ -68,7 +68,7 @@ leaderboard: install
 
 publish: install
 	$(BIN)/python -m reasonbench_benchmarks.publish $(LEADERBOARD) --into leaderboard/results
-	$(BIN)/reasonbench leaderboard --results leaderboard/results --out site --readme README.md
+	$(BIN)/reasonbench leaderboard --results leaderboard/results --out site --readme README.md $(PROJECT_BOARD)
 	$(BIN)/python -m reasonbench_benchmarks.depth_table leaderboard/results --readme README.md
 
 # The test-time depth track: every trained mini checkpoint under $(LEADERBOARD) of a model with
@@ -95,9 +95,13 @@ depth: install
 	$(MAKE) site RESULTS=$(LEADERBOARD)
 
 # The site alone (site/index.html, leaderboard.md, leaderboard.json) from the records under
-# $(RESULTS); smoke runs are not listed, invalid records are skipped with a line each.
+# $(RESULTS); smoke runs are not listed, invalid records are skipped with a line each. The
+# project's own board (leaderboard/results) says which of its records .ci/run re-runs; no other
+# board does, since there it would not be true.
+PROJECT_BOARD = --ci-rerun trm/sudoku/mini/seed0.json
 site: install
-	$(BIN)/reasonbench leaderboard --results $(RESULTS) --out site
+	$(BIN)/reasonbench leaderboard --results $(RESULTS) --out site \
+	  $(if $(filter leaderboard/results leaderboard/results/,$(RESULTS)),$(PROJECT_BOARD))
 
 clean:
 	rm -rf $(VENV) *.egg-info build dist .pytest_cache

@@ -115,6 +115,9 @@ def _leaderboard(argv: list[str]) -> int:
     parser.add_argument("--readme", type=str, default=None,
                         help="also put leaderboard.md into this Markdown file, between its lines "
                              f"'{leaderboard.pages.README_BEGIN} ...' and '{leaderboard.pages.README_END}'")
+    parser.add_argument("--ci-rerun", action="append", default=[], metavar="RECORD",
+                        help="a record (path under --results) that this project's CI re-runs and checks; its "
+                             "track says so (only the project's own board, where it is true; repeatable)")
     args = parse(parser, argv)
     results = Path(args.results)
     if not results.is_dir():
@@ -128,7 +131,7 @@ def _leaderboard(argv: list[str]) -> int:
             raise UserError(f"--readme {args.readme}: cannot read: "
                             f"{getattr(exc, 'strerror', None) or 'not UTF-8 text'}") from None
         leaderboard.pages.embed_in_readme(readme_text, "", args.readme)
-    site = leaderboard.build(results, Path(args.out), reported)
+    site = leaderboard.build(results, Path(args.out), reported, args.ci_rerun)
     if readme_text is not None:
         section = leaderboard.pages.readme_section(site.markdown)
         with atomic_writer(args.readme) as handle:

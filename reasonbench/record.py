@@ -64,12 +64,13 @@ class ResultRecord:
     submission: str | None = None  # a task's answers file (ARC), beside the record
     examples: dict[str, Any] | None = None  # a solved and a failed test example, for the pictures
     test_time_compute: dict[str, Any] | None = None  # depth x breadth of a recursive model's test pass
+    training: dict[str, Any] | None = None  # steps the weights had against the planned ones
     schema_version: int = SCHEMA_VERSION
 
     def as_dict(self) -> dict[str, Any]:
         data = {"schema_version": self.schema_version, **{f.name: getattr(self, f.name) for f in fields(self)
                                                           if f.name != "schema_version"}}
-        for optional in ("budget", "submission", "examples", "test_time_compute"):
+        for optional in ("budget", "submission", "examples", "test_time_compute", "training"):
             if data[optional] is None:
                 del data[optional]
         return data

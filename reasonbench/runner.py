@@ -209,8 +209,10 @@ def check_output(cfg: RunConfig, out_path: Path, mode: str, resume: bool, overwr
         raise (MachineError if exc.errno in MACHINE_ERRNOS else UserError)(message) from None
 
 
-def load_eval_weights(model: ReasoningModule, cfg: RunConfig, loaded: dict[str, Any] | None) -> Path:
-    """Put ``cfg.checkpoint``'s weights (the EMA ones where it has them) into ``model``."""
+def load_eval_weights(model: ReasoningModule, cfg: RunConfig,
+                      loaded: dict[str, Any] | None) -> tuple[Path, dict[str, Any]]:
+    """Put ``cfg.checkpoint``'s weights (the EMA ones where it has them) into ``model``; returns
+    the checkpoint's path and what was read from it."""
     if not cfg.checkpoint:
         raise UserError("reasonbench eval: --checkpoint is required")
     if loaded is None or loaded.get("_path") != cfg.checkpoint:
@@ -234,7 +236,27 @@ def load_eval_weights(model: ReasoningModule, cfg: RunConfig, loaded: dict[str, 
     if missing or unexpected:
         raise UserError(f"checkpoint {cfg.checkpoint} does not fit model {cfg.model}: "
                         f"missing {missing[:3]}, unexpected {unexpected[:3]}")
-    return Path(cfg.checkpoint)
+    return Path(cfg.checkpoint), loaded
+
+
+def planned_steps(config: Any) -> int | None:
+    """The training steps a run's config plans (``trainer.max_steps``), None where it plans none."""
+    trainer = config.get("trainer") if isinstance(config, dict) else None
+    steps = trainer.get("max_steps") if isinstance(trainer, dict) else None
+    return steps if isinstance(steps, int) and not isinstance(steps, bool) and steps > 0 else None
+
+
+def checkpoint_training(loaded: dict[str, Any], cfg: RunConfig) -> dict[str, Any]:
+    """The record's ``training`` for an evaluation: the steps the checkpoint's weights had (a
+    Lightning checkpoint's ``global_step``, a final checkpoint's ``train_steps``) against the
+    steps its own config planned (this run's config where it holds none)."""
+    steps = loaded.get("global_step", loaded.get("train_steps"))
+    steps = steps if isinstance(steps, int) and not isinstance(steps, bool) and steps >= 0 else None
+    identity = loaded.get(RUN_KEY)
+    own_config = identity.get("config") if isinstance(identity, dict) else loaded.get("config")
+    planned = planned_steps(own_config) or planned_steps(cfg.config)
+    finished = None if steps is None or planned is None else steps >= planned
+    return {"steps": steps, "planned_steps": planned, "finished": finished, "stopped_by": None}
 
 
 def find_resume_point(cfg: RunConfig, run_dir: Path, model: ReasoningModule) -> ResumePoint | None:
@@ -285,7 +307,8 @@ def fit(cfg: RunConfig, trainer: L.Trainer, model: ReasoningModule, task: Reason
     # the config as JSON in its metadata), each readable by `reasonbench eval --checkpoint`
     for path in (final, final.with_suffix(".safetensors")):
         try:
-            save_checkpoint(model, cfg, path)
+            # the steps travel with the weights: an evaluation of them can say how far they were trained
+            save_checkpoint(model, cfg, path, train_steps=int(trainer.global_step))
         except OSError as exc:
             kind = MachineError if exc.errno in MACHINE_ERRNOS else UserError
             raise kind(f"cannot write {path}: {exc.strerror or one_line(exc)} (the trained state is in "
@@ -366,7 +389,11 @@ def execute(cfg: RunConfig, mode: str = "train", command: str | None = None,
     task = build_task(cfg)
     model = build_model(cfg, task)
     point = find_resume_point(cfg, run_dir, model) if resume else None
-    checkpoint_path = load_eval_weights(model, cfg, loaded_checkpoint) if mode == "eval" else None
+    checkpoint_path, training = None, None
+    if mode == "eval":
+        checkpoint_path, loaded_checkpoint = load_eval_weights(model, cfg, loaded_checkpoint)
+        training = checkpoint_training(loaded_checkpoint, cfg)
+        loaded_checkpoint = None  # the weights are in the model now
     configure_test_time(cfg, model)
 
     flop_counter = TrainFlopCounter(cfg.measure.train_flop_steps)
@@ -387,7 +414,7 @@ def execute(cfg: RunConfig, mode: str = "train", command: str | None = None,
     if not trainer.is_global_zero:
         return {}
     record = make_record(cfg, mode, command, trainer, model, task, clock, flop_counter, eval_seconds,
-                         ood_results, checkpoint_path, run_dir, started)
+                         ood_results, checkpoint_path, run_dir, started, training)
     write_record(record, out_path, checkpoint_path)
     record["_data"] = task.sizes_line()  # for the summary, not the record
     return record
@@ -446,9 +473,10 @@ def write_record(record: dict[str, Any], out_path: Path, checkpoint_path: Path |
 def make_record(cfg: RunConfig, mode: str, command: str | None, trainer: L.Trainer, model: ReasoningModule,
                 task: ReasoningTask, clock: TrainClock, flop_counter: TrainFlopCounter, eval_seconds: float,
                 ood_results: dict[str, Any] | None, checkpoint_path: Path | None, run_dir: Path,
-                started: str) -> dict[str, Any]:
+                started: str, training: dict[str, Any] | None = None) -> dict[str, Any]:
     """The result record of a finished run (a ``ResultRecord``, as data): metrics, cost (the
-    forward FLOPs measured here), provenance."""
+    forward FLOPs measured here), provenance, and how far its weights were trained (``training``:
+    an evaluation's, from its checkpoint; a training run's is made here)."""
     submission = None
     if model.test_predictions is not None and hasattr(task, "write_submission"):
         # e.g. ARC: the voted answers in the ARC Prize format, beside the record
@@ -460,14 +488,20 @@ def make_record(cfg: RunConfig, mode: str, command: str | None, trainer: L.Train
     # budget's stopped_at_step null: the preset's steps ran out before the budget did
     budget = None if clock.budget_seconds is None else {
         "device_seconds": clock.budget_seconds, "spec": cfg.budget, "stopped_at_step": clock.stopped_at_step}
+    cost = cost_of(cfg, mode, trainer, model, task, clock, flop_counter, eval_seconds)
+    if training is None and mode == "train":
+        planned, stopped = planned_steps(cfg.config), clock.stopped_at_step
+        training = {"steps": cost["train_steps"], "planned_steps": planned,
+                    "finished": stopped is None and (planned is None or cost["train_steps"] >= planned),
+                    "stopped_by": "budget" if stopped is not None else None}
     return rec.ResultRecord(
         model=cfg.model, task=cfg.task, preset=cfg.preset, seed=cfg.seed, mode=mode,
         status="diverged" if model.diverged else "completed", status_detail=model.diverged,
         metrics=None if model.diverged else model.test_results,
-        cost=cost_of(cfg, mode, trainer, model, task, clock, flop_counter, eval_seconds),
+        cost=cost,
         provenance=provenance_of(cfg, command, task, clock, started), task_metadata=task.metadata.as_dict(),
         checkpoint=str(checkpoint_path) if checkpoint_path else None, budget=budget, submission=submission or None,
-        examples=model.test_examples or None, test_time_compute=test_time_of(model)).as_dict()
+        examples=model.test_examples or None, test_time_compute=test_time_of(model), training=training).as_dict()
 
 
 def cost_of(cfg: RunConfig, mode: str, trainer: L.Trainer, model: ReasoningModule, task: ReasoningTask,
@@ -569,6 +603,22 @@ PRESET_MEANING = {
 }
 
 
+def status_text(record: dict[str, Any]) -> str:
+    """A completed record's status in words: "completed" only for weights trained the planned
+    steps; a run the budget stopped, or an evaluation of unfinished weights, says so."""
+    training = record.get("training") or {}
+    steps, planned = training.get("steps"), training.get("planned_steps")
+    of = f" of {planned:,}" if planned is not None else ""
+    if training.get("stopped_by") == "budget":
+        return f"stopped by the budget at step {steps:,}{of} (the record goes to the budget track)"
+    if training.get("finished") is False:
+        what = "evaluated weights from" if record["mode"] == "eval" else "stopped at"
+        return f"{what} step {steps:,}{of}: training unfinished (the record goes to a partial track)"
+    if record["mode"] == "eval" and steps is not None:
+        return f"completed (weights trained {steps:,}{of} steps)"
+    return record["status"]
+
+
 def summary(record: dict[str, Any]) -> str:
     """A short table for the terminal."""
     m, c = record["metrics"] or {}, record["cost"]
@@ -577,7 +627,7 @@ def summary(record: dict[str, Any]) -> str:
                 f"{record['status']}: {record['status_detail']}")
     lo, hi = m.get("exact_accuracy_ci95", [0, 0])
     rows = [("model / task / preset", f"{record['model']} / {record['task']} / {record['preset']} (seed {record['seed']})"),
-            ("status", record["status"])]
+            ("status", status_text(record))]
     if record["preset"] in PRESET_MEANING:
         rows.append(("preset means", PRESET_MEANING[record["preset"]]))
     if record["provenance"].get("model_preset") is False:

@@ -108,6 +108,9 @@ def test_budget_stops_training_and_is_recorded(tmp_path: Path) -> None:
     assert stopped is not None and record["cost"]["train_steps"] == stopped < 1000000
     assert record["cost"]["train_seconds"] >= 2.0
     assert record["status"] == "completed" and record["metrics"]["n_test_examples"] == 64
+    # a run the budget stopped never reads as finished: the record and the summary say so
+    assert record["training"] == {"steps": stopped, "planned_steps": 1000000, "finished": False, "stopped_by": "budget"}
+    assert f"stopped by the budget at step {stopped:,} of 1,000,000" in result.stdout
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("600", 600), ("90s", 90), ("10m", 600), ("1.5h", 5400), ("2d", 172800)])
@@ -119,3 +122,25 @@ def test_durations(text: str, seconds: float) -> None:
 def test_bad_durations(text: str) -> None:
     with pytest.raises(UserError, match="--budget"):
         parse_duration(text)
+
+
+@pytest.mark.slow
+def test_an_unfinished_checkpoint_evaluated_lands_on_a_partial_track(tmp_path: Path) -> None:
+    """A run stopped by its budget keeps last.ckpt at the step it reached; `eval` of that
+    checkpoint records the step against the run's planned steps, and the leaderboard puts the
+    record on a partial track, never the preset's."""
+    from reasonbench.leaderboard import records as lb_records
+
+    result = call_cli("run", "--model", "transformer", "--task", "sudoku", "--preset", "smoke",
+                      "--trainer.max_steps", "1000000", "--budget", "2s", "--out", str(tmp_path / "train"), *QUIET)
+    assert result.returncode == 0, result.stderr
+    stopped = _record(tmp_path / "train", "transformer")["training"]["steps"]
+    checkpoint = tmp_path / "train/transformer/sudoku/smoke/seed0/checkpoints/last.ckpt"
+    result = call_cli("eval", "--model", "transformer", "--task", "sudoku", "--preset", "smoke", "--checkpoint",
+                      str(checkpoint), "--out", str(tmp_path / "eval"), *QUIET)
+    assert result.returncode == 0, result.stderr
+    assert f"evaluated weights from step {stopped:,} of 1,000,000" in result.stdout
+    record = json.loads((tmp_path / "eval/transformer/sudoku/smoke/seed0.eval.json").read_text())
+    assert record["training"] == {"steps": stopped, "planned_steps": 1000000, "finished": False, "stopped_by": None}
+    record["preset"] = "mini"  # smoke runs are never listed; as a mini run it would be listed apart
+    assert lb_records.track(record) == f"mini (partial: step {stopped:,} of 1,000,000)"

@@ -32,7 +32,7 @@ from typing import Any, Callable
 from ..errors import UserError
 from . import pages, plots
 from .records import (Skipped, accuracy, aggregate, collect, consistency_problems, error_line,  # noqa: F401
-                      one_line, pareto_front, track)
+                      one_line, pareto_front, rank_rows, track, track_verdicts)
 from .reported import DEFAULT_REPORTED, load_reported
 
 __all__ = ["Site", "build", "collect", "aggregate", "consistency_problems", "pareto_front", "track",
@@ -224,10 +224,13 @@ def _move_into_place(staging: Path, out: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def build(results: Path, out: Path, reported: Path | None = DEFAULT_REPORTED) -> Site:
+def build(results: Path, out: Path, reported: Path | None = DEFAULT_REPORTED,
+          ci_reruns: list[str] | tuple[str, ...] = ()) -> Site:
     """Read every record under ``results`` and write the leaderboard under ``out``; ``reported``
     is the papers' figures (None, or a missing default file: none shown). ``out`` is replaced
-    whole (it must be a site built before, an empty folder or a new name)."""
+    whole (it must be a site built before, an empty folder or a new name). ``ci_reruns``: the
+    records (paths under ``results``) that the project's CI re-runs and checks, said on their
+    tracks; a UserError when one is not a listed record."""
     if reported is None or (reported == DEFAULT_REPORTED and not reported.exists()):
         entries = []
     else:
@@ -237,7 +240,7 @@ def build(results: Path, out: Path, reported: Path | None = DEFAULT_REPORTED) ->
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
         os.chmod(staging, 0o755 & ~_umask())  # mkdtemp's is 0700: the site is for reading
-        site = _build_with_drawer(Path(results), staging, entries)
+        site = _build_with_drawer(Path(results), staging, entries, tuple(ci_reruns))
         _move_into_place(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -245,17 +248,17 @@ def build(results: Path, out: Path, reported: Path | None = DEFAULT_REPORTED) ->
     return site
 
 
-def _build_with_drawer(results: Path, out: Path, entries: list[dict[str, Any]]) -> Site:
+def _build_with_drawer(results: Path, out: Path, entries: list[dict[str, Any]], ci_reruns: tuple[str, ...]) -> Site:
     # the pictures are drawn by the tasks' own code, which imports torch and Lightning (seconds):
     # a second process imports them while this one reads and validates the records
     # (spawned, not forked: forking a process whose torch threads run is unsafe); where torch is
     # imported already (a Python session, the tests) they are drawn here
     if "torch" in sys.modules:
-        return _build(results, out, entries, None)
+        return _build(results, out, entries, ci_reruns, None)
     drawer = multiprocessing.get_context("spawn").Pool(1)
     drawer.apply_async(plots.import_tasks)  # pictures queue behind it
     try:
-        return _build(results, out, entries, drawer)
+        return _build(results, out, entries, ci_reruns, drawer)
     finally:
         drawer.terminate()  # done, or still importing for a site without pictures
 
@@ -273,7 +276,19 @@ def _check_row(row: dict[str, Any], records: dict[str, dict[str, Any]], configs:
     web_json(row)
 
 
-def _build(results: Path, out: Path, entries: list[dict[str, Any]], drawer: Pool | None) -> Site:
+def _mark_ci_reruns(rows: list[dict[str, Any]], records: dict[str, dict[str, Any]], ci_reruns: tuple[str, ...]) -> None:
+    """``ci_reruns`` (seeds) on the rows holding the records that the project's CI re-runs."""
+    for name in ci_reruns:
+        wanted = Path(name).as_posix()
+        row = next((r for r in rows if wanted in r["files"]), None)
+        if row is None:
+            raise UserError(f"--ci-rerun {one_line(name)}: not a record on the board (a path under --results "
+                            "of a listed record)")
+        row.setdefault("ci_reruns", []).append(records[wanted]["seed"])
+
+
+def _build(results: Path, out: Path, entries: list[dict[str, Any]], ci_reruns: tuple[str, ...],
+           drawer: Pool | None) -> Site:
     records, skipped = collect(results)
     collected = len(skipped)
     rows = aggregate(records, skipped, results)
@@ -304,6 +319,8 @@ def _build(results: Path, out: Path, entries: list[dict[str, Any]], drawer: Pool
     plotted = {task: _write_plots(task, [r for r in rows if r["task"] == task], out, warnings, drop)
                for task in dict.fromkeys(r["task"] for r in rows)}
     rows = [r for r in rows if id(r) not in dropped]
+    rank_rows(rows)  # again, without the rows left out: a dropped row ranks no other
+    _mark_ci_reruns(rows, by_file, ci_reruns)
     _write_configs(rows, configs, out)
     tasks = sorted({r["task"] for r in rows} | {e["task"] for e in entries})
     for task in tasks:
@@ -314,7 +331,9 @@ def _build(results: Path, out: Path, entries: list[dict[str, Any]], drawer: Pool
     used = len(records) - (len(skipped) - collected)  # less those left out after reading
     index = pages.index_body(rows, entries, tasks, used, len(skipped))
     (out / "index.html").write_text(pages.page("reasonbench leaderboard", index, tasks))
-    summary = {"records": used, "skipped": [vars(s) for s in skipped], "measured": rows, "reported": entries}
+    # the pairs told apart, once per track (indices into "measured"); every other pair is not
+    summary = {"records": used, "skipped": [vars(s) for s in skipped], "measured": rows,
+               "pairs": track_verdicts(rows), "reported": entries}
     (out / "leaderboard.json").write_text(web_json(summary))
     markdown = pages.markdown(rows, entries)
     (out / "leaderboard.md").write_text(markdown)

@@ -12,15 +12,15 @@ from importlib import resources
 from typing import Any, Callable
 
 from ..errors import UserError
-from .records import GENERATED_DATA, REAL_DATA, depth_track, one_line, track_sort_key
+from .records import GENERATED_DATA, PARTIAL_MARK, REAL_DATA, depth_track, one_line, track_sort_key
 
 TRACK_NOTES = {
-    "mini": ("small CPU settings, run on a 2-core development machine (each record names its CPU); CI re-runs "
-             "TRM on Sudoku and requires the committed count: a check that the models learn, not their headline "
-             "numbers"),
-    "budget": "equal device time for every model",
+    "mini": "small CPU settings: a check that the models learn, not their headline numbers",
+    "budget": "equal device time for every model: training stops when the budget is spent",
     "paper": "the papers' own settings (presets paper and tiny)",
 }
+PARTIAL_NOTE = ("runs whose weights had fewer training steps than their preset plans (an evaluation of an unfinished "
+                "checkpoint, or training stopped early): not comparable with the finished runs of the track")
 
 
 def esc(value: Any) -> str:
@@ -69,7 +69,8 @@ def model_label(row: dict[str, Any]) -> str:
     beyond the preset, and (eval) for checkpoint tests."""
     depth = depth_track(row["track"])  # only evaluations: its name says so
     # the track named after the preset, whatever its data kind ("mini (real data)" holds mini)
-    named = {name.removesuffix(GENERATED_DATA).removesuffix(REAL_DATA) for name in (row["track"], depth and depth[0]) if name}
+    named = {name.split(PARTIAL_MARK)[0].removesuffix(GENERATED_DATA).removesuffix(REAL_DATA)
+             for name in (row["track"], depth and depth[0]) if name}
     preset = "" if row["preset"] in named else f" ({row['preset']})"
     mark = f" {OTHER_TEST_DATA_MARK}" if row.get("test_data_differs") else ""
     settings = f" [{row['settings']}]" if row.get("settings") else ""  # given beyond the preset
@@ -95,17 +96,19 @@ def accuracy_text(row: dict[str, Any]) -> str:
     return pct(row["exact_accuracy_mean"]) + std
 
 
-def interval_text(row: dict[str, Any], key: str = "exact_accuracy_ci95") -> str:
+def interval_text(row: dict[str, Any], key: str = "rank_interval") -> str:
     ci = row.get(key)
     return "-" if ci is None else f"{pct(ci[0])}–{pct(ci[1])}"
 
 
 def rank_text(row: dict[str, Any]) -> str:
-    """"2" where the row's place is clear, "1–3" where its interval overlaps others'."""
+    """"2" where the row's place is clear, "1–3" where its interval overlaps others', and "(1 seed)"
+    after the rank of a row that one seed makes: nothing measures its training noise."""
     rank = row.get("rank")
     if not rank:
         return "-"
-    return str(rank[0]) if rank[0] == rank[1] else f"{rank[0]}–{rank[1]}"
+    one_seed = " (1 seed)" if len(row["seeds"]) == 1 else ""
+    return (str(rank[0]) if rank[0] == rank[1] else f"{rank[0]}–{rank[1]}") + one_seed
 
 
 def ood_text(row: dict[str, Any]) -> str:
@@ -131,21 +134,28 @@ def commit_text(row: dict[str, Any]) -> str:
 def markdown(rows: list[dict[str, Any]], reported: list[dict[str, Any]]) -> str:
     """Measured tables per task and track, then each task's reported figures in a table apart."""
     lines = ["# reasonbench leaderboard", "",
-             "Exact accuracy in %: mean ± std over seeds; 95% interval: Wilson, pooled over every test "
-             "example of every seed; over seeds: the t-interval of the mean (two seeds or more). Rank: a range "
-             "where a row's interval (the wider of the two) overlaps others', so rows that share a rank are not "
-             "told apart by these runs. OOD: exact % on the task's out-of-distribution split (harder than any "
-             "training example; its definition is in the records). Reported figures are the papers' own, "
-             "not measured here.", ""]
+             "Exact accuracy in %: mean ± std over seeds; 95% interval: of the mean over seeds, with the "
+             "training noise (seeds) and the test-set noise (examples) together (the leaderboard's "
+             "methodology: leaderboard/README.md, Statistics); a row of one seed has no measure of its "
+             "training noise: its interval is 0–100. "
+             "Rank: a range where a row's interval overlaps others', so rows that share a rank are not "
+             "told apart by these runs, and rows whose ranges share no rank are. OOD: exact % on the task's "
+             "out-of-distribution split (harder than any training example; its definition is in the records). "
+             "Reported figures are the papers' own, not measured here.", ""]
     for task in sorted({r["task"] for r in rows} | {e["task"] for e in reported}):
         lines += [f"## {md(task)}", ""]
         task_rows = [r for r in rows if r["task"] == task]
         for track_name in sorted({r["track"] for r in task_rows}, key=track_sort_key):
-            lines += [f"### {md(track_name)} track", "",
-                      "| rank | model | exact % | 95% interval | over seeds | OOD exact % | seeds | params (+extra) "
+            track_rows = [r for r in task_rows if r["track"] == track_name]
+            passes = any(r.get("headline") == "pass@2" for r in track_rows)
+            lines += [f"### {md(track_name)} track", ""]
+            if passes:
+                lines += [PASS_NOTE, ""]
+            lines += ["| rank | model | " + ("pass@2 % | pass@1 % | exact % per variant" if passes else "exact %")
+                      + " | 95% interval | OOD exact % | seeds | params (+extra) "
                       "| FLOPs/example | train FLOPs | device-hours | device | commit | date |",
-                      "|---:|---|---:|---|---|---:|---:|---:|---:|---:|---:|---|---|---|"]
-            lines += [markdown_row(r) for r in task_rows if r["track"] == track_name]
+                      "|---:|---|---:|" + ("---:|---:|" if passes else "") + "---|---:|---:|---:|---:|---:|---:|---|---|---|"]
+            lines += [markdown_row(r, passes) for r in track_rows]
             lines.append("")
             note = other_test_data_note([r for r in task_rows if r["track"] == track_name])
             if note:
@@ -194,11 +204,13 @@ def embed_in_readme(readme_text: str, section: str, name: str, begin: str = READ
     return "".join(lines[:begins[0] + 1]) + section + "".join(lines[ends[0]:])
 
 
-def markdown_row(r: dict[str, Any]) -> str:
-    """One measured row of a Markdown table."""
+def markdown_row(r: dict[str, Any], passes: bool = False) -> str:
+    """One measured row of a Markdown table; ``passes``: with pass@2 and pass@1 before the exact
+    accuracy (a table ranked on pass@2)."""
     extra = f" (+{r['params_extra']:,})" if r["params_extra"] else ""
-    return (f"| {rank_text(r)} | {md(model_label(r))} | {accuracy_text(r)} | {interval_text(r)} | "
-            f"{interval_text(r, 'exact_accuracy_seed_ci95')} | {ood_text(r)} | {seeds_text(r)} | "
+    headline = f"{pass_text(r, 'pass@2')} | {pass_text(r, 'pass@1')} | " if passes else ""
+    return (f"| {rank_text(r)} | {md(model_label(r))} | {headline}{accuracy_text(r)} | {interval_text(r)} | "
+            f"{ood_text(r)} | {seeds_text(r)} | "
             f"{r['params']:,}{extra} | {si(r['flops_per_example_forward'])} | {si(r['train_flops'])} | "
             f"{r['device_hours']:.3g} | {md(device_text(r))} | {md(commit_text(r))} | "
             f"{md(r['finished'][:10])} |")
@@ -256,9 +268,7 @@ MEASURED_COLUMNS: list[Column] = [
     ("model", "model", lambda r: esc(model_label(r)), None),
     ("exact % (mean ± std)", "num", lambda r: esc(accuracy_text(r)), lambda r: r["exact_accuracy_mean"]),
     ("95% interval", "num", lambda r: esc(interval_text(r)),
-     lambda r: r["exact_accuracy_ci95"][0] if r["exact_accuracy_ci95"] else None),
-    ("over seeds", "num", lambda r: esc(interval_text(r, "exact_accuracy_seed_ci95")),
-     lambda r: r["exact_accuracy_seed_ci95"][0] if r.get("exact_accuracy_seed_ci95") else None),
+     lambda r: r["rank_interval"][0] if r.get("rank_interval") else None),
     ("OOD exact %", "num", lambda r: f'<span title="{esc(r.get("ood_definition") or "")}">{esc(ood_text(r))}</span>',
      lambda r: r.get("ood_accuracy")),
     ("seeds", "num", lambda r: esc(seeds_text(r)), lambda r: len(r["seeds"])),
@@ -281,17 +291,47 @@ def run_details(row: dict[str, Any]) -> str:
             f'<dt>config</dt><dd><a href="{esc(row["config"])}">config</a></dd></dl></details>')
 
 
+PASS_COLUMNS: list[Column] = [
+    ("pass@2 %", "num", lambda r: esc(pass_text(r, "pass@2")), lambda r: r.get("pass@2_mean")),
+    ("pass@1 %", "num", lambda r: esc(pass_text(r, "pass@1")), lambda r: r.get("pass@1_mean")),
+]
+
+
+def pass_text(row: dict[str, Any], key: str) -> str:
+    """A task-level share (ARC's pass@K) as mean over seeds, "-" where the row has none."""
+    return pct(row.get(f"{key}_mean")) if row.get(f"{key}_mean") is not None else "-"
+
+
+def table_columns(rows: list[dict[str, Any]]) -> list[Column]:
+    """The measured table's columns: where rows are ranked on pass@2 (ARC), pass@2 and pass@1
+    come right after the model, before the exact accuracy per test variant."""
+    if not any(r.get("headline") == "pass@2" for r in rows):
+        return MEASURED_COLUMNS
+    exact = [(("exact % per variant" if name.startswith("exact %") else name), cls, text, sort)
+             for name, cls, text, sort in MEASURED_COLUMNS]
+    return exact[:2] + PASS_COLUMNS + exact[2:]
+
+
+PASS_NOTE = ("Ranked on pass@2, the papers' figure: each task's test inputs are predicted on every augmented "
+             "variant, the answers voted on, and a test input counts as solved when one of its two most voted "
+             "answers is exactly right; a task scores the share of its test inputs solved, and pass@2 is the mean "
+             "over tasks (the reference evaluators' and ARC Prize scoring). pass@1: the same with the single most "
+             "voted answer. Exact % per variant: each augmented variant of each test input scored alone, before "
+             "any vote.")
+
+
 def measured_table(rows: list[dict[str, Any]]) -> str:
     """One track's rows (in its order): each model's name after its colour and marker on the
     track's charts."""
     from . import svg
 
+    columns = table_columns(rows)
     head = "".join(f'<th scope="col" class="{cls}"{" data-unsorted" if name == "run" else ""}>{esc(name)}</th>'
-                   for name, cls, _, _ in MEASURED_COLUMNS)  # folded details: nothing to sort by
+                   for name, cls, _, _ in columns)  # folded details: nothing to sort by
     body = []
     for row, (colour, shape) in zip(rows, svg.row_styles([r["model"] for r in rows])):
         cells = []
-        for name, cls, text, sort in MEASURED_COLUMNS:
+        for name, cls, text, sort in columns:
             sort_attr = "" if sort is None else f' data-sort="{esc(_num(sort(row)))}"'
             mark = svg.swatch(row["model"], colour, shape) if name == "model" else ""
             cells.append(f'<td class="{cls}"{sort_attr}>{mark}{text(row)}</td>')
@@ -302,44 +342,55 @@ def measured_table(rows: list[dict[str, Any]]) -> str:
             + (f'<p class="note">{esc(note)}</p>' if note else ""))
 
 
-def holm(p_values: list[float]) -> list[float]:
-    """Holm-Bonferroni adjusted p-values: many pairs tested at once, 5% stays 5% for them all."""
-    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
-    adjusted, running = [1.0] * len(p_values), 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
-        adjusted[i] = running
-    return adjusted
+MAX_VERDICT_PAIRS = 190  # pairs listed on a page (20 rows); a larger track's are in leaderboard.json
 
 
-def paired_table(rows: list[dict[str, Any]]) -> str:
-    """The pairwise exact McNemar tests of one track's rows on the same test examples."""
-    def key(row_or_pair: dict[str, Any]) -> tuple:
-        return tuple(row_or_pair.get(k, "") for k in ("model", "preset", "mode", "settings"))
+def verdict_table(rows: list[dict[str, Any]]) -> str:
+    """One track's pairs of rows and whether they are told apart: the same rank ranges as the
+    table (``stats.told_apart``), so a verdict never contradicts a rank."""
+    from ..stats import told_apart
 
-    labels = {key(r): model_label(r) for r in rows}
-    pairs = [(r, p) for r in rows for p in r.get("paired", []) if key(p) in labels]
-    if not pairs:
+    ranked = [r for r in rows if r.get("rank")]
+    count = len(ranked) * (len(ranked) - 1) // 2
+    if not count:
         return ""
-    adjusted = holm([p["p"] for _, p in pairs])
+    if count > MAX_VERDICT_PAIRS:  # said, not listed: a page stays small however large the track
+        return (f'<p class="note">{count:,} pairs of rows: too many to list here. Two rows are told apart '
+                "exactly when their rank ranges share no rank; leaderboard.json lists the pairs told apart "
+                "(\"pairs\").</p>")
+    pairs = [(a, b) for i, a in enumerate(ranked) for b in ranked[i + 1:]]
+
+    def verdict(a: dict[str, Any], b: dict[str, Any]) -> str:
+        if told_apart(a["rank"], b["rank"]):
+            return "told apart: " + ("the first better" if a["rank"][1] < b["rank"][0] else "the second better")
+        if len(a["seeds"]) == 1 or len(b["seeds"]) == 1:
+            return "not told apart (one seed: no measure of training noise)"
+        (low_a, high_a), (low_b, high_b) = a["rank_interval"], b["rank_interval"]
+        if high_a < low_b or high_b < low_a:  # the ranks overlap through rows whose intervals meet both
+            between = [model_label(r) for r in ranked if r is not a and r is not b
+                       and r["rank_interval"][0] <= min(high_a, high_b) and r["rank_interval"][1] >= max(low_a, low_b)]
+            return (f"not told apart: their intervals are disjoint, but {_listed(between, 3)} "
+                    f"{'overlaps' if len(between) == 1 else 'overlap'} both, so their ranks meet")
+        return "not told apart"
+
     body = "".join(
-        f'<tr><td class="model">{esc(model_label(r))}</td><td class="model">{esc(labels[key(p)])}'
-        f'</td><td class="num">{esc(", ".join(map(str, p["seeds"])))}</td><td class="num">{p["only_this"]:,}</td>'
-        f'<td class="num">{p["only_other"]:,}</td><td class="num">{p["p"]:.3g}</td><td class="num">{q:.3g}</td>'
-        f'<td>{"yes" if q < 0.05 else "no"}</td></tr>\n'
-        for (r, p), q in zip(pairs, adjusted))
+        f'<tr><td class="model">{esc(model_label(a))}</td><td class="model">{esc(model_label(b))}</td>'
+        f'<td class="num">{esc(rank_text(a))} / {esc(rank_text(b))}</td>'
+        f'<td class="num">{esc(interval_text(a))} / {esc(interval_text(b))}</td>'
+        f'<td class="num">{len(a["seeds"])} / {len(b["seeds"])}</td><td>{esc(verdict(a, b))}</td></tr>\n'
+        for a, b in pairs)
     head = "".join(f'<th scope="col">{h}</th>' for h in (
-        "model", "against", "seeds", "only it right", "only the other right", "p (exact McNemar)", "p (Holm)",
-        "differ at 5%"))
-    return (f'<details class="paired"><summary>Paired tests on the same test examples</summary>'
-            f'<p class="note">{esc(PAIRED_NOTE)}</p><div class="fit"><table><thead><tr>{head}</tr></thead>'
+        "first", "second", "ranks", "95% intervals", "seeds", "verdict"))
+    apart = sum(told_apart(a["rank"], b["rank"]) for a, b in pairs)
+    return (f'<details class="paired"><summary>Pairs of rows: {apart} of {len(pairs)} told apart</summary>'
+            f'<p class="note">{esc(VERDICT_NOTE)}</p><div class="fit"><table><thead><tr>{head}</tr></thead>'
             f"<tbody>\n{body}</tbody></table></div></details>")
 
 
-PAIRED_NOTE = ("Each pair of rows scored on the same test examples, over the seeds both ran: the examples only one "
-               "of them got exactly right, and the exact McNemar test of whether the two are equally good (Holm's "
-               "correction over the pairs of the track). Intervals that overlap can still differ here: the test "
-               "pairs each example's two outcomes.")
+VERDICT_NOTE = ("Two rows are told apart when their rank ranges share no rank; then their 95% intervals are "
+                "disjoint too. The intervals include both the training noise (the seeds) and the test-set noise "
+                "(the examples), so a row of one seed is never told apart from another: nothing measures its "
+                "training noise.")
 
 
 def reported_table(entries: list[dict[str, Any]]) -> str:
@@ -359,23 +410,80 @@ def reported_table(entries: list[dict[str, Any]]) -> str:
             "<tbody>\n" + "\n".join(body) + "\n</tbody></table></div>")
 
 
-def track_heading(track_name: str, level: str) -> str:
+def track_heading(track_name: str, level: str, rows: list[dict[str, Any]] | None = None) -> str:
+    """A track's heading and what it is: the track's definition, then facts from its rows'
+    records (``track_facts``)."""
     note = TRACK_NOTES.get(track_name.split(" ", 1)[0], "runs of this preset")
     if GENERATED_DATA.strip() in track_name:
         note += "; here on generated look-alike data, not the official data set: not comparable with its track"
     elif REAL_DATA.strip() in track_name:
         note += "; here on real data instead of the track's generated data"
+    if PARTIAL_MARK in track_name:
+        note = PARTIAL_NOTE
     depth = depth_track(track_name)
     if depth:
         note = (f"the {depth[0]} track's trained checkpoints evaluated for {depth[1]} (test-time depth), "
                 "on the test and the out-of-distribution split")
-    return f'<{level}>{esc(track_name)} track</{level}><p class="note">{esc(note)}</p>'
+    if any(r.get("headline") == "pass@2" for r in rows or []):
+        note += ". " + PASS_NOTE.removesuffix(".")
+    facts = track_facts(rows or [])
+    return (f'<{level}>{esc(track_name)} track</{level}><p class="note">{esc(note)}.'
+            + (f" {esc(facts)}" if facts else "") + "</p>")
+
+
+def _listed(items: list[str], limit: int = 4) -> str:
+    """"a, b and c"; past ``limit`` items, "a, b, c, d and 3 more"."""
+    if len(items) > limit:
+        return ", ".join(items[:limit]) + f" and {len(items) - limit} more"
+    return " and ".join([", ".join(items[:-1]), items[-1]]) if len(items) > 1 else "".join(items)
+
+
+def _seed_span(seeds: list[int]) -> str:
+    seeds = sorted(set(seeds))
+    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}–{seeds[-1]}"
+    return _listed([str(s) for s in seeds], 6)
+
+
+def track_facts(rows: list[dict[str, Any]]) -> str:
+    """What the records of ``rows`` say about how they were run: the machines (device, and the
+    CPU model and cores for a CPU run), the commits, the seeds; the re-run check the build was
+    told of (``ci_reruns``). Facts only: nothing here is true of a board whose records say
+    otherwise."""
+    if not rows:
+        return ""
+    machines = sorted({m for r in rows for m in r.get("machines", [])})
+    commits = sorted({c for r in rows for c in r["git_commits"]})
+    counts = sorted({len(r["seeds"]) for r in rows})
+    parts = []
+    if machines:
+        parts.append(f"Run on {_listed(machines)}")
+    if commits:
+        parts.append(f"at commit {commits[0][:10]}" if len(commits) == 1
+                     else f"at {len(commits)} commits ({_listed([c[:10] for c in commits], 3)})")
+    if counts:
+        seeds = _seed_span([s for r in rows for s in r["seeds"]])
+        per_row = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]} to {counts[-1]}"
+        parts.append(f"seeds {seeds} ({per_row} per row)")
+    text = ", ".join(parts) + "." if parts else ""
+    one_seed = [model_label(r) for r in rows if len(r["seeds"]) == 1]
+    if one_seed:
+        text += (f" One seed only: {_listed(one_seed)} (no measure of training noise: shares every rank). ")
+    reruns = [(r, seed) for r in rows for seed in r.get("ci_reruns", [])]
+    if reruns:
+        text += (" This project's CI (.ci/run) re-runs " +
+                 _listed([f"{model_label(r)} seed {seed}" for r, seed in reruns]) +
+                 " from its record and requires the recorded count of right answers.")
+    return text.strip()
 
 
 REPORTED_NOTE = ("Published figures copied from the papers, not measured by reasonbench: "
                  "not ranked with the rows above and not on any Pareto front.")
 HOW_TO_READ = ("Exact accuracy: share of test puzzles answered exactly right, as mean ± sample std over "
-               "seeds; 95% interval: Wilson, pooled over every test example of every seed. OOD: exact accuracy "
+               "seeds; 95% interval: of that mean, counting the training noise (seeds) and the test-set noise "
+               "(examples) together (one seed: 0–100, nothing measures its training noise); it decides the rank "
+               "range and is the charts' error bar, and rows whose rank ranges share no rank are told apart. "
+               "OOD: exact accuracy "
                "out of distribution (the task's generated OOD split, e.g. more Sudoku blanks or longer maze "
                "paths than any training example; hover for its definition). Costs: parameters "
                "(extra: puzzle embeddings and other per-puzzle state), forward FLOPs per test example, "
@@ -391,7 +499,8 @@ def index_body(rows: list[dict[str, Any]], reported: list[dict[str, Any]], tasks
         parts.append(f'<h2><a href="{esc(task_page(task))}">{esc(task)}</a></h2>')
         task_rows = [r for r in rows if r["task"] == task]
         for track_name in sorted({r["track"] for r in task_rows}, key=track_sort_key):
-            parts += [track_heading(track_name, "h3"), measured_table([r for r in task_rows if r["track"] == track_name])]
+            track_rows = [r for r in task_rows if r["track"] == track_name]
+            parts += [track_heading(track_name, "h3", track_rows), measured_table(track_rows)]
         if not task_rows:
             parts.append('<p class="note">No measured results yet.</p>')
     if reported:
@@ -407,7 +516,8 @@ def chart_caption(files: list[str]) -> str:
     parts = ["Each model has one colour on every chart and table of the site; rows of one colour differ by marker. "
              "Hover a point or a line for its row and values."]
     if kinds & {"params", "flops", "hours"}:
-        parts.append("Exact accuracy against cost: the error bar of a point is the interval its rank is decided on; "
+        parts.append("Exact accuracy (ARC: pass@2) against cost: the error bar of a point is the 95% interval its "
+                     "rank is decided on (seeds and test examples together); "
                      "the dashed staircase is the Pareto front (no other row is both cheaper and more accurate), its "
                      "points ringed.")
     if kinds & {"depth", "ood-depth"}:
@@ -427,7 +537,7 @@ def task_body(task: str, rows: list[dict[str, Any]], reported: list[dict[str, An
     parts = [f'<p class="note">{esc(HOW_TO_READ)}</p>']
     for track_name in sorted({r["track"] for r in rows}, key=track_sort_key):
         track_rows = [r for r in rows if r["track"] == track_name]
-        parts += [track_heading(track_name, "h2"), measured_table(track_rows), paired_table(track_rows)]
+        parts += [track_heading(track_name, "h2", track_rows), measured_table(track_rows), verdict_table(track_rows)]
         charts = plots.get(track_name, [])
         drawn = "".join(f'<div class="chart-box">{text}<a class="download" href="{esc(src)}">SVG</a></div>'
                         for src, _, text in charts if src)

@@ -43,22 +43,29 @@ def _log_ticks(left: float, right: float) -> list[float]:
     return ticks
 
 
+def headline_of(row: dict[str, Any]) -> float | None:
+    """The figure a row is ranked on (its ``rank_interval`` is on this scale): mean exact
+    accuracy, or ARC's pass@2."""
+    return row.get("headline_mean", row["exact_accuracy_mean"])
+
+
 def accuracy_plot(rows: list[dict[str, Any]], x_key: str, x_label: str, title: str) -> str | None:
-    """SVG text: each row's mean exact accuracy against ``x_key`` on a log axis, the interval
+    """SVG text: each row's headline (mean exact accuracy; ARC: pass@2) against ``x_key`` on a log axis, the interval
     its rank is decided on (``rank_interval``) as its error bar, the Pareto front drawn; the
     points named where their labels fit, all in the legend and their tooltips. None when no row
     can be drawn, ``Empty`` when every row scores 0."""
     drawn = [(r, style) for r, style in zip(rows, styles(rows))
-             if r["exact_accuracy_mean"] is not None and r[x_key] and r[x_key] > 0]
+             if headline_of(r) is not None and r[x_key] and r[x_key] > 0]
     if not drawn:
         return None
     bars = [r.get("rank_interval") for r, _ in drawn]
-    if all(r["exact_accuracy_mean"] == 0 for r, _ in drawn) and all(not b or b[1] == 0 for b in bars):
-        return Empty(f"{title}: every row scores 0.0% exact (no chart drawn).")
-    chart = svg.Chart(title, x_label, "exact accuracy (%)")
+    name = "pass@2" if any(r.get("headline") == "pass@2" for r, _ in drawn) else "exact"
+    if all(headline_of(r) == 0 for r, _ in drawn) and all(not b or b[1] == 0 for b in bars):
+        return Empty(f"{title}: every row scores 0.0% {name} (no chart drawn).")
+    chart = svg.Chart(title, x_label, "pass@2 (%)" if name == "pass@2" else "exact accuracy (%)")
     frame = chart.frame
     x = [float(r[x_key]) for r, _ in drawn]
-    y = [100 * r["exact_accuracy_mean"] for r, _ in drawn]
+    y = [100 * headline_of(r) for r, _ in drawn]
     top = svg.nice_top(max(y + [100 * b[1] for b in bars if b]))
     lo, hi = min(x), max(x)
     left, right = lo / 1.6, hi * 1.6
@@ -108,7 +115,7 @@ def accuracy_plot(rows: list[dict[str, Any]], x_key: str, x_label: str, title: s
                      'stroke="#333333" stroke-width="1"/>')
     for (row, (colour, shape)), (cx, cy), value, bar in zip(drawn, points, x, bars):
         interval = f" (rank interval {100 * bar[0]:.1f}-{100 * bar[1]:.1f})" if bar else ""
-        tip = (f"{one_line(model_label(row), 120)}: {100 * row['exact_accuracy_mean']:.1f}% exact{interval}, "
+        tip = (f"{one_line(model_label(row), 120)}: {100 * headline_of(row):.1f}% {name}{interval}, "
                f"{x_label} {si(value)}")
         parts.append(svg.marker(shape, cx, cy, radius, colour, row["model"], tip))
     taken = [svg.Box(m.left - ring, m.top - ring, m.right + ring, m.bottom + ring) for m in marks]

@@ -43,11 +43,50 @@ def track(record: dict[str, Any]) -> str | None:
         return f"budget {spec or record['provenance']['config']['budget']}" + data_suffix(record, "budget")
     base = TRACK_OF_PRESET.get(record["preset"], record["preset"])
     base += data_suffix(record, base)
+    base += partial_suffix(record)
     depth = record["provenance"]["config"].get("eval_max_steps")
     if record["mode"] == "eval" and depth:
         # trained checkpoints evaluated deeper than they were trained: a test-time depth study
         return f"{base}{DEPTH_TRACK_SEPARATOR}{depth} steps"
     return base
+
+
+PARTIAL_MARK = " (partial"  # "mini (partial: step 72 of 2,000)": weights with fewer steps than planned
+
+
+def unfinished_steps(record: dict[str, Any]) -> tuple[int | None, int | None] | None:
+    """(steps, planned steps) of a completed record whose weights were not trained as far as its
+    preset plans (``training.finished`` false: a budget stopped it, or an evaluation of an
+    unfinished checkpoint), else None. Records made before ``training`` existed: a training run
+    stopped by its budget, or whose ``cost.train_steps`` fall short of its config's
+    ``trainer.max_steps``; an old evaluation is not judged (its checkpoint's steps are unknown)."""
+    if record["status"] != "completed":
+        return None  # a diverged seed counts as a seed without accuracy of its row
+    training = record.get("training")
+    if isinstance(training, dict):
+        return (training["steps"], training["planned_steps"]) if training["finished"] is False else None
+    if record["mode"] != "train":
+        return None
+    trainer = record["provenance"]["config"].get("trainer")
+    planned = trainer.get("max_steps") if isinstance(trainer, dict) else None
+    steps = record["cost"].get("train_steps")
+    budget = record.get("budget") if isinstance(record.get("budget"), dict) else {}
+    if budget.get("stopped_at_step") is not None:
+        return (steps, planned if isinstance(planned, int) and planned > 0 else None)
+    if isinstance(planned, int) and planned > 0 and isinstance(steps, int) and steps < planned:
+        return (steps, planned)
+    return None
+
+
+def partial_suffix(record: dict[str, Any]) -> str:
+    """" (partial: step 72 of 2,000)" for a record with unfinished weights, else ""."""
+    found = unfinished_steps(record)
+    if found is None:
+        return ""
+    steps, planned = found
+    if steps is None:
+        return f"{PARTIAL_MARK})"
+    return f"{PARTIAL_MARK}: step {steps:,}" + (f" of {planned:,})" if planned is not None else ")")
 
 
 # options of a run's command that name, place, resume or depth-test it: every other option is a
@@ -319,6 +358,12 @@ def consistency_problems(record: dict[str, Any]) -> list[str]:
             problems += _share_problems("metrics/ood: ", ood)
             problems += _by_step_problems("metrics/ood: ", ood.get("by_step"))
         problems += _outcome_problems(metrics)
+        for key in [k for k in metrics if k.startswith("pass@")]:  # task-level shares (ARC)
+            if _is_number(metrics[key]) and not 0 <= metrics[key] <= 1:
+                problems.append(f"metrics: {key} {_show(metrics[key])} is not a share between 0 and 1")
+        n_tasks = metrics.get("n_tasks")
+        if n_tasks is not None and not (isinstance(n_tasks, int) and not isinstance(n_tasks, bool) and n_tasks >= 0):
+            problems.append(f"metrics: n_tasks {_show(n_tasks)} is not a count of tasks")
         difficulty = metrics.get("by_difficulty")
         if isinstance(difficulty, dict) and isinstance(difficulty.get("buckets"), list):
             buckets = [b for b in difficulty["buckets"] if isinstance(b, dict)]
@@ -490,67 +535,43 @@ def aggregate(records: list[dict[str, Any]], skipped: list[Skipped] | None = Non
     rows.sort(key=lambda r: (r["task"], track_sort_key(r["track"]), -accuracy(r), r["model"], r["preset"], r["mode"],
                              r["settings"]))
     rank_rows(rows)
-    pair_rows(rows)
     return rows
 
 
-def pair_rows(rows: list[dict[str, Any]]) -> None:
-    """Each row's ``paired`` tests against the rows after it in its track: over the seeds both
-    ran on the same test examples (equal test fingerprints), the examples only this row got
-    right, those only the other did, and the exact McNemar p-value. Rows without per-example
-    outcomes (records made before they were kept) take no part."""
-    from ..stats import mcnemar
-
-    tracks: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        tracks[(row["task"], row["track"])].append(row)
-    for group in tracks.values():
-        for i, row in enumerate(group):
-            row["paired"] = []
-            for other in group[i + 1:]:
-                seeds = [s for s, (fp, n, _) in row["_outcomes"].items()
-                         if s in other["_outcomes"] and other["_outcomes"][s][:2] == (fp, n)]
-                if not seeds:
-                    continue
-                only_this = sum((row["_outcomes"][s][2] & ~other["_outcomes"][s][2]).bit_count() for s in seeds)
-                only_other = sum((other["_outcomes"][s][2] & ~row["_outcomes"][s][2]).bit_count() for s in seeds)
-                row["paired"].append({"model": other["model"], "preset": other["preset"], "mode": other["mode"],
-                                      "settings": other["settings"],
-                                      "seeds": sorted(seeds), "only_this": only_this, "only_other": only_other,
-                                      "p": mcnemar(only_this, only_other)})
-    for row in rows:
-        row.pop("_outcomes", None)
-
-
-def _outcomes(records: list[dict[str, Any]]) -> dict[int, tuple[str | None, int, int]]:
-    """{seed: (test fingerprint, n, outcome bits)} of the records that kept per-example outcomes."""
-    from ..stats import decode_outcomes
-
-    found = {}
-    for r in records:
-        kept = r["metrics"].get("exact_by_example")
-        if isinstance(kept, dict):
-            found[r["seed"]] = (r["provenance"].get("test_data_fingerprint"), *decode_outcomes(kept))
-    return found
-
-
 def rank_rows(rows: list[dict[str, Any]]) -> None:
-    """Each row's ``rank`` [best, worst] within its task and track: a range where its interval
-    overlaps others' (``stats.rank_ranges``). The interval ranked on is the wider of the pooled
-    Wilson interval (test-example noise) and the interval over seeds (training noise)."""
+    """Each row's ``rank`` [best, worst] within its task and track: a range where its
+    ``rank_interval`` overlaps others' (``stats.rank_ranges``). Pairs are told apart from these
+    ranks alone (``track_verdicts``)."""
     from ..stats import rank_ranges
 
+    for group in _tracks(rows).values():
+        for row, rank in zip(group, rank_ranges([r["rank_interval"] for r in group])):
+            row["rank"] = list(rank) if rank else None
+
+
+def _tracks(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
     tracks: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         tracks[(row["task"], row["track"])].append(row)
-    for group in tracks.values():
-        intervals = []
-        for row in group:
-            parts = [iv for iv in (row["exact_accuracy_ci95"], row["exact_accuracy_seed_ci95"]) if iv]
-            intervals.append((min(p[0] for p in parts), max(p[1] for p in parts)) if parts else None)
-        for row, rank, interval in zip(group, rank_ranges(intervals), intervals):
-            row["rank"] = list(rank) if rank else None
-            row["rank_interval"] = list(interval) if interval else None  # the charts' error bars
+    return tracks
+
+
+def track_verdicts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per task and track, once: its rows (indices into ``rows``) and the pairs told apart,
+    [better, worse] as indices into ``rows`` (``stats.told_apart``: their rank ranges are
+    disjoint); every other pair of the track is not told apart. Stored once per track, never
+    copied into each row."""
+    from ..stats import told_apart
+
+    index = {id(row): i for i, row in enumerate(rows)}
+    verdicts = []
+    for (task, track_name), group in _tracks(rows).items():
+        ranked = sorted((r for r in group if r.get("rank")), key=lambda r: r["rank"][0])
+        apart = [[index[id(row)], index[id(other)]] for i, row in enumerate(ranked) for other in ranked[i + 1:]
+                 if told_apart(row["rank"], other["rank"])]
+        verdicts.append({"task": task, "track": track_name, "rows": [index[id(r)] for r in group],
+                         "told_apart": apart})
+    return verdicts
 
 
 def error_line(exc: BaseException) -> str:
@@ -559,11 +580,12 @@ def error_line(exc: BaseException) -> str:
 
 
 def _row(key: tuple, group: list[dict[str, Any]]) -> dict[str, Any]:
-    from ..stats import seed_interval, wilson_interval
+    from ..stats import rank_interval, wilson_interval
 
     task, track_name, model, preset, mode, settings = key
     group.sort(key=lambda r: (r["seed"], r["_file"]))
     done = [r for r in group if r["status"] == "completed"]
+    headline = headline_metric(done)
     first = (done or group)[0]
     accs = [r["metrics"]["exact_accuracy"] for r in done]
     correct = sum(r["metrics"]["exact_correct"] for r in done)
@@ -576,7 +598,12 @@ def _row(key: tuple, group: list[dict[str, Any]]) -> dict[str, Any]:
         "exact_accuracy_mean": statistics.fmean(accs) if accs else None,
         "exact_accuracy_std": statistics.stdev(accs) if len(accs) > 1 else None,
         "exact_accuracy_ci95": list(wilson_interval(correct, n)) if n else None,
-        "exact_accuracy_seed_ci95": list(seed_interval(accs)) if len(accs) > 1 else None,
+        # the one interval that ranks the row, draws its error bar and tells it apart from others
+        "rank_interval": list(interval) if (interval := rank_interval(*headline_counts(done, headline))) else None,
+        # what ranks the row (ARC: pass@2) and its mean over seeds; rank_interval is of this mean
+        "headline": headline,
+        "headline_mean": statistics.fmean(r["metrics"][headline] for r in done) if done else None,
+        **{f"{k}_mean": statistics.fmean(r["metrics"][k] for r in done) for k in PASS_AT if headline == "pass@2"},
         "exact_correct": correct, "n_test_examples": n,
         "token_accuracy_mean": statistics.fmean(r["metrics"]["token_accuracy"] for r in done) if done else None,
         "params": first["cost"]["params"], "params_extra": first["cost"]["params_extra"],
@@ -584,14 +611,47 @@ def _row(key: tuple, group: list[dict[str, Any]]) -> dict[str, Any]:
         "train_flops": statistics.fmean(train_flops) if train_flops else None,
         "device_hours": statistics.fmean(r["cost"]["device_hours"] for r in group),
         "device": first["cost"]["device"], "device_count": first["cost"]["device_count"],
+        "machines": sorted({machine_text(r) for r in group}),
         "git_commit": commits[0] if len(commits) == 1 else None,
         "git_commits": commits,
         "finished": max(r["provenance"]["finished"] for r in group),
         "files": [r["_file"] for r in group],
         "test_data": sorted({r["provenance"].get("test_data_fingerprint") for r in done} - {None}),
-        "_outcomes": _outcomes(done),
         **depth_and_difficulty(done),
     }
+
+
+PASS_AT = ("pass@2", "pass@1")
+
+
+def headline_metric(done: list[dict[str, Any]]) -> str:
+    """What ranks a row: ``pass@2`` where every seed's record scored whole tasks (ARC: the
+    papers' figure), else ``exact_accuracy``."""
+    if done and all(all(_is_number(r["metrics"].get(k)) for k in (*PASS_AT, "n_tasks"))
+                    and r["metrics"]["n_tasks"] > 0 for r in done):
+        return "pass@2"
+    return "exact_accuracy"
+
+
+def headline_counts(done: list[dict[str, Any]], headline: str) -> tuple[list[float], list[int]]:
+    """Per seed: what it got right of the headline and out of how many (tasks for pass@2, whose
+    partial credit makes the count fractional; test examples for exact accuracy)."""
+    if headline == "pass@2":
+        return ([r["metrics"]["pass@2"] * r["metrics"]["n_tasks"] for r in done],
+                [r["metrics"]["n_tasks"] for r in done])
+    return [r["metrics"]["exact_correct"] for r in done], [r["metrics"]["n_test_examples"] for r in done]
+
+
+def machine_text(record: dict[str, Any]) -> str:
+    """Where a record ran, from its own fields: the device (and how many), and for a CPU run the
+    CPU model and cores of ``provenance.cpu``."""
+    cost = record["cost"]
+    device = ("" if cost["device_count"] == 1 else f"{cost['device_count']} x ") + str(cost["device"])
+    cpu = record["provenance"].get("cpu")
+    if str(cost["device"]).startswith("cpu") and isinstance(cpu, dict) and cpu.get("model"):
+        cores = cpu.get("cores")
+        device += f" ({cpu['model']}" + (f", {cores} cores)" if isinstance(cores, int) else ")")
+    return one_line(device, 120)
 
 
 def mark_other_test_data(rows: list[dict[str, Any]]) -> None:
@@ -610,8 +670,10 @@ def mark_other_test_data(rows: list[dict[str, Any]]) -> None:
 
 
 def accuracy(row: dict[str, Any]) -> float:
-    """Mean exact accuracy; rows without one (all seeds diverged) rank last."""
-    return -1.0 if row["exact_accuracy_mean"] is None else row["exact_accuracy_mean"]
+    """The row's headline (mean exact accuracy, or pass@2 for ARC); rows without one (all seeds
+    diverged) rank last."""
+    value = row.get("headline_mean", row["exact_accuracy_mean"])
+    return -1.0 if value is None else value
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:
