@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from reasonbench import leaderboard
+from reasonbench import leaderboard, untrusted
 from reasonbench.errors import UserError
 from reasonbench.leaderboard import pages, plots
 from reasonbench.leaderboard import records as lb_records
@@ -296,7 +296,7 @@ def test_read_untrusted_refuses_a_file_swapped_for_a_fifo_after_its_stat(tmp_pat
     fifo = tmp_path / "f.json"
     os.mkfifo(fifo)
     real_stat = os.stat
-    monkeypatch.setattr(lb_records.os, "stat",  # the first check sees a regular file
+    monkeypatch.setattr(untrusted.os, "stat",  # the first check sees a regular file
                         lambda p, *a, **k: real_stat(__file__ if Path(p) == fifo else p, *a, **k))
     with deadline(20), pytest.raises(ValueError, match="not a regular file: a FIFO"):
         lb_records.read_untrusted(fifo)  # O_NONBLOCK: the open returns at once; fstat tells
