@@ -23,6 +23,7 @@ from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 
 from . import registry
 from .commandline import command_parser, one_line
+from .record import is_neutral
 from .registry import NAME_PATTERN, NAME_RULE, default_preset
 from .errors import UserError
 from .metrics import MAX_STEPS
@@ -71,6 +72,7 @@ class RunConfig:
     resume: bool = False  # continue from the newest readable checkpoint (run)
     overwrite: bool = False  # replace an existing record (run, eval)
     flops: bool = False  # count forward FLOPs (info)
+    overrides: dict[str, Any] = field(default_factory=dict)  # settings beyond the preset (settings_beyond)
 
 
 def check_name(option: str, name: Any) -> str:
@@ -385,7 +387,33 @@ def resolve(argv: list[str], prog: str = "reasonbench run",
     ns = _parse(parser, stacked + argv)
     if overrides:
         ns = _parse_object(parser, overrides, ns)
-    return _to_run_config(ns, model_cls, task_cls, training=prog.endswith(" run")), print_config
+    cfg = _to_run_config(ns, model_cls, task_cls, training=prog.endswith(" run"))
+    # what the preset alone gives: every setting that differs from it, whatever gave it, is recorded
+    preset_alone = _parse(parser, stacked + ["--model.name", cfg.model, "--task.name", cfg.task])
+    cfg.overrides = settings_beyond(cfg.config, _plain(preset_alone))
+    return cfg, print_config
+
+
+def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts -> dotted keys (lists and scalars are values)."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def settings_beyond(config: dict[str, Any], preset_alone: dict[str, Any]) -> dict[str, Any]:
+    """{dotted setting: value} of ``config`` that differ from ``preset_alone`` (the preset's own
+    resolution), neutral settings left out, in name order: what a record calls its overrides,
+    however they were given (command line, ``--config`` files, ``reasonbench.run`` keywords)."""
+    given, base = flatten(config), flatten(preset_alone)
+    missing = object()
+    return {key: given[key] for key in sorted(given)
+            if not is_neutral(key) and base.get(key, missing) != given[key]}
 
 
 def _parse_object(parser: ArgumentParser, overrides: dict[str, Any], ns: Namespace) -> Namespace:

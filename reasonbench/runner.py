@@ -472,7 +472,8 @@ def provenance_of(cfg: RunConfig, command: str | None, task: ReasoningTask, cloc
     commit, dirty = rec.git_state()
     provenance = {
         "git_commit": commit, "git_dirty": dirty, "versions": rec.versions(),
-        "command": command or shlex.join(sys.argv), "config": cfg.config, "cpu": cpu_info(),
+        "command": command or shlex.join(sys.argv), "config": cfg.config, "overrides": cfg.overrides,
+        "cpu": cpu_info(),
         "data_fingerprint": task.fingerprint,
         "test_data_fingerprint": task.split_fingerprint("test"), "started": started, "finished": now(),
         "resumed": clock.ledger.resumes() if clock.ledger else [],

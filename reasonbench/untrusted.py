@@ -156,18 +156,26 @@ def _bracket_depth(data: bytes | str) -> int:
 
 def loads_json(data: bytes | str, max_depth: int = MAX_DEPTH) -> Any:
     """Strict JSON: ValueError with the reason (``line N: not valid JSON: ...``, ``NaN is not
-    a number``, ``nested more than 64 deep``) for anything else."""
+    a number``, ``nested too deeply``) for anything else."""
     if _bracket_depth(data) > max_depth:
-        raise ValueError(f"nested more than {max_depth} deep")
+        raise ValueError(f"nested too deeply (more than {max_depth} levels)")
     try:
         value = json.loads(data, parse_constant=_reject_constant, parse_float=_finite)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"line {exc.lineno}: not valid JSON: {exc.msg}") from None
+        raise InvalidJSON(exc.lineno, exc.msg) from None
     except UnicodeDecodeError:
         raise ValueError("not UTF-8 text") from None
     except RecursionError:
-        raise ValueError(f"nested more than {max_depth} deep") from None
+        raise ValueError(f"nested too deeply (more than {max_depth} levels)") from None
     return value
+
+
+class InvalidJSON(ValueError):
+    """A syntax error, with its line."""
+
+    def __init__(self, lineno: int, msg: str) -> None:
+        super().__init__(f"line {lineno}: not valid JSON: {msg}")
+        self.lineno, self.msg = lineno, msg
 
 
 def load_json(path: str | Path, what: str | None = None, limit: int = MAX_JSON_BYTES,
@@ -183,6 +191,8 @@ def load_json(path: str | Path, what: str | None = None, limit: int = MAX_JSON_B
         raise os_error(what, exc) from None
     try:
         return loads_json(data, max_depth)
+    except InvalidJSON as exc:  # FILE:LINE: as compilers say it
+        raise UntrustedInput(f"{what}:{exc.lineno}: not valid JSON: {exc.msg}") from None
     except ValueError as exc:
         raise UntrustedInput(f"{what}: {printable(exc)}") from None
 
@@ -217,14 +227,14 @@ def check_yaml(text: str, what: str) -> None:
     if len(text) > MAX_YAML_BYTES:
         raise UntrustedInput(f"{what}: larger than {_size(MAX_YAML_BYTES)}")
     if _bracket_depth(text) > MAX_DEPTH:
-        raise UntrustedInput(f"{what}: nested more than {MAX_DEPTH} deep")
+        raise UntrustedInput(f"{what}: nested too deeply (more than {MAX_DEPTH} levels)")
     loader = _yaml_loader()(text)
     try:
         nodes = []
         while loader.check_node():
             nodes.append(loader.get_node())
     except RecursionError:
-        raise UntrustedInput(f"{what}: nested more than {MAX_DEPTH} deep") from None
+        raise UntrustedInput(f"{what}: nested too deeply (more than {MAX_DEPTH} levels)") from None
     except yaml.YAMLError:
         return  # the caller's parser words the syntax error
     finally:
@@ -236,7 +246,7 @@ def check_yaml(text: str, what: str) -> None:
         if count > MAX_YAML_NODES:
             raise UntrustedInput(f"{what}: more than {MAX_YAML_NODES:,} keys and values (aliases expanded)")
         if level > MAX_DEPTH:
-            raise UntrustedInput(f"{what}: nested more than {MAX_DEPTH} deep")
+            raise UntrustedInput(f"{what}: nested too deeply (more than {MAX_DEPTH} levels)")
 
 
 def _children(node: Any) -> list[Any]:
@@ -286,7 +296,7 @@ def load_yaml(text: str, what: str) -> Any:
     except yaml.YAMLError as exc:
         raise UntrustedInput(invalid_yaml(what, exc)) from None
     except RecursionError:
-        raise UntrustedInput(f"{what}: nested more than {MAX_DEPTH} deep") from None
+        raise UntrustedInput(f"{what}: nested too deeply (more than {MAX_DEPTH} levels)") from None
 
 
 _installed = False

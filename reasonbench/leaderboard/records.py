@@ -58,10 +58,27 @@ FLAG_OPTIONS = {"--resume", "--overwrite"}  # take no value
 
 
 def command_settings(record: dict[str, Any]) -> list[tuple[str, str]]:
-    """The settings a run was given on top of its preset, from its recorded command, in order:
-    [("trainer.max_steps", "6000")] for ``... --preset mini --trainer.max_steps 6000``; a config
-    file counts as one (("config", "run.yaml")). Measurement options (``--measure.*``) change no
-    result and are left out."""
+    """The settings a run was given on top of its preset, as (dotted name, value as text):
+    ``provenance.overrides`` where the record has it (every setting beyond the preset, whatever
+    gave it), in name order; for a record made before that field, parsed from its recorded
+    command, in order: [("trainer.max_steps", "6000")] for ``... --preset mini
+    --trainer.max_steps 6000``, a config file counting as one (("config", "run.yaml")).
+    Measurement options (``--measure.*``) change no result and are left out."""
+    overrides = record["provenance"].get("overrides")
+    if isinstance(overrides, dict):
+        return [(name, setting_text(value)) for name, value in sorted(overrides.items()) if not rec.is_neutral(name)]
+    return _settings_from_command(record)
+
+
+def setting_text(value: Any) -> str:
+    """A setting's value as it would be typed: ``6000``, ``bf16-mixed``, ``true``, ``[1, 2]``."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(", ", ": "), ensure_ascii=False, default=str)
+
+
+def _settings_from_command(record: dict[str, Any]) -> list[tuple[str, str]]:
+    """``command_settings`` of a record without ``provenance.overrides``, from its command."""
     try:
         words = shlex.split(record["provenance"].get("command") or "")
     except ValueError:  # unbalanced quotes: read as plain words
