@@ -133,6 +133,9 @@ def checkpoint_config_argv(argv: list[str]) -> tuple[list[str], dict[str, Any] |
 
 def _instantiate(spec: dict[str, Any]) -> Any:
     """A ``{class_path, init_args}`` spec (as jsonargparse validated it) -> the object."""
+    from .untrusted import check_importable
+
+    check_importable(spec["class_path"], "option --trainer.logger/--trainer.callbacks")
     module, _, name = spec["class_path"].rpartition(".")
     try:
         return getattr(importlib.import_module(module), name)(**(spec.get("init_args") or {}))
