@@ -120,6 +120,10 @@ def checkpoint_config_argv(argv: list[str]) -> tuple[list[str], dict[str, Any] |
     stored = loaded.get("config")
     if not isinstance(stored, dict) or not isinstance(stored.get("model"), dict):
         return [], loaded
+    from .untrusted import MAX_DEPTH, depth
+
+    if depth(stored) > MAX_DEPTH:  # read from a file: never handed on nested beyond any real config
+        raise UserError(f"checkpoint {path}: its stored config is nested too deeply (more than {MAX_DEPTH} levels)")
     from .config import _normalise_argv, _scan_names
 
     trained, asked = stored["model"].get("name"), _scan_names(_normalise_argv(argv)[0]).get("model")
