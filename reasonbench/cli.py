@@ -120,17 +120,34 @@ def _leaderboard(argv: list[str]) -> int:
             raise UserError(f"--readme {args.readme}: cannot read: "
                             f"{getattr(exc, 'strerror', None) or 'not UTF-8 text'}") from None
         leaderboard.pages.embed_in_readme(readme_text, "", args.readme)
-    site = leaderboard.build(results, Path(args.out), reported)
+    try:
+        site = leaderboard.build(results, Path(args.out), reported)
+    except OSError as exc:  # an --out that cannot be made or written (a folder without write permission, a full disk)
+        raise _write_fault("--out", args.out, exc) from None
     if readme_text is not None:
         section = leaderboard.pages.readme_section(site.markdown)
-        with atomic_writer(args.readme) as handle:
-            handle.write(leaderboard.pages.embed_in_readme(readme_text, section, args.readme).encode())
+        try:
+            with atomic_writer(args.readme) as handle:
+                handle.write(leaderboard.pages.embed_in_readme(readme_text, section, args.readme).encode())
+        except OSError as exc:
+            raise _write_fault("--readme", args.readme, exc) from None
     for problem in [s.line() for s in site.skipped] + site.warnings:
         print(f"reasonbench leaderboard: {problem}", file=sys.stderr)
     skipped = f", {len(site.skipped)} invalid skipped" if site.skipped else ""
     print(f"{len(site.rows)} leaderboard rows from {site.records} records{skipped}, {len(site.reported)} reported "
           f"figures -> {Path(args.out) / 'index.html'}, leaderboard.md, leaderboard.json")
     return 0
+
+
+def _write_fault(option: str, path: str, exc: OSError) -> Exception:
+    """One line for a place that cannot be written: the machine's fault (a full disk: exit 1) or
+    the user's (no permission, a file where a folder should be: exit 2)."""
+    from .atomic import MACHINE_ERRNOS
+    from .errors import MachineError, UserError, cannot_write
+    from .untrusted import printable
+
+    message = printable(cannot_write(option, path, exc, folder=option == "--out"), 500)
+    return (MachineError if exc.errno in MACHINE_ERRNOS else UserError)(message)
 
 
 def _sweep(argv: list[str]) -> int:

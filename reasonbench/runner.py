@@ -309,6 +309,19 @@ def machine_fault(exc: BaseException, folder: Path | None = None) -> str | None:
     return None
 
 
+def os_fault(exc: BaseException) -> str | None:
+    """Any OS error behind ``exc`` (a logger that cannot write, whatever the reason), as a short
+    reason naming the file; None if there is none."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError):
+            where = f" ({exc.filename})" if exc.filename else ""
+            return f"{exc.strerror or one_line(exc)}{where}"
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 @contextmanager
 def quiet_writer_threads() -> Iterator[None]:
     """A logger's writer thread that hits a full disk prints its traceback from that thread;
@@ -333,13 +346,20 @@ def score_splits(trainer: L.Trainer, model: ReasoningModule, task: ReasoningTask
         return 0.0, None
     t0 = time.perf_counter()
     try:
-        trainer.test(model, datamodule=task, verbose=False)
+        with quiet_writer_threads():
+            trainer.test(model, datamodule=task, verbose=False)
+            ood_results = evaluate_ood(trainer, model, task)
     except SystemExit:  # Ctrl-C while testing (see fit)
         if not trainer.interrupted:
             raise
         kept = f" (the trained weights are in {checkpoint_path})" if mode == "train" and checkpoint_path else ""
         raise KeyboardInterrupt(f"while testing; no record written{kept}") from None
-    ood_results = evaluate_ood(trainer, model, task)
+    except Exception as exc:  # a full disk (or another OS error) under a logger's own exception
+        fault = machine_fault(exc) or os_fault(exc)
+        if fault is None:
+            raise
+        kept = f"; the trained weights are in {checkpoint_path}" if mode == "train" and checkpoint_path else ""
+        raise MachineError(f"testing stopped: {fault}; no record written{kept}") from None
     return time.perf_counter() - t0, ood_results
 
 

@@ -24,6 +24,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from multiprocessing.pool import Pool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,7 +155,7 @@ def _write_plots(task: str, rows: list[dict[str, Any]], out: Path, warnings: lis
 
 
 def _write_pictures(task: str, rows: list[dict[str, Any]], records: dict[str, dict[str, Any]], out: Path,
-                    warnings: list[str], drawer: Pool | None) -> list[tuple[str, str]]:
+                    warnings: list[str], drawer: "PictureWorker | None") -> list[tuple[str, str]]:
     """A solved and a failed example from the best row's best record that carries examples."""
     for row in sorted(rows, key=lambda r: -accuracy(r)):
         with_examples = [records[f] for f in row["files"] if records[f].get("examples")]
@@ -166,7 +167,10 @@ def _write_pictures(task: str, rows: list[dict[str, Any]], records: dict[str, di
             name = f"pictures/{pages.slug(task)}-{kind}.png"
             try:
                 job = (task, record.get("task_metadata") or {}, example)
-                (out / name).write_bytes(drawer.apply(plots.puzzle_png, job) if drawer else plots.puzzle_png(*job))
+                (out / name).write_bytes(drawer.draw(job) if drawer else plots.puzzle_png(*job))
+            except PictureWorkerGone as exc:  # killed or hung: its pictures are skipped, the site is built
+                warnings.append(f"{one_line(record['_file'])}: no {kind} picture: {exc}")
+                continue
             except ValueError as exc:
                 warnings.append(f"{one_line(record['_file'])}: no {kind} picture: {exc}")
                 continue
@@ -177,6 +181,41 @@ def _write_pictures(task: str, rows: list[dict[str, Any]], records: dict[str, di
                                    f"seed {record['seed']}): puzzle | prediction (wrong cells outlined in red) | answer"))
         return pictures
     return []
+
+
+# the longest a picture may take in the worker process, its first one included (which waits for the
+# worker's import of torch and the tasks): a killed or hung worker costs the site its pictures, never the build
+PICTURE_SECONDS = 300
+
+
+class PictureWorkerGone(Exception):
+    """The picture worker did not answer: its pictures are skipped."""
+
+
+class PictureWorker:
+    """The process that draws the pictures, each answer awaited at most ``timeout`` seconds;
+    after one goes unanswered (a killed worker's task never is) no more are asked of it."""
+
+    def __init__(self, pool: Pool, timeout: float = PICTURE_SECONDS) -> None:
+        self.pool, self.timeout, self.gone = pool, timeout, False
+
+    def draw(self, job: tuple) -> bytes:
+        if self.gone:
+            raise PictureWorkerGone("the picture worker did not answer earlier (skipped)")
+        # the pool replaces a worker that dies, but the task it held is never answered: a worker
+        # of this moment that is no longer alive means the answer will not come
+        workers = list(getattr(self.pool, "_pool", []))
+        answer = self.pool.apply_async(plots.puzzle_png, job)
+        deadline = time.monotonic() + self.timeout
+        while not answer.ready():
+            if any(not worker.is_alive() for worker in workers):
+                self.gone = True
+                raise PictureWorkerGone("the picture worker process died (skipped)")
+            if time.monotonic() > deadline:
+                self.gone = True
+                raise PictureWorkerGone(f"the picture worker did not answer in {self.timeout:g} s (skipped)")
+            answer.wait(0.5)
+        return answer.get()
 
 
 def _umask() -> int:
@@ -249,7 +288,7 @@ def _build_with_drawer(results: Path, out: Path, entries: list[dict[str, Any]]) 
     drawer = multiprocessing.get_context("spawn").Pool(1)
     drawer.apply_async(plots.import_tasks)  # pictures queue behind it
     try:
-        return _build(results, out, entries, drawer)
+        return _build(results, out, entries, PictureWorker(drawer))
     finally:
         drawer.terminate()  # done, or still importing for a site without pictures
 
@@ -267,7 +306,7 @@ def _check_row(row: dict[str, Any], records: dict[str, dict[str, Any]], configs:
     web_json(row)
 
 
-def _build(results: Path, out: Path, entries: list[dict[str, Any]], drawer: Pool | None) -> Site:
+def _build(results: Path, out: Path, entries: list[dict[str, Any]], drawer: "PictureWorker | None") -> Site:
     records, skipped = collect(results)
     collected = len(skipped)
     rows = aggregate(records, skipped, results)
