@@ -200,12 +200,16 @@ class PictureWorker:
         self.pool, self.timeout, self.gone = pool, timeout, False
 
     def draw(self, job: tuple) -> bytes:
+        return self.call(plots.puzzle_png, *job)
+
+    def call(self, function: Any, *args: Any) -> Any:
+        """``function(*args)`` in the worker; PictureWorkerGone when no answer comes."""
         if self.gone:
             raise PictureWorkerGone("the picture worker did not answer earlier (skipped)")
         # the pool replaces a worker that dies, but the task it held is never answered: a worker
         # of this moment that is no longer alive means the answer will not come
-        workers = list(getattr(self.pool, "_pool", []))
-        answer = self.pool.apply_async(plots.puzzle_png, job)
+        workers = [worker for worker in getattr(self.pool, "_pool", []) if worker.is_alive()]
+        answer = self.pool.apply_async(function, args)
         deadline = time.monotonic() + self.timeout
         while not answer.ready():
             if any(not worker.is_alive() for worker in workers):
