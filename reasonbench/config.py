@@ -143,7 +143,15 @@ def _parse(parser: ArgumentParser, argv: list[str]) -> Namespace:
         if denied:
             raise UserError(denied) from None
         source = _failing_config(parser, argv, one_line(exc))
-        raise UserError(one_line(exc) + (f" (in --config {source})" if source else "")) from None
+        if source is None:
+            raise UserError(one_line(exc)) from None
+        from .untrusted import printable
+
+        # a value read from a file is not repeated: the file may not be a config at all (--config /etc/shadow)
+        message = re.sub(r"((?:Got|Given) value: ).*", r"\1(the file's value, not shown)", one_line(exc))
+        message = re.sub(r"Unable to load config (['\"]).*?\1", "Unable to load config (the file's value, not shown)",
+                         message)
+        raise UserError(f"{message} (in --config {printable(source)})") from None
 
 
 def _denied_import(exc: Exception) -> str | None:
