@@ -143,15 +143,7 @@ def _parse(parser: ArgumentParser, argv: list[str]) -> Namespace:
         if denied:
             raise UserError(denied) from None
         source = _failing_config(parser, argv, one_line(exc))
-        if source is None:
-            raise UserError(one_line(exc)) from None
-        from .untrusted import printable
-
-        # a value read from a file is not repeated: the file may not be a config at all (--config /etc/shadow)
-        message = re.sub(r"((?:Got|Given) value: ).*", r"\1(the file's value, not shown)", one_line(exc))
-        message = re.sub(r"Unable to load config (['\"]).*?\1", "Unable to load config (the file's value, not shown)",
-                         message)
-        raise UserError(f"{message} (in --config {printable(source)})") from None
+        raise UserError(one_line(exc) + (f" (in --config {source})" if source else "")) from None
 
 
 def _denied_import(exc: Exception) -> str | None:
@@ -347,7 +339,29 @@ def _load_yaml(text_or_path: str) -> dict[str, Any]:
         raise UserError(f"{where}: no such file")
     if data is not None and not isinstance(data, dict):
         raise UserError(f"{where}: expected a mapping of options (key: value), got a {type(data).__name__}")
+    if isinstance(data, dict):
+        _check_option_names(data, where)
     return data if isinstance(data, dict) else {}
+
+
+OPTION_NAME = re.compile(r"[A-Za-z_$][A-Za-z0-9_.+-]{0,99}")
+
+
+def _check_option_names(data: dict[str, Any], where: str) -> None:
+    """Every key of a config is an option name: a file that is not a config at all (``--config
+    /etc/shadow`` reads as a mapping whose key is the file's first line) is refused without
+    repeating any of its content."""
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if not (isinstance(key, str) and OPTION_NAME.fullmatch(key)):
+                    raise UserError(f"{where}: not a config file: it holds a key that is not an option name "
+                                    "(options are names such as model, optim, trainer; the key is not shown)")
+                stack.append(value)
+        elif isinstance(node, list):
+            stack.extend(node)
 
 
 def _allowed_imports(argv: list[str]) -> tuple[list[str], list[str]]:
