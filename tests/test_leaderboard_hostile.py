@@ -881,3 +881,79 @@ def test_generated_overrides_are_data_or_refused_in_one_line(overrides):
         assert any(name.startswith(a) if a.endswith(".") else name == a for a in ALLOWED_SETTINGS), name
         text = json.dumps(value)
         assert not any(mark in text for mark in ("/", "~", "class_path", "init_args", "planted.Foo")), text
+
+
+# --- faults of the machine while building --------------------------------------------------------
+
+def test_a_dead_or_hung_picture_worker_costs_its_pictures_not_the_build():
+    import multiprocessing
+    import time
+
+    from reasonbench.leaderboard import PictureWorker, PictureWorkerGone
+
+    pool = multiprocessing.get_context("spawn").Pool(1)
+    try:
+        worker = PictureWorker(pool, timeout=30)
+        assert worker.call(pow, 2, 10) == 1024
+        started = time.monotonic()
+        with pytest.raises(PictureWorkerGone, match="died"):
+            worker.call(os._exit, 3)  # the worker process is gone with the task it held
+        assert time.monotonic() - started < 10
+        with pytest.raises(PictureWorkerGone, match="did not answer earlier"):
+            worker.call(pow, 2, 3)  # never asked again
+        hung = PictureWorker(pool, timeout=1)
+        with pytest.raises(PictureWorkerGone, match="did not answer in 1 s"):
+            hung.call(time.sleep, 60)
+    finally:
+        pool.terminate()
+
+
+def test_pictures_of_a_gone_worker_are_skipped_with_a_note(tmp_path):
+    from reasonbench.leaderboard import PictureWorkerGone, _write_pictures
+
+    class Gone:
+        def draw(self, job):
+            raise PictureWorkerGone("the picture worker process died (skipped)")
+
+    record = rich_record()
+    record["_file"] = "r.json"
+    record["examples"] = {"solved": {"inputs": [1], "labels": [1], "predictions": [1]}}
+    row = {"files": ["r.json"], "exact_accuracy_mean": 0.9, "model": "trm", "preset": "mini", "track": "mini",
+           "settings": "", "mode": "train"}
+    (tmp_path / "pictures").mkdir()
+    warnings: list[str] = []
+    assert _write_pictures("sudoku", [row], {"r.json": record}, tmp_path, warnings, Gone()) == []
+    assert warnings == ["r.json: no solved picture: the picture worker process died (skipped)"]
+
+
+def test_an_out_that_cannot_be_written_is_one_line(tmp_path, monkeypatch):
+    import tempfile
+
+    from .conftest import call_cli
+
+    results = tmp_path / "res"
+    put(results, make_record())
+    (tmp_path / "file").write_text("x")
+    result = call_cli("leaderboard", "--results", str(results), "--out", str(tmp_path / "file" / "site"),
+                      "--reported", "none")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert f"--out {tmp_path / 'file' / 'site'}: cannot write: {tmp_path / 'file'} is a file" in result.stderr
+
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "locked"))
+
+    for fault, code, reason in ((refused, 2, "Permission denied"),):
+        with monkeypatch.context() as patched:
+            patched.setattr(tempfile, "mkdtemp", fault)
+            result = call_cli("leaderboard", "--results", str(results), "--out", str(tmp_path / "locked" / "site"),
+                              "--reported", "none")
+        assert result.returncode == code and result.stderr.count("\n") == 1, result.stderr
+        assert f"--out {tmp_path / 'locked' / 'site'}: cannot write" in result.stderr and reason in result.stderr
+    with monkeypatch.context() as patched:
+        def full(*args, **kwargs):
+            raise OSError(28, "No space left on device")
+
+        patched.setattr(pages, "markdown", full)
+        result = call_cli("leaderboard", "--results", str(results), "--out", str(tmp_path / "site"), "--reported", "none")
+    assert result.returncode == 1 and "No space left on device" in result.stderr and result.stderr.count("\n") == 1
+    assert not (tmp_path / "site").exists()
