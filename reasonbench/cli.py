@@ -98,6 +98,7 @@ def _leaderboard(argv: list[str]) -> int:
     from . import leaderboard
     from .atomic import atomic_writer
     from .errors import UserError
+    from .untrusted import printable
 
     parser = command_parser("reasonbench leaderboard", COMMANDS["leaderboard"][0] + ".")
     parser.add_argument("--results", type=str, default="results", help="folder of result records")
@@ -110,7 +111,7 @@ def _leaderboard(argv: list[str]) -> int:
     args = parse(parser, argv)
     results = Path(args.results)
     if not results.is_dir():
-        raise UserError(f"--results {results}: {'not a folder' if results.exists() else 'no such folder'}")
+        raise UserError(f"--results {printable(results)}: {'not a folder' if results.exists() else 'no such folder'}")
     reported = None if args.reported == "none" else Path(args.reported)
     readme_text = None
     if args.readme:  # checked before the build: a README without its markers changes nothing
@@ -135,7 +136,7 @@ def _leaderboard(argv: list[str]) -> int:
         print(f"reasonbench leaderboard: {problem}", file=sys.stderr)
     skipped = f", {len(site.skipped)} invalid skipped" if site.skipped else ""
     print(f"{len(site.rows)} leaderboard rows from {site.records} records{skipped}, {len(site.reported)} reported "
-          f"figures -> {Path(args.out) / 'index.html'}, leaderboard.md, leaderboard.json")
+          f"figures -> {printable(Path(args.out) / 'index.html')}, leaderboard.md, leaderboard.json")
     return 0
 
 
@@ -223,6 +224,7 @@ def top_parser() -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     from .errors import MachineError, UserError
+    from .untrusted import printable
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv:
@@ -233,11 +235,11 @@ def main(argv: list[str] | None = None) -> int:
         if argv[0] not in COMMANDS:  # --help, or an unknown command: the parser prints or raises
             parse(top_parser(), ["--help"] if argv[0] == "help" else argv[:1])
         return COMMANDS[argv[0]][1](argv[1:])
-    except UserError as exc:
-        print(f"reasonbench: error: {exc}", file=sys.stderr)
+    except UserError as exc:  # names from files and folders may hold escape sequences: shown escaped
+        print(f"reasonbench: error: {printable(exc, 4000)}", file=sys.stderr)
         return 2
     except MachineError as exc:
-        print(f"reasonbench: error: {exc}", file=sys.stderr)
+        print(f"reasonbench: error: {printable(exc, 4000)}", file=sys.stderr)
         return 1
     except SystemExit as exc:  # a parser's --help: its status, also for callers in this process
         if exc.code is None or isinstance(exc.code, int):
