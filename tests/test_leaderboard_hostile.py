@@ -957,3 +957,38 @@ def test_an_out_that_cannot_be_written_is_one_line(tmp_path, monkeypatch):
         result = call_cli("leaderboard", "--results", str(results), "--out", str(tmp_path / "site"), "--reported", "none")
     assert result.returncode == 1 and "No space left on device" in result.stderr and result.stderr.count("\n") == 1
     assert not (tmp_path / "site").exists()
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[
+    HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(generated_records())
+def test_generated_records_through_reproduce(tmp_path_factory, record):
+    """Whatever a record holds, reproduce reads it as the leaderboard would: a record the
+    leaderboard skips is one line, exit 2, and never reaches a run."""
+    import reasonbench_benchmarks.reproduce as reproduce
+
+    path = tmp_path_factory.mktemp("rep") / "seed0.json"
+    _write(path, record)
+    try:
+        lb_records.parse_untrusted(path.read_bytes(), "r.json")
+        taken = True
+    except (ValueError, UserError):
+        taken = False
+    ran = []
+
+    def rerun(committed, overrides):
+        ran.append(committed)
+        return committed
+
+    original = reproduce.rerun
+    reproduce.rerun = rerun
+    try:
+        code, err = _quiet_call(reproduce.main, [str(path)])
+    finally:
+        reproduce.rerun = original
+    assert code in (0, 2), err
+    if code == 2:
+        assert err.count("\n") == 1 and "\x1b" not in err and "Traceback" not in err, err
+        assert not ran
+    else:
+        assert taken and ran
