@@ -140,8 +140,9 @@ def depth(value: Any) -> int:
 
 
 def _bracket_depth(data: bytes | str) -> int:
-    """An upper bound of a JSON text's nesting (brackets inside strings counted too): a cheap
-    look before the parser, whose recursion a deep text would exhaust."""
+    """An upper bound of a text's nesting (brackets inside strings counted too): a cheap look
+    before a parser whose recursion a deep text would exhaust. A JSON text over the bound is
+    looked at again without its strings (``loads_json``)."""
     text = data.decode("latin-1") if isinstance(data, bytes) else data
     level = deepest = 0
     for run in re.finditer(r"[\[{]+|[\]}]+", text):
@@ -154,10 +155,17 @@ def _bracket_depth(data: bytes | str) -> int:
     return deepest
 
 
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+
+
+def _as_bytes(data: bytes | str) -> bytes:
+    return data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")
+
+
 def loads_json(data: bytes | str, max_depth: int = MAX_DEPTH) -> Any:
     """Strict JSON: ValueError with the reason (``line N: not valid JSON: ...``, ``NaN is not
     a number``, ``nested too deeply``) for anything else."""
-    if _bracket_depth(data) > max_depth:
+    if _bracket_depth(data) > max_depth and _bracket_depth(_JSON_STRING.sub(b'""', _as_bytes(data))) > max_depth:
         raise ValueError(f"nested too deeply (more than {max_depth} levels)")
     try:
         value = json.loads(data, parse_constant=_reject_constant, parse_float=_finite)

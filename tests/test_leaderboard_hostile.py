@@ -992,3 +992,12 @@ def test_generated_records_through_reproduce(tmp_path_factory, record):
         assert not ran
     else:
         assert taken and ran
+
+
+def test_the_depth_cap_counts_nesting_not_brackets_inside_strings():
+    from reasonbench.untrusted import loads_json
+
+    assert loads_json(json.dumps({"model": "[" * 500, "task": '\\"{{{' + "{" * 100}))["model"] == "[" * 500
+    with pytest.raises(ValueError, match="nested too deeply"):
+        loads_json("[" * 65 + "]" * 65)
+    assert untrusted.depth(loads_json("[" * 64 + "]" * 64)) == 64  # 64 levels are allowed
