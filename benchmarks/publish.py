@@ -10,19 +10,23 @@ the leaderboard keeps such runs apart), or nothing is published (exit 2, the fir
 named). A published row replaces the row in --into whole: its old records go, so a row never mixes
 commits, data, machines or settings. Rows of --into that SWEEP_OUT lacks (another mode of the same
 folder included) stay as they are. All records are read and checked before anything in --into
-changes."""
+changes. Each record is read as the leaderboard reads one (a regular file, size and depth capped,
+strict JSON, the record schema, consistent counts) and must say what its place says (model, task,
+preset, seed and mode): publish refuses what the leaderboard would skip."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections import defaultdict
 from pathlib import Path
 
-from reasonbench.atomic import write_atomic
-from reasonbench.errors import UserError
-from reasonbench.leaderboard.records import settings_text
-from reasonbench.record import read_record
+from reasonbench.atomic import MACHINE_ERRNOS, write_atomic
+from reasonbench.errors import MachineError, UserError
+from reasonbench.leaderboard.records import parse_untrusted, read_untrusted, settings_text
+from reasonbench.record import record_path
+from reasonbench.untrusted import InvalidJSON, printable
 
 RECORD_GLOB = "seed*.json"
 Row = tuple[Path, str]  # (model/task/preset folder, relative; mode)
@@ -41,14 +45,40 @@ def _rows(source: Path) -> dict[Row, list[Path]]:
     return dict(rows)
 
 
+def read_checked(path: Path, source: Path) -> tuple[dict, str]:
+    """(record, its text) of the file at ``path`` under ``source``, as the leaderboard would take
+    it, its content agreeing with its place; a one-line UserError (MachineError for a fault of
+    the disk) naming the file otherwise."""
+    where = printable(path)
+    try:
+        data = read_untrusted(path)
+        record = parse_untrusted(data, str(path))
+    except UserError as exc:  # the schema's message names the file already
+        raise UserError(printable(exc, 500)) from None
+    except InvalidJSON as exc:
+        raise UserError(f"{where}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+    except ValueError as exc:
+        raise UserError(f"{where}: {printable(exc)}") from None
+    except OSError as exc:
+        kind = MachineError if exc.errno in MACHINE_ERRNOS else UserError
+        raise kind(f"{where}: cannot read: {exc.strerror or printable(exc)}") from None
+    place = record_path(source, record["model"], record["task"], record["preset"], record["seed"], record["mode"])
+    if place != path:
+        raise UserError(f"{where}: holds {printable(record['model'], 60)}/{printable(record['task'], 60)}/"
+                        f"{printable(record['preset'], 60)} seed {record['seed']} ({printable(record['mode'], 20)}), "
+                        f"which belongs at {printable(place.relative_to(source))}")
+    return record, data.decode("utf-8")
+
+
 def _origin(record: dict, path: Path, commit: str | None) -> tuple[str, str, str]:
     """(commit, CPU model, settings given beyond the preset): a row's records share all three."""
     provenance = record["provenance"]
     made_at = provenance.get("git_commit")
     if not made_at or provenance.get("git_dirty") is not False:
-        raise UserError(f"{path}: not made from a clean commit (git_commit {made_at}, git_dirty {provenance.get('git_dirty')})")
+        raise UserError(f"{printable(path)}: not made from a clean commit (git_commit {printable(made_at)}, "
+                        f"git_dirty {provenance.get('git_dirty')})")
     if commit and not made_at.startswith(commit):
-        raise UserError(f"{path}: made at {made_at[:10]}, not at --commit {commit}")
+        raise UserError(f"{printable(path)}: made at {printable(made_at[:10])}, not at --commit {printable(commit)}")
     return made_at, (provenance.get("cpu") or {}).get("model") or "?", settings_text(record)
 
 
@@ -60,18 +90,21 @@ def checked_rows(source: Path, commit: str | None = None) -> dict[Row, list[tupl
         raise UserError(f"{source}: no records (<model>/<task>/<preset>/{RECORD_GLOB})")
     checked: dict[Row, list[tuple[Path, str]]] = {}
     for row, paths in rows.items():
-        origins = {}
+        origins, texts = {}, {}
         for path in paths:
-            origins[path] = _origin(read_record(path), path, commit)
+            record, texts[path] = read_checked(path, source)
+            origins[path] = _origin(record, path, commit)
         first = paths[0]
         for path, origin in origins.items():
             if origin[:2] != origins[first][:2]:
-                raise UserError(f"{path}: made at {origin[0][:10]} on {origin[1]}, but {first.name} of the same row "
-                                f"at {origins[first][0][:10]} on {origins[first][1]}: a row is one commit on one machine")
+                raise UserError(printable(
+                    f"{path}: made at {origin[0][:10]} on {origin[1]}, but {first.name} of the same row "
+                    f"at {origins[first][0][:10]} on {origins[first][1]}: a row is one commit on one machine", 500))
             if origin[2] != origins[first][2]:
-                raise UserError(f"{path}: run with settings '{origin[2]}', but {first.name} of the same row with "
-                                f"'{origins[first][2]}': a row is one set of settings (beyond the preset)")
-        checked[row] = [(path, path.read_text()) for path in paths]
+                raise UserError(printable(
+                    f"{path}: run with settings '{origin[2]}', but {first.name} of the same row with "
+                    f"'{origins[first][2]}': a row is one set of settings (beyond the preset)", 500))
+        checked[row] = [(path, texts[path]) for path in paths]
     return checked
 
 
@@ -88,8 +121,8 @@ def publish(source: Path, into: Path, commit: str | None = None) -> list[str]:
         for path in old:
             if path.name not in new_names:
                 path.unlink()
-        commit_made = read_record(folder / files[0][0].name)["provenance"]["git_commit"][:10]
-        lines.append(f"{row} ({mode}): {len(files)} records from {commit_made} (replacing {len(old)})")
+        commit_made = json.loads(files[0][1])["provenance"]["git_commit"][:10]
+        lines.append(printable(f"{row} ({mode}): {len(files)} records from {commit_made} (replacing {len(old)})", 500))
     return lines
 
 
@@ -102,8 +135,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         lines = publish(args.source, args.into, args.commit)
     except UserError as exc:
-        print(f"publish: {exc}", file=sys.stderr)
+        print(f"publish: {printable(exc, 500)}", file=sys.stderr)
         return 2
+    except MachineError as exc:
+        print(f"publish: {printable(exc, 500)}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # writing into --into
+        kind = 1 if exc.errno in MACHINE_ERRNOS else 2
+        print(f"publish: --into {printable(args.into)}: cannot write: {exc.strerror or printable(exc)}", file=sys.stderr)
+        return kind
     print("\n".join(lines))
     return 0
 

@@ -20,13 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from jsonargparse import ArgumentParser
 
 from . import config as cfgmod
 from .config import one_line
 from .commandline import command_parser, parse
-from .errors import UserError, cannot_write, invalid_yaml
+from .errors import UserError, cannot_write
 
 REFERENCE_CONFIG = "all_config.yaml"
 
@@ -144,12 +143,11 @@ def _reference_arch(path: Path, explicit: str | None,
         if explicit:
             raise UserError(f"--reference-config {config_path}: no such file")
         return None, None
-    try:
-        loaded = yaml.safe_load(config_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{config_path}: cannot read: {getattr(exc, 'strerror', None) or 'not UTF-8 text'}") from None
-    except yaml.YAMLError as exc:
-        raise UserError(invalid_yaml(str(config_path), exc)) from None
+    from .untrusted import MAX_YAML_BYTES, load_yaml, printable, read_text
+
+    # a file of a downloaded repository: read as untrusted (regular file, size, aliases and nesting bounded)
+    where = printable(config_path)
+    loaded = load_yaml(read_text(config_path, where, MAX_YAML_BYTES), where)
     arch = loaded.get("arch") if isinstance(loaded, dict) else None
     if not isinstance(arch, dict):
         raise UserError(f"{config_path}: no 'arch' section (not a reference all_config.yaml)")

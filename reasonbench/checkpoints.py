@@ -93,10 +93,12 @@ def read_safetensors(path: Path) -> dict[str, Any]:
                         f"({' '.join(str(exc).split())[:120]})") from None
     if SAFETENSORS_KEY not in metadata:
         return tensors
-    try:
-        fields = json.loads(metadata[SAFETENSORS_KEY])
-    except ValueError:
-        fields = None
+    from .untrusted import loads_json
+
+    try:  # strict and depth-capped: metadata nested 100,000 deep is one line, not a RecursionError
+        fields = loads_json(metadata[SAFETENSORS_KEY])
+    except ValueError as exc:
+        raise UserError(f"checkpoint {path}: its '{SAFETENSORS_KEY}' metadata is not usable JSON ({exc})") from None
     if not isinstance(fields, dict):
         raise UserError(f"checkpoint {path}: its '{SAFETENSORS_KEY}' metadata is not a JSON object")
     return {**fields, "state_dict": tensors}
@@ -104,10 +106,15 @@ def read_safetensors(path: Path) -> dict[str, Any]:
 
 def read_torch_file(path: str | Path) -> Any:
     """``torch.load`` with ``weights_only=True`` onto the CPU, or a safetensors file (see
-    ``read_safetensors``); a missing or unreadable file is a one-line ``UserError``."""
+    ``read_safetensors``); a missing or unreadable file is a one-line ``UserError`` naming the
+    file as it was given (``hf://OWNER/NAME``, not the path Path() would make of it)."""
+    from .untrusted import printable
+
+    given = printable(path)
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"checkpoint {path}: {'not a file' if path.exists() else 'no such file'}")
+        hint = " (an hf:// checkpoint is converted by `reasonbench import-checkpoint` first)" if given.startswith("hf://") else ""
+        raise UserError(f"checkpoint {given}: {'not a file' if path.exists() else 'no such file'}{hint}")
     if path.stat().st_size == 0:
         raise UserError(f"checkpoint {path}: unreadable: empty file")
     if is_safetensors(path):

@@ -106,6 +106,7 @@ def _leaderboard(argv: list[str]) -> int:
     from . import leaderboard
     from .atomic import atomic_writer
     from .errors import UserError
+    from .untrusted import printable
 
     parser = command_parser("reasonbench leaderboard", COMMANDS["leaderboard"][0] + ".")
     parser.add_argument("--results", type=str, default="results", help="folder of result records")
@@ -121,7 +122,7 @@ def _leaderboard(argv: list[str]) -> int:
     args = parse(parser, argv)
     results = Path(args.results)
     if not results.is_dir():
-        raise UserError(f"--results {results}: {'not a folder' if results.exists() else 'no such folder'}")
+        raise UserError(f"--results {printable(results)}: {'not a folder' if results.exists() else 'no such folder'}")
     reported = None if args.reported == "none" else Path(args.reported)
     readme_text = None
     if args.readme:  # checked before the build: a README without its markers changes nothing
@@ -131,17 +132,34 @@ def _leaderboard(argv: list[str]) -> int:
             raise UserError(f"--readme {args.readme}: cannot read: "
                             f"{getattr(exc, 'strerror', None) or 'not UTF-8 text'}") from None
         leaderboard.pages.embed_in_readme(readme_text, "", args.readme)
-    site = leaderboard.build(results, Path(args.out), reported, args.ci_rerun)
+    try:
+        site = leaderboard.build(results, Path(args.out), reported, args.ci_rerun)
+    except OSError as exc:  # an --out that cannot be made or written (a folder without write permission, a full disk)
+        raise _write_fault("--out", args.out, exc) from None
     if readme_text is not None:
         section = leaderboard.pages.readme_section(site.markdown)
-        with atomic_writer(args.readme) as handle:
-            handle.write(leaderboard.pages.embed_in_readme(readme_text, section, args.readme).encode())
+        try:
+            with atomic_writer(args.readme) as handle:
+                handle.write(leaderboard.pages.embed_in_readme(readme_text, section, args.readme).encode())
+        except OSError as exc:
+            raise _write_fault("--readme", args.readme, exc) from None
     for problem in [s.line() for s in site.skipped] + site.warnings:
         print(f"reasonbench leaderboard: {problem}", file=sys.stderr)
     skipped = f", {len(site.skipped)} invalid skipped" if site.skipped else ""
     print(f"{len(site.rows)} leaderboard rows from {site.records} records{skipped}, {len(site.reported)} reported "
-          f"figures -> {Path(args.out) / 'index.html'}, leaderboard.md, leaderboard.json")
+          f"figures -> {printable(Path(args.out) / 'index.html')}, leaderboard.md, leaderboard.json")
     return 0
+
+
+def _write_fault(option: str, path: str, exc: OSError) -> Exception:
+    """One line for a place that cannot be written: the machine's fault (a full disk: exit 1) or
+    the user's (no permission, a file where a folder should be: exit 2)."""
+    from .atomic import MACHINE_ERRNOS
+    from .errors import MachineError, UserError, cannot_write
+    from .untrusted import printable
+
+    message = printable(cannot_write(option, path, exc, folder=option == "--out"), 500)
+    return (MachineError if exc.errno in MACHINE_ERRNOS else UserError)(message)
 
 
 def _sweep(argv: list[str]) -> int:
@@ -217,6 +235,7 @@ def top_parser() -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     from .errors import MachineError, UserError
+    from .untrusted import printable
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv:
@@ -227,11 +246,11 @@ def main(argv: list[str] | None = None) -> int:
         if argv[0] not in COMMANDS:  # --help, or an unknown command: the parser prints or raises
             parse(top_parser(), ["--help"] if argv[0] == "help" else argv[:1])
         return COMMANDS[argv[0]][1](argv[1:])
-    except UserError as exc:
-        print(f"reasonbench: error: {exc}", file=sys.stderr)
+    except UserError as exc:  # names from files and folders may hold escape sequences: shown escaped
+        print(f"reasonbench: error: {printable(exc, 4000)}", file=sys.stderr)
         return 2
     except MachineError as exc:
-        print(f"reasonbench: error: {exc}", file=sys.stderr)
+        print(f"reasonbench: error: {printable(exc, 4000)}", file=sys.stderr)
         return 1
     except SystemExit as exc:  # a parser's --help: its status, also for callers in this process
         if exc.code is None or isinstance(exc.code, int):

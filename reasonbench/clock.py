@@ -43,8 +43,10 @@ class AttemptsLedger:
         self.current: dict[str, Any] | None = None
 
     def _read(self) -> list[dict[str, Any]]:
+        from .untrusted import load_json
+
         try:
-            data = json.loads(self.path.read_text())
+            data = load_json(self.path)
             attempts = data["attempts"]
             ok = isinstance(attempts, list) and all(
                 isinstance(a, dict) and isinstance(a.get("seconds"), (int, float)) and a["seconds"] >= 0

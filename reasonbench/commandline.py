@@ -13,7 +13,13 @@ from .errors import UserError
 
 
 def command_parser(prog: str, description: str | None = None) -> ArgumentParser:
-    """A parser that raises on bad input instead of printing usage and exiting."""
+    """A parser that raises on bad input instead of printing usage and exiting; the YAML it
+    reads is bounded (``untrusted.guard_jsonargparse``) and no class path from a value is
+    imported unless allowed (``untrusted.restrict_imports``)."""
+    from .untrusted import guard_jsonargparse, restrict_imports
+
+    guard_jsonargparse()
+    restrict_imports()
     return ArgumentParser(prog=prog, description=description, exit_on_error=False, default_meta=False,
                           allow_abbrev=False)
 

@@ -24,6 +24,7 @@ from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 
 from . import registry, testtime
 from .commandline import closest, command_parser, explain, one_line
+from .record import is_neutral
 from .registry import NAME_PATTERN, NAME_RULE, default_preset
 from .errors import UserError
 from .metrics import MAX_STEPS
@@ -82,6 +83,7 @@ class RunConfig:
     resume: bool = False  # continue from the newest readable checkpoint (run)
     overwrite: bool = False  # replace an existing record (run, eval)
     flops: bool = False  # count forward FLOPs (info)
+    overrides: dict[str, Any] = field(default_factory=dict)  # settings beyond the preset (settings_beyond)
 
 
 def check_name(option: str, name: Any) -> str:
@@ -168,8 +170,25 @@ def _parse(parser: ArgumentParser, argv: list[str]) -> Namespace:
     try:
         return parser.parse_args(argv)
     except argparse.ArgumentError as exc:
+        denied = _denied_import(exc)
+        if denied:
+            raise UserError(denied) from None
         source = _failing_config(parser, argv, one_line(exc))
         raise UserError(explain(parser, exc) + (f" (in --config {source})" if source else "")) from None
+
+
+def _denied_import(exc: Exception) -> str | None:
+    """jsonargparse's refusal of a class path outside the allowed modules, as one short line."""
+    from .untrusted import printable
+
+    text = str(exc)
+    name = re.search(r"Importing '([^']*)' is not allowed", text)
+    if name is None:
+        return None
+    key = re.search(r'Parser key "([^"]+)"', text)
+    option = f"option --{key.group(1)}" if key else "a class path"
+    return (f"{option}: {printable(name.group(1), 120)}: not a class of Lightning's callbacks or loggers, reasonbench "
+            "or an installed plugin, so it is not imported (--allow-import MODULE allows another module)")
 
 
 def _failing_config(parser: ArgumentParser, argv: list[str], error: str) -> str | None:
@@ -239,6 +258,9 @@ def build_parser(model_cls: type | None, task_cls: type | None, prog: str = "rea
     parser.add_argument("--preset", type=str, default=default_preset(),
                         help="preset name (the task's and the model's presets/ folders; $REASONBENCH_PRESET or mini when not given)")
     parser.add_argument("--seed", type=int, default=0, help="training seed")
+    parser.add_argument("--allow-import", type=str, help="a module whose classes --trainer.logger and --trainer.callbacks "
+                        "may name, beyond Lightning's, reasonbench's and the installed plugins' (repeatable; command "
+                        "line only, never read from a config file)")
     parser.add_argument("--model.name", type=str, required=True, help="registered model name (--model M)")
     parser.add_argument("--task.name", type=str, required=True, help="registered task name (--task T)")
     if command == "info":
@@ -425,25 +447,64 @@ def _normalise_argv(argv: list[str]) -> tuple[list[str], bool]:
 
 
 def _load_yaml(text_or_path: str) -> dict[str, Any]:
+    """A ``--config`` value (a file, or YAML/JSON given inline) as a mapping, read as untrusted:
+    a regular file of at most ``untrusted.MAX_YAML_BYTES``, aliases' expansion, nodes and
+    nesting capped; every refusal one line that names the option, never the file's content."""
+    from .untrusted import MAX_YAML_BYTES, load_yaml, printable, read_text
+
     inline = text_or_path.lstrip().startswith(("{", "[")) or "\n" in text_or_path
     path = Path(text_or_path)
-    try:
-        text = text_or_path if inline or not path.is_file() else path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise UserError(f"--config {text_or_path}: cannot read: {why}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        from .errors import invalid_yaml
-
-        raise UserError(invalid_yaml(f"--config {text_or_path}", exc)) from None
-    if not isinstance(data, dict) and (inline or not path.is_file()):
-        raise UserError(f"--config {text_or_path}: no such file")
+    where = f"--config {printable(text_or_path if not inline else '(inline)', 200)}"
+    is_file = not inline and (path.exists() or path.is_symlink())
+    text = read_text(path, where, MAX_YAML_BYTES) if is_file else text_or_path
+    data = load_yaml(text, where)
+    if not isinstance(data, dict) and not is_file:
+        raise UserError(f"{where}: no such file")
     if data is not None and not isinstance(data, dict):
-        raise UserError(f"--config {text_or_path}: expected a mapping of options (key: value), "
-                        f"got a {type(data).__name__}")
+        raise UserError(f"{where}: expected a mapping of options (key: value), got a {type(data).__name__}")
+    if isinstance(data, dict):
+        _check_option_names(data, where)
     return data if isinstance(data, dict) else {}
+
+
+OPTION_NAME = re.compile(r"[A-Za-z_$][A-Za-z0-9_.+-]{0,99}")
+
+
+def _check_option_names(data: dict[str, Any], where: str) -> None:
+    """Every key of a config is an option name: a file that is not a config at all (``--config
+    /etc/shadow`` reads as a mapping whose key is the file's first line) is refused without
+    repeating any of its content."""
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if not (isinstance(key, str) and OPTION_NAME.fullmatch(key)):
+                    raise UserError(f"{where}: not a config file: it holds a key that is not an option name "
+                                    "(options are names such as model, optim, trainer; the key is not shown)")
+                stack.append(value)
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
+def _allowed_imports(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(argv without its ``--allow-import MODULE`` options, the modules): read from the command
+    line alone, never from a config file, and given to ``untrusted.restrict_imports``."""
+    from .untrusted import restrict_imports
+
+    rest, modules, i = [], [], 0
+    while i < len(argv):
+        if argv[i] == "--allow-import" and i + 1 < len(argv):
+            modules.append(argv[i + 1])
+            i += 2
+            continue
+        if argv[i].startswith("--allow-import="):
+            modules.append(argv[i].split("=", 1)[1])
+        else:
+            rest.append(argv[i])
+        i += 1
+    restrict_imports(modules)
+    return rest, modules
 
 
 def _scan_names(argv: list[str]) -> dict[str, str]:
@@ -492,6 +553,7 @@ def resolve(argv: list[str], prog: str = "reasonbench run",
     keyword arguments, dotted keys or nested dicts) applied as an object on top; returns
     (config, print_config)."""
     argv, print_config = _normalise_argv(list(argv))
+    argv, _ = _allowed_imports(argv)
     asks_help = any(a in ("-h", "--help") for a in argv)
     if asks_help and not {"model", "task"} <= _scan_names(argv).keys():
         build_parser(None, None, prog).parse_args(["--help"])  # prints the command's options, exits 0
@@ -509,7 +571,34 @@ def resolve(argv: list[str], prog: str = "reasonbench run",
     if overrides:
         ns = _parse_object(parser, overrides, ns)
     apply_own_data_defaults(ns, task_cls, argv, overrides)
-    return _to_run_config(ns, model_cls, task_cls, training=prog.endswith(" run")), print_config
+    cfg = _to_run_config(ns, model_cls, task_cls, training=prog.endswith(" run"))
+    # what the preset alone gives: every setting that differs from it, whatever gave it, is recorded
+    required = ["--checkpoint", cfg.checkpoint] if cfg.checkpoint is not None else []  # eval's
+    preset_alone = _parse(parser, stacked + ["--model.name", cfg.model, "--task.name", cfg.task, *required])
+    cfg.overrides = settings_beyond(cfg.config, _plain(preset_alone))
+    return cfg, print_config
+
+
+def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts -> dotted keys (lists and scalars are values)."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def settings_beyond(config: dict[str, Any], preset_alone: dict[str, Any]) -> dict[str, Any]:
+    """{dotted setting: value} of ``config`` that differ from ``preset_alone`` (the preset's own
+    resolution), neutral settings left out, in name order: what a record calls its overrides,
+    however they were given (command line, ``--config`` files, ``reasonbench.run`` keywords)."""
+    given, base = flatten(config), flatten(preset_alone)
+    missing = object()
+    return {key: given[key] for key in sorted(given)
+            if not is_neutral(key) and base.get(key, missing) != given[key]}
 
 
 def _parse_object(parser: ArgumentParser, overrides: dict[str, Any], ns: Namespace) -> Namespace:
@@ -517,7 +606,7 @@ def _parse_object(parser: ArgumentParser, overrides: dict[str, Any], ns: Namespa
     try:
         return parser.parse_object(nested(overrides), namespace=ns)
     except argparse.ArgumentError as exc:
-        raise UserError(one_line(exc)) from None
+        raise UserError(_denied_import(exc) or one_line(exc)) from None
 
 
 def nested(overrides: dict[str, Any]) -> dict[str, Any]:
@@ -612,6 +701,7 @@ def _to_run_config(ns: Namespace, model_cls: type, task_cls: type, training: boo
     config = _plain(ns)
     # what the command does, not part of the run's reproducible configuration
     actions = {key: bool(config.pop(key, False)) for key in ("resume", "overwrite", "flops")}
+    config.pop("allow_import", None)  # taken from the command line before parsing (_allowed_imports)
     for kind in ("model", "task"):
         registry.check(kind, config[kind]["name"])
         check_name(f"--{kind}", config[kind]["name"])

@@ -13,17 +13,23 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import UserError
+from .untrusted import printable
 
 PREFIX = "hf://"
 # OWNER/NAME as the Hub accepts them: letters, digits, '-', '_', '.'; no '--' or '..'
 _NAME = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?"
 _REPO = re.compile(rf"^{_NAME}/{_NAME}$")
 _SHA = re.compile(r"^[0-9a-f]{40}$")
+# a branch, a tag (``v1.0``), a pull request (``refs/pr/1``) or a commit: a name inside the
+# repository's cache folder (``refs/<revision>``), never a path of its own
+_REVISION = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)*$")
+MAX_REVISION = 200
 _TYPES = {"dataset": "datasets", "model": "models"}  # repo type -> its cache folder prefix
 
 
@@ -53,19 +59,64 @@ def parse(text: str, option: str, repo_type: str = "dataset") -> HubRef:
     for kind, folder in _TYPES.items():
         if rest.startswith(folder + "/") and rest.count("/") >= 2:
             if kind != repo_type:
-                raise UserError(f"{option} {text}: a {kind} repository, expected a {repo_type} one")
+                raise UserError(f"{option} {printable(text)}: a {kind} repository, expected a {repo_type} one")
             rest = rest[len(folder) + 1:]
     rest, _, path = rest.partition(":")
     repo, at, revision = rest.partition("@")
     form = f"hf://OWNER/NAME[@REVISION]{'[:PATH]' if repo_type == 'model' else ''}"
     if not _REPO.match(repo) or "--" in repo or ".." in repo:
-        raise UserError(f"{option} {text}: not a Hub repository id (expected {form})")
-    if at and (not revision or any(c.isspace() for c in revision) or ".." in revision):
-        raise UserError(f"{option} {text}: not a revision after '@' (a branch, tag or commit sha)")
+        raise UserError(f"{option} {printable(text)}: not a Hub repository id (expected {form})")
+    if at and not valid_revision(revision):
+        raise UserError(f"{option} {printable(text)}: not a revision after '@' (a branch, tag or commit sha: "
+                        "letters, digits, '.', '_', '-' and '/' between names)")
     path = path.strip("/")
     if path and (".." in Path(path).parts or path.startswith("~")):
-        raise UserError(f"{option} {text}: PATH must name a file inside the repository")
+        raise UserError(f"{option} {printable(text)}: PATH must name a file inside the repository")
     return HubRef(repo, revision or None, path or None, text)
+
+
+def valid_revision(revision: str) -> bool:
+    """A revision name that stays a name under ``refs/``: no '..', no leading '/', no spaces."""
+    return (bool(revision) and len(revision) <= MAX_REVISION and _REVISION.match(revision) is not None
+            and ".." not in revision)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path``, its links resolved, lies inside ``folder`` (resolved too)."""
+    try:
+        path.resolve().relative_to(folder.resolve())
+    except (ValueError, OSError, RuntimeError):  # RuntimeError: a link loop
+        return False
+    return True
+
+
+def _git_blob_sha1(path: Path) -> str:
+    h = hashlib.sha1()
+    h.update(f"blob {path.stat().st_size}\0".encode())
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_cached(ref: HubRef, repo_type: str, name: str, path: Path) -> Path:
+    """``path`` (a file ``name`` of ``ref`` in the cache) if it lies inside the repository's cache
+    folder and its bytes still match the hash its blob is named by (sha256 for a large file, the
+    git blob sha1 for a small one); a one-line UserError otherwise, so that an edited file is
+    never read, nor a build made from it reused."""
+    folder = _repo_folder(ref, repo_type)
+    if not _inside(path, folder):
+        raise UserError(f"{printable(ref.text)}: {printable(name)} in the Hugging Face cache leads outside its folder "
+                        f"{printable(folder)}: not read")
+    blob = path.resolve()
+    if blob.parent.name == "blobs" and blob.parent.parent == folder.resolve():
+        expected = blob.name
+        actual = sha256_file(blob) if len(expected) == 64 else _git_blob_sha1(blob) if len(expected) == 40 else None
+        if actual is not None and actual != expected:
+            raise UserError(f"{printable(ref.text)}: {printable(name)} in the Hugging Face cache was changed since it "
+                            f"was downloaded (its content does not match its hash {expected[:12]}...): delete "
+                            f"{printable(blob)} to download it again")
+    return path
 
 
 # --- the environment, read when used (not when huggingface_hub was imported) -----------------
@@ -95,9 +146,11 @@ def _repo_folder(ref: HubRef, repo_type: str) -> Path:
 
 
 def _how_to_get(ref: HubRef, repo_type: str) -> str:
-    command = f"hf download {ref.repo}" + (f" --revision {ref.revision}" if ref.revision else "") \
-        + (" --repo-type dataset" if repo_type == "dataset" else "")
-    return f"`{command}` on a machine with internet (then copy its cache folder {cache_dir()} here)"
+    """The command that fetches ``ref``, each word shell-quoted: it is meant to be pasted."""
+    words = ["hf", "download", ref.repo, *(["--revision", ref.revision] if ref.revision else []),
+             *(["--repo-type", "dataset"] if repo_type == "dataset" else [])]
+    return (f"`{printable(shlex.join(words))}` on a machine with internet (then copy its cache folder "
+            f"{printable(shlex.quote(str(cache_dir())))} here)")
 
 
 def _error_kinds(exc: BaseException) -> set[str]:
@@ -131,7 +184,7 @@ def _connection_reason(exc: BaseException) -> str:
 def _remote_error(ref: HubRef, repo_type: str, what: str, exc: BaseException) -> UserError | None:
     """A one-line error for what the Hub answered (None: not an answer, e.g. no network)."""
     kinds = _error_kinds(exc)
-    name = f"{ref.text}"
+    name, what = printable(ref.text), printable(what)
     if "GatedRepoError" in kinds:
         return UserError(f"{name}: the {repo_type} {ref.repo} is gated: accept its terms on "
                          f"https://huggingface.co/{'datasets/' if repo_type == 'dataset' else ''}{ref.repo} "
@@ -155,12 +208,12 @@ def not_cached(ref: HubRef, repo_type: str, what: str, reason: str | None = None
 
 
 def _not_cached(ref: HubRef, repo_type: str, what: str, reason: str | None) -> UserError:
-    where = f"{what} of " if what else ""
+    where = f"{printable(what)} of " if what else ""
     if reason is None:  # offline by choice
-        return UserError(f"{ref.text}: {where}the {repo_type} {ref.repo} is not in the Hugging Face cache "
+        return UserError(f"{printable(ref.text)}: {where}the {repo_type} {ref.repo} is not in the Hugging Face cache "
                          f"({cache_dir()}) and HF_HUB_OFFLINE is set: run {_how_to_get(ref, repo_type)}, "
                          "or unset HF_HUB_OFFLINE")
-    return UserError(f"{ref.text}: cannot reach the Hugging Face Hub ({reason}) and {where}the {repo_type} "
+    return UserError(f"{printable(ref.text)}: cannot reach the Hugging Face Hub ({reason}) and {where}the {repo_type} "
                      f"{ref.repo} is not in its cache ({cache_dir()}): run {_how_to_get(ref, repo_type)}")
 
 
@@ -198,13 +251,17 @@ def download(ref: HubRef, filenames: list[str], repo_type: str = "dataset") -> t
             if remote is not None:
                 raise remote from None
             if "HFValidationError" in _error_kinds(exc):
-                raise UserError(f"{ref.text}: {_why(exc)}") from None
+                raise UserError(f"{printable(ref.text)}: {_why(exc)}") from None
             # not cached, and offline by choice or no answer from the Hub (no network, a timeout)
             raise _not_cached(ref, repo_type, name, None if local_only else _connection_reason(exc)) from None
-        sha = sha or _commit_of(path)
-        found[name] = Path(path)
+        commit = _commit_of(path)
+        if not _SHA.match(commit):
+            raise UserError(f"{printable(ref.text)}: the Hugging Face cache names commit {printable(commit, 60)!r}, "
+                            "not a 40-digit sha")
+        sha = sha or commit
+        found[name] = check_cached(ref, repo_type, name, Path(path))
     if sha is None:
-        raise UserError(f"{ref.text}: nothing to read")
+        raise UserError(f"{printable(ref.text)}: nothing to read")
     return sha, found
 
 
@@ -226,16 +283,18 @@ def list_files(ref: HubRef, repo_type: str = "model") -> tuple[str, list[str], b
     folder = _repo_folder(ref, repo_type)
     wanted = ref.revision or "main"
     sha = wanted if _SHA.match(wanted) else None
-    if sha is None:
+    if sha is None and valid_revision(wanted):
         ref_file = folder / "refs" / wanted
-        try:
-            sha = ref_file.read_text(encoding="utf-8").strip() if ref_file.is_file() else None
-        except OSError:
-            sha = None
+        try:  # a commit sha, or nothing: never a path (an absolute one would lead out of the cache)
+            text = ref_file.read_text(encoding="utf-8").strip() if ref_file.is_file() and _inside(ref_file, folder) else ""
+        except (OSError, UnicodeDecodeError):
+            text = ""
+        sha = text if _SHA.match(text) else None
     snapshot = folder / "snapshots" / sha if sha else None
-    if snapshot is None or not snapshot.is_dir():
+    if snapshot is None or not snapshot.is_dir() or not _inside(snapshot, folder):
         raise _not_cached(ref, repo_type, "", reason)
-    names = sorted(p.relative_to(snapshot).as_posix() for p in snapshot.rglob("*") if p.is_file())
+    names = sorted(p.relative_to(snapshot).as_posix() for p in snapshot.rglob("*")
+                   if p.is_file() and _inside(p, folder))
     if not names:
         raise _not_cached(ref, repo_type, "", reason)
     return sha, names, True

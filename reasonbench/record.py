@@ -19,6 +19,17 @@ SCHEMA_VERSION = 1
 SWEEP_MANIFEST_NAME = "sweep.json"  # reasonbench sweep's list of runs beside their records, not a record
 LEDGER_NAME = "attempts.json"  # a run folder's account of its training attempts (reasonbench.clock), not a record
 
+# settings that name, place, resume, log or depth-test a run, or only measure it: not settings
+# beyond the preset (a budget and a test-time depth are tracks of their own on the leaderboard)
+NEUTRAL_SETTINGS = ("model.name", "task.name", "preset", "seed", "out", "resume", "overwrite", "flops", "checkpoint",
+                    "eval_max_steps", "budget", "checkpoint_every", "measure", "trainer.enable_progress_bar",
+                    "trainer.enable_model_summary", "trainer.log_every_n_steps", "trainer.logger")
+
+
+def is_neutral(key: str) -> bool:
+    """Whether the dotted setting ``key`` leaves a run's result as it is (``NEUTRAL_SETTINGS``)."""
+    return any(key == name or key.startswith(name + ".") for name in NEUTRAL_SETTINGS)
+
 
 @lru_cache(maxsize=1)
 def schema() -> dict[str, Any]:
@@ -88,13 +99,13 @@ def write_record(record: dict[str, Any], path: Path) -> Path:
 
 
 def read_record(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    try:
-        record = json.loads(path.read_text())
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read: {exc.strerror}") from None
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+    """The record at ``path``, read as untrusted (``untrusted.load_json``: a regular file, size
+    and depth capped, strict JSON) and validated; a one-line UserError naming the file otherwise."""
+    from .untrusted import load_json
+
+    record = load_json(path)
+    if not isinstance(record, dict):
+        raise UserError(f"{path}: not a record: a JSON {type(record).__name__}, not an object")
     validate(record, str(path))
     return record
 

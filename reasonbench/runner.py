@@ -125,6 +125,10 @@ def checkpoint_config_argv(argv: list[str]) -> tuple[list[str], dict[str, Any] |
         stored = loaded[RUN_KEY].get("config")
     if not isinstance(stored, dict) or not isinstance(stored.get("model"), dict):
         return [], loaded
+    from .untrusted import MAX_DEPTH, depth
+
+    if depth(stored) > MAX_DEPTH:  # read from a file: never handed on nested beyond any real config
+        raise UserError(f"checkpoint {path}: its stored config is nested too deeply (more than {MAX_DEPTH} levels)")
     from .config import _normalise_argv, _scan_names
 
     asked_names = _scan_names(_normalise_argv(argv)[0])
@@ -141,6 +145,9 @@ def checkpoint_config_argv(argv: list[str]) -> tuple[list[str], dict[str, Any] |
 
 def _instantiate(spec: dict[str, Any]) -> Any:
     """A ``{class_path, init_args}`` spec (as jsonargparse validated it) -> the object."""
+    from .untrusted import check_importable
+
+    check_importable(spec["class_path"], "option --trainer.logger/--trainer.callbacks")
     module, _, name = spec["class_path"].rpartition(".")
     try:
         return getattr(importlib.import_module(module), name)(**(spec.get("init_args") or {}))
@@ -333,6 +340,19 @@ def machine_fault(exc: BaseException, folder: Path | None = None) -> str | None:
     return None
 
 
+def os_fault(exc: BaseException) -> str | None:
+    """Any OS error behind ``exc`` (a logger that cannot write, whatever the reason), as a short
+    reason naming the file; None if there is none."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError):
+            where = f" ({exc.filename})" if exc.filename else ""
+            return f"{exc.strerror or one_line(exc)}{where}"
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 @contextmanager
 def quiet_writer_threads() -> Iterator[None]:
     """A logger's writer thread that hits a full disk prints its traceback from that thread;
@@ -357,13 +377,20 @@ def score_splits(trainer: L.Trainer, model: ReasoningModule, task: ReasoningTask
         return 0.0, None
     t0 = time.perf_counter()
     try:
-        trainer.test(model, datamodule=task, verbose=False)
+        with quiet_writer_threads():
+            trainer.test(model, datamodule=task, verbose=False)
+            ood_results = evaluate_ood(trainer, model, task)
     except SystemExit:  # Ctrl-C while testing (see fit)
         if not trainer.interrupted:
             raise
         kept = f" (the trained weights are in {checkpoint_path})" if mode == "train" and checkpoint_path else ""
         raise KeyboardInterrupt(f"while testing; no record written{kept}") from None
-    ood_results = evaluate_ood(trainer, model, task)
+    except Exception as exc:  # a full disk (or another OS error) under a logger's own exception
+        fault = machine_fault(exc) or os_fault(exc)
+        if fault is None:
+            raise
+        kept = f"; the trained weights are in {checkpoint_path}" if mode == "train" and checkpoint_path else ""
+        raise MachineError(f"testing stopped: {fault}; no record written{kept}") from None
     return time.perf_counter() - t0, ood_results
 
 
@@ -541,7 +568,8 @@ def provenance_of(cfg: RunConfig, command: str | None, task: ReasoningTask, cloc
     commit, dirty = rec.git_state()
     provenance = {
         "git_commit": commit, "git_dirty": dirty, "versions": rec.versions(),
-        "command": command or shlex.join(sys.argv), "config": cfg.config, "cpu": cpu_info(),
+        "command": command or shlex.join(sys.argv), "config": cfg.config, "overrides": cfg.overrides,
+        "cpu": cpu_info(),
         "data_fingerprint": task.fingerprint,
         "test_data_fingerprint": task.split_fingerprint("test"), "started": started, "finished": now(),
         "resumed": clock.ledger.resumes() if clock.ledger else [],

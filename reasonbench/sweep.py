@@ -30,6 +30,7 @@ from typing import Any
 
 from .commandline import command_parser, parse, split_passthrough
 from .errors import UserError
+from .untrusted import load_json, printable, schema_error
 from .record import SWEEP_MANIFEST_NAME, read_record, record_path, write_atomic
 from .registry import default_preset
 
@@ -41,6 +42,50 @@ PASSTHROUGH = ("--model.", "--task.", "--optim.", "--trainer.", "--measure.", "-
 LOCAL_POLL_SECONDS = 0.5  # how often the local runs are looked at
 POLL_SECONDS = 2.0  # how often the SLURM queue is looked at (--wait)
 STOP_GRACE_SECONDS = 30  # after Ctrl-C, time for the runs to stop cleanly before they are killed
+# at most this many seeds, and runs, in one sweep: a range such as 0-99999999 is refused before it is built
+MAX_SEEDS = 10_000
+MAX_RUNS = 100_000
+RUN_STATUSES = ("pending", "running", "completed", "diverged", "failed", "interrupted")
+_NAME = {"type": "string", "minLength": 1, "maxLength": 200}
+_TEXT_OR_NULL = {"type": ["string", "null"], "maxLength": 200}
+# what a manifest must be before anything in it is used (a manifest is a file anyone may have edited)
+MANIFEST_SCHEMA = {
+    "type": "object",
+    "required": ["format", "version", "arguments", "runs", "submissions"],
+    "properties": {
+        "format": {"const": MANIFEST_FORMAT},
+        "version": {"const": 1},
+        "created": {"type": "string", "maxLength": 64},
+        "updated": {"type": "string", "maxLength": 64},
+        "arguments": {
+            "type": "object",
+            "required": ["models", "tasks", "seeds", "preset", "overrides"],
+            "properties": {
+                "models": {"type": "array", "items": _NAME, "minItems": 1, "maxItems": 1000},
+                "tasks": {"type": "array", "items": _NAME, "minItems": 1, "maxItems": 1000},
+                "seeds": {"type": "array", "minItems": 1, "maxItems": MAX_SEEDS,
+                          "items": {"type": "integer", "minimum": 0, "maximum": 2**32 - 1}},
+                "preset": _NAME,
+                "out": {"type": "string", "maxLength": 4096},
+                "executor": {"enum": ["local", "slurm"]},
+                "parallel": {"type": ["integer", "null"], "minimum": 1},
+                "overrides": {"type": "array", "items": {"type": "string", "maxLength": 10_000}, "maxItems": 1000},
+                "slurm": {"type": ["object", "null"]},
+            },
+        },
+        "submissions": {"type": "array", "maxItems": 100_000, "items": {"type": "object"}},
+        "runs": {
+            "type": "array", "maxItems": MAX_RUNS,
+            "items": {"type": "object", "required": ["model", "task", "preset", "seed"],
+                      "properties": {"model": _NAME, "task": _NAME, "preset": _NAME,
+                                     "seed": {"type": "integer", "minimum": 0, "maximum": 2**32 - 1},
+                                     "status": {"enum": list(RUN_STATUSES)},
+                                     "exit_code": {"type": ["integer", "null"]},
+                                     "slurm_job": {"type": ["string", "null"], "pattern": "^[0-9]+(_[0-9]+)?$"},
+                                     "started": _TEXT_OR_NULL, "finished": _TEXT_OR_NULL}},
+        },
+    },
+}
 # SLURM sends USR1 this long before the time limit: Lightning checkpoints and requeues the run
 SIGNAL_LEAD_SECONDS = 90
 # without a budget in the preset: a limit per attempt; longer runs continue in requeued attempts
@@ -115,11 +160,11 @@ def sweep(models: list[str], tasks: list[str], seeds: list[int], preset: str | N
         _print_plan(runs, todo, out, models, tasks, seeds, preset)
         if executor == "slurm" and todo:
             script, commands = _write_sbatch(out, todo, _slurm_resources(resolved, slurm), parallel)
-            print(f"sbatch script: {script} (commands: {commands})")
+            print(f"sbatch script: {printable(script)} (commands: {printable(commands)})")
             if not dry_run:  # a failed sbatch removes the script and leaves the manifest as it was
                 submissions.append(_submit(script, commands, todo))
                 print(f"submitted SLURM job array {submissions[-1]['job_id']} ({len(todo)} runs); "
-                      f"logs in {out / 'logs'}")
+                      f"logs in {printable(out / 'logs')}")
         save()
         if dry_run:
             return 0
@@ -140,6 +185,13 @@ def status(out: str | Path) -> int:
     if manifest is None:
         raise UserError(f"{out / MANIFEST}: no sweep manifest (start one with reasonbench sweep --out {out} ...)")
     args = manifest["arguments"]
+    try:
+        from .config import check_name
+
+        _check_names(args["models"], args["tasks"], args["seeds"])
+        check_name("preset", args["preset"])
+    except UserError as exc:
+        raise UserError(f"{printable(out / MANIFEST)}: arguments: {exc}") from None
     runs, _ = _load_runs(out, args["models"], args["tasks"], args["seeds"], args["preset"], args["overrides"])
     todo = _observe(runs)
     _print_plan(runs, todo, out, args["models"], args["tasks"], args["seeds"], args["preset"])
@@ -149,17 +201,26 @@ def status(out: str | Path) -> int:
 # --- validation --------------------------------------------------------------------------------
 
 def _check_names(models: list[str], tasks: list[str], seeds: list[int]) -> None:
+    """Registered model and task names (each a plain name, never a path), seeds in numpy's range,
+    at most MAX_RUNS runs."""
     from . import registry
+    from .config import SEED_MAX, check_name
 
     for option, values in (("--models", models), ("--tasks", tasks), ("--seeds", seeds)):
         if not values:
             raise UserError(f"{option}: give at least one")
-    for name in models:
-        registry.check("model", name)
-    for name in tasks:
-        registry.check("task", name)
-    if any(seed < 0 for seed in seeds):
-        raise UserError(f"--seeds: must be >= 0, got {min(seeds)}")
+    for kind, names in (("model", models), ("task", tasks)):
+        for name in names:
+            if not isinstance(name, str):
+                raise UserError(f"--{kind}s: {printable(repr(name), 80)} is not a name")
+            check_name(f"--{kind}s", name)
+            registry.check(kind, name)
+    if any(isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX for seed in seeds):
+        bad = next(s for s in seeds if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= SEED_MAX)
+        raise UserError(f"--seeds: must be integers in 0..{SEED_MAX} (numpy's seed range), got {printable(bad, 40)}")
+    if len(models) * len(tasks) * len(seeds) > MAX_RUNS:
+        raise UserError(f"{len(models)} models x {len(tasks)} tasks x {len(seeds)} seeds: more than {MAX_RUNS:,} runs "
+                        "in one sweep")
 
 
 def _resolve_all(models: list[str], tasks: list[str], preset: str, overrides: list[str]) -> list[Any]:
@@ -178,6 +239,10 @@ def _resolve_all(models: list[str], tasks: list[str], preset: str, overrides: li
                                         prog="reasonbench sweep")
             except UserError as exc:
                 raise UserError(f"{model}/{task}/{preset}: {exc}") from None
+            # a sweep makes board rows: each model on its own settings, never silently on its defaults
+            if config.model_preset_file(model, task, preset, cfg.model_cls) is None:
+                raise UserError(f"{model}/{task}/{preset}: no preset '{preset}' for model '{model}' on task '{task}' "
+                                "(a sweep runs models on their own presets; reasonbench run runs one on its defaults)")
             resolved.append(cfg)
     return resolved
 
@@ -236,14 +301,17 @@ def _load_runs(out: Path, models: list[str], tasks: list[str], seeds: list[int],
 
 
 def _read_manifest(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
+    """The manifest at ``path`` (None when there is none), read as untrusted and validated by
+    ``MANIFEST_SCHEMA``: a one-line UserError naming the file and the first problem otherwise."""
+    if not (path.exists() or path.is_symlink()):
         return None
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path}: unreadable sweep manifest: {' '.join(str(exc).split())}") from None
+    where = f"{printable(path)}: sweep manifest"
+    data = load_json(path, where)
     if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
-        raise UserError(f"{path}: not a reasonbench sweep manifest")
+        raise UserError(f"{printable(path)}: not a reasonbench sweep manifest")
+    problem = schema_error(data, MANIFEST_SCHEMA, where)
+    if problem:
+        raise UserError(problem)
     return data
 
 
@@ -319,7 +387,7 @@ def _print_plan(runs: list[Run], todo: list[Run], out: Path, models: list[str], 
     queued = len(runs) - finished - len(todo)
     shape = " x ".join(f"{len(v)} {k}{'s' * (len(v) != 1)}" for k, v in (("model", models), ("task", tasks),
                                                                            ("seed", seeds)))
-    print(f"sweep {out / MANIFEST}: {len(runs)} runs ({shape}, preset {preset}): {finished} finished, "
+    print(f"sweep {printable(out / MANIFEST)}: {len(runs)} runs ({shape}, preset {preset}): {finished} finished, "
           f"{queued} in SLURM, {len(todo)} to run")
     for run in runs:
         print(f"  {run.status:11s} {run.name}{_detail(run)}")
@@ -329,7 +397,7 @@ def _detail(run: Run) -> str:
     parts = []
     if run.status == "failed":
         parts.append("exit code unknown" if run.exit_code is None else f"exit {run.exit_code}")
-        parts.append(f"log {run.log}")
+        parts.append(f"log {printable(run.log)}")
     if run.slurm_job and run.status in ("pending", "running"):
         parts.append(f"SLURM job {run.slurm_job}")
     return f"  ({'; '.join(parts)})" if parts else ""
@@ -378,7 +446,7 @@ def _start_local(run: Run, env: dict[str, str]) -> subprocess.Popen:
     log = Path(run.log)
     log.parent.mkdir(parents=True, exist_ok=True)
     run.status, run.exit_code, run.slurm_job, run.started, run.finished = "running", None, None, _now(), None
-    print(f"start     {run.name}  (log {log})", flush=True)
+    print(f"start     {run.name}  (log {printable(log)})", flush=True)
     with open(log, "a") as handle:
         handle.write(f"== reasonbench sweep: attempt at {run.started}: {shlex.join(run.command)}\n")
         handle.flush()
@@ -544,13 +612,17 @@ def _split(values: list[str]) -> list[str]:
 
 
 def _seeds(values: list[str]) -> list[int]:
-    seeds = []
+    """'0,1,2' and ranges '0-4' -> seeds; more than MAX_SEEDS is refused before any list is built."""
+    seeds: dict[int, None] = {}
     for item in _split(values):
-        match = re.fullmatch(r"(\d+)(?:-(\d+))?", item)
+        match = re.fullmatch(r"(\d{1,20})(?:-(\d{1,20}))?", item)
         if not match or (match[2] is not None and int(match[2]) < int(match[1])):
-            raise UserError(f"--seeds {item!r}: expected seeds such as 0,1,2 or a range 0-4")
-        seeds += range(int(match[1]), int(match[2] or match[1]) + 1)
-    return list(dict.fromkeys(seeds))
+            raise UserError(f"--seeds {printable(item, 80)!r}: expected seeds such as 0,1,2 or a range 0-4")
+        first, last = int(match[1]), int(match[2] or match[1])
+        if last - first + 1 + len(seeds) > MAX_SEEDS:
+            raise UserError(f"--seeds {printable(item, 80)}: more than {MAX_SEEDS:,} seeds in one sweep (the cap)")
+        seeds.update(dict.fromkeys(range(first, last + 1)))
+    return list(seeds)
 
 
 def command(argv: list[str]) -> int:

@@ -77,6 +77,21 @@ def checkpoints(tmp_path_factory) -> dict[str, Path]:
     return made
 
 
+# nine anchors of nine aliases each: 367 bytes that expand to 9**9 values in whatever copies them
+BILLION_LAUGHS = "a: &a [x,x,x,x,x,x,x,x,x]\n" + "".join(
+    f"{n}: &{n} [{', '.join(['*' + p] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi"))
+
+
+def fifo(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
+
+
+def link(path: Path, target: str) -> Path:
+    path.symlink_to(target)
+    return path
+
+
 def write(path: Path, text: str | bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(text if isinstance(text, bytes) else text.encode())
@@ -201,6 +216,36 @@ CASES = {
     "config-wrong-type": lambda t, c, o: (
         [*RUN, "--config", str(write(t / "c.yaml", "optim:\n  lr: fast\n")), "--out", str(o)],
         ['"optim.lr"', "fast", str(t / "c.yaml")]),
+    # --- config files from outside: bounded, never a hang, never their content repeated ----------
+    "config-billion-laughs": lambda t, c, o: (
+        [*RUN, "--config", str(write(t / "c.yaml", BILLION_LAUGHS)), "--out", str(o)],
+        [str(t / "c.yaml"), "more than 20,000 keys and values (aliases expanded)"]),
+    "config-too-many-keys": lambda t, c, o: (
+        [*RUN, "--config", str(write(t / "c.yaml", "model:\n" + "".join(f"  k{i}: 1\n" for i in range(30_000)))),
+         "--out", str(o)], [str(t / "c.yaml"), "more than 20,000 keys and values"]),
+    "config-too-large": lambda t, c, o: (
+        [*RUN, "--config", str(write(t / "c.yaml", "seed: 1\n" + "#" * (2 << 20))), "--out", str(o)],
+        [str(t / "c.yaml"), "larger than 1 MiB"]),
+    "config-nested-deep": lambda t, c, o: (
+        [*RUN, "--config", str(write(t / "c.yaml", "model: " + "[" * 100_000 + "]" * 100_000)), "--out", str(o)],
+        [str(t / "c.yaml"), "nested too deeply"]),
+    "config-inline-nested-deep": lambda t, c, o: (
+        [*RUN, "--config", "{\"model\": " + "[" * 5000 + "]" * 5000 + "}", "--out", str(o)], ["nested too deeply"]),
+    "config-fifo": lambda t, c, o: ([*RUN, "--config", str(fifo(t / "c.yaml")), "--out", str(o)],
+                                    [str(t / "c.yaml"), "not a regular file: a FIFO"]),
+    "config-dev-zero": lambda t, c, o: ([*RUN, "--config", str(link(t / "c.yaml", "/dev/zero")), "--out", str(o)],
+                                        [str(t / "c.yaml"), "not a regular file: a character device"]),
+    "config-not-a-config": lambda t, c, o: (
+        [*RUN, "--config", str(write(t / "shadow", "root:*:20228:0:99999:7:::\nTOPSECRET:x:1:::\n")), "--out", str(o)],
+        [str(t / "shadow"), "not a config file", "not shown"]),
+    "callbacks-class-outside-allowed": lambda t, c, o: (
+        [*RUN, "--trainer.callbacks.class_path", "evil_module.Foo", "--out", str(o)],
+        ["option --trainer.callbacks", "evil_module.Foo", "not imported", "--allow-import"]),
+    "logger-class-in-config-outside-allowed": lambda t, c, o: (
+        [*RUN, "--config", str(write(t / "c.yaml", "trainer:\n  logger:\n    class_path: evil_module.Logger\n")),
+         "--out", str(o)], ["option --trainer.logger", "evil_module.Logger", "not imported"]),
+    "allow-import-not-a-module": lambda t, c, o: ([*RUN, "--allow-import", "../x", "--out", str(o)],
+                                                  ["--allow-import ../x", "module name"]),
     "config-not-utf8": lambda t, c, o: (
         [*RUN, "--config", str(write(t / "c.yaml", b"seed: \xff\xfe\n")), "--out", str(o)],
         [str(t / "c.yaml"), "UTF-8"]),
@@ -598,6 +643,37 @@ def test_bad_input_gives_one_line_and_exit_2(case, tmp_path, checkpoints, data_c
     assert mine(after) == mine(before)
     assert not [k for k in after if k not in before and k.endswith(".tmp")]
     print(f"{case}: {lines[0]}")
+
+
+def test_a_class_path_never_imports_a_module_of_the_working_folder(tmp_path):
+    """``--trainer.callbacks.class_path NAME.Foo`` run where a NAME.py lies (``python -m`` puts
+    the working folder first on the import path): NAME is refused by name, never imported."""
+    marker = tmp_path / "MARKER"
+    (tmp_path / "planted.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\nclass Foo: pass\n")
+    for option in ("--trainer.callbacks.class_path", "--trainer.logger", "--trainer.callbacks"):
+        result = run_cli(*RUN, option, "planted.Foo", "--out", str(tmp_path / "out"), *QUIET, cwd=tmp_path)
+        assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+        assert "planted.Foo" in result.stderr and "not imported" in result.stderr
+        assert not marker.exists() and not (tmp_path / "out").exists()
+
+
+def test_a_config_that_is_not_one_is_refused_without_its_content(tmp_path):
+    secret = "root:$6$TOPSECRET$hash:20228:0:99999:7:::"
+    for text in (secret + "\n", secret + "\nline2: [unclosed\n", f"{secret}: 1\n", f"- {secret}\n", f"x y: {secret}\n"):
+        path = write(tmp_path / "shadow", text)
+        result = call_cli(*RUN, "--config", str(path), "--out", str(tmp_path / "out"), *QUIET)
+        assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+        assert "TOPSECRET" not in result.stderr and str(path) in result.stderr
+
+
+def test_the_yaml_of_option_values_is_bounded_too():
+    from reasonbench.untrusted import UntrustedInput, load_yaml
+
+    with pytest.raises(UntrustedInput, match="more than 20,000 keys"):
+        load_yaml(BILLION_LAUGHS, "x")
+    with pytest.raises(UntrustedInput, match="more than 20,000 keys"):
+        load_yaml("a: &a [*a]\n", "x")  # a recursive alias
+    assert load_yaml("a: &a [1, 2]\nb: *a\n", "x") == {"a": [1, 2], "b": [1, 2]}
 
 
 EVIL_PLUGIN = """

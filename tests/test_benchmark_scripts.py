@@ -39,11 +39,16 @@ def test_reproduce_accepts_the_same_result_and_refuses_another(tmp_path, capsys)
     assert reproduce([str(record)]) == 0  # the same preset and seed on the same machine: the same counts
     assert f"{data['provenance']['cpu']['threads']} torch threads" in capsys.readouterr().out
     assert torch.get_num_threads() == threads
+    assert data["provenance"]["overrides"] == {}  # the preset alone
     again = tmp_path / "again.json"
-    data["metrics"]["exact_correct"] = data["metrics"]["n_test_examples"] + 1  # no run gives this
+    data["provenance"]["data_fingerprint"] = "0" * 64  # no run gives this
     again.write_text(json.dumps(data))
     assert reproduce([str(again)]) == 1
     assert "differs" in capsys.readouterr().err
+    data["metrics"]["exact_correct"] = data["metrics"]["n_test_examples"] + 1  # refused before any run
+    again.write_text(json.dumps(data))
+    assert reproduce([str(again)]) == 2
+    assert "inconsistent: metrics: exact_correct" in capsys.readouterr().err
 
 
 def _sweep_record(out, model="trm", seed=0, commit="a" * 40, dirty=False, cpu="AMD EPYC", mode="train", settings=""):

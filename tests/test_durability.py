@@ -284,3 +284,39 @@ def test_a_record_the_disk_will_not_take_is_said_in_one_line_with_its_numbers(tm
     assert "record not written" in result.stderr and "No space left on device" in result.stderr
     assert "exact accuracy 0.0 of 64 test examples" in result.stderr
     assert f"the weights are in {tmp_path / RUN_DIR / 'final.pt'}" in result.stderr
+
+
+def test_a_full_disk_in_the_test_pass_is_one_line_naming_it(tmp_path: Path, monkeypatch) -> None:
+    """TensorBoard's writer meets a full disk while the test metrics are logged: Lightning wraps
+    it as "you tried to log 0.0"; the line says the real fault, exit 1, and no record is written
+    (the trained weights are kept)."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    real = SummaryWriter.add_scalar
+
+    def full_when_testing(self, tag, *args, **kwargs):
+        if str(tag).startswith("test/"):
+            raise OSError(28, "No space left on device", str(tmp_path / "events"))
+        return real(self, tag, *args, **kwargs)
+
+    monkeypatch.setattr(SummaryWriter, "add_scalar", full_when_testing)
+    result = call_cli(*QUICK, "--out", str(tmp_path))
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert f"testing stopped: cannot write {tmp_path / 'events'}: No space left on device" in result.stderr
+    assert "log 0.0" not in result.stderr
+    assert f"the trained weights are in {tmp_path / RUN_DIR / 'final.pt'}" in result.stderr
+    assert not (tmp_path / RUN_DIR.with_suffix(".json")).exists() and (tmp_path / RUN_DIR / "final.pt").is_file()
+
+
+def test_any_os_error_in_the_test_pass_is_one_line_whatever_the_logger(tmp_path: Path, monkeypatch) -> None:
+    from lightning.pytorch.loggers import CSVLogger
+
+    def broken(self, metrics, step=None):
+        if any(str(k).startswith("test/") for k in metrics):
+            raise RuntimeError("the logger failed") from OSError(13, "Permission denied", "metrics.csv")
+
+    monkeypatch.setattr(CSVLogger, "log_metrics", broken)
+    result = call_cli(*QUICK, "--trainer.logger", "CSVLogger", "--trainer.logger.save_dir", str(tmp_path / "csv"),
+                      "--out", str(tmp_path))
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert "testing stopped: Permission denied (metrics.csv); no record written" in result.stderr

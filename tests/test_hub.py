@@ -369,3 +369,87 @@ def test_paper_presets_name_the_official_datasets_and_the_others_generate():
             path = (yaml.safe_load(preset.read_text()) or {}).get("task", {}).get("path")
             # smoke and mini (make run, make test, CI) never download; paper reads the real data
             assert path == (repo if preset.stem == "paper" else None), preset
+
+
+# --- a cache from outside: confined, checked, printed safely ------------------------------------
+
+def test_a_ref_naming_a_folder_outside_the_cache_is_never_read(hub_cache, tmp_path):
+    """``refs/<revision>`` holds a commit sha; one that holds a path (absolute, or ``..``) does
+    not lead ``hf://`` out of the cache, and a revision name is never a path either."""
+    outside = tmp_path / "outside"
+    (outside / "secret").mkdir(parents=True)
+    (outside / "secret" / "weights.pt").write_bytes(b"x")
+    folder = hub_cache / "models--fake--rb"
+    (folder / "refs").mkdir(parents=True)
+    (folder / "snapshots").mkdir()
+    for text in (str(outside / "secret"), "../../../../outside/secret", "/etc"):
+        (folder / "refs" / "main").write_text(text)
+        with pytest.raises(UserError, match="not in the Hugging Face cache") as caught:
+            hub.list_files(hub.parse("hf://fake/rb", "checkpoint", "model"))
+        assert "weights.pt" not in str(caught.value)
+    link = folder / "snapshots" / ("b" * 40)
+    link.symlink_to(outside / "secret")  # a snapshot that is a link out of the cache
+    (folder / "refs" / "main").write_text("b" * 40)
+    with pytest.raises(UserError, match="not in the Hugging Face cache"):
+        hub.list_files(hub.parse("hf://fake/rb", "checkpoint", "model"))
+    for revision in ("/etc", "..", "a/../../b", "main branch", "x;rm -rf ~", "-rf", "a" * 300):
+        with pytest.raises(UserError, match="not a revision"):
+            hub.parse(f"hf://fake/rb@{revision}", "checkpoint", "model")
+
+
+def test_an_edited_cached_file_is_refused_not_reused(hub_cache, tmp_path):
+    commit, files = sudoku_commit(hub_cache)
+    spec = ["--task", "sudoku", "--task.path", f"hf://{SUDOKU}", *SMALL]
+    assert call_cli("data", "info", *spec).returncode == 0
+    blob = hub_cache / f"datasets--{SUDOKU.replace('/', '--')}" / "blobs" / hashlib.sha256(files["test.csv"]).hexdigest()
+    blob.write_bytes(files["test.csv"][:-2] + b"9\n")  # the last rating changed
+    text = one_line_error(call_cli("data", "info", *spec))
+    assert "test.csv" in text and "was changed since it was downloaded" in text and str(blob) in text
+
+
+def test_hints_are_shell_quoted_and_addresses_printed_as_given(hub_cache, tmp_path):
+    evil = "v1;touch${IFS}pwned"
+    with pytest.raises(UserError, match="not a revision"):
+        hub.parse(f"hf://fake/rb@{evil}", "task.path")
+    ref = hub.HubRef("fake/rb", "refs/pr/1", None, "hf://fake/rb@refs/pr/1")
+    assert "`hf download fake/rb --revision refs/pr/1 --repo-type dataset`" in str(hub.not_cached(ref, "dataset", "x"))
+    monkey_cache = hub_cache.parent / "a b"
+    os.environ["HF_HUB_CACHE"] = str(monkey_cache)
+    try:
+        assert f"'{monkey_cache}'" in str(hub.not_cached(ref, "dataset", "x"))
+    finally:
+        os.environ["HF_HUB_CACHE"] = str(hub_cache)
+    result = call_cli("eval", "--model", "transformer", "--task", "sudoku", "--preset", "smoke",
+                      "--checkpoint", "hf://fake/rb", "--out", str(tmp_path / "out"), *QUIET)
+    assert "checkpoint hf://fake/rb: no such file" in one_line_error(result)
+
+
+def test_safetensors_metadata_nested_deep_is_one_line(tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "deep.safetensors"
+    save_file({"w": torch.zeros(2)}, str(path), metadata={"reasonbench": "[" * 100_000 + "]" * 100_000})
+    with pytest.raises(UserError, match="nested too deeply"):
+        read_torch_file(path)
+    save_file({"w": torch.zeros(2)}, str(path), metadata={"reasonbench": '{"config": NaN}'})
+    with pytest.raises(UserError, match="NaN is not a number"):
+        read_torch_file(path)
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from("ab/.-_~:;$ \\\x1b\n@"), max_size=24))
+def test_generated_revisions_stay_names_inside_the_cache(revision):
+    try:
+        ref = hub.parse(f"hf://fake/rb@{revision}", "checkpoint", "model")
+    except UserError as exc:
+        assert "\n" not in str(exc) and "\x1b" not in str(exc)
+        return
+    wanted = ref.revision
+    assert wanted and hub.valid_revision(wanted)
+    folder = Path("/cache/models--fake--rb")
+    resolved = Path(os.path.normpath(folder / "refs" / wanted))
+    assert resolved.is_relative_to(folder / "refs") and resolved != folder / "refs"

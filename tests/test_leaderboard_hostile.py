@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from reasonbench import leaderboard
+from reasonbench import leaderboard, untrusted
 from reasonbench.errors import UserError
 from reasonbench.leaderboard import pages, plots
 from reasonbench.leaderboard import records as lb_records
@@ -296,7 +296,7 @@ def test_read_untrusted_refuses_a_file_swapped_for_a_fifo_after_its_stat(tmp_pat
     fifo = tmp_path / "f.json"
     os.mkfifo(fifo)
     real_stat = os.stat
-    monkeypatch.setattr(lb_records.os, "stat",  # the first check sees a regular file
+    monkeypatch.setattr(untrusted.os, "stat",  # the first check sees a regular file
                         lambda p, *a, **k: real_stat(__file__ if Path(p) == fifo else p, *a, **k))
     with deadline(20), pytest.raises(ValueError, match="not a regular file: a FIFO"):
         lb_records.read_untrusted(fifo)  # O_NONBLOCK: the open returns at once; fstat tells
@@ -651,3 +651,353 @@ def test_generated_records_never_break_the_build(tmp_path_factory, records):
     assert len(summary["skipped"]) == len(skipped)
     for row in site.rows:
         assert (site_dir / pages.task_page(row["task"])).is_file()
+
+
+# --- records through publish and reproduce ---------------------------------------------------
+# Both read a record as the leaderboard does; publish refuses what the leaderboard would skip,
+# reproduce re-runs a record from its data alone (never its command line).
+
+def _quiet_call(main, argv: list[str]) -> tuple[int, str]:
+    """(exit status, stderr) of a script's ``main``, in this process."""
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(argv)
+    return code, err.getvalue()
+
+
+def _published_record(**fields) -> dict:
+    record = rich_record()
+    record["provenance"].update(git_commit="a" * 40, git_dirty=False)
+    record.update(fields)
+    return record
+
+
+def _hostile_sweep_files(sweep: Path) -> dict[str, str]:
+    """{case: the fragment its one-line refusal must hold}, each written as the only row of its own folder."""
+    cases = {}
+    place = sweep / "trm" / "sudoku" / "mini"
+
+    def case(name: str, fragment: str, writer) -> None:
+        folder = place.parent.parent.parent / name / "trm" / "sudoku" / "mini"
+        folder.mkdir(parents=True)
+        writer(folder / "seed0.json")
+        cases[name] = fragment
+
+    case("fifo", "not a regular file: a FIFO", lambda p: os.mkfifo(p))
+    case("dev-zero", "not a regular file: a character device", lambda p: p.symlink_to("/dev/zero"))
+    case("deep", "nested too deeply", lambda p: p.write_text("[" * 100_000 + "]" * 100_000))
+    case("nan", "NaN is not a number", lambda p: _write(p, _published_record(metrics={
+        **rich_record()["metrics"], "token_accuracy": math.nan})))
+    case("inconsistent", "inconsistent: metrics: exact_correct", lambda p: _write(p, _published_record(metrics={
+        **rich_record()["metrics"], "exact_correct": 2000})))
+    case("elsewhere", "which belongs at hrm/sudoku/mini/seed0.json", lambda p: _write(p, _published_record(model="hrm")))
+    case("empty", "schema_version", lambda p: p.write_text("{}"))
+    case("escape", "\\x1b[2J", lambda p: _write(p, _published_record(model="trm\x1b[2J")))
+    del place
+    return cases
+
+
+def test_publish_refuses_what_the_leaderboard_would_skip_in_one_line(tmp_path):
+    from reasonbench_benchmarks.publish import main as publish
+
+    root, into = tmp_path / "sweeps", tmp_path / "into"
+    cases = _hostile_sweep_files(root)
+    for name, fragment in cases.items():
+        with deadline(20):
+            code, err = _quiet_call(publish, [str(root / name), "--into", str(into)])
+        assert code == 2, (name, err)
+        assert err.count("\n") == 1 and fragment in err and "\x1b" not in err, (name, err)
+        assert not into.exists(), name
+    good = root / "good" / "trm" / "sudoku" / "mini" / "seed0.json"
+    _write(good, _published_record())
+    assert _quiet_call(publish, [str(root / "good"), "--into", str(into)])[0] == 0
+    assert (into / "trm/sudoku/mini/seed0.json").read_bytes() == good.read_bytes()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[
+    HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(generated_records())
+def test_generated_records_through_publish(tmp_path_factory, record):
+    """publish takes a record exactly when the leaderboard would and its place says what it
+    holds; anything else is one line, exit 2, nothing written."""
+    from reasonbench.record import record_path
+    from reasonbench.registry import NAME_PATTERN
+    from reasonbench_benchmarks.publish import main as publish
+
+    tmp = tmp_path_factory.mktemp("pub")
+    sweep, into = tmp / "sweep", tmp / "into"
+    if isinstance(record["provenance"].get("git_commit"), str) or record["provenance"].get("git_commit") is None:
+        record["provenance"]["git_commit"] = record["provenance"]["git_commit"] or "a" * 40
+    record["provenance"]["git_dirty"] = False
+    plain = all(isinstance(record[k], str) and NAME_PATTERN.fullmatch(record[k]) and ".." not in record[k]
+                for k in ("model", "task", "preset")) and isinstance(record["seed"], int) and record["seed"] >= 0
+    place = record_path(sweep, record["model"], record["task"], record["preset"], record["seed"]) if plain \
+        else sweep / "trm" / "sudoku" / "mini" / "seed0.json"
+    _write(place, record)
+    data = place.read_bytes()
+    try:
+        lb_records.parse_untrusted(data, "r.json")
+        taken = True
+    except (ValueError, UserError):
+        taken = False
+    code, err = _quiet_call(publish, [str(sweep), "--into", str(into)])
+    if code == 0:
+        assert taken and plain
+        assert (into / place.relative_to(sweep)).read_bytes() == data
+    else:
+        assert code == 2 and err.count("\n") == 1 and "\x1b" not in err and "Traceback" not in err, err
+        assert not into.exists()
+        commit = record["provenance"]["git_commit"]
+        assert not (taken and plain and isinstance(commit, str) and len(commit) >= 10), err
+
+
+def _committed(tmp_path: Path, overrides: dict | None = None, command: str | None = None) -> Path:
+    record = _published_record()
+    if overrides is None:
+        record["provenance"].pop("overrides", None)
+    else:
+        record["provenance"]["overrides"] = overrides
+    if command is not None:
+        record["provenance"]["command"] = command
+    path = tmp_path / "seed0.json"
+    _write(path, record)
+    return path
+
+
+CMD = "reasonbench run --model trm --task sudoku --preset mini --seed 0 "
+REFUSED_RECORDS = {  # the record's provenance: (overrides, command) -> fragment of the one-line refusal
+    "config-inline-out": (None, CMD + "--config '{\"out\": \"/tmp/elsewhere\"}'", "setting config="),
+    "config-file": (None, CMD + "--config /etc/shadow", "setting config=/etc/shadow"),
+    "logger-save-dir": (None, CMD + "--trainer.logger CSVLogger --trainer.logger.save_dir /tmp/x",
+                        "setting trainer.logger.save_dir"),
+    "callback-dirpath": (None, CMD + "--trainer.callbacks.dirpath /tmp/x", "setting trainer.callbacks.dirpath"),
+    "task-path": ({"task.path": "/etc"}, None, "names a place"),
+    "default-root-dir": ({"trainer.default_root_dir": "/tmp/x"}, None, "not a setting reproduce re-runs"),
+    "callbacks": ({"trainer.callbacks": [{"class_path": "planted.Foo"}]}, None, "not a setting reproduce re-runs"),
+    "class-in-model": ({"model.block": {"class_path": "planted.Foo", "init_args": {}}}, None, "names a class"),
+    "module-name": ({"model.activation": "planted.gelu"}, None, "names a module or class"),
+    "path-in-value": ({"model.vocab": ["a", "../../x"]}, None, "holds a path"),
+    "out": ({"out": "/tmp/x"}, None, "not a setting reproduce re-runs"),
+    "escape": ({"model.\x1b[2J": 1}, None, "\\x1b[2J"),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED_RECORDS))
+def test_reproduce_refuses_settings_that_name_places_or_code(case, tmp_path, monkeypatch):
+    from reasonbench import runner
+    from reasonbench_benchmarks.reproduce import main as reproduce
+
+    overrides, command, fragment = REFUSED_RECORDS[case]
+    path = _committed(tmp_path, overrides, command)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(runner, "execute", lambda *a, **k: pytest.fail("a refused record was run"))
+    before = sorted(tmp_path.rglob("*"))
+    code, err = _quiet_call(reproduce, [str(path)])
+    assert code == 2 and err.count("\n") == 1 and fragment in err and "\x1b" not in err, err
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_reproduce_refuses_unreadable_records_in_one_line(tmp_path):
+    from reasonbench_benchmarks.reproduce import main as reproduce
+
+    empty = tmp_path / "empty.json"
+    empty.write_text("{}")
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    zero = tmp_path / "zero.json"
+    zero.symlink_to("/dev/zero")
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    evaluation = tmp_path / "eval.json"
+    _write(evaluation, _published_record(mode="eval"))
+    threads = tmp_path / "threads.json"
+    record = _published_record()
+    record["provenance"]["cpu"] = {"model": "x", "threads": 10**9}
+    _write(threads, record)
+    for path, fragment in ((empty, "'schema_version' is a required property"), (fifo, "a FIFO"),
+                           (zero, "a character device"), (deep, "nested too deeply"),
+                           (tmp_path / "missing.json", "No such file"), (evaluation, "re-runs training records"),
+                           (threads, "provenance/cpu/threads")):
+        with deadline(20):
+            code, err = _quiet_call(reproduce, [str(path)])
+        assert code == 2 and err.count("\n") == 1 and fragment in err, (path, err)
+
+
+def test_reproduce_runs_the_recorded_overrides_in_a_folder_of_its_own(tmp_path, monkeypatch):
+    """The data of the record decides the run: its names, seed and overrides (an older record's
+    from its command), the output a fresh temporary folder, whatever the record says."""
+    from reasonbench import runner
+    from reasonbench_benchmarks.reproduce import main as reproduce
+
+    seen = []
+
+    def execute(cfg, mode="train", command=None, **kwargs):
+        seen.append(cfg)
+        again = _published_record()
+        return again
+
+    monkeypatch.setattr(runner, "execute", execute)
+    monkeypatch.chdir(tmp_path)
+    for overrides, command in (({"trainer.max_steps": 7, "optim.lr": 0.003}, None),
+                               (None, CMD + "--out /elsewhere --trainer.max_steps 7 --optim.lr 0.003 --resume")):
+        path = _committed(tmp_path, overrides, command)
+        assert _quiet_call(reproduce, [str(path)])[0] == 0
+        cfg = seen[-1]
+        assert (cfg.model, cfg.task, cfg.preset, cfg.seed) == ("trm", "sudoku", "mini", 0)
+        assert cfg.overrides == {"optim.lr": 0.003, "trainer.max_steps": 7}
+        assert Path(cfg.out).name.startswith("reasonbench-reproduce-") and not Path(cfg.out).exists()
+        assert "logger" not in cfg.trainer_args or cfg.trainer_args["logger"] is None
+
+
+ALLOWED_NAMES = ["model.hidden_size", "task.num_train", "optim.lr", "trainer.max_steps", "trainer.precision"]
+REFUSED_NAMES = ["out", "config", "trainer.logger", "trainer.callbacks", "trainer.default_root_dir", "task.path",
+                 "model.cache_dir", "trainer.logger.save_dir", "../x", "model", "x.y"]
+json_values = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=12),
+                                     st.sampled_from(["/etc/shadow", "planted.Foo", "~/x", "hf://a/b", "a\\b"])),
+                           lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                   st.dictionaries(st.sampled_from(["class_path", "init_args", "k"]),
+                                                                   inner, max_size=2)), max_leaves=6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.one_of(st.sampled_from(ALLOWED_NAMES + REFUSED_NAMES), st.text(max_size=10)),
+                       json_values, max_size=4))
+def test_generated_overrides_are_data_or_refused_in_one_line(overrides):
+    from reasonbench.untrusted import UntrustedInput
+    from reasonbench_benchmarks.reproduce import ALLOWED_SETTINGS, recorded_overrides
+
+    record = _published_record()
+    record["provenance"]["overrides"] = overrides
+    try:
+        checked = recorded_overrides(record, "r.json")
+    except UntrustedInput as exc:
+        assert "\n" not in str(exc) and "\x1b" not in str(exc)
+        return
+    assert checked == overrides
+    for name, value in checked.items():
+        assert any(name.startswith(a) if a.endswith(".") else name == a for a in ALLOWED_SETTINGS), name
+        text = json.dumps(value)
+        assert not any(mark in text for mark in ("/", "~", "class_path", "init_args", "planted.Foo")), text
+
+
+# --- faults of the machine while building --------------------------------------------------------
+
+def test_a_dead_or_hung_picture_worker_costs_its_pictures_not_the_build():
+    import multiprocessing
+    import time
+
+    from reasonbench.leaderboard import PictureWorker, PictureWorkerGone
+
+    pool = multiprocessing.get_context("spawn").Pool(1)
+    try:
+        worker = PictureWorker(pool, timeout=30)
+        assert worker.call(pow, 2, 10) == 1024
+        started = time.monotonic()
+        with pytest.raises(PictureWorkerGone, match="died"):
+            worker.call(os._exit, 3)  # the worker process is gone with the task it held
+        assert time.monotonic() - started < 10
+        with pytest.raises(PictureWorkerGone, match="did not answer earlier"):
+            worker.call(pow, 2, 3)  # never asked again
+        hung = PictureWorker(pool, timeout=1)
+        with pytest.raises(PictureWorkerGone, match="did not answer in 1 s"):
+            hung.call(time.sleep, 60)
+    finally:
+        pool.terminate()
+
+
+def test_pictures_of_a_gone_worker_are_skipped_with_a_note(tmp_path):
+    from reasonbench.leaderboard import PictureWorkerGone, _write_pictures
+
+    class Gone:
+        def draw(self, job):
+            raise PictureWorkerGone("the picture worker process died (skipped)")
+
+    record = rich_record()
+    record["_file"] = "r.json"
+    record["examples"] = {"solved": {"inputs": [1], "labels": [1], "predictions": [1]}}
+    row = {"files": ["r.json"], "exact_accuracy_mean": 0.9, "model": "trm", "preset": "mini", "track": "mini",
+           "settings": "", "mode": "train"}
+    (tmp_path / "pictures").mkdir()
+    warnings: list[str] = []
+    assert _write_pictures("sudoku", [row], {"r.json": record}, tmp_path, warnings, Gone()) == []
+    assert warnings == ["r.json: no solved picture: the picture worker process died (skipped)"]
+
+
+def test_an_out_that_cannot_be_written_is_one_line(tmp_path, monkeypatch):
+    import tempfile
+
+    from .conftest import call_cli
+
+    results = tmp_path / "res"
+    put(results, make_record())
+    (tmp_path / "file").write_text("x")
+    result = call_cli("leaderboard", "--results", str(results), "--out", str(tmp_path / "file" / "site"),
+                      "--reported", "none")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert f"--out {tmp_path / 'file' / 'site'}: cannot write: {tmp_path / 'file'} is a file" in result.stderr
+
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "locked"))
+
+    for fault, code, reason in ((refused, 2, "Permission denied"),):
+        with monkeypatch.context() as patched:
+            patched.setattr(tempfile, "mkdtemp", fault)
+            result = call_cli("leaderboard", "--results", str(results), "--out", str(tmp_path / "locked" / "site"),
+                              "--reported", "none")
+        assert result.returncode == code and result.stderr.count("\n") == 1, result.stderr
+        assert f"--out {tmp_path / 'locked' / 'site'}: cannot write" in result.stderr and reason in result.stderr
+    with monkeypatch.context() as patched:
+        def full(*args, **kwargs):
+            raise OSError(28, "No space left on device")
+
+        patched.setattr(pages, "markdown", full)
+        result = call_cli("leaderboard", "--results", str(results), "--out", str(tmp_path / "site"), "--reported", "none")
+    assert result.returncode == 1 and "No space left on device" in result.stderr and result.stderr.count("\n") == 1
+    assert not (tmp_path / "site").exists()
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[
+    HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(generated_records())
+def test_generated_records_through_reproduce(tmp_path_factory, record):
+    """Whatever a record holds, reproduce reads it as the leaderboard would: a record the
+    leaderboard skips is one line, exit 2, and never reaches a run."""
+    import reasonbench_benchmarks.reproduce as reproduce
+
+    path = tmp_path_factory.mktemp("rep") / "seed0.json"
+    _write(path, record)
+    try:
+        lb_records.parse_untrusted(path.read_bytes(), "r.json")
+        taken = True
+    except (ValueError, UserError):
+        taken = False
+    ran = []
+
+    def rerun(committed, overrides):
+        ran.append(committed)
+        return committed
+
+    original = reproduce.rerun
+    reproduce.rerun = rerun
+    try:
+        code, err = _quiet_call(reproduce.main, [str(path)])
+    finally:
+        reproduce.rerun = original
+    assert code in (0, 2), err
+    if code == 2:
+        assert err.count("\n") == 1 and "\x1b" not in err and "Traceback" not in err, err
+        assert not ran
+    else:
+        assert taken and ran
+
+
+def test_the_depth_cap_counts_nesting_not_brackets_inside_strings():
+    from reasonbench.untrusted import loads_json
+
+    assert loads_json(json.dumps({"model": "[" * 500, "task": '\\"{{{' + "{" * 100}))["model"] == "[" * 500
+    with pytest.raises(ValueError, match="nested too deeply"):
+        loads_json("[" * 65 + "]" * 65)
+    assert untrusted.depth(loads_json("[" * 64 + "]" * 64)) == 64  # 64 levels are allowed

@@ -5,6 +5,7 @@ single-node cluster (munged, slurmctld, slurmd started by ``tests/slurm_cluster.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -12,6 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from reasonbench.record import read_record
 
@@ -56,6 +59,9 @@ def assert_one_line_error(result, *fragments: str) -> None:
     (["--models", "transformer", "--preset", "paper"], ["transformer/sudoku/paper", "no preset 'paper'"]),
     (["--models", "transformer", "--model.depth", "3"], ["transformer/sudoku/smoke", "--model.depth"]),
     (["--models", "transformer", "--seeds", "3-1"], ["--seeds '3-1'"]),
+    (["--models", "transformer", "--seeds", "0-99999999"], ["--seeds 0-99999999", "more than 10,000 seeds"]),
+    (["--models", "transformer", "--seeds", "4294967296"], ["--seeds", "0..4294967295", "4294967296"]),
+    (["--models", "../transformer"], ["--models '../transformer'", "not a valid name"]),
     (["--models", "transformer", "--parallel", "0"], ["--parallel 0"]),
     (["--models", "transformer", "--partition", "gpu"], ["--partition is for --executor slurm"]),
     (["--models", "transformer", "--executor", "slurm", "--time", "soon"], ["--time 'soon'"]),
@@ -276,3 +282,98 @@ def test_slurm_requeue_resumes_the_run(tmp_path, slurm_env):
     (resumed,) = record["provenance"]["resumed"]
     # from Lightning's checkpoint on USR1 (hpc_ckpt_1.ckpt) or a later periodic last.ckpt
     assert resumed["step"] > 0 and Path(resumed["checkpoint"]).is_relative_to(checkpoint.parent.parent)
+
+
+# --- manifests from outside: validated before use ----------------------------------------------
+
+def _valid_manifest(out: Path) -> dict:
+    return {"format": "reasonbench-sweep", "version": 1, "created": "2026-01-01T00:00:00+00:00",
+            "arguments": {"models": ["transformer"], "tasks": ["sudoku"], "seeds": [0, 1], "preset": "smoke",
+                          "out": str(out), "executor": "local", "parallel": None, "overrides": [], "slurm": None},
+            "submissions": [],
+            "runs": [{"name": "transformer/sudoku/smoke/seed0", "model": "transformer", "task": "sudoku",
+                      "preset": "smoke", "seed": 0, "status": "failed", "exit_code": 1, "slurm_job": None}]}
+
+
+def _status_of(out: Path, text: str | bytes):
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "sweep.json").write_bytes(text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text)
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in out.iterdir())
+    result = call_cli("sweep", "--status", "--out", str(out))
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in out.iterdir()) == before  # nothing written
+    return result
+
+
+def _set(manifest: dict, path: tuple, value) -> dict:
+    node = manifest
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return manifest
+
+
+@pytest.mark.parametrize("path, value, fragment", [
+    (("arguments", "models"), "transformer", "arguments/models: 'transformer' is not of type 'array'"),
+    (("arguments", "models"), ["../../elsewhere"], "not a valid name"),
+    (("arguments", "models"), ["gpt5"], "unknown model 'gpt5'"),
+    (("arguments", "seeds"), [2**40], "arguments/seeds/0"),
+    (("arguments", "seeds"), "0", "arguments/seeds"),
+    (("arguments", "preset"), "../x", "not a valid name"),
+    (("arguments",), {"models": ["transformer"]}, "'tasks' is a required property"),
+    (("runs",), [{"model": "transformer"}], "runs/0"),
+    (("runs", 0, "status"), "\x1b[2J", "runs/0/status: '\\x1b[2J'"),
+    (("runs", 0, "slurm_job"), "1; rm -rf /", "runs/0/slurm_job"),
+    (("version",), 2, "version"),
+])
+def test_a_hostile_manifest_is_one_line(path, value, fragment, tmp_path):
+    out = tmp_path / "out"
+    result = _status_of(out, json.dumps(_set(_valid_manifest(out), path, value)))
+    assert_one_line_error(result, str(out / "sweep.json"), fragment)
+    assert "\x1b" not in result.stderr
+
+
+def test_manifests_that_are_not_json_objects_are_one_line(tmp_path):
+    out = tmp_path / "out"
+    for text, fragment in (("[" * 100_000 + "]" * 100_000, "nested too deeply"), ("{", "not valid JSON"),
+                           ('{"format": NaN}', "NaN is not a number"), ("[]", "not a reasonbench sweep manifest")):
+        assert_one_line_error(_status_of(out, text), fragment)
+    (out / "sweep.json").unlink()
+    os.mkfifo(out / "sweep.json")
+    assert_one_line_error(call_cli("sweep", "--status", "--out", str(out)), "not a regular file: a FIFO")
+
+
+def test_a_valid_manifest_and_an_escaping_folder_name_are_shown_safely(tmp_path):
+    out = tmp_path / "out\x1b[2J"
+    result = _status_of(out, json.dumps(_valid_manifest(out)))
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in result.stdout and "out\\x1b[2J" in result.stdout
+    assert "failed      transformer/sudoku/smoke/seed0  (exit 1; log " in result.stdout  # as last observed
+    assert "transformer/sudoku/smoke/seed1" in result.stdout
+
+
+json_values = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
+                                     st.text(max_size=10), st.sampled_from(["../x", "\x1b[2J", "transformer"])),
+                           lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                   st.dictionaries(st.text(max_size=6), inner, max_size=3)),
+                           max_leaves=8)
+MANIFEST_PATHS = [("arguments", "models"), ("arguments", "tasks"), ("arguments", "seeds"), ("arguments", "preset"),
+                  ("arguments", "overrides"), ("arguments",), ("runs",), ("runs", 0), ("runs", 0, "seed"),
+                  ("runs", 0, "model"), ("runs", 0, "status"), ("runs", 0, "exit_code"), ("submissions",),
+                  ("format",), ("version",)]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                 HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(MANIFEST_PATHS), json_values), min_size=1, max_size=3))
+def test_generated_manifests_are_shown_or_refused_in_one_line(tmp_path_factory, changes):
+    out = tmp_path_factory.mktemp("gen") / "out"
+    manifest = _valid_manifest(out)
+    for path, value in changes:
+        try:
+            _set(manifest, path, value)
+        except (KeyError, IndexError, TypeError):  # a change above replaced the container
+            continue
+    result = _status_of(out, json.dumps(manifest))
+    assert "Traceback" not in result.stderr and "\x1b" not in result.stdout + result.stderr
+    if result.returncode != 0:
+        assert_one_line_error(result)

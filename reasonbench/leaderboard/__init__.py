@@ -24,6 +24,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from multiprocessing.pool import Pool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,7 +161,7 @@ def _write_plots(task: str, rows: list[dict[str, Any]], out: Path, warnings: lis
 
 
 def _write_pictures(task: str, rows: list[dict[str, Any]], records: dict[str, dict[str, Any]], out: Path,
-                    warnings: list[str], drawer: Pool | None) -> list[tuple[str, str]]:
+                    warnings: list[str], drawer: "PictureWorker | None") -> list[tuple[str, str]]:
     """A solved and a failed example from the best row's best record that carries examples."""
     for row in sorted(rows, key=lambda r: -accuracy(r)):
         with_examples = [records[f] for f in row["files"] if records[f].get("examples")]
@@ -172,7 +173,10 @@ def _write_pictures(task: str, rows: list[dict[str, Any]], records: dict[str, di
             name = f"pictures/{pages.slug(task)}-{kind}.png"
             try:
                 job = (task, record.get("task_metadata") or {}, example)
-                (out / name).write_bytes(drawer.apply(plots.puzzle_png, job) if drawer else plots.puzzle_png(*job))
+                (out / name).write_bytes(drawer.draw(job) if drawer else plots.puzzle_png(*job))
+            except PictureWorkerGone as exc:  # killed or hung: its pictures are skipped, the site is built
+                warnings.append(f"{one_line(record['_file'])}: no {kind} picture: {exc}")
+                continue
             except ValueError as exc:
                 warnings.append(f"{one_line(record['_file'])}: no {kind} picture: {exc}")
                 continue
@@ -183,6 +187,45 @@ def _write_pictures(task: str, rows: list[dict[str, Any]], records: dict[str, di
                                    f"seed {record['seed']}): puzzle | prediction (wrong cells outlined in red) | answer"))
         return pictures
     return []
+
+
+# the longest a picture may take in the worker process, its first one included (which waits for the
+# worker's import of torch and the tasks): a killed or hung worker costs the site its pictures, never the build
+PICTURE_SECONDS = 300
+
+
+class PictureWorkerGone(Exception):
+    """The picture worker did not answer: its pictures are skipped."""
+
+
+class PictureWorker:
+    """The process that draws the pictures, each answer awaited at most ``timeout`` seconds;
+    after one goes unanswered (a killed worker's task never is) no more are asked of it."""
+
+    def __init__(self, pool: Pool, timeout: float = PICTURE_SECONDS) -> None:
+        self.pool, self.timeout, self.gone = pool, timeout, False
+
+    def draw(self, job: tuple) -> bytes:
+        return self.call(plots.puzzle_png, *job)
+
+    def call(self, function: Any, *args: Any) -> Any:
+        """``function(*args)`` in the worker; PictureWorkerGone when no answer comes."""
+        if self.gone:
+            raise PictureWorkerGone("the picture worker did not answer earlier (skipped)")
+        # the pool replaces a worker that dies, but the task it held is never answered: a worker
+        # of this moment that is no longer alive means the answer will not come
+        workers = [worker for worker in getattr(self.pool, "_pool", []) if worker.is_alive()]
+        answer = self.pool.apply_async(function, args)
+        deadline = time.monotonic() + self.timeout
+        while not answer.ready():
+            if any(not worker.is_alive() for worker in workers):
+                self.gone = True
+                raise PictureWorkerGone("the picture worker process died (skipped)")
+            if time.monotonic() > deadline:
+                self.gone = True
+                raise PictureWorkerGone(f"the picture worker did not answer in {self.timeout:g} s (skipped)")
+            answer.wait(0.5)
+        return answer.get()
 
 
 def _umask() -> int:
@@ -258,7 +301,7 @@ def _build_with_drawer(results: Path, out: Path, entries: list[dict[str, Any]], 
     drawer = multiprocessing.get_context("spawn").Pool(1)
     drawer.apply_async(plots.import_tasks)  # pictures queue behind it
     try:
-        return _build(results, out, entries, ci_reruns, drawer)
+        return _build(results, out, entries, ci_reruns, PictureWorker(drawer))
     finally:
         drawer.terminate()  # done, or still importing for a site without pictures
 
@@ -288,7 +331,7 @@ def _mark_ci_reruns(rows: list[dict[str, Any]], records: dict[str, dict[str, Any
 
 
 def _build(results: Path, out: Path, entries: list[dict[str, Any]], ci_reruns: tuple[str, ...],
-           drawer: Pool | None) -> Site:
+           drawer: "PictureWorker | None") -> Site:
     records, skipped = collect(results)
     collected = len(skipped)
     rows = aggregate(records, skipped, results)

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import re
 import shlex
-import stat
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -21,8 +18,10 @@ from typing import Any
 
 from .. import record as rec
 from ..errors import UserError
+from ..untrusted import MAX_JSON_BYTES, loads_json, read_bytes
+from ..untrusted import printable as one_line  # noqa: F401  (pages, plots and reported print with it)
 
-MAX_RECORD_BYTES = 16 * 2**20  # a real record is a few kB; an ARC submission adds a few hundred
+MAX_RECORD_BYTES = MAX_JSON_BYTES
 
 # Which track a preset's runs belong to. Smoke runs are never listed; a run with a device-time
 # budget is on the budget track whatever its preset; any other preset is a track of its own name.
@@ -99,10 +98,27 @@ FLAG_OPTIONS = {"--resume", "--overwrite"}  # take no value
 
 
 def command_settings(record: dict[str, Any]) -> list[tuple[str, str]]:
-    """The settings a run was given on top of its preset, from its recorded command, in order:
-    [("trainer.max_steps", "6000")] for ``... --preset mini --trainer.max_steps 6000``; a config
-    file counts as one (("config", "run.yaml")). Measurement options (``--measure.*``) change no
-    result and are left out."""
+    """The settings a run was given on top of its preset, as (dotted name, value as text):
+    ``provenance.overrides`` where the record has it (every setting beyond the preset, whatever
+    gave it), in name order; for a record made before that field, parsed from its recorded
+    command, in order: [("trainer.max_steps", "6000")] for ``... --preset mini
+    --trainer.max_steps 6000``, a config file counting as one (("config", "run.yaml")).
+    Measurement options (``--measure.*``) change no result and are left out."""
+    overrides = record["provenance"].get("overrides")
+    if isinstance(overrides, dict):
+        return [(name, setting_text(value)) for name, value in sorted(overrides.items()) if not rec.is_neutral(name)]
+    return _settings_from_command(record)
+
+
+def setting_text(value: Any) -> str:
+    """A setting's value as it would be typed: ``6000``, ``bf16-mixed``, ``true``, ``[1, 2]``."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(", ", ": "), ensure_ascii=False, default=str)
+
+
+def _settings_from_command(record: dict[str, Any]) -> list[tuple[str, str]]:
+    """``command_settings`` of a record without ``provenance.overrides``, from its command."""
     try:
         words = shlex.split(record["provenance"].get("command") or "")
     except ValueError:  # unbalanced quotes: read as plain words
@@ -164,26 +180,6 @@ class Skipped:
         return f"{self.file}: skipped: {self.reason}"
 
 
-def one_line(text: str, limit: int = 300) -> str:
-    """Untrusted text made safe for one terminal line: control characters (newlines, escape
-    sequences) shown as escapes, and long text cut in the middle (a schema message quotes the
-    offending value first and says what is wrong with it last)."""
-    # lone surrogates too (a file name that is not UTF-8, a "\\ud800" in a record): they cannot be printed
-    text = re.sub(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]", lambda m: ascii(m.group())[1:-1], str(text))
-    return text if len(text) <= limit else f"{text[:limit // 2]} ... {text[-limit // 2:]}"
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):  # 1e999 parses as inf
-        raise ValueError(f"number {text[:20]} is out of range")
-    return value
-
-
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not a number")
-
-
 @lru_cache(maxsize=1)
 def _fast_validator() -> Any:
     """The record schema compiled by jsonschema-rs: it accepts a valid record ~30x faster than
@@ -201,15 +197,11 @@ def parse_untrusted(data: bytes, name: str) -> dict[str, Any]:
     when it is unusable."""
     if len(data) > MAX_RECORD_BYTES:
         raise ValueError(f"larger than {MAX_RECORD_BYTES >> 20} MiB")
-    # NaN and Infinity are refused as words, a literal too large for a float (1e999) as a number
-    try:
-        record = json.loads(data, parse_constant=_reject_constant, parse_float=_finite)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"line {exc.lineno}: not valid JSON: {exc.msg}") from None
-    except UnicodeDecodeError:
-        raise ValueError("not UTF-8 text") from None
-    except RecursionError:
-        raise ValueError("nested too deeply") from None
+    # NaN and Infinity are refused as words, a literal too large for a float (1e999) as a number,
+    # a nesting deeper than any record's before the parser recurses
+    record = loads_json(data)
+    if not isinstance(record, dict):
+        raise ValueError(f"not a record: a JSON {type(record).__name__}, not an object")
     fast = _fast_validator()
     if fast is None or not fast.is_valid(record):
         rec.validate(record, name)  # words the rejection; where the two disagree, jsonschema's verdict stands
@@ -411,41 +403,9 @@ def _outcome_problems(metrics: dict[str, Any]) -> list[str]:
 
 
 def read_untrusted(path: Path) -> bytes:
-    """The bytes of the record file at ``path``; ValueError or OSError when it is not one to read.
-    Only a regular file is opened, at most MAX_RECORD_BYTES of it read: a FIFO, a socket, a
-    device (a link to /dev/zero) or a folder is refused on its stat, before any open that could
-    block or have effects, and checked again on the open file (it may have been swapped since).
-    A symbolic link to a regular file is read like the file: results are often gathered by links."""
-    kind = _file_kind(os.stat(path).st_mode)  # follows a link, opens nothing
-    if kind:
-        raise ValueError(f"not a regular file: {kind}")
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-    try:
-        kind = _file_kind(os.fstat(fd).st_mode)
-        if kind:
-            raise ValueError(f"not a regular file: {kind}")
-        chunks, size = [], 0
-        while True:  # not st_size: the file may grow while it is read
-            chunk = os.read(fd, min(1 << 20, MAX_RECORD_BYTES + 1 - size))
-            if not chunk:
-                return b"".join(chunks)
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > MAX_RECORD_BYTES:
-                raise ValueError(f"larger than {MAX_RECORD_BYTES >> 20} MiB")
-    finally:
-        os.close(fd)
-
-
-def _file_kind(mode: int) -> str | None:
-    """None for a regular file, else what it is."""
-    if stat.S_ISREG(mode):
-        return None
-    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
-        if test(mode):
-            return name
-    return "not a file"
+    """The bytes of the record file at ``path`` (``untrusted.read_bytes``: a regular file only,
+    at most MAX_RECORD_BYTES); ValueError or OSError when it is not one to read."""
+    return read_bytes(path, MAX_RECORD_BYTES)
 
 
 def collect(results: Path) -> tuple[list[dict[str, Any]], list[Skipped]]:

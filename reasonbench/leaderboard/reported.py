@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError, invalid_yaml
+from ..errors import UserError
 from .records import one_line
 
 # the checkout's own file; an installed package without the checkout has none
@@ -66,16 +66,9 @@ def _check_test_time(compute: dict[str, Any] | None) -> str | None:
 def load_reported(path: Path) -> list[dict[str, Any]]:
     """The entries of ``path``, defaults filled in; a UserError naming the file and the entry
     when one is malformed (the file is curated in the repository: a mistake stops the build)."""
-    import yaml
+    from ..untrusted import MAX_YAML_BYTES, load_yaml, read_text
 
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: cannot read: not UTF-8 text") from None
-    except yaml.YAMLError as exc:
-        raise UserError(invalid_yaml(str(path), exc)) from None
+    data = load_yaml(read_text(path, one_line(path), MAX_YAML_BYTES), str(path))
     if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
         raise UserError(f"{path}: expected a mapping with a list under 'entries'")
     entries = []
