@@ -48,7 +48,7 @@ bench: install
 # sharing the cores, into $(LEADERBOARD) (a run whose record is there is kept, so a rerun
 # resumes), then the site from those records. `make publish` puts the rows into
 # leaderboard/results, each replacing its row whole (one clean commit, one CPU per row), and
-# rebuilds the README's leaderboard and depth table from them.
+# rebuilds docs/results.md (the leaderboard, the depth table) and the README's summary from them.
 LEADERBOARD ?= results/mini
 MINI_SEEDS ?= maze:0-4 sudoku:0-2 arc:0-2
 PARALLEL ?= 2
@@ -68,8 +68,9 @@ leaderboard: install
 
 publish: install
 	$(BIN)/python -m reasonbench_benchmarks.publish $(LEADERBOARD) --into leaderboard/results
-	$(BIN)/reasonbench leaderboard --results leaderboard/results --out site --readme README.md $(PROJECT_BOARD)
-	$(BIN)/python -m reasonbench_benchmarks.depth_table leaderboard/results --readme README.md
+	$(BIN)/reasonbench leaderboard --results leaderboard/results --out site --docs docs --readme docs/results.md $(PROJECT_BOARD)
+	$(BIN)/python -m reasonbench_benchmarks.depth_table leaderboard/results --readme docs/results.md
+	$(BIN)/python -m reasonbench_benchmarks.readme_summary leaderboard/results --readme README.md
 
 # The test-time depth track: every trained mini checkpoint under $(LEADERBOARD) of a model with
 # reasoning steps, evaluated for $(DEPTH) steps on the test and the out-of-distribution split
@@ -100,7 +101,7 @@ depth: install
 # board does, since there it would not be true.
 PROJECT_BOARD = --ci-rerun trm/sudoku/mini/seed0.json
 site: install
-	$(BIN)/reasonbench leaderboard --results $(RESULTS) --out site \
+	$(BIN)/reasonbench leaderboard --results $(RESULTS) --out site --docs docs \
 	  $(if $(filter leaderboard/results leaderboard/results/,$(RESULTS)),$(PROJECT_BOARD))
 
 clean:

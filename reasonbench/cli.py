@@ -119,6 +119,8 @@ def _leaderboard(argv: list[str]) -> int:
     parser.add_argument("--ci-rerun", action="append", default=[], metavar="RECORD",
                         help="a record (path under --results) that this project's CI re-runs and checks; its "
                              "track says so (only the project's own board, where it is true; repeatable)")
+    parser.add_argument("--docs", type=str, default=None,
+                        help="a folder of Markdown pages (docs/) rendered into the site beside the board")
     args = parse(parser, argv)
     results = Path(args.results)
     if not results.is_dir():
@@ -133,7 +135,8 @@ def _leaderboard(argv: list[str]) -> int:
                             f"{getattr(exc, 'strerror', None) or 'not UTF-8 text'}") from None
         leaderboard.pages.embed_in_readme(readme_text, "", args.readme)
     try:
-        site = leaderboard.build(results, Path(args.out), reported, args.ci_rerun)
+        site = leaderboard.build(results, Path(args.out), reported, args.ci_rerun,
+                                 Path(args.docs) if args.docs else None)
     except OSError as exc:  # an --out that cannot be made or written (a folder without write permission, a full disk)
         raise _write_fault("--out", args.out, exc) from None
     if readme_text is not None:

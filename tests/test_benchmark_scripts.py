@@ -187,15 +187,59 @@ def test_depth_table_writes_between_the_readme_markers_or_changes_nothing(tmp_pa
     assert readme.read_text() == "# p\nno markers\n"
 
 
-def test_committed_readme_shows_the_committed_depth_records(tmp_path):
-    """The README's reasoning-depth table is what leaderboard/results' evaluation records give."""
+def test_committed_results_page_shows_the_committed_depth_records(tmp_path):
+    """docs/results.md's reasoning-depth table is what leaderboard/results' evaluation records give."""
     from pathlib import Path
 
     from reasonbench_benchmarks.depth_table import main as depth_table
 
     root = Path(__file__).resolve().parent.parent
+    built = tmp_path / "results.md"
+    built.write_text((root / "docs" / "results.md").read_text())
+    assert depth_table([str(root / "leaderboard" / "results"), "--readme", str(built)]) == 0
+    assert built.read_text() == (root / "docs" / "results.md").read_text(), \
+        "docs/results.md's depth table is stale: run make publish"
+
+
+def test_committed_readme_summary_shows_the_committed_records(tmp_path):
+    """The README's ranking and training-time tables are what leaderboard/results gives."""
+    from pathlib import Path
+
+    from reasonbench_benchmarks.readme_summary import main as readme_summary
+
+    root = Path(__file__).resolve().parent.parent
     built = tmp_path / "README.md"
     built.write_text((root / "README.md").read_text())
-    assert depth_table([str(root / "leaderboard" / "results"), "--readme", str(built)]) == 0
-    assert built.read_text() == (root / "README.md").read_text(), \
-        "README.md's depth table is stale: run python -m reasonbench_benchmarks.depth_table --readme README.md"
+    assert readme_summary([str(root / "leaderboard" / "results"), "--readme", str(built)]) == 0
+    assert built.read_text() == (root / "README.md").read_text(), "README.md's summary is stale: run make publish"
+
+
+def test_readme_summary_ranks_as_the_leaderboard_and_times_from_the_records(tmp_path):
+    """Known records: two models on the Sudoku mini track, one far ahead with tight seeds."""
+    import json
+    from pathlib import Path
+
+    from reasonbench_benchmarks.readme_summary import summary
+
+    fixture = Path(__file__).parent / "data" / "leaderboard"
+    for model, correct in (("trm", (900, 905, 910)), ("hrm", (10, 12, 14))):
+        base = json.loads((fixture / "trm" / "sudoku" / "mini" / "seed0.json").read_text())
+        for seed, right in enumerate(correct):
+            record = json.loads(json.dumps(base))
+            n = record["metrics"]["n_test_examples"]
+            scale = n / 1000
+            right = round(right * scale)
+            record.update(model=model, seed=seed)
+            record["metrics"].update(exact_correct=right, exact_accuracy=right / n)
+            record["metrics"].pop("exact_by_example", None)
+            from reasonbench.stats import wilson_interval
+            record["metrics"]["exact_accuracy_ci95"] = list(wilson_interval(right, n))
+            record["cost"]["train_seconds"] = 60.0 * (seed + 1)
+            path = tmp_path / model / "sudoku" / "mini" / f"seed{seed}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(record))
+    text = summary(tmp_path)
+    lines = [line for line in text.splitlines() if line.startswith("| sudoku")]
+    assert [line.split(" | ")[2] for line in lines] == ["`trm`", "`hrm`"]
+    assert lines[0].split(" | ")[1] == "1" and lines[1].split(" | ")[1] == "2"
+    assert "| `trm` | 2 min | - | - |" in text

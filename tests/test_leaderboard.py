@@ -409,14 +409,14 @@ def test_committed_readme_shows_the_committed_records(tmp_path):
     """The README's leaderboard is what leaderboard/results builds today: publishing rows without
     rebuilding it (make publish does both) fails here."""
     root = Path(__file__).resolve().parent.parent
-    readme = (root / "README.md").read_text()
-    built = tmp_path / "README.md"
+    readme = (root / "docs" / "results.md").read_text()
+    built = tmp_path / "results.md"
     built.write_text(readme)
     result = call_cli("leaderboard", "--results", str(root / "leaderboard" / "results"),
                       "--out", str(tmp_path / "site"), "--readme", str(built))
     assert result.returncode == 0 and result.stderr == "", result.stderr
-    assert built.read_text() == readme, "README.md's leaderboard is stale: run make publish (or reasonbench " \
-        "leaderboard --results leaderboard/results --readme README.md)"
+    assert built.read_text() == readme, "docs/results.md's leaderboard is stale: run make publish (or reasonbench " \
+        "leaderboard --results leaderboard/results --readme docs/results.md)"
 
 
 def test_ten_thousand_records_build(tmp_path):

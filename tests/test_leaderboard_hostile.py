@@ -769,18 +769,18 @@ def _committed(tmp_path: Path, overrides: dict | None = None, command: str | Non
 
 CMD = "reasonbench run --model trm --task sudoku --preset mini --seed 0 "
 REFUSED_RECORDS = {  # the record's provenance: (overrides, command) -> fragment of the one-line refusal
-    "config-inline-out": (None, CMD + "--config '{\"out\": \"/tmp/elsewhere\"}'", "setting config="),
+    "config-inline-out": (None, CMD + "--config '{\"out\": \"/srv/elsewhere\"}'", "setting config="),
     "config-file": (None, CMD + "--config /etc/shadow", "setting config=/etc/shadow"),
-    "logger-save-dir": (None, CMD + "--trainer.logger CSVLogger --trainer.logger.save_dir /tmp/x",
+    "logger-save-dir": (None, CMD + "--trainer.logger CSVLogger --trainer.logger.save_dir /srv/x",
                         "setting trainer.logger.save_dir"),
-    "callback-dirpath": (None, CMD + "--trainer.callbacks.dirpath /tmp/x", "setting trainer.callbacks.dirpath"),
+    "callback-dirpath": (None, CMD + "--trainer.callbacks.dirpath /srv/x", "setting trainer.callbacks.dirpath"),
     "task-path": ({"task.path": "/etc"}, None, "names a place"),
-    "default-root-dir": ({"trainer.default_root_dir": "/tmp/x"}, None, "not a setting reproduce re-runs"),
+    "default-root-dir": ({"trainer.default_root_dir": "/srv/x"}, None, "not a setting reproduce re-runs"),
     "callbacks": ({"trainer.callbacks": [{"class_path": "planted.Foo"}]}, None, "not a setting reproduce re-runs"),
     "class-in-model": ({"model.block": {"class_path": "planted.Foo", "init_args": {}}}, None, "names a class"),
     "module-name": ({"model.activation": "planted.gelu"}, None, "names a module or class"),
     "path-in-value": ({"model.vocab": ["a", "../../x"]}, None, "holds a path"),
-    "out": ({"out": "/tmp/x"}, None, "not a setting reproduce re-runs"),
+    "out": ({"out": "/srv/x"}, None, "not a setting reproduce re-runs"),
     "escape": ({"model.\x1b[2J": 1}, None, "\\x1b[2J"),
 }
 

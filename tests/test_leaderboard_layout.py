@@ -120,7 +120,7 @@ def assert_site_reads_well(site: Path, profile: Path, min_charts: int, models: s
 
 @needs_chromium
 def test_the_committed_leaderboard_reads_well_at_1280_px(tmp_path):
-    site = leaderboard.build(REPO / "leaderboard" / "results", tmp_path / "site")
+    site = leaderboard.build(REPO / "leaderboard" / "results", tmp_path / "site", docs=REPO / "docs")
     assert_site_reads_well(tmp_path / "site", tmp_path / "profile", 25, {r["model"] for r in site.rows})
 
 

@@ -32,6 +32,7 @@ from typing import Any, Callable
 
 from ..errors import UserError
 from . import pages, plots
+from .docs import write_docs
 from .records import (Skipped, accuracy, aggregate, collect, consistency_problems, error_line,  # noqa: F401
                       one_line, pareto_front, rank_rows, track, track_verdicts)
 from .reported import DEFAULT_REPORTED, load_reported
@@ -268,12 +269,13 @@ def _move_into_place(staging: Path, out: Path) -> None:
 
 
 def build(results: Path, out: Path, reported: Path | None = DEFAULT_REPORTED,
-          ci_reruns: list[str] | tuple[str, ...] = ()) -> Site:
+          ci_reruns: list[str] | tuple[str, ...] = (), docs: Path | None = None) -> Site:
     """Read every record under ``results`` and write the leaderboard under ``out``; ``reported``
     is the papers' figures (None, or a missing default file: none shown). ``out`` is replaced
     whole (it must be a site built before, an empty folder or a new name). ``ci_reruns``: the
     records (paths under ``results``) that the project's CI re-runs and checks, said on their
-    tracks; a UserError when one is not a listed record."""
+    tracks; a UserError when one is not a listed record. ``docs``: a folder of Markdown pages
+    rendered into the site beside the board (``docs.write_docs``)."""
     if reported is None or (reported == DEFAULT_REPORTED and not reported.exists()):
         entries = []
     else:
@@ -283,7 +285,7 @@ def build(results: Path, out: Path, reported: Path | None = DEFAULT_REPORTED,
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
         os.chmod(staging, 0o755 & ~_umask())  # mkdtemp's is 0700: the site is for reading
-        site = _build_with_drawer(Path(results), staging, entries, tuple(ci_reruns))
+        site = _build_with_drawer(Path(results), staging, entries, tuple(ci_reruns), docs)
         _move_into_place(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -291,17 +293,18 @@ def build(results: Path, out: Path, reported: Path | None = DEFAULT_REPORTED,
     return site
 
 
-def _build_with_drawer(results: Path, out: Path, entries: list[dict[str, Any]], ci_reruns: tuple[str, ...]) -> Site:
+def _build_with_drawer(results: Path, out: Path, entries: list[dict[str, Any]], ci_reruns: tuple[str, ...],
+                       docs: Path | None = None) -> Site:
     # the pictures are drawn by the tasks' own code, which imports torch and Lightning (seconds):
     # a second process imports them while this one reads and validates the records
     # (spawned, not forked: forking a process whose torch threads run is unsafe); where torch is
     # imported already (a Python session, the tests) they are drawn here
     if "torch" in sys.modules:
-        return _build(results, out, entries, ci_reruns, None)
+        return _build(results, out, entries, ci_reruns, None, docs)
     drawer = multiprocessing.get_context("spawn").Pool(1)
     drawer.apply_async(plots.import_tasks)  # pictures queue behind it
     try:
-        return _build(results, out, entries, ci_reruns, PictureWorker(drawer))
+        return _build(results, out, entries, ci_reruns, PictureWorker(drawer), docs)
     finally:
         drawer.terminate()  # done, or still importing for a site without pictures
 
@@ -331,7 +334,7 @@ def _mark_ci_reruns(rows: list[dict[str, Any]], records: dict[str, dict[str, Any
 
 
 def _build(results: Path, out: Path, entries: list[dict[str, Any]], ci_reruns: tuple[str, ...],
-           drawer: "PictureWorker | None") -> Site:
+           drawer: "PictureWorker | None", docs: Path | None = None) -> Site:
     records, skipped = collect(results)
     collected = len(skipped)
     rows = aggregate(records, skipped, results)
@@ -366,14 +369,16 @@ def _build(results: Path, out: Path, entries: list[dict[str, Any]], ci_reruns: t
     _mark_ci_reruns(rows, by_file, ci_reruns)
     _write_configs(rows, configs, out)
     tasks = sorted({r["task"] for r in rows} | {e["task"] for e in entries})
+    if docs is not None:  # first: a page that cannot be read stops the build before the board is written
+        write_docs(Path(docs), out, tasks)
     for task in tasks:
         task_rows = [r for r in rows if r["task"] == task]
         body = pages.task_body(task, task_rows, [e for e in entries if e["task"] == task], plotted.get(task, {}),
                                _write_pictures(task, task_rows, by_file, out, warnings, drawer))
-        (out / pages.task_page(task)).write_text(pages.page(f"reasonbench: {task}", body, tasks))
+        (out / pages.task_page(task)).write_text(pages.page(f"reasonbench: {task}", body, tasks, docs is not None))
     used = len(records) - (len(skipped) - collected)  # less those left out after reading
     index = pages.index_body(rows, entries, tasks, used, len(skipped))
-    (out / "index.html").write_text(pages.page("reasonbench leaderboard", index, tasks))
+    (out / "index.html").write_text(pages.page("reasonbench leaderboard", index, tasks, docs is not None))
     # the pairs told apart, once per track (indices into "measured"); every other pair is not
     summary = {"records": used, "skipped": [vars(s) for s in skipped], "measured": rows,
                "pairs": track_verdicts(rows), "reported": entries}

@@ -136,7 +136,7 @@ def markdown(rows: list[dict[str, Any]], reported: list[dict[str, Any]]) -> str:
     lines = ["# reasonbench leaderboard", "",
              "Exact accuracy in %: mean ± std over seeds; 95% interval: of the mean over seeds, with the "
              "training noise (seeds) and the test-set noise (examples) together (the leaderboard's "
-             "methodology: leaderboard/README.md, Statistics); a row of one seed has no measure of its "
+             "methodology: docs/leaderboard.md, Statistics); a row of one seed has no measure of its "
              "training noise: its interval is 0–100. "
              "Rank: a range where a row's interval overlaps others', so rows that share a rank are not "
              "told apart by these runs, and rows whose ranges share no rank are. OOD: exact % on the task's "
@@ -230,11 +230,13 @@ def _sha256(text: str) -> str:
     return "sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
 
 
-def page(title: str, body: str, tasks: list[str]) -> str:
-    """A whole HTML document: inline style and script (works from file://, no requests)."""
+def page(title: str, body: str, tasks: list[str], docs: bool = False) -> str:
+    """A whole HTML document: inline style and script (works from file://, no requests);
+    ``docs``: the site holds the documentation pages too (a link to them)."""
     css, js = _static("style.css"), _static("sort.js")
     policy = f"default-src 'none'; img-src 'self' data:; style-src '{_sha256(css)}'; script-src '{_sha256(js)}'"
     nav = " ".join(f'<a href="{esc(task_page(t))}">{esc(t)}</a>' for t in tasks)
+    docs_link = ' <a href="docs.html">documentation</a>' if docs else ""
     return f"""<!doctype html>
 <html lang="en">
 <head>
@@ -247,7 +249,7 @@ def page(title: str, body: str, tasks: list[str]) -> str:
 </head>
 <body>
 <header><h1>{esc(title)}</h1><nav><a href="index.html">overview</a> {nav}
-<a href="leaderboard.json">leaderboard.json</a> <a href="leaderboard.md">leaderboard.md</a></nav></header>
+<a href="leaderboard.json">leaderboard.json</a> <a href="leaderboard.md">leaderboard.md</a>{docs_link}</nav></header>
 <main>
 {body}
 </main>
