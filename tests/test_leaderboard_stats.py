@@ -271,3 +271,20 @@ def test_a_large_track_s_pairs_are_counted_not_listed():
     disjoint = {(a["model"], b["model"]) for i, a in enumerate(ordered) for b in ordered[i + 1:]
                 if a["rank"][1] < b["rank"][0]}
     assert verdicts(rows) == disjoint and len(disjoint) > 100
+
+
+def test_test_time_breadth_makes_a_track_of_its_own():
+    """Records evaluated with several trajectories per example land on a track named by depth,
+    breadth and rule; the breadth options do not split rows within it."""
+    record = seed_record("trm", 0, 900, 1000)
+    record["mode"] = "eval"
+    record["provenance"]["config"]["eval_max_steps"] = 16
+    record["provenance"]["overrides"] = {"eval_breadth": 8, "eval_select": "vote", "eval_max_steps": 16}
+    record["test_time_compute"] = {"depth": 16, "trained_depth": 4, "breadth": 8, "select": "vote", "seed": 0,
+                                   "noise": 1.0}
+    assert lb_records.track(record).endswith(" at depth 16 x breadth 8 (vote)")
+    assert lb_records.command_settings(record) == []
+    record["test_time_compute"]["noise"] = 0.5
+    assert lb_records.track(record).endswith(" at depth 16 x breadth 8 (vote, noise 0.5)")
+    record["test_time_compute"]["breadth"] = 1
+    assert lb_records.track(record).endswith(" at 16 steps")

@@ -44,10 +44,23 @@ def track(record: dict[str, Any]) -> str | None:
     base += data_suffix(record, base)
     base += partial_suffix(record)
     depth = record["provenance"]["config"].get("eval_max_steps")
+    compute = record.get("test_time_compute")
+    breadth = compute.get("breadth") if isinstance(compute, dict) else None
+    if isinstance(breadth, int) and breadth > 1:
+        # several trajectories per example: only runs at the same depth, breadth and rule compare
+        noise = compute.get("noise")
+        return (f"{base}{DEPTH_TRACK_SEPARATOR}depth {compute.get('depth') or depth or compute.get('trained_depth')} x "
+                f"breadth {breadth} ({compute.get('select')}" + (f", noise {noise:g})" if noise not in (None, 1.0)
+                                                                else ")"))
     if record["mode"] == "eval" and depth:
         # trained checkpoints evaluated deeper than they were trained: a test-time depth study
         return f"{base}{DEPTH_TRACK_SEPARATOR}{depth} steps"
     return base
+
+
+# test-time settings: they name a record's track (``track``), not a row within it
+TEST_TIME_SETTINGS = ("eval_breadth", "eval_select", "eval_breadth_seed", "eval_breadth_noise")
+TEST_TIME_OPTIONS = {"--breadth", "--select", "--breadth-seed", "--breadth-noise"}
 
 
 PARTIAL_MARK = " (partial"  # "mini (partial: step 72 of 2,000)": weights with fewer steps than planned
@@ -106,7 +119,8 @@ def command_settings(record: dict[str, Any]) -> list[tuple[str, str]]:
     Measurement options (``--measure.*``) change no result and are left out."""
     overrides = record["provenance"].get("overrides")
     if isinstance(overrides, dict):
-        return [(name, setting_text(value)) for name, value in sorted(overrides.items()) if not rec.is_neutral(name)]
+        return [(name, setting_text(value)) for name, value in sorted(overrides.items())
+                if not rec.is_neutral(name) and name not in TEST_TIME_SETTINGS]
     return _settings_from_command(record)
 
 
@@ -133,7 +147,7 @@ def _settings_from_command(record: dict[str, Any]) -> list[tuple[str, str]]:
         if not has_value and option not in FLAG_OPTIONS and i < len(words) and not words[i].startswith("--"):
             value = words[i]
             i += 1
-        if option not in NEUTRAL_OPTIONS and not option.startswith("--measure"):
+        if option not in NEUTRAL_OPTIONS and option not in TEST_TIME_OPTIONS and not option.startswith("--measure"):
             found.append((option[2:], value))
     return found
 
