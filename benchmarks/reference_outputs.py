@@ -114,6 +114,20 @@ class _NoFloat32(TorchDispatchMode):
         return out
 
 
+def build_float64(cls: type, arch: dict, state: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """The reference model ``cls(arch)`` built in float64 (buffers too), with ``state`` (the
+    reference's key layout, ``_orig_mod.model.inner.`` prefixes) loaded into its ``inner``."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        model = cls(arch).double()
+    finally:
+        torch.set_default_dtype(previous)
+    prefix = "_orig_mod.model.inner."
+    model.inner.load_state_dict({k.removeprefix(prefix): v.double() for k, v in state.items()}, strict=True)
+    return model
+
+
 def reference_outputs(name: str, cls: type) -> list[dict]:
     """The reference model ``cls`` in float64 on config ``name``'s weights and batch: per
     segment, the first token's logits, q_halt, q_continue and the logits' sum and |sum|."""
@@ -123,15 +137,7 @@ def reference_outputs(name: str, cls: type) -> list[dict]:
     batch = layout.reference_batch()
     arch = {**config, "batch_size": batch["inputs"].shape[0], "seq_len": layout.SEQ_LEN,
             "vocab_size": layout.VOCAB, "num_puzzle_identifiers": layout.NUM_IDS, "forward_dtype": "float64"}
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        model = cls(arch).double().eval()
-    finally:
-        torch.set_default_dtype(previous)
-    prefix = "_orig_mod.model.inner."
-    state = {k.removeprefix(prefix): v.double() for k, v in layout.reference_state_dict(name).items()}
-    model.inner.load_state_dict(state, strict=True)
+    model = build_float64(cls, arch, layout.reference_state_dict(name)).eval()
     batch = {"inputs": batch["inputs"], "labels": batch["labels"]} if eqr else \
         {"inputs": batch["inputs"], "labels": batch["labels"], "puzzle_identifiers": batch["puzzle_ids"]}
 
@@ -191,15 +197,7 @@ def se_rrm_reference_outputs(name: str, cls: type) -> list[dict]:
     batch = layout.reference_batch()
     arch = {**layout.SE_RRM_CONFIGS[name], "batch_size": batch["inputs"].shape[0], "seq_len": layout.SEQ_LEN,
             "vocab_size": layout.VOCAB, "num_puzzle_identifiers": layout.NUM_IDS, "forward_dtype": "float64"}
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        model = cls(arch).double().eval()
-    finally:
-        torch.set_default_dtype(previous)
-    prefix = "_orig_mod.model.inner."
-    state = {k.removeprefix(prefix): v.double() for k, v in layout.se_rrm_reference_state_dict(name).items()}
-    model.inner.load_state_dict(state, strict=True)
+    model = build_float64(cls, arch, layout.se_rrm_reference_state_dict(name)).eval()
     batch = {"inputs": batch["inputs"], "labels": batch["labels"], "puzzle_identifiers": batch["puzzle_ids"]}
 
     def run() -> list[dict]:
@@ -232,15 +230,7 @@ def se_rrm_reference_training(name: str, cls: type, checkout: Path) -> list[dict
     arch = {**layout.SE_RRM_CONFIGS[name], "halt_exploration_prob": 0.0, "batch_size": size,
             "seq_len": layout.SEQ_LEN, "vocab_size": layout.VOCAB, "num_puzzle_identifiers": layout.NUM_IDS,
             "forward_dtype": "float64"}
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        model = cls(arch).double()
-    finally:
-        torch.set_default_dtype(previous)
-    prefix = "_orig_mod.model.inner."
-    model.inner.load_state_dict({k.removeprefix(prefix): v.double()
-                                 for k, v in layout.se_rrm_reference_state_dict(name).items()}, strict=True)
+    model = build_float64(cls, arch, layout.se_rrm_reference_state_dict(name))
     sys.path.insert(0, str(checkout.resolve()))
     try:
         loss_head = importlib.import_module("models.losses").ACTLossHead

@@ -61,7 +61,7 @@ import torch
 
 from reasonbench.registry import get_model
 from reasonbench_benchmarks.reference_outputs import (REFERENCE_CLASSES, REFERENCE_MODULES, _commit, _Float64Torch,
-                                                      _layout, reference_modules_from)
+                                                      _layout, build_float64, reference_modules_from)
 
 ROOT = Path(__file__).resolve().parent.parent
 LOSS_MODULE = "models.losses"
@@ -215,15 +215,9 @@ def reference_trajectory(name: str, found: dict[str, Any], patched: _ReferenceTo
     recipe, batch_size = layout.TRAINING, layout.TRAINING_BATCH
     arch = {**config, "batch_size": batch_size, "seq_len": layout.SEQ_LEN, "vocab_size": layout.VOCAB,
             "num_puzzle_identifiers": layout.NUM_IDS, "forward_dtype": "float64"}
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        model = found["loss_head"](found["model"](arch), loss_type="stablemax_cross_entropy").double()
-    finally:
-        torch.set_default_dtype(previous)
-    inner = model.model.inner
     initial = layout.reference_state_dict(name)
-    inner.load_state_dict({k.removeprefix(PREFIX): v.double() for k, v in initial.items()}, strict=True)
+    model = found["loss_head"](build_float64(found["model"], arch, initial), loss_type="stablemax_cross_entropy")
+    inner = model.model.inner
     persistent = {k.removeprefix(PREFIX) for k in initial}
     model.train()
 
