@@ -55,7 +55,9 @@ def truncated_normal_by_inverse_cdf_(tensor: torch.Tensor, std: float, bound: fl
 
 
 class EqRModel(TRMModel):
-    """Args:
+    """TRM's recursion as a noisy, damped fixed-point iteration from random starting states.
+
+    Args:
         hidden_size: width (512 in the paper).
         num_heads: attention heads (attention mixer only).
         expansion: SwiGLU expansion factor.

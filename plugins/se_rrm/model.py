@@ -68,10 +68,14 @@ class SymbolEquivariantBlock(nn.Module):
 
 
 class SERRMModel(RecursiveReasoningModule):
-    """Args:
+    """TRM-style recursion on one vector per symbol at every cell, equivariant to renaming symbols.
+
+    Args:
         hidden_size: width of each channel's vector (256 in the paper).
-        num_heads, head_dim: attention over positions (4 heads of 64).
-        symbol_heads, symbol_head_dim: attention over channels (2 heads of 64).
+        num_heads: attention heads over positions (4 in the paper).
+        head_dim: width of each attention head (64 in the paper).
+        symbol_heads: attention heads over the channels (2 in the paper).
+        symbol_head_dim: width of each of those heads (64 in the paper).
         expansion: SwiGLU expansion factor.
         num_layers: blocks in the one network (2).
         recursions: segments' outer loop, the last one with gradient (the reference's H_cycles).
