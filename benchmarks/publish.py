@@ -12,7 +12,10 @@ commits, data, machines or settings. Rows of --into that SWEEP_OUT lacks (anothe
 folder included) stay as they are. All records are read and checked before anything in --into
 changes. Each record is read as the leaderboard reads one (a regular file, size and depth capped,
 strict JSON, the record schema, consistent counts) and must say what its place says (model, task,
-preset, seed and mode): publish refuses what the leaderboard would skip."""
+preset, seed and mode): publish refuses what the leaderboard would skip. The machine's output
+folder the runs wrote to (``provenance.config.out``, when absolute) is written as ``results``
+wherever the record names it (its command, config, checkpoint), so a published record says where
+its files lie in the standard layout, not on the machine that made it."""
 
 from __future__ import annotations
 
@@ -70,6 +73,14 @@ def read_checked(path: Path, source: Path) -> tuple[dict, str]:
     return record, data.decode("utf-8")
 
 
+def portable(record: dict, text: str) -> str:
+    """``text`` (the record's JSON) with its absolute output folder written as ``results``."""
+    out = (record["provenance"].get("config") or {}).get("out")
+    if not isinstance(out, str) or not out.startswith("/") or out.rstrip("/") in ("", "results"):
+        return text
+    return text.replace(json.dumps(out.rstrip("/"))[1:-1], "results")
+
+
 def _origin(record: dict, path: Path, commit: str | None) -> tuple[str, str, str]:
     """(commit, CPU model, settings given beyond the preset): a row's records share all three."""
     provenance = record["provenance"]
@@ -92,7 +103,9 @@ def checked_rows(source: Path, commit: str | None = None) -> dict[Row, list[tupl
     for row, paths in rows.items():
         origins, texts = {}, {}
         for path in paths:
-            record, texts[path] = read_checked(path, source)
+            record, text = read_checked(path, source)
+            texts[path] = portable(record, text)
+            parse_untrusted(texts[path].encode(), str(path))  # still a valid record
             origins[path] = _origin(record, path, commit)
         first = paths[0]
         for path, origin in origins.items():

@@ -93,6 +93,34 @@ def test_publish_replaces_a_row_whole_and_keeps_the_others(tmp_path, capsys):
     assert json.loads(kept[1].read_text())["provenance"]["git_commit"] == "a" * 40
 
 
+def test_publish_writes_the_machines_output_folder_as_the_standard_layout(tmp_path):
+    """A sweep run with --out /srv/sweep/results: the published record names results/ instead,
+    in its command, config and checkpoint; everything else is as the run wrote it."""
+    import json
+
+    from reasonbench_benchmarks.publish import main as publish
+
+    sweep, published = tmp_path / "sweep", tmp_path / "published"
+    path = _sweep_record(sweep)
+    record = json.loads(path.read_text())
+    out = "/srv/sweep/results"
+    record["provenance"]["command"] += f" --out {out}"
+    record["provenance"]["config"].update(out=out)
+    record["checkpoint"] = f"{out}/trm/maze/mini/seed0/final.pt"
+    path.write_text(json.dumps(record))
+    assert publish([str(sweep), "--into", str(published)]) == 0
+    written = json.loads((published / "trm/maze/mini/seed0.json").read_text())
+    assert written["provenance"]["command"].endswith(" --out results")
+    assert written["provenance"]["config"]["out"] == "results"
+    assert written["checkpoint"] == "results/trm/maze/mini/seed0/final.pt"
+    assert "/srv/sweep" not in json.dumps(written)
+    for part in (written, record):
+        for key in ("command", "config"):
+            part["provenance"].pop(key)
+        part.pop("checkpoint")
+    assert written == record
+
+
 @pytest.mark.parametrize("spoil, message", [
     (dict(seed=2, commit="c" * 40), "seed2.json: made at cccccccccc on AMD EPYC, but seed0.json of the same row at aaaaaaaaaa"),
     (dict(seed=2, cpu="Intel Xeon"), "seed2.json: made at aaaaaaaaaa on Intel Xeon"),

@@ -702,6 +702,7 @@ def _hostile_sweep_files(sweep: Path) -> dict[str, str]:
 
 def test_publish_refuses_what_the_leaderboard_would_skip_in_one_line(tmp_path):
     from reasonbench_benchmarks.publish import main as publish
+    from reasonbench_benchmarks.publish import portable
 
     root, into = tmp_path / "sweeps", tmp_path / "into"
     cases = _hostile_sweep_files(root)
@@ -714,7 +715,9 @@ def test_publish_refuses_what_the_leaderboard_would_skip_in_one_line(tmp_path):
     good = root / "good" / "trm" / "sudoku" / "mini" / "seed0.json"
     _write(good, _published_record())
     assert _quiet_call(publish, [str(root / "good"), "--into", str(into)])[0] == 0
-    assert (into / "trm/sudoku/mini/seed0.json").read_bytes() == good.read_bytes()
+    # as written, but for the run's absolute output folder, named as the standard layout's
+    assert (into / "trm/sudoku/mini/seed0.json").read_text() == \
+        portable(json.loads(good.read_text()), good.read_text())
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[
@@ -726,6 +729,7 @@ def test_generated_records_through_publish(tmp_path_factory, record):
     from reasonbench.record import record_path
     from reasonbench.registry import NAME_PATTERN
     from reasonbench_benchmarks.publish import main as publish
+    from reasonbench_benchmarks.publish import portable
 
     tmp = tmp_path_factory.mktemp("pub")
     sweep, into = tmp / "sweep", tmp / "into"
@@ -746,7 +750,7 @@ def test_generated_records_through_publish(tmp_path_factory, record):
     code, err = _quiet_call(publish, [str(sweep), "--into", str(into)])
     if code == 0:
         assert taken and plain
-        assert (into / place.relative_to(sweep)).read_bytes() == data
+        assert (into / place.relative_to(sweep)).read_text() == portable(json.loads(data), data.decode())
     else:
         assert code == 2 and err.count("\n") == 1 and "\x1b" not in err and "Traceback" not in err, err
         assert not into.exists()
