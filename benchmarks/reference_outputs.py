@@ -128,6 +128,36 @@ def build_float64(cls: type, arch: dict, state: dict[str, torch.Tensor]) -> torc
     return model
 
 
+def pinned_segments(name: str, model: torch.nn.Module, batch: dict[str, torch.Tensor], heads: dict[str, str],
+                    seed: int | None = None) -> list[dict]:
+    """The pins of ``SEGMENTS`` evaluation segments of a reference model: per segment the logits'
+    sum and |sum|, the first token's logits and each output named in ``heads`` (its key in the
+    reference's outputs -> its key in the pin; one the model lacks is left out). Run twice, the
+    second pass checked op by op for any dtype but float64 (the pins come from the first);
+    ``seed`` seeds torch before each pass, for a model that draws random numbers."""
+
+    def run() -> list[dict]:
+        pinned = []
+        if seed is not None:
+            torch.manual_seed(seed)
+        with torch.no_grad():
+            carry = model.initial_carry(batch)
+            for _ in range(SEGMENTS):
+                carry, out = model(carry=carry, batch=batch)
+                logits = out["logits"]
+                pinned.append({"logits_sum": logits.sum().item(), "logits_abs_sum": logits.abs().sum().item(),
+                               "logits_first": logits[0, 0].tolist(),
+                               **{pin: out[key].tolist() for key, pin in heads.items() if key in out}})
+        return pinned
+
+    pinned, guard = run(), _NoFloat32()
+    with guard:
+        run()
+    if guard.offenders:
+        raise RuntimeError(f"{name}: the reference computed in another dtype than float64: {sorted(guard.offenders)}")
+    return pinned
+
+
 def reference_outputs(name: str, cls: type) -> list[dict]:
     """The reference model ``cls`` in float64 on config ``name``'s weights and batch: per
     segment, the first token's logits, q_halt, q_continue and the logits' sum and |sum|."""
@@ -141,27 +171,9 @@ def reference_outputs(name: str, cls: type) -> list[dict]:
     batch = {"inputs": batch["inputs"], "labels": batch["labels"]} if eqr else \
         {"inputs": batch["inputs"], "labels": batch["labels"], "puzzle_identifiers": batch["puzzle_ids"]}
 
-    def run() -> list[dict]:
-        pinned = []
-        if eqr:  # its starting states (drawn at the first segment) and noise
-            torch.manual_seed(layout.EQR_SEED)
-        with torch.no_grad():
-            carry = model.initial_carry(batch)
-            for _ in range(SEGMENTS):
-                carry, out = model(carry=carry, batch=batch)
-                logits = out["logits"]
-                pinned.append({"logits_sum": logits.sum().item(), "logits_abs_sum": logits.abs().sum().item(),
-                               "logits_first": logits[0, 0].tolist(), "q_halt": out["q_halt_logits"].tolist()})
-                if "q_continue_logits" in out:  # EqR has none
-                    pinned[-1]["q_continue"] = out["q_continue_logits"].tolist()
-        return pinned
-
-    pinned, guard = run(), _NoFloat32()
-    with guard:  # a second pass, checked op by op (the pins come from the plain one)
-        run()
-    if guard.offenders:
-        raise RuntimeError(f"{name}: the reference computed in another dtype than float64: {sorted(guard.offenders)}")
-    return pinned
+    # EqR draws its starting states (at the first segment) and noise: seeded alike on both sides
+    return pinned_segments(name, model, batch, {"q_halt_logits": "q_halt", "q_continue_logits": "q_continue"},
+                           seed=layout.EQR_SEED if eqr else None)
 
 
 # reasonbench's paper presets -> the reference EqR config that describes them (train config
@@ -189,6 +201,8 @@ def eqr_parameter_counts(cls: type, checkout: Path) -> dict[str, int]:
             model = cls({**arch, "batch_size": 1, "seq_len": meta.seq_len, "vocab_size": meta.vocab_size})
         counts[task] = sum(p.numel() for p in model.parameters())
     return counts
+
+
 def se_rrm_reference_outputs(name: str, cls: type) -> list[dict]:
     """The reference SE-RRM ``cls`` in float64 on case ``name``'s weights and batch (dropout 0:
     the reference drops attention weights in evaluation too): per segment, the first token's
@@ -200,23 +214,7 @@ def se_rrm_reference_outputs(name: str, cls: type) -> list[dict]:
     model = build_float64(cls, arch, layout.se_rrm_reference_state_dict(name)).eval()
     batch = {"inputs": batch["inputs"], "labels": batch["labels"], "puzzle_identifiers": batch["puzzle_ids"]}
 
-    def run() -> list[dict]:
-        pinned = []
-        with torch.no_grad():
-            carry = model.initial_carry(batch)
-            for _ in range(SEGMENTS):
-                carry, out = model(carry=carry, batch=batch)
-                logits = out["logits"]
-                pinned.append({"logits_sum": logits.sum().item(), "logits_abs_sum": logits.abs().sum().item(),
-                               "logits_first": logits[0, 0].tolist(), "confidence": out["q_halt_logits"].tolist()})
-        return pinned
-
-    pinned, guard = run(), _NoFloat32()
-    with guard:  # a second pass, checked op by op (the pins come from the plain one)
-        run()
-    if guard.offenders:
-        raise RuntimeError(f"{name}: the reference computed in another dtype than float64: {sorted(guard.offenders)}")
-    return pinned
+    return pinned_segments(name, model, batch, {"q_halt_logits": "confidence"})
 
 
 def se_rrm_reference_training(name: str, cls: type, checkout: Path) -> list[dict]:
