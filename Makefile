@@ -86,7 +86,7 @@ depth: install
 	  checkpoint=$$($(BIN)/python -c "import json,sys; print(json.load(open(sys.argv[1])).get('checkpoint') or '')" "$$record"); \
 	  if [ -f "$$eval_record" ]; then echo "$$model on $$task: depth record exists, kept"; \
 	  elif [ -z "$$checkpoint" ] || [ ! -f "$$checkpoint" ]; then echo "$$model on $$task: no checkpoint, skipped"; \
-	  elif ! $(BIN)/python -c "import sys; from reasonbench.registry import get_model; \
+	  elif ! $(BIN)/python -c "import sys; from reasonbench.config.registry import get_model; \
 	      sys.exit(not hasattr(get_model(sys.argv[1]), 'eval_max_steps'))" $$model; then \
 	    echo "$$model on $$task: no reasoning steps, skipped"; \
 	  else echo "$$model on $$task: evaluated for $(DEPTH) steps"; \

@@ -21,10 +21,10 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from reasonbench.atomic import atomic_writer
-from reasonbench.errors import UserError
+from reasonbench.util.atomic import atomic_writer
+from reasonbench.util.errors import UserError
 from reasonbench.leaderboard.pages import embed_in_readme
-from reasonbench.record import read_record
+from reasonbench.record.schema import read_record
 
 README_BEGIN = "<!-- begin generated depth table"
 README_END = "<!-- end of generated depth table -->"

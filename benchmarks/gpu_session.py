@@ -150,7 +150,7 @@ try:
     info["triton"] = triton.__version__
 except ImportError:
     info["triton"] = None
-from reasonbench.fastpath import configure_compile_cache
+from reasonbench.model.fastpath import configure_compile_cache
 info["inductor_cache"] = configure_compile_cache()
 print(json.dumps(info))
 """

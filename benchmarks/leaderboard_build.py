@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from reasonbench.stats import wilson_interval
+from reasonbench.record.stats import wilson_interval
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "data" / "leaderboard"
 COMMITTED = Path(__file__).resolve().parent.parent / "leaderboard" / "results"

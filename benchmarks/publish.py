@@ -25,11 +25,11 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from reasonbench.atomic import MACHINE_ERRNOS, write_atomic
-from reasonbench.errors import MachineError, UserError
+from reasonbench.util.atomic import MACHINE_ERRNOS, write_atomic
+from reasonbench.util.errors import MachineError, UserError
 from reasonbench.leaderboard.records import parse_untrusted, read_untrusted, settings_text
-from reasonbench.record import record_path
-from reasonbench.untrusted import InvalidJSON, printable
+from reasonbench.record.schema import record_path
+from reasonbench.util.untrusted import InvalidJSON, printable
 
 RECORD_GLOB = "seed*.json"
 Row = tuple[Path, str]  # (model/task/preset folder, relative; mode)

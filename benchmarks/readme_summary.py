@@ -22,8 +22,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from reasonbench.atomic import atomic_writer
-from reasonbench.errors import UserError
+from reasonbench.util.atomic import atomic_writer
+from reasonbench.util.errors import UserError
 from reasonbench.leaderboard import records as lb
 from reasonbench.leaderboard.pages import embed_in_readme
 

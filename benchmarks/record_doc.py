@@ -1,5 +1,5 @@
 """docs/record.md: the result record's fields, written from the descriptions in
-``reasonbench/record_schema.json`` (one source: the schema that validates every record).
+``reasonbench/record/record_schema.json`` (one source: the schema that validates every record).
 
     python -m reasonbench_benchmarks.record_doc [--write docs/record.md]
 
@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 from typing import Any, Iterator
 
-from reasonbench.atomic import atomic_writer
-from reasonbench.record import schema
+from reasonbench.util.atomic import atomic_writer
+from reasonbench.record.schema import schema
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "record.md"
 
@@ -21,7 +21,7 @@ HEADER = """# The result record
 
 Every run writes one JSON record (`results/<model>/<task>/<preset>/seed<N>.json`; `reasonbench
 eval` writes `seed<N>.eval.json` beside it). The record is validated against
-`reasonbench/record_schema.json` when written and when read; the leaderboard reads nothing else.
+`reasonbench/record/record_schema.json` when written and when read; the leaderboard reads nothing else.
 This page is generated from that schema's descriptions (`python -m
 reasonbench_benchmarks.record_doc --write docs/record.md`); a test fails when it is stale.
 

@@ -186,8 +186,8 @@ def eqr_parameter_counts(cls: type, checkout: Path) -> dict[str, int]:
     vocabulary of reasonbench's paper-preset tasks (the planned metadata: no data is built)."""
     import yaml
 
-    from reasonbench import config as cfgmod
-    from reasonbench import runner
+    from reasonbench.config import resolve as cfgmod
+    from reasonbench.run import runner
 
     base = yaml.safe_load((checkout / "config" / "arch" / "eqr.yaml").read_text())
     counts = {}

@@ -46,12 +46,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from reasonbench import fastpath
-from reasonbench.config import resolve
-from reasonbench.measure import count_parameters, device_name
-from reasonbench.optim import AdamAtan2
-from reasonbench.record import git_state, versions, write_atomic
-from reasonbench.runner import build_model, build_task
+from reasonbench.model import fastpath
+from reasonbench.config.resolve import resolve
+from reasonbench.record.measure import count_parameters, device_name
+from reasonbench.model.optim import AdamAtan2
+from reasonbench.record.schema import git_state, versions, write_atomic
+from reasonbench.run.runner import build_model, build_task
 
 FORMAT = "reasonbench-reference-speed"
 

@@ -59,7 +59,7 @@ from typing import Any
 
 import torch
 
-from reasonbench.registry import get_model
+from reasonbench.config.registry import get_model
 from reasonbench_benchmarks.reference_outputs import (REFERENCE_CLASSES, REFERENCE_MODULES, _commit, _Float64Torch,
                                                       _layout, build_float64, reference_modules_from)
 

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 import reasonbench as rb
-from reasonbench import registry
-from reasonbench.measure import count_flops
+from reasonbench.config import registry
+from reasonbench.record.measure import count_flops
 
 
 def _timed(fn, repeat: int) -> float:

@@ -25,9 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from reasonbench import config, runner
-from reasonbench.bench import PEAK_FLOPS
-from reasonbench.measure import count_parameters, forward_flops_per_example
+from reasonbench.config import resolve as config
+from reasonbench.run import runner
+from reasonbench.tools.bench import PEAK_FLOPS
+from reasonbench.record.measure import count_parameters, forward_flops_per_example
 from reasonbench.tasks.reference_csv import HEADER
 from reasonbench.tasks.sudoku.task import _blanked_puzzles, _distinct
 

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
-
-from .errors import UserError  # noqa: E402
-from .registry import default_preset  # noqa: E402
-from .registry import list_models, list_tasks  # noqa: E402
+from reasonbench.util.version import __version__
+from reasonbench.util.errors import UserError  # noqa: E402
+from reasonbench.config.registry import default_preset  # noqa: E402
+from reasonbench.config.registry import list_models, list_tasks  # noqa: E402
 
 
 def _resolve(model: str, task: str, preset: str, seed: int = 0, config: list[str] | None = None,
              overrides: dict[str, Any] | None = None):  # noqa: ANN202
-    from . import config as cfgmod
+    from reasonbench.config import resolve as cfgmod
 
     argv = ["--model", model, "--task", task, "--preset", preset or default_preset(), "--seed", str(seed)]
     for path in config or []:
@@ -30,7 +29,7 @@ def _resolve(model: str, task: str, preset: str, seed: int = 0, config: list[str
 
 def create_task(name: str, preset: str | None = None, **task_args: Any):
     """A task built from its preset plus overrides, its data ready."""
-    from .dataops import task_from_argv
+    from reasonbench.tools.dataops import task_from_argv
 
     argv = ["--task", name, "--preset", preset or default_preset()]
     task, _ = task_from_argv(argv, "reasonbench.create_task", overrides={"task": task_args})
@@ -40,7 +39,7 @@ def create_task(name: str, preset: str | None = None, **task_args: Any):
 
 def create_model(name: str, task: Any, preset: str | None = None, **model_args: Any):
     """A model for ``task`` (a name or a built task) from its preset plus overrides."""
-    from .runner import build_model, build_task
+    from reasonbench.run.runner import build_model, build_task
 
     task_name = task if isinstance(task, str) else task.name
     cfg = _resolve(name, task_name, preset, overrides={"model": model_args})
@@ -58,7 +57,7 @@ def run(model: str, task: str, preset: str | None = None, seed: int = 0, out: st
 
     Overrides use dotted keys as on the command line, e.g. ``**{"trainer.max_steps": 50}``,
     or nested dicts: ``trainer={"max_steps": 50}``."""
-    from .runner import execute, summary
+    from reasonbench.run.runner import execute, summary
 
     preset = preset or default_preset()
     cfg = _resolve(model, task, preset, seed, config, {"out": out, **overrides})

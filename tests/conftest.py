@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from reasonbench import registry
+from reasonbench.config import registry
 
 ROOT = Path(__file__).resolve().parent.parent
 # the suite runs the seconds-long smoke preset wherever a test names none; a user's default is
@@ -34,7 +34,7 @@ def call_cli(*args: str) -> subprocess.CompletedProcess:
     import contextlib
     import io
 
-    from reasonbench.cli import main
+    from reasonbench.cli.main import main
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

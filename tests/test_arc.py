@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from reasonbench.errors import UserError
+from reasonbench.util.errors import UserError
 from reasonbench.tasks.arc import ArcTask
 from reasonbench.tasks.arc import data as ad
 from reasonbench.tasks.arc import evaluate as ev

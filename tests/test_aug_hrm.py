@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import reasonbench as rb
-from reasonbench.module import ReasoningOutput
-from reasonbench.recursive import Segments
+from reasonbench.model.module import ReasoningOutput
+from reasonbench.model.recursive import Segments
 from reasonbench.tasks.maze import data as maze_data
 from reasonbench.tasks.sudoku import data as sudoku_data
 from reasonbench.tasks.sudoku.grid import random_solved_grid

@@ -45,8 +45,8 @@ def checkpoints(tmp_path_factory) -> dict[str, Path]:
     """Real checkpoints, built once (untrained weights, no data built): a transformer one, one
     whose stored config does not match its tensors, an HRM one, and that HRM's weights saved the
     way the reference code saves them (for import-checkpoint)."""
-    from reasonbench import config as cfgmod
-    from reasonbench.runner import build_model, make_task, save_checkpoint
+    from reasonbench.config import resolve as cfgmod
+    from reasonbench.run.runner import build_model, make_task, save_checkpoint
 
     root = tmp_path_factory.mktemp("checkpoints")
 
@@ -667,7 +667,7 @@ def test_a_config_that_is_not_one_is_refused_without_its_content(tmp_path):
 
 
 def test_the_yaml_of_option_values_is_bounded_too():
-    from reasonbench.untrusted import UntrustedInput, load_yaml
+    from reasonbench.util.untrusted import UntrustedInput, load_yaml
 
     with pytest.raises(UntrustedInput, match="more than 20,000 keys"):
         load_yaml(BILLION_LAUGHS, "x")

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from reasonbench import bench
+from reasonbench.tools import bench
 
 from .conftest import call_cli
 

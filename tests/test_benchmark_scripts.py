@@ -28,7 +28,7 @@ def test_reproduce_accepts_the_same_result_and_refuses_another(tmp_path, capsys)
 
     import torch
 
-    from reasonbench.cli import main as reasonbench
+    from reasonbench.cli.main import main as reasonbench
     from reasonbench_benchmarks.reproduce import main as reproduce
 
     assert reasonbench(["run", "--model", "transformer", "--task", "sudoku", "--preset", "smoke", "--out", str(tmp_path),
@@ -260,7 +260,7 @@ def test_readme_summary_ranks_as_the_leaderboard_and_times_from_the_records(tmp_
             record.update(model=model, seed=seed)
             record["metrics"].update(exact_correct=right, exact_accuracy=right / n)
             record["metrics"].pop("exact_by_example", None)
-            from reasonbench.stats import wilson_interval
+            from reasonbench.record.stats import wilson_interval
             record["metrics"]["exact_accuracy_ci95"] = list(wilson_interval(right, n))
             record["cost"]["train_seconds"] = 60.0 * (seed + 1)
             path = tmp_path / model / "sudoku" / "mini" / f"seed{seed}.json"

@@ -9,8 +9,8 @@ import socket
 
 import pytest
 
-from reasonbench import config, registry
-from reasonbench.commandline import closest, edit_distance
+from reasonbench.config import resolve as config, registry
+from reasonbench.config.commandline import closest, edit_distance
 
 from .conftest import call_cli
 
@@ -117,7 +117,8 @@ def test_info_flops_builds_no_data_and_touches_no_network(monkeypatch, tmp_path)
         counted[preset] = int(line.split()[1].replace(",", ""))
     assert attempts == [] and not (tmp_path / "no-cache").exists()
 
-    from reasonbench import measure, runner
+    from reasonbench.record import measure
+    from reasonbench.run import runner
 
     monkeypatch.undo()
     cfg, _ = config.resolve(["--model", "trm", "--task", "sudoku", "--preset", "smoke", *small], "reasonbench info")

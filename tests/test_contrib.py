@@ -18,8 +18,9 @@ import torch
 import yaml
 from torch import nn
 
-from reasonbench import registry, testing
-from reasonbench.module import ReasoningModule, ReasoningOutput
+from reasonbench.config import registry
+from reasonbench.tools import conformance as testing
+from reasonbench.model.module import ReasoningModule, ReasoningOutput
 
 from .conftest import QUIET, ROOT, call_cli
 

@@ -16,7 +16,7 @@ import torch
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from reasonbench.errors import UserError
+from reasonbench.util.errors import UserError
 from reasonbench.tasks.maze import MazeTask
 from reasonbench.tasks.maze import data as md
 from reasonbench.tasks.maze.generate import PathCheck, check_paths

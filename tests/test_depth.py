@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import reasonbench as rb
-from reasonbench.metrics import ReasoningMetrics
+from reasonbench.record.metrics import ReasoningMetrics
 from reasonbench.tasks.base import Difficulty
 
 from .conftest import QUIET, call_cli

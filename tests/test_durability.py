@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from reasonbench.atomic import atomic_writer, stale_temporaries, write_atomic
-from reasonbench.checkpoints import AtomicCheckpointIO, resume_point
-from reasonbench.errors import MachineError
+from reasonbench.util.atomic import atomic_writer, stale_temporaries, write_atomic
+from reasonbench.run.checkpoints import AtomicCheckpointIO, resume_point
+from reasonbench.util.errors import MachineError
 
 from .conftest import QUIET, call_cli
 
@@ -185,7 +185,7 @@ def test_kill_9_mid_write_leaves_the_previous_checkpoint_and_resume_cleans_up(tm
     state = {"state_dict": {"w": torch.ones(2)}, "global_step": 7, "epoch": 0, "loops": {},
              "optimizer_states": [], "callbacks": {}}
     AtomicCheckpointIO().save_checkpoint(state, last)
-    child = ("import os, signal, sys; from reasonbench.atomic import atomic_writer\n"
+    child = ("import os, signal, sys; from reasonbench.util.atomic import atomic_writer\n"
              "with atomic_writer(sys.argv[1]) as f:\n"
              "    f.write(b'x' * 100000); f.flush(); os.kill(os.getpid(), signal.SIGKILL)\n")
     killed = subprocess.run([sys.executable, "-c", child, str(last)], env=ENV)
@@ -273,7 +273,7 @@ def test_fixed_cost_models_count_forward_flops_on_one_example_and_records_name_t
 
 
 def test_a_record_the_disk_will_not_take_is_said_in_one_line_with_its_numbers(tmp_path: Path, monkeypatch) -> None:
-    from reasonbench import record as rec
+    from reasonbench.record import schema as rec
 
     def full(record, path):
         raise OSError(28, "No space left on device")

@@ -5,7 +5,7 @@ import json
 import pytest
 
 import reasonbench as rb
-from reasonbench import record as rec
+from reasonbench.record import schema as rec
 
 from .conftest import QUIET, call_cli, run_cli
 

@@ -264,9 +264,9 @@ def test_two_processes_sample_what_one_does_for_the_same_examples(tmp_path):
 def test_training_steps_never_wait_for_the_device(fast):
     """EqR's draws and updates add no host read to a training step; on the fast path under
     bf16 autocast (as a GPU runs it) the state is bfloat16, as the reference computes it."""
-    from reasonbench import fastpath
-    from reasonbench.fastpath import no_host_sync
-    from reasonbench.optim import AdamAtan2
+    from reasonbench.model import fastpath
+    from reasonbench.model.fastpath import no_host_sync
+    from reasonbench.model.optim import AdamAtan2
 
     torch.manual_seed(0)
     model = EqRModel(META, hidden_size=16, num_heads=2, num_layers=1, recursions=2, latent_steps=2,
@@ -306,7 +306,7 @@ def test_loss_falls_within_a_few_dozen_steps():
     """A fixed batch of 8 easy Sudokus: the answer loss more than halves in 40 steps, through the
     random starting states and the noise (as for HRM and TRM in tests/test_recursive.py)."""
     import reasonbench as rb
-    from reasonbench.optim import AdamAtan2
+    from reasonbench.model.optim import AdamAtan2
 
     task = rb.create_task("sudoku", preset="smoke")
     batch = {k: v[:8] for k, v in next(iter(task.train_dataloader())).items()}

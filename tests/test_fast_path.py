@@ -16,10 +16,10 @@ import lightning as L
 import pytest
 import torch
 
-from reasonbench import fastpath
-from reasonbench.fastpath import HostSyncError, no_host_sync
+from reasonbench.model import fastpath
+from reasonbench.model.fastpath import HostSyncError, no_host_sync
 from reasonbench.nn import PuzzleEmbedding
-from reasonbench.optim import AdamAtan2
+from reasonbench.model.optim import AdamAtan2
 from reasonbench.tasks.base import TaskMetadata
 from reasonbench_plugins.hrm import HRMModel
 from reasonbench_plugins.trm import TRMModel

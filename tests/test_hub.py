@@ -15,9 +15,9 @@ import pytest
 import torch
 import yaml
 
-from reasonbench import hub
-from reasonbench.checkpoints import read_torch_file, save_safetensors
-from reasonbench.errors import UserError
+from reasonbench.util import hub
+from reasonbench.run.checkpoints import read_torch_file, save_safetensors
+from reasonbench.util.errors import UserError
 from reasonbench.tasks.maze import MazeTask
 from reasonbench.tasks.sudoku import SudokuTask
 from reasonbench.tasks.sudoku.grid import format_grid, make_puzzle, random_solved_grid

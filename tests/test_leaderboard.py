@@ -304,7 +304,7 @@ def test_malformed_reported_entry_stops_the_build_with_one_line(tmp_path, entry,
 
 def scored(record: dict, correct: int) -> dict:
     """``record`` with ``correct`` of its test examples right: count, accuracy and interval agree."""
-    from reasonbench.stats import wilson_interval
+    from reasonbench.record.stats import wilson_interval
 
     n = record["metrics"]["n_test_examples"]
     record["metrics"].update(exact_correct=correct, exact_accuracy=correct / n,
@@ -686,7 +686,7 @@ def test_rows_scored_on_other_test_examples_are_marked(tmp_path):
 # --- ranks with ties ------------------------------------------------------------------------
 
 def test_rank_ranges_tie_overlapping_intervals():
-    from reasonbench.stats import rank_ranges
+    from reasonbench.record.stats import rank_ranges
 
     # A and B overlap, both lie wholly above C; D has nothing measured
     assert rank_ranges([(0.8, 0.9), (0.7, 0.85), (0.5, 0.6), None]) == [(1, 2), (1, 2), (3, 3), None]
@@ -716,8 +716,8 @@ def test_rows_are_ranked_per_track_on_one_interval_of_seeds_and_examples():
 def test_outcomes_round_trip_through_the_record_encoding():
     import torch
 
-    from reasonbench.metrics import encode_outcomes
-    from reasonbench.stats import decode_outcomes
+    from reasonbench.record.metrics import encode_outcomes
+    from reasonbench.record.stats import decode_outcomes
 
     exact = torch.tensor([True, False, False, True, True, False, True, False, True, True, False])
     n, bits = decode_outcomes(encode_outcomes(exact))
@@ -728,8 +728,8 @@ def test_outcomes_round_trip_through_the_record_encoding():
 def _paired_record(model: str, seed: int, right: list[bool]) -> dict:
     import torch
 
-    from reasonbench.metrics import encode_outcomes
-    from reasonbench.stats import wilson_interval
+    from reasonbench.record.metrics import encode_outcomes
+    from reasonbench.record.stats import wilson_interval
 
     r = minimal_record()
     n, k = len(right), sum(right)

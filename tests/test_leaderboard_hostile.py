@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from reasonbench import leaderboard, untrusted
-from reasonbench.errors import UserError
+from reasonbench import leaderboard
+from reasonbench.util import untrusted
+from reasonbench.util.errors import UserError
 from reasonbench.leaderboard import pages, plots
 from reasonbench.leaderboard import records as lb_records
-from reasonbench.stats import wilson_interval
+from reasonbench.record.stats import wilson_interval
 
 from .test_leaderboard import FIXTURES, Tables, make_record, put
 
@@ -726,8 +727,8 @@ def test_publish_refuses_what_the_leaderboard_would_skip_in_one_line(tmp_path):
 def test_generated_records_through_publish(tmp_path_factory, record):
     """publish takes a record exactly when the leaderboard would and its place says what it
     holds; anything else is one line, exit 2, nothing written."""
-    from reasonbench.record import record_path
-    from reasonbench.registry import NAME_PATTERN
+    from reasonbench.record.schema import record_path
+    from reasonbench.config.registry import NAME_PATTERN
     from reasonbench_benchmarks.publish import main as publish
     from reasonbench_benchmarks.publish import portable
 
@@ -792,7 +793,7 @@ REFUSED_RECORDS = {  # the record's provenance: (overrides, command) -> fragment
 
 @pytest.mark.parametrize("case", list(REFUSED_RECORDS))
 def test_reproduce_refuses_settings_that_name_places_or_code(case, tmp_path, monkeypatch):
-    from reasonbench import runner
+    from reasonbench.run import runner
     from reasonbench_benchmarks.reproduce import main as reproduce
 
     overrides, command, fragment = REFUSED_RECORDS[case]
@@ -834,7 +835,7 @@ def test_reproduce_refuses_unreadable_records_in_one_line(tmp_path):
 def test_reproduce_runs_the_recorded_overrides_in_a_folder_of_its_own(tmp_path, monkeypatch):
     """The data of the record decides the run: its names, seed and overrides (an older record's
     from its command), the output a fresh temporary folder, whatever the record says."""
-    from reasonbench import runner
+    from reasonbench.run import runner
     from reasonbench_benchmarks.reproduce import main as reproduce
 
     seen = []
@@ -871,7 +872,7 @@ json_values = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st
 @given(st.dictionaries(st.one_of(st.sampled_from(ALLOWED_NAMES + REFUSED_NAMES), st.text(max_size=10)),
                        json_values, max_size=4))
 def test_generated_overrides_are_data_or_refused_in_one_line(overrides):
-    from reasonbench.untrusted import UntrustedInput
+    from reasonbench.util.untrusted import UntrustedInput
     from reasonbench_benchmarks.reproduce import ALLOWED_SETTINGS, recorded_overrides
 
     record = _published_record()
@@ -1000,7 +1001,7 @@ def test_generated_records_through_reproduce(tmp_path_factory, record):
 
 
 def test_the_depth_cap_counts_nesting_not_brackets_inside_strings():
-    from reasonbench.untrusted import loads_json
+    from reasonbench.util.untrusted import loads_json
 
     assert loads_json(json.dumps({"model": "[" * 500, "task": '\\"{{{' + "{" * 100}))["model"] == "[" * 500
     with pytest.raises(ValueError, match="nested too deeply"):

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reasonbench import record as rec
-from reasonbench import stats
+from reasonbench.record import schema as rec
+from reasonbench.record import stats
 from reasonbench.leaderboard import pages
 from reasonbench.leaderboard import records as lb_records
 
@@ -166,7 +166,7 @@ def test_old_records_stopped_short_are_partial_and_old_evaluations_are_not_judge
 
 
 def test_the_run_summary_says_the_budget_stopped_it():
-    from reasonbench.runner import checkpoint_training, status_text
+    from reasonbench.run.runner import checkpoint_training, status_text
 
     record = seed_record("trm", 0, 5, 10, training={"steps": 117, "planned_steps": 2000, "finished": False,
                                                      "stopped_by": "budget"})
@@ -240,7 +240,7 @@ def test_only_a_board_told_of_its_ci_check_says_so(tmp_path, monkeypatch):
     import json
 
     from reasonbench import leaderboard
-    from reasonbench.errors import UserError
+    from reasonbench.util.errors import UserError
 
     from .test_leaderboard import make_record, put
 

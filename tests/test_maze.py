@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from reasonbench.errors import UserError
+from reasonbench.util.errors import UserError
 from reasonbench.tasks.maze import MazeTask
 from reasonbench.tasks.maze import data as md
 from reasonbench.tasks.maze.generate import (PathCheck, astar_path, check_paths, generate_mazes, maze_keys,

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 import reasonbench as rb
-from reasonbench.errors import UserError
+from reasonbench.util.errors import UserError
 from reasonbench.tasks.maze import data
-from reasonbench.tasks.maze.data import GOAL, OPEN, PATH, START, WALL
+from reasonbench.tasks.maze.encoding import GOAL, OPEN, PATH, START, WALL
 from reasonbench.tasks.maze.generate import PathCheck, check_paths
 from reasonbench.tasks.maze.unique import default_lengths, generate_unique_mazes, shortest_path_counts
 

@@ -2,9 +2,9 @@ import pytest
 import torch
 from torch import nn
 
-from reasonbench.measure import count_flops, count_parameters, forward_flops_per_example
-from reasonbench.metrics import ReasoningMetrics, wilson_interval
-from reasonbench.module import ReasoningModule, ReasoningOutput
+from reasonbench.record.measure import count_flops, count_parameters, forward_flops_per_example
+from reasonbench.record.metrics import ReasoningMetrics, wilson_interval
+from reasonbench.model.module import ReasoningModule, ReasoningOutput
 from reasonbench.tasks import Split, TaskMetadata
 
 META = TaskMetadata(name="toy", vocab_size=5, seq_len=4, num_puzzle_ids=3, grid_shape=(2, 2))

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import reasonbench as rb
-from reasonbench import registry
+from reasonbench.config import registry
 
 PAIRS = [(m, t) for m in registry.list_models() for t in registry.list_tasks()]
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from reasonbench.optim import scheduled_lr
+from reasonbench.model.optim import scheduled_lr
 
 from .test_measure import LoopModel
 
@@ -49,7 +49,7 @@ def test_warmup_then_cosine_counts_steps_from_one():
 
 
 def test_a_restored_schedule_continues_the_same_sequence():
-    from reasonbench.optim import ScheduledLR
+    from reasonbench.model.optim import ScheduledLR
 
     def rate(base: float, step: int) -> float:
         return scheduled_lr(base, step, 3, 12, 0.1)

@@ -2,7 +2,7 @@
 
 import torch
 
-from reasonbench.optim import AdamAtan2
+from reasonbench.model.optim import AdamAtan2
 
 
 def _params(seed: int) -> list[torch.nn.Parameter]:

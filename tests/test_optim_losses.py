@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from reasonbench.nn import stablemax_cross_entropy
-from reasonbench.optim import AdamAtan2, OptimConfig
+from reasonbench.model.optim import AdamAtan2, OptimConfig
 
 
 def test_stablemax_cross_entropy_known_values():

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from reasonbench import config
+from reasonbench.config import resolve as config
 from reasonbench.leaderboard import records as lb_records
 
 from .conftest import QUIET, call_cli

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import reasonbench as rb
-from reasonbench import config
-from reasonbench.clock import about, expected_time_line, per_step
+from reasonbench.config import resolve as config
+from reasonbench.run.clock import about, expected_time_line, per_step
 
 from .conftest import QUIET, call_cli
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from reasonbench import record as rec
-from reasonbench.errors import UserError
+from reasonbench.record import schema as rec
+from reasonbench.util.errors import UserError
 
 
 def minimal_record() -> dict:

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 import reasonbench as rb
-from reasonbench.checkpoint_import import import_checkpoint
+from reasonbench.tools.checkpoint_import import import_checkpoint
 from reasonbench.nn import PuzzleEmbedding, WeightEMA
-from reasonbench.optim import AdamAtan2
+from reasonbench.model.optim import AdamAtan2
 from reasonbench.tasks.base import TaskMetadata
 from reasonbench_plugins.hrm import HRMModel
 from reasonbench_plugins.trm import TRMModel

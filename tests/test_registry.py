@@ -2,8 +2,8 @@ import sys
 
 import pytest
 
-from reasonbench import registry
-from reasonbench.errors import UnknownNameError, UserError
+from reasonbench.config import registry
+from reasonbench.util.errors import UnknownNameError, UserError
 
 from .conftest import QUIET, run_cli
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from reasonbench.config import parse_duration
-from reasonbench.errors import UserError
+from reasonbench.config.resolve import parse_duration
+from reasonbench.util.errors import UserError
 
 from .conftest import QUIET, call_cli, run_cli
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from reasonbench.errors import UserError
+from reasonbench.util.errors import UserError
 from reasonbench.tasks.sudoku import SudokuTask
 from reasonbench.tasks.sudoku import data as sd
 from reasonbench.tasks.sudoku.grid import canonical_form, is_consistent, is_solved_grid, parse_grid

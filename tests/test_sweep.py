@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reasonbench.record import read_record
+from reasonbench.record.schema import read_record
 
 from . import slurm_cluster
 from .conftest import ROOT, call_cli

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 import reasonbench as rb
-from reasonbench.measure import count_flops
+from reasonbench.record.measure import count_flops
 from reasonbench.nn.losses import IGNORE_INDEX
-from reasonbench.testtime import (ORACLE_STAT, TestTimeCompute, any_exact, select, select_highest, select_lowest,
+from reasonbench.model.testtime import (ORACLE_STAT, TestTimeCompute, any_exact, select, select_highest, select_lowest,
                                   select_vote, trajectory_noise)
 
 from .conftest import QUIET, call_cli

@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from reasonbench.nn import PuzzleEmbedding
-from reasonbench.optim import OptimConfig
-from reasonbench.registry import get_model
+from reasonbench.model.optim import OptimConfig
+from reasonbench.config.registry import get_model
 from reasonbench.tasks.base import TaskMetadata
 
 from .reference_layout import (CONFIGS, EMA_DECAY, NUM_IDS, SEQ_LEN, TRAINING, TRAINING_BATCH, TRAINING_CONFIGS,

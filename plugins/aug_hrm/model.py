@@ -24,7 +24,7 @@ from reasonbench.module import ReasoningOutput
 from reasonbench.nn.ema import copy_weights
 from reasonbench.optim import OptimConfig
 from reasonbench.tasks import TaskMetadata
-from reasonbench.testtime import ORACLE_STAT, any_exact
+from reasonbench.model.testtime import ORACLE_STAT, any_exact
 from reasonbench_plugins.hrm import HRMModel
 
 

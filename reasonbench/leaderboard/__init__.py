@@ -30,12 +30,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import UserError
-from . import pages, plots
-from .docs import write_docs
-from .records import (Skipped, accuracy, aggregate, collect, consistency_problems, error_line,  # noqa: F401
-                      one_line, pareto_front, rank_rows, track, track_verdicts)
-from .reported import DEFAULT_REPORTED, load_reported
+from reasonbench.util.errors import UserError
+from reasonbench.leaderboard import pages, plots
+from reasonbench.leaderboard.docs import write_docs
+from reasonbench.leaderboard.records import (Skipped, accuracy, aggregate, collect, consistency_problems,
+                                             error_line, one_line, pareto_front, rank_rows, track,
+                                             track_verdicts)
+from reasonbench.leaderboard.reported import DEFAULT_REPORTED, load_reported
 
 __all__ = ["Site", "build", "collect", "aggregate", "consistency_problems", "pareto_front", "track",
            "load_reported", "DEFAULT_REPORTED"]

@@ -13,9 +13,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
-from ..untrusted import printable
-from . import pages
+from reasonbench.util.errors import UserError
+from reasonbench.util.untrusted import printable
+from reasonbench.leaderboard import pages
 
 MAX_BYTES = 1 << 20  # a documentation page, not a data file
 

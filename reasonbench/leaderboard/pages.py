@@ -11,8 +11,9 @@ import re
 from importlib import resources
 from typing import Any, Callable
 
-from ..errors import UserError
-from .records import GENERATED_DATA, PARTIAL_MARK, REAL_DATA, depth_track, one_line, track_sort_key
+from reasonbench.util.errors import UserError
+from reasonbench.leaderboard.records import (GENERATED_DATA, PARTIAL_MARK, REAL_DATA, depth_track, one_line,
+                                             track_sort_key)
 
 TRACK_NOTES = {
     "mini": "small CPU settings: a check that the models learn, not their headline numbers",
@@ -325,7 +326,7 @@ PASS_NOTE = ("Ranked on pass@2, the papers' figure: each task's test inputs are 
 def measured_table(rows: list[dict[str, Any]]) -> str:
     """One track's rows (in its order): each model's name after its colour and marker on the
     track's charts."""
-    from . import svg
+    from reasonbench.leaderboard import svg
 
     columns = table_columns(rows)
     head = "".join(f'<th scope="col" class="{cls}"{" data-unsorted" if name == "run" else ""}>{esc(name)}</th>'
@@ -350,7 +351,7 @@ MAX_VERDICT_PAIRS = 190  # pairs listed on a page (20 rows); a larger track's ar
 def verdict_table(rows: list[dict[str, Any]]) -> str:
     """One track's pairs of rows and whether they are told apart: the same rank ranges as the
     table (``stats.told_apart``), so a verdict never contradicts a rank."""
-    from ..stats import told_apart
+    from reasonbench.record.stats import told_apart
 
     ranked = [r for r in rows if r.get("rank")]
     count = len(ranked) * (len(ranked) - 1) // 2

@@ -7,9 +7,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from . import svg
-from .pages import model_label, si
-from .records import one_line, pareto_front
+from reasonbench.leaderboard import svg
+from reasonbench.leaderboard.pages import model_label, si
+from reasonbench.leaderboard.records import one_line, pareto_front
 
 # x axis of each plot: row field, axis label, file suffix
 COST_AXES = (("params", "parameters", "params"),
@@ -283,7 +283,7 @@ def import_tasks() -> None:
     """What ``puzzle_png`` needs imported (torch, the registered tasks), done ahead of time."""
     import torch  # noqa: F401
 
-    from .. import registry
+    from reasonbench.config import registry
 
     for name in registry.entries("task"):
         try:
@@ -297,10 +297,10 @@ def puzzle_png(task_name: str, metadata: dict[str, Any], example: dict[str, list
     ``render_image``; ValueError when the record's example does not fit the task."""
     import torch
 
-    from .. import registry
-    from ..errors import UserError
-    from ..tasks.base import ReasoningTask
-    from ..tasks.images import png_bytes
+    from reasonbench.config import registry
+    from reasonbench.util.errors import UserError
+    from reasonbench.tasks.base import ReasoningTask
+    from reasonbench.tasks.images import png_bytes
 
     try:
         task_cls = registry.get_task(task_name)

@@ -16,10 +16,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .. import record as rec
-from ..errors import UserError
-from ..untrusted import MAX_JSON_BYTES, loads_json, read_bytes
-from ..untrusted import printable as one_line  # noqa: F401  (pages, plots and reported print with it)
+from reasonbench.record import schema as rec
+from reasonbench.util.errors import UserError
+from reasonbench.util.untrusted import MAX_JSON_BYTES, loads_json, read_bytes
+from reasonbench.util.untrusted import printable as one_line  # noqa: F401  (pages, plots and reported print with it)
 
 MAX_RECORD_BYTES = MAX_JSON_BYTES
 
@@ -398,7 +398,7 @@ def consistency_problems(record: dict[str, Any]) -> list[str]:
 
 def _outcome_problems(metrics: dict[str, Any]) -> list[str]:
     """Per-example outcomes that do not add up to the counts they come with."""
-    from ..stats import decode_outcomes
+    from reasonbench.record.stats import decode_outcomes
 
     outcomes = metrics.get("exact_by_example")
     if not isinstance(outcomes, dict):
@@ -516,7 +516,7 @@ def rank_rows(rows: list[dict[str, Any]]) -> None:
     """Each row's ``rank`` [best, worst] within its task and track: a range where its
     ``rank_interval`` overlaps others' (``stats.rank_ranges``). Pairs are told apart from these
     ranks alone (``track_verdicts``)."""
-    from ..stats import rank_ranges
+    from reasonbench.record.stats import rank_ranges
 
     for group in _tracks(rows).values():
         for row, rank in zip(group, rank_ranges([r["rank_interval"] for r in group])):
@@ -535,7 +535,7 @@ def track_verdicts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     [better, worse] as indices into ``rows`` (``stats.told_apart``: their rank ranges are
     disjoint); every other pair of the track is not told apart. Stored once per track, never
     copied into each row."""
-    from ..stats import told_apart
+    from reasonbench.record.stats import told_apart
 
     index = {id(row): i for i, row in enumerate(rows)}
     verdicts = []
@@ -554,7 +554,7 @@ def error_line(exc: BaseException) -> str:
 
 
 def _row(key: tuple, group: list[dict[str, Any]]) -> dict[str, Any]:
-    from ..stats import rank_interval, wilson_interval
+    from reasonbench.record.stats import rank_interval, wilson_interval
 
     task, track_name, model, preset, mode, settings = key
     group.sort(key=lambda r: (r["seed"], r["_file"]))

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
-from .records import one_line
+from reasonbench.util.errors import UserError
+from reasonbench.leaderboard.records import one_line
 
 # the checkout's own file; an installed package without the checkout has none
 DEFAULT_REPORTED = Path(__file__).resolve().parents[2] / "leaderboard" / "reported.yaml"
@@ -66,7 +66,7 @@ def _check_test_time(compute: dict[str, Any] | None) -> str | None:
 def load_reported(path: Path) -> list[dict[str, Any]]:
     """The entries of ``path``, defaults filled in; a UserError naming the file and the entry
     when one is malformed (the file is curated in the repository: a mistake stops the build)."""
-    from ..untrusted import MAX_YAML_BYTES, load_yaml, read_text
+    from reasonbench.util.untrusted import MAX_YAML_BYTES, load_yaml, read_text
 
     data = load_yaml(read_text(path, one_line(path), MAX_YAML_BYTES), str(path))
     if not isinstance(data, dict) or not isinstance(data.get("entries"), list):

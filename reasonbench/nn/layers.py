@@ -4,7 +4,7 @@ embeddings, non-causal attention through ``scaled_dot_product_attention``, SwiGL
 post-norm residual block.
 
 The blocks that hold a ``fused`` flag (``PostNormBlock``, ``SequenceMLP``) have a fast path
-(``reasonbench.fastpath`` turns it on, by default on CUDA): torch's one-kernel RMSNorm, and the
+(``reasonbench.model.fastpath`` turns it on, by default on CUDA): torch's one-kernel RMSNorm, and the
 MLP mixer's token mixing as plain GEMMs with 16-byte-aligned shapes. Off (the default), they run
 the reference's operations in the reference's order, so float32 outputs stay bit-identical."""
 

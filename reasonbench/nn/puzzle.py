@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..distributed import gather_rows
+from reasonbench.util.distributed import gather_rows
 
 
 class PuzzleEmbedding(nn.Module):

@@ -12,7 +12,7 @@ __all__ = ["ReasoningTask", "Split", "TaskMetadata"]
 
 def __getattr__(name: str) -> Any:
     if name in __all__:
-        from . import base
+        from reasonbench.tasks import base
 
         return getattr(base, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -20,9 +20,9 @@ import lightning as L
 import numpy as np
 import torch
 
-from ..distributed import rank_and_world
-from ..nn.losses import IGNORE_INDEX
-from .images import grid_image, side_by_side
+from reasonbench.util.distributed import rank_and_world
+from reasonbench.nn.losses import IGNORE_INDEX
+from reasonbench.tasks.images import grid_image, side_by_side
 
 SPLITS = ("train", "val", "test")
 CACHE_FORMAT = 2  # layout of a data-cache file; files of another layout are rebuilt
@@ -310,7 +310,7 @@ class ReasoningTask(L.LightningDataModule):
 
     def write_csv(self, path: Path, inputs: np.ndarray, labels: np.ndarray, ratings: np.ndarray) -> None:
         """Encoded rows -> the task's reference CSV; tasks with such a layout implement it."""
-        from ..errors import UserError
+        from reasonbench.util.errors import UserError
 
         raise UserError(f"task {self.name} has no CSV export")
 
@@ -329,7 +329,7 @@ class ReasoningTask(L.LightningDataModule):
             self._check_batch_size()
 
     def _check_batch_size(self) -> None:
-        from ..errors import UserError
+        from reasonbench.util.errors import UserError
 
         n = len(self.splits.get("train", ()))
         if n < self.batch_size:

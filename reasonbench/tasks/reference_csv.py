@@ -12,8 +12,8 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from .. import hub
-from ..errors import UserError
+from reasonbench.util import hub
+from reasonbench.util.errors import UserError
 
 HEADER = ["source", "question", "answer", "rating"]
 

@@ -1,5 +1,5 @@
 """ARC-AGI (1 and 2): reference encoding, per-task augmentation, voting and pass@K scoring."""
 
-from .task import ArcTask
+from reasonbench.tasks.arc.task import ArcTask
 
 __all__ = ["ArcTask"]

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data import ArcTaskData, Pair, dihedral, grid_key, inverse_dihedral, invert_colour_map, random_colour_map
+from reasonbench.tasks.arc.data import (ArcTaskData, Pair, dihedral, grid_key, inverse_dihedral,
+                                        invert_colour_map, random_colour_map)
 
 RETRIES_FACTOR = 5  # the reference's ARCAugmentRetriesFactor
 BLANK_PUZZLE_ID = 0

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import UserError
-from ..symmetry import DIHEDRAL_INVERSE, dihedral, inverse_dihedral  # noqa: F401 (re-exported)
+from reasonbench.util.errors import UserError
+from reasonbench.tasks.symmetry import DIHEDRAL_INVERSE, dihedral, inverse_dihedral  # noqa: F401 (re-exported)
 
 PAD_ID = 0
 MARKER_ID = 1

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import decode_grid, grid_key, inverse_dihedral, invert_colour_map
+from reasonbench.tasks.arc.data import decode_grid, grid_key, inverse_dihedral, invert_colour_map
 
 DEFAULT_KS = (1, 2)
 

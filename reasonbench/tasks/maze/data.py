@@ -1,11 +1,7 @@
-"""Maze-Hard encoding, the reference CSV layout (``source,question,answer,rating``), dihedral
-transforms and text rendering.
-
-A maze is a flat row-major array of token ids of length ``size * size``: wall ``#`` 1, open
-cell `` `` 2, start ``S`` 3, goal ``G`` 4, path ``o`` 5 (answers only), pad 0. An answer is
-its question with the cells strictly between S and G on one shortest path turned into ``o``;
-S and G keep their letters (reference's charset has them; answers that write them as ``o``
-are accepted too, the path being the same).
+"""Maze-Hard's reference CSV layout (``source,question,answer,rating``), its checks and text
+rendering; the token ids are in ``encoding``. An answer is its question with the cells strictly
+between S and G on one shortest path turned into ``o``; S and G keep their letters (reference's
+charset has them; answers that write them as ``o`` are accepted too, the path being the same).
 """
 
 from __future__ import annotations
@@ -16,39 +12,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ...errors import UserError
-from .. import symmetry
-from ..reference_csv import parse_rating, read_rows, write_rows
-
-CHARSET = "# SGo"  # id = position + 1, the reference's char2id
-PAD, WALL, OPEN, START, GOAL, PATH = range(6)
-VOCAB_SIZE = len(CHARSET) + 1
-# identity, and start and goal swapped (a shortest path is one in either direction)
-RELABELLINGS = (tuple(range(VOCAB_SIZE)), (0, 1, 2, 4, 3, 5))
-
-_ID_OF_BYTE = np.zeros(256, dtype=np.int8)  # unknown characters map to the pad id 0
-_ID_OF_BYTE[np.frombuffer(CHARSET.encode(), dtype=np.uint8)] = np.arange(1, VOCAB_SIZE)
-_CHAR_OF_ID = np.frombuffer(("?" + CHARSET).encode(), dtype=np.uint8)
-_RENDER_OF_ID = np.array(list("?#.SGo"))  # open cells as '.', so a terminal shows them
-
-
-def encode(text: str) -> np.ndarray:
-    """A maze string -> int8 token ids; characters outside ``# SGo`` become the pad id 0."""
-    return _ID_OF_BYTE[np.frombuffer(text.encode("latin-1", errors="replace"), dtype=np.uint8)]
-
-
-def decode(ids: np.ndarray | torch.Tensor) -> str:
-    """Token ids -> the maze string; ids outside 1..5 (pad, garbage) decode to '?'."""
-    arr = ids.cpu().numpy() if isinstance(ids, torch.Tensor) else np.asarray(ids)
-    arr = np.where((arr >= 1) & (arr < VOCAB_SIZE), arr, 0).astype(np.intp)
-    return _CHAR_OF_ID[arr].tobytes().decode("latin-1")
-
-
-def dihedral(grids: np.ndarray, size: int, k: int) -> np.ndarray:
-    """Symmetry ``k`` of the square (reference numbering, see ``tasks.symmetry``) applied to
-    flat mazes ``[..., size * size]``."""
-    g = np.asarray(grids).reshape(*np.shape(grids)[:-1], size, size)
-    return np.ascontiguousarray(symmetry.dihedral(g, k)).reshape(*np.shape(grids))
+from reasonbench.util.errors import UserError
+from reasonbench.tasks.maze.encoding import (CHARSET, GOAL, OPEN, PAD, PATH, RELABELLINGS, START, VOCAB_SIZE,
+                                             WALL, ID_OF_BYTE, RENDER_OF_ID, decode, dihedral, encode)
+from reasonbench.tasks.maze.generate import PathCheck, check_paths
+from reasonbench.tasks.maze.unique import shortest_path_counts
+from reasonbench.tasks.reference_csv import parse_rating, read_rows, write_rows
 
 
 @dataclass
@@ -67,7 +36,7 @@ def _parse_grid(text: str, cells: int, size: int, what: str, allowed: str) -> np
     if len(text) != cells:
         raise ValueError(f"{what} has {len(text)} cells, expected {cells} (task.size {size})")
     ids = encode(text)
-    bad = np.isin(ids, [_ID_OF_BYTE[ord(c)] for c in allowed], invert=True)
+    bad = np.isin(ids, [ID_OF_BYTE[ord(c)] for c in allowed], invert=True)
     if bad.any():
         i = int(np.argmax(bad))
         raise ValueError(f"{what} has {text[i]!r} at cell {i} (row {i // size}, column {i % size}); "
@@ -90,7 +59,6 @@ def _parse_row(row: list[str], size: int) -> tuple[str, np.ndarray, np.ndarray, 
 
 
 def _path_reason(code: int, question: np.ndarray, answer: np.ndarray, shortest: int, marked: int) -> str:
-    from .generate import PathCheck  # generate imports this module's ids; import here, not at the top
 
     if code == PathCheck.ALTERED:
         kept = (answer == question) | ((answer == PATH) & np.isin(question, (OPEN, START, GOAL)))
@@ -113,7 +81,6 @@ def read_csv(path: Path, size: int = 30, skip_invalid: bool = False) -> MazeRows
     ``# SG`` (question) / ``# SGo`` (answer), one S and one G, and an answer that is the question
     with one shortest 4-neighbour S-to-G path marked. A bad row raises UserError naming
     ``file:line`` (the header is line 1), or with ``skip_invalid`` is skipped and counted."""
-    from .generate import PathCheck, check_paths
 
     parsed: list[tuple[int, str, np.ndarray, np.ndarray, int]] = []
     errors: list[tuple[int, str]] = []
@@ -159,7 +126,7 @@ def render(question: np.ndarray, size: int, prediction: np.ndarray | None = None
     """
     shown = prediction if prediction is not None else answer if answer is not None else question
     ids = np.asarray(shown).astype(np.intp)
-    chars = _RENDER_OF_ID[np.where((ids >= 0) & (ids < VOCAB_SIZE), ids, 0)]
+    chars = RENDER_OF_ID[np.where((ids >= 0) & (ids < VOCAB_SIZE), ids, 0)]
     if prediction is not None and answer is not None:
         pred, ans = np.asarray(prediction), np.asarray(answer)
         wrong = pred != ans
@@ -176,8 +143,6 @@ def read_arrays(folder: Path, size: int = 30, skip_invalid: bool = False, unique
     one S and one G, the answer one shortest path), and with ``unique`` that the shortest path
     is the only one. A bad row raises UserError naming ``file row i`` (0-based), or with
     ``skip_invalid`` is skipped and counted. Arrays are loaded without pickles."""
-    from .generate import PathCheck, check_paths
-    from .unique import shortest_path_counts
 
     arrays = []
     for name in ("all__inputs.npy", "all__labels.npy"):

@@ -39,8 +39,8 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
-from ...errors import UserError
-from .data import GOAL, OPEN, PATH, START, WALL, dihedral
+from reasonbench.util.errors import UserError
+from reasonbench.tasks.maze.encoding import GOAL, OPEN, PATH, START, WALL, dihedral
 
 
 def wall_count_range(cells: int) -> tuple[int, int]:

@@ -9,12 +9,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...errors import UserError
-from ..base import Difficulty, ReasoningTask, Split, TaskMetadata, check_planned_size
-from ..reference_csv import REFERENCE_ARRAYS, REFERENCE_FILES, ReferenceCsvSource, load_splits, sample_train_val
-from . import data
-from .generate import generate_mazes, maze_keys, valid_shortest_paths
-from .unique import default_lengths, generate_unique_mazes, shortest_path_counts
+from reasonbench.util.errors import UserError
+from reasonbench.tasks.base import Difficulty, ReasoningTask, Split, TaskMetadata, check_planned_size
+from reasonbench.tasks.reference_csv import (REFERENCE_ARRAYS, REFERENCE_FILES, ReferenceCsvSource,
+                                             load_splits, sample_train_val)
+from reasonbench.tasks.maze import data
+from reasonbench.tasks.maze.generate import generate_mazes, maze_keys, valid_shortest_paths
+from reasonbench.tasks.maze.unique import default_lengths, generate_unique_mazes, shortest_path_counts
 
 VARIANTS = ("hard", "unique")
 
@@ -239,7 +240,7 @@ class MazeTask(ReferenceCsvSource, ReasoningTask):
         """Maze-Unique's reference data is the builder's arrays (a local folder holding them, or
         any Hub dataset); Maze-Hard's, and any other folder, CSVs."""
         if self.variant == "unique" and self.path:
-            from ... import hub
+            from reasonbench.util import hub
 
             local = Path(self.path)
             if hub.is_hub(self.path) and not self.path.endswith(".csv") or (local / REFERENCE_ARRAYS[0]).is_file():

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...errors import UserError
-from .data import GOAL, OPEN, PATH, START, WALL
+from reasonbench.util.errors import UserError
+from reasonbench.tasks.maze.encoding import GOAL, OPEN, PATH, START, WALL
 
 DIRECTIONS = ((1, 0), (-1, 0), (0, 1), (0, -1))  # the reference's order: down, up, right, left
 REFERENCE_SIZE, REFERENCE_LENGTHS = 30, (100, 140)

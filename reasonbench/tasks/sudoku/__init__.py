@@ -12,7 +12,7 @@ __all__ = ["SudokuTask"]
 
 def __getattr__(name: str) -> Any:
     if name == "SudokuTask":
-        from .task import SudokuTask
+        from reasonbench.tasks.sudoku.task import SudokuTask
 
         return SudokuTask
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

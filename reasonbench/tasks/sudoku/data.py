@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import UserError
-from ..reference_csv import parse_rating, read_rows, write_rows
-from .grid import format_grid, is_consistent, is_solved_grid, parse_grid
+from reasonbench.util.errors import UserError
+from reasonbench.tasks.reference_csv import parse_rating, read_rows, write_rows
+from reasonbench.tasks.sudoku.grid import format_grid, is_consistent, is_solved_grid, parse_grid
 
 VOCAB_SIZE = 11  # pad 0, blank 1, digits 1-9 -> 2-10
 SEQ_LEN = 81

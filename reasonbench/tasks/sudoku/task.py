@@ -12,12 +12,13 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from ...errors import UserError
-from ..base import Difficulty, ReasoningTask, Split, TaskMetadata, check_planned_size
-from ..reference_csv import ReferenceCsvSource, load_splits, sample_train_val
-from ..images import BLACK, GREEN, RED, grid_image, side_by_side
-from . import data
-from .grid import augment_batch, canonical_form, extreme_puzzle, make_puzzle, random_solved_grid, rating
+from reasonbench.util.errors import UserError
+from reasonbench.tasks.base import Difficulty, ReasoningTask, Split, TaskMetadata, check_planned_size
+from reasonbench.tasks.reference_csv import ReferenceCsvSource, load_splits, sample_train_val
+from reasonbench.tasks.images import BLACK, GREEN, RED, grid_image, side_by_side
+from reasonbench.tasks.sudoku import data
+from reasonbench.tasks.sudoku.grid import (augment_batch, canonical_form, extreme_puzzle, make_puzzle,
+                                           random_solved_grid, rating)
 
 
 def available_cores() -> int:

@@ -22,10 +22,10 @@ from typing import Any
 import torch
 from jsonargparse import ArgumentParser
 
-from . import config as cfgmod
-from .config import one_line
-from .commandline import command_parser, parse
-from .errors import UserError, cannot_write
+from reasonbench.config import resolve as cfgmod
+from reasonbench.config.resolve import one_line
+from reasonbench.config.commandline import command_parser, parse
+from reasonbench.util.errors import UserError, cannot_write
 
 REFERENCE_CONFIG = "all_config.yaml"
 
@@ -83,8 +83,8 @@ def read_training_checkpoint(path: Path) -> Any:
     """A reference training checkpoint: ``torch.load(weights_only=True)``, or where the file also
     pickles objects of the reference's classes (the EqR training carry, numpy's random state), the
     same file read with those objects left out (``_Unread``). Either way no code of the file runs."""
-    from .checkpoints import is_safetensors
-    from .runner import read_torch_file
+    from reasonbench.run.checkpoints import is_safetensors
+    from reasonbench.run.runner import read_torch_file
 
     try:
         return read_torch_file(path)
@@ -143,7 +143,7 @@ def _reference_arch(path: Path, explicit: str | None,
         if explicit:
             raise UserError(f"--reference-config {config_path}: no such file")
         return None, None
-    from .untrusted import MAX_YAML_BYTES, load_yaml, printable, read_text
+    from reasonbench.util.untrusted import MAX_YAML_BYTES, load_yaml, printable, read_text
 
     # a file of a downloaded repository: read as untrusted (regular file, size, aliases and nesting bounded)
     where = printable(config_path)
@@ -225,7 +225,7 @@ def check_architecture(source: str, state: dict[str, Any], arch: dict[str, Any] 
 def _fetch_from_hub(spec: str) -> tuple[Path, dict[str, Any]]:
     """The checkpoint file of ``hf://OWNER/NAME[@REV][:PATH]`` (and the all_config.yaml beside
     it, which lands in the same cache folder), and where it came from."""
-    from . import hub
+    from reasonbench.util import hub
 
     ref = hub.parse(spec, "checkpoint", "model")
     sha, names, cached_only = hub.list_files(ref, "model")
@@ -268,7 +268,7 @@ def _looks_like_weights(name: str) -> bool:
 def _shape_arguments(source: str, state: dict[str, torch.Tensor]) -> dict[str, Any]:
     """What the weights themselves say about the architecture (used without a config file); a
     model whose weights read otherwise says it itself (``reference_shape_arguments``)."""
-    from . import registry
+    from reasonbench.config import registry
 
     own = getattr(registry.get("model", source), "reference_shape_arguments", None)
     if own is not None:
@@ -298,8 +298,8 @@ def _shape_arguments(source: str, state: dict[str, torch.Tensor]) -> dict[str, A
 def import_checkpoint(source: str, path: str | Path, task: str, out: str | Path, preset: str = "paper",
                       reference_config: str | None = None) -> dict[str, Any]:
     """Convert; returns a summary (what was read, the model arguments, where it went)."""
-    from . import registry
-    from .runner import build_model, make_task, save_checkpoint
+    from reasonbench.config import registry
+    from reasonbench.run.runner import build_model, make_task, save_checkpoint
 
     given = str(path)
     hub_source = None
@@ -339,7 +339,7 @@ def import_checkpoint(source: str, path: str | Path, task: str, out: str | Path,
     except RuntimeError as exc:
         first = next((l.strip() for l in str(exc).splitlines()[1:] if l.strip()), one_line(exc))
         raise UserError(f"checkpoint {given} does not fit {source} on {task} with these settings: {first[:300]}") from None
-    from .hub import sha256_file
+    from reasonbench.util.hub import sha256_file
 
     imported = {"path": given, "sha256": sha256_file(path), "weights": weights,
                 "reference_config": str(config_path) if config_path else None}

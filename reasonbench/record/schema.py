@@ -12,8 +12,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .atomic import write_atomic  # noqa: F401  (re-exported: records, manifests and the site use it)
-from .errors import UserError
+from reasonbench.util.atomic import write_atomic  # noqa: F401  (re-exported: records, manifests and the site use it)
+from reasonbench.util.errors import UserError
 
 SCHEMA_VERSION = 1
 SWEEP_MANIFEST_NAME = "sweep.json"  # reasonbench sweep's list of runs beside their records, not a record
@@ -33,7 +33,7 @@ def is_neutral(key: str) -> bool:
 
 @lru_cache(maxsize=1)
 def schema() -> dict[str, Any]:
-    return json.loads(resources.files("reasonbench").joinpath("record_schema.json").read_text())
+    return json.loads(resources.files("reasonbench.record").joinpath("record_schema.json").read_text())
 
 
 @lru_cache(maxsize=1)
@@ -101,7 +101,7 @@ def write_record(record: dict[str, Any], path: Path) -> Path:
 def read_record(path: str | Path) -> dict[str, Any]:
     """The record at ``path``, read as untrusted (``untrusted.load_json``: a regular file, size
     and depth capped, strict JSON) and validated; a one-line UserError naming the file otherwise."""
-    from .untrusted import load_json
+    from reasonbench.util.untrusted import load_json
 
     record = load_json(path)
     if not isinstance(record, dict):
@@ -127,7 +127,7 @@ def versions() -> dict[str, str]:
     import lightning
     import torch
 
-    from . import __version__
+    from reasonbench.util.version import __version__
 
     return {"python": sys.version.split()[0], "torch": torch.__version__,
             "lightning": lightning.__version__, "reasonbench": __version__}

@@ -6,9 +6,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .config import one_line, resolve_task
-from .errors import UserError, cannot_write
-from .tasks.base import OOD_SPLIT, SPLITS, ReasoningTask
+from reasonbench.config.resolve import one_line, resolve_task
+from reasonbench.util.errors import UserError, cannot_write
+from reasonbench.tasks.base import OOD_SPLIT, SPLITS, ReasoningTask
 
 
 # action: (what it does, its own options {name: (type, default, help)}), for the parser
@@ -111,7 +111,7 @@ def _check_built(task: ReasoningTask, split: str) -> None:
 
 def _check_writable_folder(option: str, folder: Path) -> None:
     """A UserError unless ``folder`` is, or can be made, a writable folder; creates nothing."""
-    from .atomic import probe_folder
+    from reasonbench.util.atomic import probe_folder
 
     try:
         probe_folder(folder)

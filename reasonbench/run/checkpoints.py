@@ -20,8 +20,8 @@ import lightning as L
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from .atomic import MACHINE_ERRNOS, atomic_writer, stale_temporaries
-from .errors import MachineError, UserError
+from reasonbench.util.atomic import MACHINE_ERRNOS, atomic_writer, stale_temporaries
+from reasonbench.util.errors import MachineError, UserError
 
 CHECKPOINT_FORMAT = "reasonbench-checkpoint"
 RUN_KEY = "reasonbench"  # what a training checkpoint holds besides Lightning's state: model name, config
@@ -93,7 +93,7 @@ def read_safetensors(path: Path) -> dict[str, Any]:
                         f"({' '.join(str(exc).split())[:120]})") from None
     if SAFETENSORS_KEY not in metadata:
         return tensors
-    from .untrusted import loads_json
+    from reasonbench.util.untrusted import loads_json
 
     try:  # strict and depth-capped: metadata nested 100,000 deep is one line, not a RecursionError
         fields = loads_json(metadata[SAFETENSORS_KEY])
@@ -108,7 +108,7 @@ def read_torch_file(path: str | Path) -> Any:
     """``torch.load`` with ``weights_only=True`` onto the CPU, or a safetensors file (see
     ``read_safetensors``); a missing or unreadable file is a one-line ``UserError`` naming the
     file as it was given (``hf://OWNER/NAME``, not the path Path() would make of it)."""
-    from .untrusted import printable
+    from reasonbench.util.untrusted import printable
 
     given = printable(path)
     path = Path(path)
@@ -124,7 +124,7 @@ def read_torch_file(path: str | Path) -> Any:
             warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle errors, truncated zip files, foreign formats
-        from .errors import unreadable_torch_file
+        from reasonbench.util.errors import unreadable_torch_file
 
         raise UserError(f"checkpoint {path}: unreadable: {unreadable_torch_file(exc)}") from None
 

@@ -7,8 +7,8 @@ from typing import Any
 import torch
 from torchmetrics import Metric
 
-from .nn.losses import IGNORE_INDEX
-from .stats import wilson_interval
+from reasonbench.nn.losses import IGNORE_INDEX
+from reasonbench.record.stats import wilson_interval
 
 MAX_STEPS = 128  # reasoning steps a depth curve can hold (`eval --eval-depth` at most this)
 MAX_BUCKETS = 16  # difficulty buckets a task may define

@@ -13,7 +13,7 @@ whatever hooks the model has (a curriculum, a balancer cadence). Per step:
 * throughput: examples (batch size x batches) and optimizer steps per second; for the recursive
   models one optimizer step is one supervision segment of every slot of the batch.
 
-The fast path (``reasonbench.fastpath``: fused blocks, on by default on CUDA; ``--fast-path`` /
+The fast path (``reasonbench.model.fastpath``: fused blocks, on by default on CUDA; ``--fast-path`` /
 ``--no-fast-path`` choose) and ``--compile`` (regional: only the block every recursion repeats,
 static shapes; inductor's kernel cache is reused by later runs) are recorded in each row.
 ``--task.NAME VALUE`` options reach every row's task, as in ``reasonbench run`` (e.g. the recipe
@@ -46,8 +46,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .commandline import command_parser, parse, split_passthrough
-from .errors import UserError
+from reasonbench.config.commandline import command_parser, parse, split_passthrough
+from reasonbench.util.errors import UserError
 
 FORMAT = "reasonbench-bench"
 VERSION = 1
@@ -140,7 +140,7 @@ def _sync(device: Any) -> None:
 def _make_clock(warmup: int, steps: int, device: Any, count_in_warmup: bool = True) -> Any:
     import lightning as L
 
-    from .measure import FlopCounter
+    from reasonbench.record.measure import FlopCounter
 
     class StepClock(L.Callback):
         """Times ``steps`` training steps after ``warmup`` untimed ones, then stops the fit.
@@ -240,8 +240,8 @@ def _compile(model: Any) -> str:
     supervision segment for the recursive models or ``forward``. Returns what was compiled."""
     import torch
 
-    from .fastpath import compile_blocks, configure_compile_cache
-    from .recursive import RecursiveReasoningModule
+    from reasonbench.model.fastpath import compile_blocks, configure_compile_cache
+    from reasonbench.model.recursive import RecursiveReasoningModule
 
     blocks = compile_blocks(model)
     if blocks:
@@ -255,7 +255,7 @@ def _compile(model: Any) -> str:
 def _rss_peak() -> int:
     import torch
 
-    from .measure import peak_memory_bytes
+    from reasonbench.record.measure import peak_memory_bytes
 
     return peak_memory_bytes(torch.device("cpu"))
 
@@ -287,9 +287,10 @@ def run_row(spec: dict[str, Any]) -> dict[str, Any]:
     import lightning as L
     import torch
 
-    from . import config, runner
-    from .fastpath import fast_path_on, set_fast_path
-    from .measure import count_parameters, device_name, forward_flops_per_example
+    from reasonbench.config import resolve as config
+    from reasonbench.run import runner
+    from reasonbench.model.fastpath import fast_path_on, set_fast_path
+    from reasonbench.record.measure import count_parameters, device_name, forward_flops_per_example
 
     # in a fresh process: the peak RSS from here on, against the RSS here (imports done)
     peak_reset = spec.get("isolated") and _reset_rss_peak()
@@ -430,7 +431,7 @@ def run_row(spec: dict[str, Any]) -> dict[str, Any]:
     row["peak_flops"] = peak
     if peak is None:
         row["mfu_note"] = ("no MFU on the CPU" if device.type != "cuda"
-                           else f"device '{name}' not in the peak-FLOP/s table (reasonbench.bench.PEAK_FLOPS)")
+                           else f"device '{name}' not in the peak-FLOP/s table (reasonbench.tools.bench.PEAK_FLOPS)")
     return row
 
 
@@ -444,7 +445,7 @@ def _child_env() -> dict[str, str]:
 
 
 def _run_isolated(spec: dict[str, Any]) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, "-m", "reasonbench.bench", "--worker"], input=json.dumps(spec),
+    proc = subprocess.run([sys.executable, "-m", "reasonbench.tools.bench", "--worker"], input=json.dumps(spec),
                           capture_output=True, text=True, env=_child_env())
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(_RESULT_MARK):
@@ -476,7 +477,9 @@ def _worker() -> int:
     import lightning  # noqa: F401
     import torch  # noqa: F401
 
-    from . import config, measure, runner  # noqa: F401
+    from reasonbench.config import resolve as config
+    from reasonbench.record import measure
+    from reasonbench.run import runner  # noqa: F401
 
     try:
         result = run_row(spec)
@@ -495,7 +498,7 @@ def _worker() -> int:
 
 def plan(models: list[str] | None, tasks: list[str] | None, preset: str) -> tuple[list[tuple[str, str]], list[dict]]:
     """(model, task) pairs to run and those skipped (no preset) with the reason."""
-    from . import config, registry
+    from reasonbench.config import resolve as config, registry
 
     for kind, names in (("model", models), ("task", tasks)):
         for n in names or []:
@@ -552,7 +555,7 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    from . import record as rec
+    from reasonbench.record import schema as rec
 
     args = parse_args(argv)
     import torch
@@ -562,7 +565,7 @@ def main(argv: list[str]) -> int:
         raise UserError("reasonbench bench: --device cuda: no CUDA device available")
     isolate = args.isolate if args.isolate is not None else device == "cpu"
     pairs, skipped = plan(_names(args.models), _names(args.tasks), args.preset)
-    from .runner import quiet_lightning
+    from reasonbench.run.runner import quiet_lightning
 
     quiet_lightning()
     out = Path(args.out)
@@ -581,7 +584,7 @@ def main(argv: list[str]) -> int:
         rows.append(row)
         print(f"  {model} / {task}: {row['status']} ({row['wall_seconds']:.1f} s)", file=sys.stderr, flush=True)
     wall = time.perf_counter() - started
-    from .measure import cpu_name, device_name
+    from reasonbench.record.measure import cpu_name, device_name
 
     commit, dirty = rec.git_state()
     result = {

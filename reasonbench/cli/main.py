@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from .commandline import command_parser, parse
+from reasonbench.config.commandline import command_parser, parse
 
 DESCRIPTION = ("One protocol for small recursive reasoning models: train and test a model on a task into a "
                "self-describing result record, compare records on a leaderboard. "
@@ -21,7 +21,7 @@ DESCRIPTION = ("One protocol for small recursive reasoning models: train and tes
 
 
 def _list(argv: list[str]) -> int:
-    from . import registry
+    from reasonbench.config import registry
 
     parse(command_parser("reasonbench list", COMMANDS["list"][0] + ": its name, whether it loads (a broken plugin "
                          "is marked, not fatal), its class and where it comes from."), argv)
@@ -37,11 +37,11 @@ def _list(argv: list[str]) -> int:
 
 
 def _run(argv: list[str], mode: str) -> int:
-    from . import config
+    from reasonbench.config import resolve as config
 
     loaded = None
     if mode == "eval":
-        from .runner import checkpoint_config_argv
+        from reasonbench.run.runner import checkpoint_config_argv
 
         stored_config, loaded = checkpoint_config_argv(argv)
         argv = stored_config + argv
@@ -49,7 +49,7 @@ def _run(argv: list[str], mode: str) -> int:
     if print_config:
         print(config.dump(cfg.config), end="")
         return 0
-    from . import runner
+    from reasonbench.run import runner
 
     record = runner.execute(cfg, mode=mode, command=shlex.join(["reasonbench", *sys.argv[1:]]),
                             loaded_checkpoint=loaded, resume=cfg.resume, overwrite=cfg.overwrite)
@@ -64,7 +64,9 @@ def _run(argv: list[str], mode: str) -> int:
 def _info(argv: list[str]) -> int:
     import torch
 
-    from . import config, measure, runner
+    from reasonbench.config import resolve as config
+    from reasonbench.record import measure
+    from reasonbench.run import runner
 
     cfg, _ = config.resolve(argv, prog="reasonbench info")
     runner.quiet_lightning()
@@ -98,16 +100,16 @@ def _info(argv: list[str]) -> int:
 
 
 def _import_checkpoint(argv: list[str]) -> int:
-    from .checkpoint_import import main as import_main
+    from reasonbench.tools.checkpoint_import import main as import_main
 
     return import_main(argv)
 
 
 def _leaderboard(argv: list[str]) -> int:
-    from . import leaderboard
-    from .atomic import atomic_writer
-    from .errors import UserError
-    from .untrusted import printable
+    from reasonbench import leaderboard
+    from reasonbench.util.atomic import atomic_writer
+    from reasonbench.util.errors import UserError
+    from reasonbench.util.untrusted import printable
 
     parser = command_parser("reasonbench leaderboard", COMMANDS["leaderboard"][0] + ".")
     parser.add_argument("--results", type=str, default="results", help="folder of result records")
@@ -158,40 +160,40 @@ def _leaderboard(argv: list[str]) -> int:
 def _write_fault(option: str, path: str, exc: OSError) -> Exception:
     """One line for a place that cannot be written: the machine's fault (a full disk: exit 1) or
     the user's (no permission, a file where a folder should be: exit 2)."""
-    from .atomic import MACHINE_ERRNOS
-    from .errors import MachineError, UserError, cannot_write
-    from .untrusted import printable
+    from reasonbench.util.atomic import MACHINE_ERRNOS
+    from reasonbench.util.errors import MachineError, UserError, cannot_write
+    from reasonbench.util.untrusted import printable
 
     message = printable(cannot_write(option, path, exc, folder=option == "--out"), 500)
     return (MachineError if exc.errno in MACHINE_ERRNOS else UserError)(message)
 
 
 def _sweep(argv: list[str]) -> int:
-    from .sweep import command
+    from reasonbench.tools.sweep import command
 
     return command(argv)
 
 
 def _bench(argv: list[str]) -> int:
-    from .bench import main as bench_main
+    from reasonbench.tools.bench import main as bench_main
 
     return bench_main(argv)
 
 
 def _new_plugin(argv: list[str]) -> int:
-    from .scaffold import command
+    from reasonbench.tools.scaffold import command
 
     return command(argv)
 
 
 def _check_plugin(argv: list[str]) -> int:
-    from .testing import command
+    from reasonbench.tools.conformance import command
 
     return command(argv)
 
 
 def _data(argv: list[str]) -> int:
-    from . import dataops
+    from reasonbench.tools import dataops
 
     parser = command_parser("reasonbench data", COMMANDS["data"][0] + ". `reasonbench data ACTION --task T --help` "
                             "lists every option of that task.")
@@ -238,8 +240,8 @@ def top_parser() -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .errors import MachineError, UserError
-    from .untrusted import printable
+    from reasonbench.util.errors import MachineError, UserError
+    from reasonbench.util.untrusted import printable
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv:

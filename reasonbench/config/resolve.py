@@ -22,13 +22,14 @@ from typing import Any
 import yaml
 from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 
-from . import registry, testtime
-from .commandline import closest, command_parser, explain, one_line
-from .record import is_neutral
-from .registry import NAME_PATTERN, NAME_RULE, default_preset
-from .errors import UserError
-from .metrics import MAX_STEPS
-from .optim import OptimConfig
+from reasonbench.config import registry
+from reasonbench.model import testtime
+from reasonbench.config.commandline import closest, command_parser, explain, one_line
+from reasonbench.record.schema import is_neutral
+from reasonbench.config.registry import NAME_PATTERN, NAME_RULE, default_preset
+from reasonbench.util.errors import UserError
+from reasonbench.record.metrics import MAX_STEPS
+from reasonbench.model.optim import OptimConfig
 
 SEED_MAX = 2**32 - 1  # numpy's (and Lightning's seed_everything's) seed range is 0..2**32-1
 
@@ -179,7 +180,7 @@ def _parse(parser: ArgumentParser, argv: list[str]) -> Namespace:
 
 def _denied_import(exc: Exception) -> str | None:
     """jsonargparse's refusal of a class path outside the allowed modules, as one short line."""
-    from .untrusted import printable
+    from reasonbench.util.untrusted import printable
 
     text = str(exc)
     name = re.search(r"Importing '([^']*)' is not allowed", text)
@@ -450,7 +451,7 @@ def _load_yaml(text_or_path: str) -> dict[str, Any]:
     """A ``--config`` value (a file, or YAML/JSON given inline) as a mapping, read as untrusted:
     a regular file of at most ``untrusted.MAX_YAML_BYTES``, aliases' expansion, nodes and
     nesting capped; every refusal one line that names the option, never the file's content."""
-    from .untrusted import MAX_YAML_BYTES, load_yaml, printable, read_text
+    from reasonbench.util.untrusted import MAX_YAML_BYTES, load_yaml, printable, read_text
 
     inline = text_or_path.lstrip().startswith(("{", "[")) or "\n" in text_or_path
     path = Path(text_or_path)
@@ -489,8 +490,8 @@ def _check_option_names(data: dict[str, Any], where: str) -> None:
 
 def _allowed_imports(argv: list[str]) -> tuple[list[str], list[str]]:
     """(argv without its ``--allow-import MODULE`` options, the modules): read from the command
-    line alone, never from a config file, and given to ``untrusted.restrict_imports``."""
-    from .untrusted import restrict_imports
+    line alone, never from a config file, and given to ``config.imports.restrict_imports``."""
+    from reasonbench.config.imports import restrict_imports
 
     rest, modules, i = [], [], 0
     while i < len(argv):

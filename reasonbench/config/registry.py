@@ -14,7 +14,7 @@ from typing import Any
 
 import re
 
-from .errors import UnknownNameError, UserError
+from reasonbench.util.errors import UnknownNameError, UserError
 
 # A preset, model or task name becomes part of a path (preset files, result records, run
 # folders): a name, never a path of its own

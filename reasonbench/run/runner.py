@@ -21,20 +21,20 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from . import record as rec
-from .atomic import MACHINE_ERRNOS, probe_folder
-from .checkpoints import (RUN_KEY, AtomicCheckpointIO, InterruptCheckpoint, ResumePoint, RunIdentity,
-                          check_resumable, load_checkpoint, read_torch_file, resume_point, save_checkpoint,
-                          stop_message, training_checkpoints)
-from .clock import AttemptsLedger, TimeEstimate, TrainClock, now
-from .config import RunConfig, model_preset_file, one_line, parse_duration
-from .errors import MachineError, UserError, cannot_write
-from .measure import (TrainFlopCounter, count_parameters, cpu_info, device_name, forward_flops_per_example,
-                      peak_memory_bytes)
-from .module import ReasoningModule
-from .progress import RunProgressBar
-from .tasks.base import ReasoningTask, TaskMetadata
-from .testtime import TestTimeCompute
+from reasonbench.record import schema as rec
+from reasonbench.util.atomic import MACHINE_ERRNOS, probe_folder
+from reasonbench.run.checkpoints import (RUN_KEY, AtomicCheckpointIO, InterruptCheckpoint, ResumePoint,
+                                         RunIdentity, check_resumable, load_checkpoint, read_torch_file,
+                                         resume_point, save_checkpoint, stop_message, training_checkpoints)
+from reasonbench.run.clock import AttemptsLedger, TimeEstimate, TrainClock, now
+from reasonbench.config.resolve import RunConfig, model_preset_file, one_line, parse_duration
+from reasonbench.util.errors import MachineError, UserError, cannot_write
+from reasonbench.record.measure import (TrainFlopCounter, count_parameters, cpu_info, device_name,
+                                        forward_flops_per_example, peak_memory_bytes)
+from reasonbench.model.module import ReasoningModule
+from reasonbench.run.progress import RunProgressBar
+from reasonbench.tasks.base import ReasoningTask, TaskMetadata
+from reasonbench.model.testtime import TestTimeCompute
 
 __all__ = ["build_model", "build_task", "execute", "load_checkpoint", "make_task", "read_torch_file",
            "save_checkpoint", "summary"]
@@ -76,7 +76,7 @@ def build_model(cfg: RunConfig, task: ReasoningTask, metadata: TaskMetadata | No
     """The model for ``cfg`` on ``task``. A model too large for this machine is a one-line
     UserError naming its size settings: measured first on the meta device (shapes only, no
     memory), and an allocation that fails all the same is caught too."""
-    from .tasks.base import physical_memory
+    from reasonbench.tasks.base import physical_memory
 
     metadata = metadata or task.metadata
     sizes = sorted((v, k) for k, v in cfg.model_args.items() if isinstance(v, int) and not isinstance(v, bool))
@@ -125,11 +125,11 @@ def checkpoint_config_argv(argv: list[str]) -> tuple[list[str], dict[str, Any] |
         stored = loaded[RUN_KEY].get("config")
     if not isinstance(stored, dict) or not isinstance(stored.get("model"), dict):
         return [], loaded
-    from .untrusted import MAX_DEPTH, depth
+    from reasonbench.util.untrusted import MAX_DEPTH, depth
 
     if depth(stored) > MAX_DEPTH:  # read from a file: never handed on nested beyond any real config
         raise UserError(f"checkpoint {path}: its stored config is nested too deeply (more than {MAX_DEPTH} levels)")
-    from .config import _normalise_argv, _scan_names
+    from reasonbench.config.resolve import _normalise_argv, _scan_names
 
     asked_names = _scan_names(_normalise_argv(argv)[0])
     trained, asked = stored["model"].get("name"), asked_names.get("model")
@@ -145,7 +145,7 @@ def checkpoint_config_argv(argv: list[str]) -> tuple[list[str], dict[str, Any] |
 
 def _instantiate(spec: dict[str, Any]) -> Any:
     """A ``{class_path, init_args}`` spec (as jsonargparse validated it) -> the object."""
-    from .untrusted import check_importable
+    from reasonbench.config.imports import check_importable
 
     check_importable(spec["class_path"], "option --trainer.logger/--trainer.callbacks")
     module, _, name = spec["class_path"].rpartition(".")

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .nn.losses import IGNORE_INDEX
+from reasonbench.nn.losses import IGNORE_INDEX
 
 SELECTION_RULES = ("vote", "residual", "halt")
 MAX_BREADTH = 4096

@@ -9,14 +9,15 @@ from typing import Any, Iterable
 
 from jsonargparse import ArgumentParser, Namespace
 
-from .errors import UserError
+from reasonbench.util.errors import UserError
 
 
 def command_parser(prog: str, description: str | None = None) -> ArgumentParser:
     """A parser that raises on bad input instead of printing usage and exiting; the YAML it
     reads is bounded (``untrusted.guard_jsonargparse``) and no class path from a value is
-    imported unless allowed (``untrusted.restrict_imports``)."""
-    from .untrusted import guard_jsonargparse, restrict_imports
+    imported unless allowed (``config.imports.restrict_imports``)."""
+    from reasonbench.config.imports import restrict_imports
+    from reasonbench.util.untrusted import guard_jsonargparse
 
     guard_jsonargparse()
     restrict_imports()

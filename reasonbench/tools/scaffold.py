@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
-from . import registry
-from .commandline import command_parser, parse
-from .errors import UserError
+from reasonbench.config import registry
+from reasonbench.config.commandline import command_parser, parse
+from reasonbench.util.errors import UserError
 
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*")
 # the reasonbench checkout this module runs from (an editable install), for --in-tree

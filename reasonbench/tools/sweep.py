@@ -28,11 +28,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .commandline import command_parser, parse, split_passthrough
-from .errors import UserError
-from .untrusted import load_json, printable, schema_error
-from .record import SWEEP_MANIFEST_NAME, read_record, record_path, write_atomic
-from .registry import default_preset
+from reasonbench.config.commandline import command_parser, parse, split_passthrough
+from reasonbench.util.errors import UserError
+from reasonbench.util.untrusted import load_json, printable, schema_error
+from reasonbench.record.schema import SWEEP_MANIFEST_NAME, read_record, record_path, write_atomic
+from reasonbench.config.registry import default_preset
 
 MANIFEST = SWEEP_MANIFEST_NAME
 MANIFEST_FORMAT = "reasonbench-sweep"
@@ -186,7 +186,7 @@ def status(out: str | Path) -> int:
         raise UserError(f"{out / MANIFEST}: no sweep manifest (start one with reasonbench sweep --out {out} ...)")
     args = manifest["arguments"]
     try:
-        from .config import check_name
+        from reasonbench.config.resolve import check_name
 
         _check_names(args["models"], args["tasks"], args["seeds"])
         check_name("preset", args["preset"])
@@ -203,8 +203,8 @@ def status(out: str | Path) -> int:
 def _check_names(models: list[str], tasks: list[str], seeds: list[int]) -> None:
     """Registered model and task names (each a plain name, never a path), seeds in numpy's range,
     at most MAX_RUNS runs."""
-    from . import registry
-    from .config import SEED_MAX, check_name
+    from reasonbench.config import registry
+    from reasonbench.config.resolve import SEED_MAX, check_name
 
     for option, values in (("--models", models), ("--tasks", tasks), ("--seeds", seeds)):
         if not values:
@@ -226,7 +226,7 @@ def _check_names(models: list[str], tasks: list[str], seeds: list[int]) -> None:
 def _resolve_all(models: list[str], tasks: list[str], preset: str, overrides: list[str]) -> list[Any]:
     """Each (model, task)'s resolved config: a missing preset or a bad override stops the sweep
     here, naming the run, instead of in one of its runs hours later."""
-    from . import config
+    from reasonbench.config import resolve as config
 
     for option in overrides:
         if option.split("=", 1)[0] in ("--model.name", "--task.name"):
@@ -264,7 +264,7 @@ def _slurm_time(text: str) -> str:
     if re.fullmatch(r"(\d+-)?\d+(:\d+){0,2}", text):
         return text
     if re.fullmatch(r"\d+(\.\d+)?[smhd]", text):
-        from .config import parse_duration
+        from reasonbench.config.resolve import parse_duration
 
         return _format_minutes(parse_duration(text, "--time") / 60)
     raise UserError(f"--time {text!r}: expected SLURM's form (minutes, HH:MM:SS, D-HH:MM) "
@@ -483,7 +483,7 @@ def _device_count(devices: Any) -> int:
 
 def _slurm_resources(resolved: list[Any], slurm: SlurmOptions) -> dict[str, Any]:
     """One array shares one shape: the largest any of its runs needs."""
-    from .config import parse_duration
+    from reasonbench.config.resolve import parse_duration
 
     tasks, gpus, budget_minutes = 1, 0, 0.0
     for cfg in resolved:

@@ -33,7 +33,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from .nn.layers import BlockStack, PostNormBlock
+from reasonbench.nn.layers import BlockStack, PostNormBlock
 
 FAST_PATH_ENV = "REASONBENCH_FAST_PATH"
 COMPILE_ENV = "REASONBENCH_COMPILE"

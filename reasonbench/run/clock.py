@@ -21,8 +21,8 @@ from typing import Any
 
 import lightning as L
 
-from .atomic import write_atomic
-from .record import LEDGER_NAME
+from reasonbench.util.atomic import write_atomic
+from reasonbench.record.schema import LEDGER_NAME
 LEDGER_PERIOD = 30.0  # seconds between ledger updates while training
 
 
@@ -43,7 +43,7 @@ class AttemptsLedger:
         self.current: dict[str, Any] | None = None
 
     def _read(self) -> list[dict[str, Any]]:
-        from .untrusted import load_json
+        from reasonbench.util.untrusted import load_json
 
         try:
             data = load_json(self.path)

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
-from .untrusted import printable
+from reasonbench.util.errors import UserError
+from reasonbench.util.untrusted import printable
 
 PREFIX = "hf://"
 # OWNER/NAME as the Hub accepts them: letters, digits, '-', '_', '.'; no '--' or '..'

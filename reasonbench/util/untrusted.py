@@ -19,7 +19,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from .errors import MachineError, UserError
+from reasonbench.util.errors import MachineError, UserError
 
 MAX_JSON_BYTES = 16 * 2**20  # a real record is a few kB; an ARC submission adds a few hundred
 MAX_DEPTH = 64  # a record nests 6 deep; a config a few more
@@ -103,7 +103,7 @@ def read_text(path: str | Path, what: str, limit: int = MAX_JSON_BYTES) -> str:
 
 def os_error(what: str, exc: OSError) -> UserError | MachineError:
     """``WHAT: cannot read: REASON``; a fault of the machine (EIO, ...) as a MachineError (exit 1)."""
-    from .atomic import MACHINE_ERRNOS
+    from reasonbench.util.atomic import MACHINE_ERRNOS
 
     reason = exc.strerror or printable(exc, 120)
     kind = MachineError if exc.errno in MACHINE_ERRNOS else UntrustedInput
@@ -296,7 +296,7 @@ def load_yaml(text: str, what: str) -> Any:
     """``yaml.safe_load(text)`` after ``check_yaml``; a syntax error as one line."""
     import yaml
 
-    from .errors import invalid_yaml
+    from reasonbench.util.errors import invalid_yaml
 
     check_yaml(text, what)
     try:
@@ -328,48 +328,3 @@ def guard_jsonargparse() -> None:
 
     set_loader("yaml", bounded, exceptions=(yaml.YAMLError, UntrustedInput))
     _installed = True
-
-
-# --- class paths ----------------------------------------------------------------------------
-# Where a class named by a value (``--trainer.logger``, ``--trainer.callbacks``, a class_path in
-# a config) may come from: Lightning's callbacks and loggers, reasonbench and the installed
-# plugins' modules, and what ``--allow-import`` adds. Anything else is refused before it is
-# imported: importing a module runs it, and a NAME.py in the working folder would be found first.
-ALWAYS_IMPORTABLE = ("lightning.pytorch.callbacks", "lightning.pytorch.loggers", "reasonbench")
-_importable: list[str] = []
-
-
-def importable_roots(extra: tuple[str, ...] | list[str] = ()) -> list[str]:
-    """The modules (and everything under them) a class path from a value may name."""
-    from . import registry
-
-    roots = list(ALWAYS_IMPORTABLE)
-    for kind in ("model", "task"):
-        roots += [entry.target.split(":", 1)[0] for entry in registry.entries(kind).values()]
-    return list(dict.fromkeys(roots + [str(name) for name in extra]))
-
-
-def restrict_imports(extra: tuple[str, ...] | list[str] = ()) -> None:
-    """Make jsonargparse refuse, before importing, every class path from a value outside
-    ``importable_roots(extra)``; ``extra`` adds to what earlier calls allowed (per process)."""
-    from jsonargparse import set_parsing_settings
-
-    for name in extra:
-        if not DOTTED_MODULE.fullmatch(str(name)) or str(name).split(".")[0] == "jsonargparse":
-            raise UntrustedInput(f"--allow-import {printable(name, 80)}: expected a module name such as mypackage.callbacks")
-    roots = importable_roots([*_importable, *extra])
-    set_parsing_settings(import_path_denylist=["*"], import_path_allowlist=roots)
-    _importable[:] = roots
-
-
-DOTTED_MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
-
-
-def check_importable(class_path: str, option: str) -> None:
-    """UntrustedInput unless ``class_path`` lies under a module ``restrict_imports`` allowed."""
-    roots = _importable or importable_roots()
-    text = str(class_path)
-    if DOTTED_MODULE.fullmatch(text) and any(text == root or text.startswith(root + ".") for root in roots):
-        return
-    raise UntrustedInput(f"{option}: {printable(text, 120)}: not a class of Lightning's callbacks or loggers, "
-                         f"reasonbench or an installed plugin (--allow-import MODULE allows another module)")
