@@ -677,7 +677,7 @@ def test_the_yaml_of_option_values_is_bounded_too():
 
 
 EVIL_PLUGIN = """
-from reasonbench import registry
+from reasonbench.config import registry
 
 class Model(registry.get_model("transformer")):  # presets of its own, in this package
     pass
