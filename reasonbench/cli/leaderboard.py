@@ -12,6 +12,8 @@ SUMMARY = "Result records to a static site: index.html, leaderboard.md, leaderbo
 
 
 def command(argv: list[str]) -> int:
+    """Build the site from ``--results`` into ``--out``; a README named by ``--readme`` is checked
+    for its markers before the build and rewritten (atomically) after it."""
     from reasonbench import leaderboard
     from reasonbench.util.atomic import atomic_writer
     from reasonbench.util.errors import UserError

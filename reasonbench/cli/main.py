@@ -79,6 +79,9 @@ def top_parser() -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command ``argv`` names (default: the process's arguments); returns its exit
+    status: 0, 1 (a failure of the machine or a tool), 2 (bad input: one line on stderr) or 130
+    (interrupted)."""
     from reasonbench.util.errors import MachineError, UserError
     from reasonbench.util.untrusted import printable
 

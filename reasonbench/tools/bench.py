@@ -596,6 +596,8 @@ def _notes(rows: list[dict], skipped: list[dict], device: str) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
+    """``reasonbench bench``: every (model, task) row, the JSON to ``--out``, the table and its
+    notes on stdout; 1 if a row failed."""
     from reasonbench.record import schema as rec
 
     args = parse_args(argv)
