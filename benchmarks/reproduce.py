@@ -124,7 +124,7 @@ def recorded_overrides(record: dict[str, Any], where: str) -> dict[str, Any]:
 def rerun(committed: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """The record's run (its preset, seed and ``overrides``) in a temporary folder; the new record."""
     from reasonbench.config import resolve as config
-    from reasonbench.run import runner
+    from reasonbench.execution import runner
 
     with tempfile.TemporaryDirectory(prefix="reasonbench-reproduce-") as out:
         argv = ["--model", committed["model"], "--task", committed["task"], "--preset", committed["preset"],

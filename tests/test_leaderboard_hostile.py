@@ -793,7 +793,7 @@ REFUSED_RECORDS = {  # the record's provenance: (overrides, command) -> fragment
 
 @pytest.mark.parametrize("case", list(REFUSED_RECORDS))
 def test_reproduce_refuses_settings_that_name_places_or_code(case, tmp_path, monkeypatch):
-    from reasonbench.run import runner
+    from reasonbench.execution import runner
     from reasonbench_benchmarks.reproduce import main as reproduce
 
     overrides, command, fragment = REFUSED_RECORDS[case]
@@ -835,7 +835,7 @@ def test_reproduce_refuses_unreadable_records_in_one_line(tmp_path):
 def test_reproduce_runs_the_recorded_overrides_in_a_folder_of_its_own(tmp_path, monkeypatch):
     """The data of the record decides the run: its names, seed and overrides (an older record's
     from its command), the output a fresh temporary folder, whatever the record says."""
-    from reasonbench.run import runner
+    from reasonbench.execution import runner
     from reasonbench_benchmarks.reproduce import main as reproduce
 
     seen = []

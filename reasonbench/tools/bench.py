@@ -288,7 +288,7 @@ def run_row(spec: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from reasonbench.config import resolve as config
-    from reasonbench.run import runner
+    from reasonbench.execution import runner
     from reasonbench.model.fastpath import fast_path_on, set_fast_path
     from reasonbench.record.measure import count_parameters, device_name, forward_flops_per_example
 
@@ -479,7 +479,7 @@ def _worker() -> int:
 
     from reasonbench.config import resolve as config
     from reasonbench.record import measure
-    from reasonbench.run import runner  # noqa: F401
+    from reasonbench.execution import runner  # noqa: F401
 
     try:
         result = run_row(spec)
@@ -565,7 +565,7 @@ def main(argv: list[str]) -> int:
         raise UserError("reasonbench bench: --device cuda: no CUDA device available")
     isolate = args.isolate if args.isolate is not None else device == "cpu"
     pairs, skipped = plan(_names(args.models), _names(args.tasks), args.preset)
-    from reasonbench.run.runner import quiet_lightning
+    from reasonbench.execution.runner import quiet_lightning
 
     quiet_lightning()
     out = Path(args.out)

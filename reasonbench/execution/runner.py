@@ -23,16 +23,16 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from reasonbench.record import schema as rec
 from reasonbench.util.atomic import MACHINE_ERRNOS, probe_folder
-from reasonbench.run.checkpoints import (RUN_KEY, AtomicCheckpointIO, InterruptCheckpoint, ResumePoint,
+from reasonbench.execution.checkpoints import (RUN_KEY, AtomicCheckpointIO, InterruptCheckpoint, ResumePoint,
                                          RunIdentity, check_resumable, load_checkpoint, read_torch_file,
                                          resume_point, save_checkpoint, stop_message, training_checkpoints)
-from reasonbench.run.clock import AttemptsLedger, TimeEstimate, TrainClock, now
+from reasonbench.execution.clock import AttemptsLedger, TimeEstimate, TrainClock, now
 from reasonbench.config.resolve import RunConfig, model_preset_file, one_line, parse_duration
 from reasonbench.util.errors import MachineError, UserError, cannot_write
 from reasonbench.record.measure import (TrainFlopCounter, count_parameters, cpu_info, device_name,
                                         forward_flops_per_example, peak_memory_bytes)
 from reasonbench.model.module import ReasoningModule
-from reasonbench.run.progress import RunProgressBar
+from reasonbench.execution.progress import RunProgressBar
 from reasonbench.tasks.base import ReasoningTask, TaskMetadata
 from reasonbench.model.testtime import TestTimeCompute
 
