@@ -12,8 +12,8 @@ from importlib import resources
 from typing import Any, Callable
 
 from reasonbench.util.errors import UserError
-from reasonbench.leaderboard.records import (GENERATED_DATA, PARTIAL_MARK, REAL_DATA, depth_track, one_line,
-                                             track_sort_key)
+from reasonbench.util.untrusted import printable
+from reasonbench.leaderboard.tracks import GENERATED_DATA, PARTIAL_MARK, REAL_DATA, depth_track, track_sort_key
 
 TRACK_NOTES = {
     "mini": "small CPU settings: a check that the models learn, not their headline numbers",
@@ -36,7 +36,7 @@ MARKDOWN_ESCAPES = {**{c: "\\" + c for c in "\\`*_[]|~$"}, "&": "&amp;", "<": "&
 def md(value: Any) -> str:
     """Text for a Markdown table cell or heading: one line, no column break, no HTML, no
     Markdown syntax (it reads as the text itself)."""
-    text = one_line(re.sub(r"\s+", " ", str(value)), 200)
+    text = printable(re.sub(r"\s+", " ", str(value)), 200)
     return "".join(MARKDOWN_ESCAPES.get(c, c) for c in text)
 
 
