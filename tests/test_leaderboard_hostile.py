@@ -22,7 +22,6 @@ from reasonbench.util.errors import UserError
 from reasonbench.leaderboard import pages, plots
 from reasonbench.leaderboard import load as lb_load
 from reasonbench.leaderboard import tracks as lb_tracks
-from reasonbench.util.untrusted import printable
 from reasonbench.record.stats import wilson_interval
 
 from .test_leaderboard import FIXTURES, Tables, make_record, put
@@ -308,7 +307,7 @@ def test_read_untrusted_refuses_a_file_swapped_for_a_fifo_after_its_stat(tmp_pat
 def test_a_file_growing_past_the_cap_while_read_is_cut(tmp_path, monkeypatch):
     path = tmp_path / "r.json"
     path.write_bytes(b" " * 100)
-    monkeypatch.setattr(lb_records, "MAX_RECORD_BYTES", 50)
+    monkeypatch.setattr(lb_load, "MAX_RECORD_BYTES", 50)
     with pytest.raises(ValueError, match="larger than"):
         lb_load.read_untrusted(path)
 
@@ -616,7 +615,7 @@ def test_generated_records_are_checked_without_raising(real_charts, record):
     try:
         parsed = lb_load.parse_untrusted(text, "r.json")
     except (ValueError, UserError) as exc:
-        assert str(exc) and "\n" not in printable(str(exc))
+        assert str(exc) and "\n" not in untrusted.printable(str(exc))
         return
     assert lb_load.consistency_problems(parsed) == []
     rows = leaderboard.aggregate([{**parsed, "_file": "r.json"}])
