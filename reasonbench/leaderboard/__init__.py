@@ -37,8 +37,8 @@ from reasonbench.leaderboard import pages, plots
 from reasonbench.leaderboard.docs import write_docs
 from reasonbench.leaderboard.load import Skipped, collect, consistency_problems, error_line
 from reasonbench.leaderboard.rank import accuracy, aggregate, pareto_front, rank_rows, track_verdicts
-from reasonbench.leaderboard.tracks import by_track, track
 from reasonbench.leaderboard.reported import DEFAULT_REPORTED, load_reported
+from reasonbench.leaderboard.tracks import by_track, track
 
 __all__ = ["Site", "build", "collect", "aggregate", "consistency_problems", "pareto_front", "track",
            "load_reported", "DEFAULT_REPORTED"]
