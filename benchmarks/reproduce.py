@@ -32,7 +32,8 @@ from typing import Any
 import torch
 
 from reasonbench.util.errors import MachineError, UserError
-from reasonbench.leaderboard.records import command_settings, parse_untrusted, read_untrusted
+from reasonbench.leaderboard.load import parse_untrusted, read_untrusted
+from reasonbench.leaderboard.tracks import command_settings
 from reasonbench.util.untrusted import InvalidJSON, UntrustedInput, load_yaml, printable
 
 # the setting families a record may ask a re-run for: the model's and task's own arguments

@@ -23,8 +23,7 @@ import torch
 from jsonargparse import ArgumentParser
 
 from reasonbench.config import resolve as cfgmod
-from reasonbench.config.resolve import one_line
-from reasonbench.config.commandline import command_parser, parse
+from reasonbench.config.commandline import collapse_whitespace, command_parser, parse
 from reasonbench.util.errors import UserError, cannot_write
 
 REFERENCE_CONFIG = "all_config.yaml"
@@ -323,7 +322,7 @@ def import_checkpoint(source: str, path: str | Path, task: str, out: str | Path,
         raise UserError(f"checkpoint {given}: no {exc.args[0]!r} tensor to read the architecture from "
                         f"(give --reference-config {REFERENCE_CONFIG})") from None
     except (TypeError, ValueError, AttributeError) as exc:  # e.g. expansion: "four"
-        raise UserError(f"{config_path or path}: cannot read the architecture: {one_line(exc)}") from None
+        raise UserError(f"{config_path or path}: cannot read the architecture: {collapse_whitespace(exc)}") from None
     argv = ["--model", source, "--task", task, "--preset", preset]
     cfg, _ = cfgmod.resolve(argv, prog="reasonbench import-checkpoint", overrides={"model": args})
     task_obj = make_task(cfg)
@@ -337,7 +336,7 @@ def import_checkpoint(source: str, path: str | Path, task: str, out: str | Path,
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        first = next((l.strip() for l in str(exc).splitlines()[1:] if l.strip()), one_line(exc))
+        first = next((l.strip() for l in str(exc).splitlines()[1:] if l.strip()), collapse_whitespace(exc))
         raise UserError(f"checkpoint {given} does not fit {source} on {task} with these settings: {first[:300]}") from None
     from reasonbench.util.hub import sha256_file
 
