@@ -187,7 +187,7 @@ def eqr_parameter_counts(cls: type, checkout: Path) -> dict[str, int]:
     import yaml
 
     from reasonbench.config import resolve as cfgmod
-    from reasonbench.run import runner
+    from reasonbench.execution import runner
 
     base = yaml.safe_load((checkout / "config" / "arch" / "eqr.yaml").read_text())
     counts = {}

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from reasonbench.config import resolve as config
-from reasonbench.run import runner
+from reasonbench.execution import runner
 from reasonbench.tools.bench import PEAK_FLOPS
 from reasonbench.record.measure import count_parameters, forward_flops_per_example
 from reasonbench.tasks.reference_csv import HEADER

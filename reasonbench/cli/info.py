@@ -34,7 +34,7 @@ def info_command(argv: list[str]) -> int:
 
     from reasonbench.config import resolve as config
     from reasonbench.record import measure
-    from reasonbench.run import runner
+    from reasonbench.execution import runner
 
     cfg, _ = config.resolve(argv, prog="reasonbench info")
     runner.quiet_lightning()

@@ -16,7 +16,7 @@ def run_command(argv: list[str], mode: str) -> int:
 
     loaded = None
     if mode == "eval":
-        from reasonbench.run.runner import checkpoint_config_argv
+        from reasonbench.execution.runner import checkpoint_config_argv
 
         stored_config, loaded = checkpoint_config_argv(argv)
         argv = stored_config + argv
@@ -24,7 +24,7 @@ def run_command(argv: list[str], mode: str) -> int:
     if print_config:
         print(config.dump(cfg.config), end="")
         return 0
-    from reasonbench.run import runner
+    from reasonbench.execution import runner
 
     record = runner.execute(cfg, mode=mode, command=shlex.join(["reasonbench", *sys.argv[1:]]),
                             loaded_checkpoint=loaded, resume=cfg.resume, overwrite=cfg.overwrite)

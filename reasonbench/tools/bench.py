@@ -215,7 +215,7 @@ def _build(spec: dict[str, Any], cfg: Any, device: Any) -> tuple[Any, Any]:
     import torch
 
     from reasonbench.model.fastpath import set_fast_path
-    from reasonbench.run import runner
+    from reasonbench.execution import runner
 
     if spec["compile"]:
         torch._dynamo.reset()  # a fresh cache per row: rows share code objects (segment, forward)
@@ -377,7 +377,7 @@ def run_row(spec: dict[str, Any]) -> dict[str, Any]:
 
     from reasonbench.model.fastpath import fast_path_on
     from reasonbench.record.measure import forward_flops_per_example
-    from reasonbench.run import runner
+    from reasonbench.execution import runner
     from reasonbench.tools import bench_clock  # noqa: F401  (imported before the row's memory start)
 
     start = _memory_start(spec)
@@ -451,7 +451,7 @@ def _worker() -> int:
 
     from reasonbench.config import resolve as config
     from reasonbench.record import measure
-    from reasonbench.run import runner  # noqa: F401
+    from reasonbench.execution import runner  # noqa: F401
 
     try:
         result = run_row(spec)
@@ -608,7 +608,7 @@ def main(argv: list[str]) -> int:
         raise UserError("reasonbench bench: --device cuda: no CUDA device available")
     isolate = args.isolate if args.isolate is not None else device == "cpu"
     pairs, skipped = plan(_names(args.models), _names(args.tasks), args.preset)
-    from reasonbench.run.runner import quiet_lightning
+    from reasonbench.execution.runner import quiet_lightning
 
     quiet_lightning()
     out = Path(args.out)

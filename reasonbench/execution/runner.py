@@ -23,16 +23,16 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from reasonbench.record import schema as rec
 from reasonbench.util.atomic import MACHINE_ERRNOS, probe_folder
-from reasonbench.run.checkpoints import (RUN_KEY, AtomicCheckpointIO, InterruptCheckpoint, ResumePoint,
+from reasonbench.execution.checkpoints import (RUN_KEY, AtomicCheckpointIO, InterruptCheckpoint, ResumePoint,
                                          RunIdentity, check_resumable, load_checkpoint, read_torch_file,
                                          resume_point, save_checkpoint, stop_message, training_checkpoints)
-from reasonbench.run.clock import AttemptsLedger, TimeEstimate, TrainClock, now
-from reasonbench.config.resolve import RunConfig, model_preset_file, one_line, parse_duration
+from reasonbench.execution.clock import AttemptsLedger, TimeEstimate, TrainClock, now
+from reasonbench.config.resolve import RunConfig, collapse_whitespace, model_preset_file, parse_duration
 from reasonbench.util.errors import MachineError, UserError, cannot_write
 from reasonbench.record.measure import (TrainFlopCounter, count_parameters, cpu_info, device_name,
                                         forward_flops_per_example, peak_memory_bytes)
 from reasonbench.model.module import ReasoningModule
-from reasonbench.run.progress import RunProgressBar
+from reasonbench.execution.progress import RunProgressBar
 from reasonbench.tasks.base import ReasoningTask, TaskMetadata
 from reasonbench.model.testtime import TestTimeCompute
 
@@ -63,7 +63,7 @@ def make_task(cfg: RunConfig) -> ReasoningTask:
     try:
         return cfg.task_cls(**cfg.task_args)
     except (TypeError, ValueError) as exc:
-        raise UserError(one_line(exc)) from None
+        raise UserError(collapse_whitespace(exc)) from None
 
 
 def build_task(cfg: RunConfig) -> ReasoningTask:
@@ -97,13 +97,13 @@ def build_model(cfg: RunConfig, task: ReasoningTask, metadata: TaskMetadata | No
                                 f"{memory / 2**30:,.0f} GiB of memory")
         model = cfg.model_cls(metadata=metadata, optim=cfg.optim, **cfg.model_args)
     except (TypeError, ValueError) as exc:
-        raise UserError(one_line(exc)) from None
+        raise UserError(collapse_whitespace(exc)) from None
     except MemoryError:
         raise too_large("out of memory while allocating its weights") from None
     except RuntimeError as exc:  # torch: "can't allocate memory", "out of memory", "size ... overflowed"
         if not any(word in str(exc).lower() for word in ("allocate", "out of memory", "overflow")):
             raise
-        raise too_large(f"allocating its weights failed ({one_line(exc)[:160]})") from None
+        raise too_large(f"allocating its weights failed ({collapse_whitespace(exc)[:160]})") from None
     return model
 
 
@@ -152,7 +152,7 @@ def _instantiate(spec: dict[str, Any]) -> Any:
     try:
         return getattr(importlib.import_module(module), name)(**(spec.get("init_args") or {}))
     except (TypeError, ValueError, OSError) as exc:
-        raise UserError(f"option --trainer.logger/--trainer.callbacks: {spec['class_path']}: {one_line(exc)}") from None
+        raise UserError(f"option --trainer.logger/--trainer.callbacks: {spec['class_path']}: {collapse_whitespace(exc)}") from None
 
 
 def user_logger(spec: Any, run_dir: Path) -> Any:
@@ -191,7 +191,7 @@ def _trainer_error(exc: Exception, args: dict[str, Any]) -> str:
 
     named = re.search(r"`(\w+)", str(exc))
     option = named.group(1) if named and named.group(1) in args else None
-    return f"option --trainer.{option}: {one_line(exc)}" if option else f"trainer: {one_line(exc)}"
+    return f"option --trainer.{option}: {collapse_whitespace(exc)}" if option else f"trainer: {collapse_whitespace(exc)}"
 
 
 def check_output(cfg: RunConfig, out_path: Path, mode: str, resume: bool, overwrite: bool) -> None:
@@ -239,7 +239,7 @@ def load_eval_weights(model: ReasoningModule, cfg: RunConfig,
     except RuntimeError as exc:  # shape mismatches
         lines = str(exc).splitlines()
         raise UserError(f"checkpoint {cfg.checkpoint} does not fit model {cfg.model}: "
-                        f"{one_line(lines[1] if len(lines) > 1 else exc)}") from None
+                        f"{collapse_whitespace(lines[1] if len(lines) > 1 else exc)}") from None
     if missing or unexpected:
         raise UserError(f"checkpoint {cfg.checkpoint} does not fit model {cfg.model}: "
                         f"missing {missing[:3]}, unexpected {unexpected[:3]}")
@@ -318,7 +318,7 @@ def fit(cfg: RunConfig, trainer: L.Trainer, model: ReasoningModule, task: Reason
             save_checkpoint(model, cfg, path, train_steps=int(trainer.global_step))
         except OSError as exc:
             kind = MachineError if exc.errno in MACHINE_ERRNOS else UserError
-            raise kind(f"cannot write {path}: {exc.strerror or one_line(exc)} (the trained state is in "
+            raise kind(f"cannot write {path}: {exc.strerror or collapse_whitespace(exc)} (the trained state is in "
                        f"{run_dir / 'checkpoints' / 'last.ckpt'}: `--resume` finishes the run)") from None
         except TypeError as exc:  # a model with non-tensor state: final.pt holds it, safetensors cannot
             print(f"reasonbench: {path} not written: {exc}", file=sys.stderr)
@@ -348,7 +348,7 @@ def os_fault(exc: BaseException) -> str | None:
         seen.add(id(exc))
         if isinstance(exc, OSError):
             where = f" ({exc.filename})" if exc.filename else ""
-            return f"{exc.strerror or one_line(exc)}{where}"
+            return f"{exc.strerror or collapse_whitespace(exc)}{where}"
         exc = exc.__cause__ or exc.__context__
     return None
 
