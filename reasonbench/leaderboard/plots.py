@@ -81,7 +81,7 @@ class LogAxes:
 RADIUS, RING = 4.0, 2.5  # a scatter chart's marker; the ring around those on the Pareto front
 
 
-def _spread(points: list[tuple[float, float]], spans: list[tuple[float, float]],
+def spread_points(points: list[tuple[float, float]], spans: list[tuple[float, float]],
             radius: float) -> tuple[list[tuple[float, float]], list[svg.Box], bool]:
     """``points`` with each whose marker or error bar (``spans``: its top and bottom in px) would
     cover another's (the same cost) moved sideways a little: (the points, their markers' boxes,
@@ -184,7 +184,7 @@ def accuracy_plot(rows: list[dict[str, Any]], x_key: str, x_label: str, title: s
     points = [(axes.px(a), axes.py(b)) for a, b in zip(x, y)]
     spans = [(min(cy, axes.py(100 * b[1])), max(cy, axes.py(100 * b[0]))) if b else (cy, cy)
              for (_, cy), b in zip(points, bars)]
-    points, marks, moved = _spread(points, spans, RADIUS)
+    points, marks, moved = spread_points(points, spans, RADIUS)
     front = pareto_front(list(zip(x, y)))
     staircase, path = front_line(points, front, chart.frame)
     parts = [staircase]
