@@ -22,8 +22,9 @@ def ttc_record(model: str, seed: int, depth: int, breadth: int, select: str | No
     ``breadth`` (depth TRAINED_DEPTH and breadth 1: its training run, a record of before
     ``test_time_compute`` existed, whose depth is its config's). FLOPs: every segment of every
     trajectory, as the runner counts them, a little more for each seed (data-dependent halting);
-    accuracy: a curve that saturates in depth x breadth, one more right answer per seed."""
-    solved = skill * (1 - 0.5 ** (depth * breadth / TRAINED_DEPTH))
+    accuracy: a curve that saturates in depth, a little more at breadth (by rule), one more right
+    answer per seed."""
+    solved = skill * (1 - 0.5 ** (depth / TRAINED_DEPTH)) * (1 if breadth == 1 else {"vote": 1.1, "halt": 1.05}[select])
     flops = flops_per_segment * depth * breadth * (1 + 0.01 * seed)
     record = make_record(model=model, task=task, seed=seed, correct=min(N, round(N * solved) + seed), n=N,
                          flops_per_example_forward={"mean": flops, "p95": flops, "examples": N})

@@ -380,7 +380,7 @@ def verdict_table(rows: list[dict[str, Any]]) -> str:
         f'<tr><td class="model">{esc(model_label(a))}</td><td class="model">{esc(model_label(b))}</td>'
         f'<td class="num">{esc(rank_text(a))} / {esc(rank_text(b))}</td>'
         f'<td class="num">{esc(interval_text(a))} / {esc(interval_text(b))}</td>'
-        f'<td class="num">{len(a["seeds"])} / {len(b["seeds"])}</td><td>{esc(verdict(a, b))}</td></tr>\n'
+        f'<td class="num">{len(a["seeds"])} / {len(b["seeds"])}</td><td class="verdict">{esc(verdict(a, b))}</td></tr>\n'
         for a, b in pairs)
     head = "".join(f'<th scope="col">{h}</th>' for h in (
         "first", "second", "ranks", "95% intervals", "seeds", "verdict"))

@@ -29,7 +29,8 @@ from reasonbench.leaderboard.records import (DEPTH_TRACK_SEPARATOR, GENERATED_DA
 X_LABEL = "forward FLOPs per example (all trajectories)"
 # the tail of a test-time track's name: "8 steps", "depth 16 x breadth 8 (vote)"
 TEST_TIME_TAIL = re.compile(r"\d+ steps|depth \d+ x breadth \d+ \(.+\)")
-DASHES = ("", "5 3", "2 2", "8 3 2 3", "1 3", "10 4")  # one line style per breadth and rule, breadth 1 solid
+# one line style per breadth and rule (breadth 1 solid), none like the Pareto front's "4 3"
+DASHES = ("", "1.5 2", "7 2 1.5 2", "8 3", "1.5 5", "12 2 1.5 2 1.5 2")
 CAPTION = ("Accuracy against the forward FLOPs per test example of the evaluation, all trajectories counted "
            "(log scale): one colour per model, one marker per model and preset; a point is one setting of depth "
            "(reasoning segments) x breadth (trajectories) x selection rule, its accuracy the mean over seeds and its "
