@@ -119,9 +119,9 @@ def curves_of(rows: list[dict[str, Any]], records: dict[str, dict[str, Any]]) ->
     curves: dict[tuple, Curve] = {}
     for row in sorted(rows, key=lambda r: (r["mode"] != "eval", -len(r["seeds"]))):  # stable: the track's order
         base, _ = base_track(row["track"])
-        done = [records[f] for f in row["files"] if records[f]["status"] == "completed"]
-        if base not in bases or not done or headline_of(row) is None:
+        if base not in bases or headline_of(row) is None:
             continue
+        done = [records[f] for f in row["files"] if records[f]["status"] == "completed"]
         flops = statistics.fmean(r["cost"]["flops_per_example_forward"]["mean"] for r in done)
         if not flops > 0:
             continue
