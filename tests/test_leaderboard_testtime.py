@@ -186,3 +186,17 @@ def test_a_task_without_test_time_points_gets_one_sentence_and_the_chart_reaches
     rows, records = chart_data(tmp_path / "res")
     empty = testtime_chart.testtime_plot([r for r in rows if r["task"] == "maze"], records, "maze")
     assert isinstance(empty, plots.Empty) and "<" not in empty
+
+
+def test_a_chart_that_cannot_be_drawn_is_a_warning_and_the_page_is_built(tmp_path, monkeypatch):
+    ttc_results(tmp_path / "res")
+
+    def broken(*args):
+        raise ValueError("no room")
+
+    monkeypatch.setattr(testtime_chart, "testtime_plot", broken)
+    site = leaderboard.build(tmp_path / "res", tmp_path / "site", None)
+    assert site.warnings == ["sudoku: test-time compute chart not drawn: ValueError: no room"]
+    page = (tmp_path / "site/task-sudoku.html").read_text()
+    assert "Test-time compute" not in page and "sudoku-mini-params.svg" in page
+    assert not list((tmp_path / "site/plots").glob("*testtime*"))
