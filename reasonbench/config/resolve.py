@@ -249,6 +249,15 @@ EVAL_HELP = "Test a checkpoint (final.pt, final.safetensors or a Lightning .ckpt
 INFO_HELP = "A model's parameters on a task (instant); with --flops, forward FLOPs per example."
 
 
+DEPTH_HELP = ("reasoning steps (segments) at evaluation, to test deeper than trained (default: the model's own "
+              "halt_max_steps); not the training length, which is --trainer.max_steps. --max-steps is its former "
+              "name, still accepted")
+EVAL_DEPTHS_HELP = ("; a comma list too (1,2,4,8): each test batch runs once to the largest depth, read at every "
+                    "listed one, and each depth writes the record an evaluation at that depth alone would, in "
+                    "OUT/depth<D>/ (as with --out OUT/depth<D>)")
+RUN_DEPTH_HELP = "; one depth (`reasonbench eval` takes a comma list)"
+
+
 def build_parser(model_cls: type | None, task_cls: type | None, prog: str = "reasonbench run") -> ArgumentParser:
     """The parser of ``run``, ``eval`` or ``info`` (the last word of ``prog``; anything else
     parses as ``run``): the command's own options, then the model's and task's signatures
@@ -276,13 +285,7 @@ def build_parser(model_cls: type | None, task_cls: type | None, prog: str = "rea
         parser.add_argument("--overwrite", action="store_true", help="replace an existing record (and run folder)")
         parser.add_argument("--eval-depth", "--max-steps", "--eval_max_steps", dest="eval_max_steps",
                             type=int | None, default=None,
-                            help="reasoning steps (segments) at evaluation, to test deeper than trained (default: "
-                                 "the model's own halt_max_steps); not the training length, which is "
-                                 "--trainer.max_steps. --max-steps is its former name, still accepted"
-                                 + ("; eval takes a comma list too (1,2,4,8): each test batch runs once to the "
-                                    "largest depth, read at every listed one, and each depth writes the record an "
-                                    "evaluation at that depth alone would, under OUT/depth<D>/" if command == "eval"
-                                    else "; one depth (`reasonbench eval` takes a list)"))
+                            help=DEPTH_HELP + (EVAL_DEPTHS_HELP if command == "eval" else RUN_DEPTH_HELP))
         parser.add_argument("--breadth", dest="eval_breadth", type=int, metavar="B", default=1,
                             help="test-time breadth: trajectories per example, each from a seeded noisy start "
                                  "(trajectory 0: the model's own), one answer chosen by --select (recursive models)")
