@@ -108,3 +108,26 @@ def test_an_existing_record_of_one_depth_stops_the_pass(checkpoint, tmp_path) ->
     again = call_cli("eval", *ARGS, "--checkpoint", checkpoint, "--out", str(tmp_path), "--eval-depth", "1,2", *EVAL[:2])
     assert again.returncode == 2 and "exists" in again.stderr and len(again.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "depth1").exists() and (tmp_path / "depth2" / RECORD).read_bytes() == kept
+
+
+def test_the_curve_script_refuses_options_it_sets(capsys) -> None:
+    from reasonbench_benchmarks.testtime_curve import main
+
+    for given in (["--breadth", "3"], ["--eval-depth=4"], ["--depths", "1,0"]):
+        with pytest.raises(SystemExit) as stop:
+            main(["--checkpoint", "final.pt", *given])
+        assert stop.value.code == 2
+    assert "is this script's to set" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_curve_script_prints_every_depth_and_breadth(checkpoint, tmp_path, capsys) -> None:
+    from reasonbench_benchmarks.testtime_curve import main
+
+    assert main(["--checkpoint", checkpoint, "--depths", "2,1", "--breadths", "1,2", "--out", str(tmp_path),
+                 "--task.num_test", "4"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[2:]]
+    assert [(int(r[0]), int(r[1])) for r in rows] == [(1, 1), (2, 1), (1, 2), (2, 2)]
+    flops = [float(r[-1]) for r in rows]
+    assert flops[1] == pytest.approx(2 * flops[0], rel=1e-3) and flops[2] == pytest.approx(2 * flops[0], rel=1e-3)
+    assert (tmp_path / "breadth2/depth2" / RECORD).is_file()
