@@ -297,7 +297,7 @@ class RecursiveReasoningModule(ReasoningModule):
         compute = self.test_time
         fitting = self._trainer is not None and self.trainer.state.fn == "fit"
         if compute.breadth == 1 or fitting:  # validation while training runs one trajectory
-            return self.run_segments_at(batch, depths)
+            return self._run_to(batch, depths)
         n, k = batch["inputs"].shape[0], compute.breadth
         group = max(1, n // k)  # examples run together with all their trajectories
         per_chunk = max(1, n // group)  # trajectories per chunk: chunk rows <= max(n, 1)
@@ -312,10 +312,18 @@ class RecursiveReasoningModule(ReasoningModule):
                 base = self.initial_state(rows)
                 every = self._start_noise([s.shape[1:] for s in base], rows["inputs"].device)
                 noise = [trajectories[t0:t1].repeat_interleave(m, 0) for trajectories in every]
-                runs.append(self.run_segments_at(rows, depths, self.trajectory_start(base, noise)))
+                runs.append(self._run_to(rows, depths, self.trajectory_start(base, noise)))
             for depth in depths:
                 parts[depth].append(self._select([run[depth] for run in runs], k, m, part.get("labels")))
         return {depth: self._join(picked) for depth, picked in parts.items()}
+
+    def _run_to(self, batch: dict[str, torch.Tensor], depths: tuple[int, ...],
+                start: State | None = None) -> dict[int, Segments]:
+        """``run_segments`` (which a subclass may replace) where one depth is read, else
+        ``run_segments_at``."""
+        if len(depths) == 1:
+            return {depths[0]: self.run_segments(batch) if start is None else self.run_segments(batch, start)}
+        return self.run_segments_at(batch, depths, start)
 
     @staticmethod
     def _join(parts: list[Segments]) -> Segments:
