@@ -13,6 +13,7 @@ import threading
 import time
 import warnings
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -404,14 +405,17 @@ def execute(cfg: RunConfig, mode: str = "train", command: str | None = None,
     ``overwrite``."""
     quiet_lightning()
     started = now()
+    depth_paths = depth_record_paths(cfg, mode)  # `eval --eval-depth 1,2,4`: a record per depth
     out_path = rec.record_path(cfg.out, cfg.model, cfg.task, cfg.preset, cfg.seed, mode)
+    out_path = depth_paths[max(depth_paths)] if depth_paths else out_path
     run_dir = out_path.with_suffix("")
     resume = resume and mode == "train"
     if resume and out_path.is_file():
         record = rec.read_record(out_path)
         record["_path"], record["_kept"] = str(out_path), True
         return record
-    check_output(cfg, out_path, mode, resume, overwrite)
+    for path in depth_paths.values() or [out_path]:
+        check_output(cfg, path, mode, resume, overwrite)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     task = build_task(cfg)
     model = build_model(cfg, task)
@@ -440,6 +444,9 @@ def execute(cfg: RunConfig, mode: str = "train", command: str | None = None,
     eval_seconds, ood_results = score_splits(trainer, model, task, mode, checkpoint_path)
     if not trainer.is_global_zero:
         return {}
+    if depth_paths:
+        return write_depth_records(cfg, depth_paths, command, trainer, model, task, clock, flop_counter,
+                                   eval_seconds, checkpoint_path, started, training)
     record = make_record(cfg, mode, command, trainer, model, task, clock, flop_counter, eval_seconds,
                          ood_results, checkpoint_path, run_dir, started, training)
     write_record(record, out_path, checkpoint_path)
@@ -458,9 +465,53 @@ def configure_test_time(cfg: RunConfig, model: ReasoningModule) -> None:
             raise UserError(f"option --breadth: model {cfg.model} has no latent state to start trajectories from "
                             f"(test-time breadth needs a recursive model); use --breadth 1")
         return
+    if cfg.eval_depths and not (hasattr(model, "reads_depths_in_one_pass") and model.reads_depths_in_one_pass()):
+        raise UserError(f"option --eval-depth: model {cfg.model} builds its evaluation its own way and cannot be "
+                        f"read at several depths in one pass; evaluate one depth at a time")
     model.configure_test_time(TestTimeCompute(depth=cfg.eval_max_steps, breadth=cfg.eval_breadth,
                                               select=cfg.eval_select, seed=cfg.eval_breadth_seed,
-                                              noise=cfg.eval_breadth_noise))
+                                              noise=cfg.eval_breadth_noise, readings=cfg.eval_depths))
+
+
+def depth_record_paths(cfg: RunConfig, mode: str) -> dict[int, Path]:
+    """For a test pass that reads several depths (``eval --eval-depth 1,2,4``), each depth's
+    record: where an evaluation at that depth alone writes it when given ``--out OUT/depth<D>``.
+    Empty for one depth (the record where it always was)."""
+    return {depth: rec.record_path(Path(cfg.out) / f"depth{depth}", cfg.model, cfg.task, cfg.preset, cfg.seed, mode)
+            for depth in cfg.eval_depths}
+
+
+def write_depth_records(cfg: RunConfig, paths: dict[int, Path], command: str | None, trainer: L.Trainer,
+                        model: ReasoningModule, task: ReasoningTask, clock: TrainClock,
+                        flop_counter: TrainFlopCounter, eval_seconds: float, checkpoint_path: Path | None,
+                        started: str, training: dict[str, Any] | None) -> dict[str, Any]:
+    """One record per depth the test pass read, each the record of an evaluation at that depth
+    alone (its config's ``eval_max_steps``, its FLOPs counted at that depth) but for the time:
+    ``cost.eval_seconds`` is the shared pass's, whose depths ``cost.eval_shared_depths`` lists.
+    Returns the deepest record, the others' depths and paths in its ``_depths``."""
+    compute, written = model.test_time, []
+    for depth, path in paths.items():
+        model.configure_test_time(replace(compute, depth=depth, readings=()))
+        found = model.depth_results["test"][depth]
+        model.test_results, model.test_examples, model.test_predictions = (
+            found[name] for name in ("test_results", "test_examples", "test_predictions"))
+        ood = model.depth_results.get("ood", {}).get(depth)
+        # the settings of `eval --eval-depth D --out OUT/depthD`, the evaluation this record stands for
+        out = str(Path(cfg.out) / f"depth{depth}")
+        overrides = {key: depth if key == "eval_max_steps" else out if key == "out" else value
+                     for key, value in cfg.overrides.items()}
+        one = replace(cfg, out=out, eval_max_steps=depth, eval_depths=(), overrides=overrides,
+                      config={**cfg.config, "eval_max_steps": depth, "out": out})
+        record = make_record(one, "eval", command, trainer, model, task, clock, flop_counter, eval_seconds,
+                             ood_summary(ood["test_results"], task) if ood else None, checkpoint_path,
+                             path.with_suffix(""), started, training)
+        record["cost"]["eval_shared_depths"] = list(paths)
+        write_record(record, path, checkpoint_path)
+        written.append((depth, record))
+    model.configure_test_time(compute)
+    deepest = written[-1][1]
+    deepest["_depths"] = [(depth, record) for depth, record in written]
+    return deepest
 
 
 def test_time_of(model: ReasoningModule) -> dict[str, Any] | None:
@@ -603,6 +654,11 @@ def evaluate_ood(trainer: L.Trainer, model: ReasoningModule, task: ReasoningTask
         model.test_split = "test"
     scored = model.test_results
     model.test_results, model.test_examples = test_results, test_examples
+    return ood_summary(scored, task)
+
+
+def ood_summary(scored: dict[str, Any], task: ReasoningTask) -> dict[str, Any]:
+    """The record's ``metrics.ood`` from a test pass over the out-of-distribution split."""
     kept = ("n_test_examples", "exact_correct", "exact_accuracy", "exact_accuracy_ci95", "token_accuracy",
             "mean_steps", "by_step", *task.metadata.extra_metrics)
     return {"definition": task.ood_definition(), **{k: scored[k] for k in kept if scored.get(k) is not None}}
