@@ -13,14 +13,16 @@ folder included) stay as they are. All records are read and checked before anyth
 changes. Each record is read as the leaderboard reads one (a regular file, size and depth capped,
 strict JSON, the record schema, consistent counts) and must say what its place says (model, task,
 preset, seed and mode): publish refuses what the leaderboard would skip. The machine's output
-folder the runs wrote to (``provenance.config.out``, when absolute) is written as ``results``
-wherever the record names it (its command, config, checkpoint), so a published record says where
-its files lie in the standard layout, not on the machine that made it."""
+folder the runs wrote to (``provenance.config.out``, when absolute) and the results folder an
+evaluated checkpoint came from are written as ``results`` wherever the record names them (its
+command, config, checkpoint), so a published record says where its files lie in the standard
+layout, not on the machine that made it."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -74,12 +76,34 @@ def read_checked(path: Path, source: Path) -> tuple[dict, str]:
     return record, data.decode("utf-8")
 
 
+def machine_folders(record: dict) -> list[str]:
+    """The absolute folders of the machine that made ``record`` that stand for the standard
+    layout's ``results``: the output folder the run was given (for one depth of an
+    ``--eval-depth`` list, the folder above its ``depth<D>``) and the results folder an evaluated
+    checkpoint lies in (``<folder>/<model>/<task>/<preset>/seed<N>/<file>``), longest first."""
+    config = record["provenance"].get("config") or {}
+    folders = []
+    out = config.get("out")
+    if isinstance(out, str) and out.startswith("/"):
+        shared = (record.get("cost") or {}).get("eval_shared_depths")
+        folder = Path(out)
+        folders.append(str(folder.parent if shared and folder.name.startswith("depth") else folder))
+    checkpoint = config.get("checkpoint")
+    if isinstance(checkpoint, str) and checkpoint.startswith("/"):
+        weights = Path(checkpoint)
+        tail = (record["model"], record["task"], record["preset"], f"seed{record['seed']}")
+        if len(weights.parts) > 5 and weights.parts[-5:-1] == tail:
+            folders.append(str(weights.parents[4]))
+    kept = {f.rstrip("/") for f in folders if f.rstrip("/") not in ("", "/results")}
+    return sorted(kept, key=len, reverse=True)
+
+
 def portable(record: dict, text: str) -> str:
-    """``text`` (the record's JSON) with its absolute output folder written as ``results``."""
-    out = (record["provenance"].get("config") or {}).get("out")
-    if not isinstance(out, str) or not out.startswith("/") or out.rstrip("/") in ("", "results"):
-        return text
-    return text.replace(json.dumps(out.rstrip("/"))[1:-1], "results")
+    """``text`` (the record's JSON) with the machine's folders (``machine_folders``) written as
+    ``results``."""
+    for folder in machine_folders(record):  # a whole folder name only: /a/b is not a prefix of /a/bc
+        text = re.sub(re.escape(json.dumps(folder)[1:-1]) + r'(?=[/"\s]|\\)', "results", text)
+    return text
 
 
 def _origin(record: dict, path: Path, commit: str | None) -> tuple[str, str, str]:

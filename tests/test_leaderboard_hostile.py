@@ -1008,3 +1008,24 @@ def test_the_depth_cap_counts_nesting_not_brackets_inside_strings():
     with pytest.raises(ValueError, match="nested too deeply"):
         loads_json("[" * 65 + "]" * 65)
     assert untrusted.depth(loads_json("[" * 64 + "]" * 64)) == 64  # 64 levels are allowed
+
+
+def test_publish_writes_the_machines_folders_as_the_standard_layout():
+    """A depth of an ``--eval-depth`` list evaluated a checkpoint from another folder: both the
+    folder given to --out and the checkpoint's results folder become ``results``; a folder that
+    only shares a prefix with them stays."""
+    from reasonbench_benchmarks.publish import machine_folders, portable
+
+    record = _published_record(mode="eval")
+    record["cost"]["eval_shared_depths"] = [1, 4]
+    record["provenance"]["config"] = {"out": "/m/curves/b4/depth4", "checkpoint": "/m/sweep/trm/sudoku/mini/seed0/final.pt"}
+    record["provenance"]["command"] = ("reasonbench eval --checkpoint /m/sweep/trm/sudoku/mini/seed0/final.pt "
+                                       "--out /m/curves/b4 --eval-depth 1,4 --task.data_dir /m/sweep2/data")
+    assert machine_folders(record) == ["/m/curves/b4", "/m/sweep"]
+    text = json.dumps(record)
+    published = json.loads(portable(record, text))
+    assert published["provenance"]["config"] == {"out": "results/depth4", "checkpoint": "results/trm/sudoku/mini/seed0/final.pt"}
+    assert published["provenance"]["command"] == ("reasonbench eval --checkpoint results/trm/sudoku/mini/seed0/final.pt "
+                                                  "--out results --eval-depth 1,4 --task.data_dir /m/sweep2/data")
+    record["provenance"]["config"]["checkpoint"] = "/m/other/hrm/sudoku/mini/seed0/final.pt"  # not this record's run
+    assert machine_folders(record) == ["/m/curves/b4"]
