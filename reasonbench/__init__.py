@@ -39,7 +39,7 @@ def create_task(name: str, preset: str | None = None, **task_args: Any):
 
 def create_model(name: str, task: Any, preset: str | None = None, **model_args: Any):
     """A model for ``task`` (a name or a built task) from its preset plus overrides."""
-    from reasonbench.run.runner import build_model, build_task
+    from reasonbench.run.build import build_model, build_task
 
     task_name = task if isinstance(task, str) else task.name
     cfg = _resolve(name, task_name, preset, overrides={"model": model_args})
@@ -57,7 +57,8 @@ def run(model: str, task: str, preset: str | None = None, seed: int = 0, out: st
 
     Overrides use dotted keys as on the command line, e.g. ``**{"trainer.max_steps": 50}``,
     or nested dicts: ``trainer={"max_steps": 50}``."""
-    from reasonbench.run.runner import execute, summary
+    from reasonbench.run.execute import execute
+    from reasonbench.run.summary import summary
 
     preset = preset or default_preset()
     cfg = _resolve(model, task, preset, seed, config, {"out": out, **overrides})

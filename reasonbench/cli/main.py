@@ -41,7 +41,7 @@ def _run(argv: list[str], mode: str) -> int:
 
     loaded = None
     if mode == "eval":
-        from reasonbench.run.runner import checkpoint_config_argv
+        from reasonbench.run.build import checkpoint_config_argv
 
         stored_config, loaded = checkpoint_config_argv(argv)
         argv = stored_config + argv
@@ -49,14 +49,15 @@ def _run(argv: list[str], mode: str) -> int:
     if print_config:
         print(config.dump(cfg.config), end="")
         return 0
-    from reasonbench.run import runner
+    from reasonbench.run.execute import execute
+    from reasonbench.run.summary import summary
 
-    record = runner.execute(cfg, mode=mode, command=shlex.join(["reasonbench", *sys.argv[1:]]),
-                            loaded_checkpoint=loaded, resume=cfg.resume, overwrite=cfg.overwrite)
+    record = execute(cfg, mode=mode, command=shlex.join(["reasonbench", *sys.argv[1:]]),
+                     loaded_checkpoint=loaded, resume=cfg.resume, overwrite=cfg.overwrite)
     if record.get("_kept"):
         print(f"finished already, nothing run: {record['_path']} (status {record['status']})")
     elif record:
-        print(runner.summary(record))
+        print(summary(record))
         print(f"record: {record['_path']}")
     return 0
 
@@ -66,14 +67,15 @@ def _info(argv: list[str]) -> int:
 
     from reasonbench.config import resolve as config
     from reasonbench.record import measure
-    from reasonbench.run import runner
+    from reasonbench.run.build import build_model, make_task
+    from reasonbench.run.trainer import quiet_lightning
 
     cfg, _ = config.resolve(argv, prog="reasonbench info")
-    runner.quiet_lightning()
-    task = runner.make_task(cfg)
+    quiet_lightning()
+    task = make_task(cfg)
     meta, exact_ids = task.planned_metadata()
     with torch.device("meta"):  # shapes only: instant even at paper size, no data built
-        params, extra = measure.count_parameters(runner.build_model(cfg, task, meta))
+        params, extra = measure.count_parameters(build_model(cfg, task, meta))
     own = config.model_preset_file(cfg.model, cfg.task, cfg.preset, cfg.model_cls) is not None
     settings = "" if own else ": none for this task, the model's own defaults"
     print(f"model       {cfg.model} (preset {cfg.preset}{settings})")
@@ -88,7 +90,7 @@ def _info(argv: list[str]) -> int:
     # no data is built or fetched: a forward pass costs the same on any ids of the task's shape
     # (the model's own halting aside), and the per-puzzle table's rows do not change it, so one
     # row spares a paper-size allocation
-    model = runner.build_model(cfg, task, dataclasses.replace(meta, num_puzzle_ids=1))
+    model = build_model(cfg, task, dataclasses.replace(meta, num_puzzle_ids=1))
     uniform = getattr(model, "uniform_eval_cost", False)
     examples = 1 if uniform else cfg.measure.flops_examples
     flops = measure.forward_flops_per_example(model, measure.synthetic_split(meta, examples, cfg.seed), examples)

@@ -288,7 +288,8 @@ def run_row(spec: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from reasonbench.config import resolve as config
-    from reasonbench.run import runner
+    from reasonbench.run.build import build_model, build_task
+    from reasonbench.run.trainer import quiet_lightning
     from reasonbench.model.fastpath import fast_path_on, set_fast_path
     from reasonbench.record.measure import count_parameters, device_name, forward_flops_per_example
 
@@ -296,7 +297,7 @@ def run_row(spec: dict[str, Any]) -> dict[str, Any]:
     peak_reset = spec.get("isolated") and _reset_rss_peak()
     started_rss = _proc_status_bytes("VmRSS") if peak_reset else None
     started_peak = _rss_peak()
-    runner.quiet_lightning()
+    quiet_lightning()
     device = torch.device(spec["device"])
     argv = ["--model", spec["model"], "--task", spec["task"], "--preset", spec["preset"], "--seed", str(spec["seed"])]
     argv += spec.get("task_options") or []
@@ -312,8 +313,8 @@ def run_row(spec: dict[str, Any]) -> dict[str, Any]:
         gc.collect()
         torch.cuda.empty_cache()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    task = runner.build_task(cfg)
-    model = runner.build_model(cfg, task)
+    task = build_task(cfg)
+    model = build_model(cfg, task)
     if spec.get("fast_path") is not None:  # else the device's default, applied when the fit starts
         set_fast_path(model, spec["fast_path"])
     params, params_extra = count_parameters(model)
@@ -479,7 +480,8 @@ def _worker() -> int:
 
     from reasonbench.config import resolve as config
     from reasonbench.record import measure
-    from reasonbench.run import runner  # noqa: F401
+    # and with it, every module a run loads
+    from reasonbench.run import execute  # noqa: F401
 
     try:
         result = run_row(spec)
@@ -565,7 +567,7 @@ def main(argv: list[str]) -> int:
         raise UserError("reasonbench bench: --device cuda: no CUDA device available")
     isolate = args.isolate if args.isolate is not None else device == "cpu"
     pairs, skipped = plan(_names(args.models), _names(args.tasks), args.preset)
-    from reasonbench.run.runner import quiet_lightning
+    from reasonbench.run.trainer import quiet_lightning
 
     quiet_lightning()
     out = Path(args.out)

@@ -83,8 +83,7 @@ def read_training_checkpoint(path: Path) -> Any:
     """A reference training checkpoint: ``torch.load(weights_only=True)``, or where the file also
     pickles objects of the reference's classes (the EqR training carry, numpy's random state), the
     same file read with those objects left out (``_Unread``). Either way no code of the file runs."""
-    from reasonbench.run.checkpoints import is_safetensors
-    from reasonbench.run.runner import read_torch_file
+    from reasonbench.run.checkpoints import is_safetensors, read_torch_file
 
     try:
         return read_torch_file(path)
@@ -299,7 +298,8 @@ def import_checkpoint(source: str, path: str | Path, task: str, out: str | Path,
                       reference_config: str | None = None) -> dict[str, Any]:
     """Convert; returns a summary (what was read, the model arguments, where it went)."""
     from reasonbench.config import registry
-    from reasonbench.run.runner import build_model, make_task, save_checkpoint
+    from reasonbench.run.build import build_model, make_task
+    from reasonbench.run.checkpoints import save_checkpoint
 
     given = str(path)
     hub_source = None
