@@ -16,6 +16,11 @@ from reasonbench.util.errors import UserError  # noqa: E402
 from reasonbench.config.registry import default_preset  # noqa: E402
 from reasonbench.config.registry import list_models, list_tasks  # noqa: E402
 
+# The subpackage reasonbench.run loads here, before the function ``run`` below takes its name:
+# Python makes a subpackage an attribute of its parent when it first loads it, so loaded later
+# (by the first ``run()``) it would replace the function.
+import reasonbench.run as _run_layer  # noqa: E402,F401
+
 
 def _resolve(model: str, task: str, preset: str, seed: int = 0, config: list[str] | None = None,
              overrides: dict[str, Any] | None = None):  # noqa: ANN202
