@@ -68,7 +68,7 @@ def make_trainer(cfg: RunConfig, run_dir: Path, callbacks: list[L.Callback], che
     TensorBoard in ``run_dir``, checkpoints written atomically (``checkpoints``: at all)."""
     args = dict(cfg.trainer_args)
     logger = user_logger(args.pop("logger", None), run_dir)
-    given = args.pop("callbacks", None) or []  # the user's, after the runner's own
+    given = args.pop("callbacks", None) or []  # the user's, after the run's own
     callbacks = [*callbacks, *(_instantiate(s) for s in (given if isinstance(given, list) else [given]))]
     if args.get("enable_progress_bar") is not False:
         callbacks = [*callbacks, RunProgressBar()]
