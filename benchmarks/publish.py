@@ -27,7 +27,8 @@ from pathlib import Path
 
 from reasonbench.util.atomic import MACHINE_ERRNOS, write_atomic
 from reasonbench.util.errors import MachineError, UserError
-from reasonbench.leaderboard.records import parse_untrusted, read_untrusted, settings_text
+from reasonbench.leaderboard.load import parse_untrusted, read_untrusted
+from reasonbench.leaderboard.tracks import settings_text
 from reasonbench.record.schema import record_path
 from reasonbench.util.untrusted import InvalidJSON, printable
 

@@ -4,7 +4,7 @@ on the mini preset.
 
     python -m reasonbench_benchmarks.readme_summary [leaderboard/results] [--readme README.md]
 
-The ranking rows are the leaderboard's own (``reasonbench.leaderboard.records.aggregate``): rank
+The ranking rows are the leaderboard's own (``reasonbench.leaderboard.rank.aggregate``): rank
 range, headline figure (exact accuracy; ARC: pass@2) as mean +- std over seeds, the 95% interval
 the rank is decided on, seeds and parameters. The times are the mean training seconds over each
 row's seeds (``cost.train_seconds``, validation included, data build and test pass not), with the
@@ -24,7 +24,9 @@ from typing import Any
 
 from reasonbench.util.atomic import atomic_writer
 from reasonbench.util.errors import UserError
-from reasonbench.leaderboard import records as lb
+from reasonbench.leaderboard.load import collect
+from reasonbench.leaderboard.rank import aggregate
+from reasonbench.leaderboard.tracks import command_settings
 from reasonbench.leaderboard.pages import embed_in_readme
 
 README_BEGIN = "<!-- begin generated summary"
@@ -85,7 +87,7 @@ def training_times(records: list[dict[str, Any]]) -> str:
     for record in records:
         if record["preset"] != TRACK or record["mode"] != "train" or record["status"] != "completed":
             continue
-        if lb.command_settings(record):
+        if command_settings(record):
             continue
         seconds[(record["model"], record["task"])].append(record["cost"]["train_seconds"])
         cpu = record["provenance"].get("cpu") or {}
@@ -104,13 +106,13 @@ def training_times(records: list[dict[str, Any]]) -> str:
 
 
 def summary(results: Path) -> str:
-    records, skipped = lb.collect(results)
+    records, skipped = collect(results)
     if skipped:
         first = skipped[0]
         raise UserError(f"{results / first.file}: {first.reason}")
     if not records:
         raise UserError(f"{results}: no result records")
-    rows = lb.aggregate(records)
+    rows = aggregate(records)
     return (ranking(rows, records) + "\n\nTraining time per run on the mini preset (mean over seeds; two runs shared the "
             "machine's two cores, one torch thread each, often beside other work):\n\n" + training_times(records))
 

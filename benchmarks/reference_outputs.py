@@ -187,7 +187,7 @@ def eqr_parameter_counts(cls: type, checkout: Path) -> dict[str, int]:
     import yaml
 
     from reasonbench.config import resolve as cfgmod
-    from reasonbench.run.build import make_task
+    from reasonbench.execution.build import make_task
 
     base = yaml.safe_load((checkout / "config" / "arch" / "eqr.yaml").read_text())
     counts = {}

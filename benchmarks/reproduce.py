@@ -32,7 +32,8 @@ from typing import Any
 import torch
 
 from reasonbench.util.errors import MachineError, UserError
-from reasonbench.leaderboard.records import command_settings, parse_untrusted, read_untrusted
+from reasonbench.leaderboard.load import parse_untrusted, read_untrusted
+from reasonbench.leaderboard.tracks import command_settings
 from reasonbench.util.untrusted import InvalidJSON, UntrustedInput, load_yaml, printable
 
 # the setting families a record may ask a re-run for: the model's and task's own arguments
@@ -124,7 +125,7 @@ def recorded_overrides(record: dict[str, Any], where: str) -> dict[str, Any]:
 def rerun(committed: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """The record's run (its preset, seed and ``overrides``) in a temporary folder; the new record."""
     from reasonbench.config import resolve as config
-    from reasonbench.run import execute as execution
+    from reasonbench.execution import execute as execute_module
 
     with tempfile.TemporaryDirectory(prefix="reasonbench-reproduce-") as out:
         argv = ["--model", committed["model"], "--task", committed["task"], "--preset", committed["preset"],
@@ -133,7 +134,7 @@ def rerun(committed: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any
         if cfg.out != out:  # nothing given after the options above may move it
             raise UntrustedInput(f"the re-run's output folder would be {printable(cfg.out)}, not its own")
         command = "python -m reasonbench_benchmarks.reproduce"
-        record = execution.execute(cfg, mode="train", command=command)
+        record = execute_module.execute(cfg, mode="train", command=command)
         record.pop("_path", None)
         return record
 

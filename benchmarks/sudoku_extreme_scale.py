@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 from reasonbench.config import resolve as config
-from reasonbench.run.build import build_model, make_task
-from reasonbench.run.trainer import quiet_lightning
+from reasonbench.execution.build import build_model, make_task
+from reasonbench.execution.trainer import quiet_lightning
 from reasonbench.tools.bench import PEAK_FLOPS
 from reasonbench.record.measure import count_parameters, forward_flops_per_example
 from reasonbench.tasks.reference_csv import HEADER

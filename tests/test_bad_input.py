@@ -46,8 +46,8 @@ def checkpoints(tmp_path_factory) -> dict[str, Path]:
     whose stored config does not match its tensors, an HRM one, and that HRM's weights saved the
     way the reference code saves them (for import-checkpoint)."""
     from reasonbench.config import resolve as cfgmod
-    from reasonbench.run.build import build_model, make_task
-    from reasonbench.run.checkpoints import save_checkpoint
+    from reasonbench.execution.build import build_model, make_task
+    from reasonbench.execution.checkpoints import save_checkpoint
 
     root = tmp_path_factory.mktemp("checkpoints")
 
@@ -678,7 +678,7 @@ def test_the_yaml_of_option_values_is_bounded_too():
 
 
 EVIL_PLUGIN = """
-from reasonbench import registry
+from reasonbench.config import registry
 
 class Model(registry.get_model("transformer")):  # presets of its own, in this package
     pass

@@ -118,7 +118,7 @@ def test_info_flops_builds_no_data_and_touches_no_network(monkeypatch, tmp_path)
     assert attempts == [] and not (tmp_path / "no-cache").exists()
 
     from reasonbench.record import measure
-    from reasonbench.run.build import build_model, make_task
+    from reasonbench.execution.build import build_model, make_task
 
     monkeypatch.undo()
     cfg, _ = config.resolve(["--model", "trm", "--task", "sudoku", "--preset", "smoke", *small], "reasonbench info")

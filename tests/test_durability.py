@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from reasonbench.util.atomic import atomic_writer, stale_temporaries, write_atomic
-from reasonbench.run.checkpoints import AtomicCheckpointIO, resume_point
+from reasonbench.execution.checkpoints import AtomicCheckpointIO, resume_point
 from reasonbench.util.errors import MachineError
 
 from .conftest import QUIET, call_cli

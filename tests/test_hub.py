@@ -16,7 +16,7 @@ import torch
 import yaml
 
 from reasonbench.util import hub
-from reasonbench.run.checkpoints import read_torch_file, save_safetensors
+from reasonbench.execution.checkpoints import read_torch_file, save_safetensors
 from reasonbench.util.errors import UserError
 from reasonbench.tasks.maze import MazeTask
 from reasonbench.tasks.sudoku import SudokuTask

@@ -13,7 +13,7 @@ import reasonbench
 PACKAGE = Path(reasonbench.__file__).parent
 
 # lowest first; tools and leaderboard share a layer and import neither each other
-LAYERS = {"util": 0, "nn": 1, "tasks": 2, "record": 3, "model": 4, "config": 5, "run": 6,
+LAYERS = {"util": 0, "nn": 1, "tasks": 2, "record": 3, "model": 4, "config": 5, "execution": 6,
           "tools": 7, "leaderboard": 7, "cli": 8}
 # the package's own modules at the top: the public API and the paths kept for plugins
 FACADES = {"__init__", "__main__", "module", "recursive", "optim", "testing", "measure"}
@@ -90,9 +90,9 @@ def test_no_module_imports_a_higher_layer() -> None:
 
 def test_an_upward_import_is_caught() -> None:
     path = PACKAGE / "record" / "stats.py"
-    source = path.read_text() + "\nfrom reasonbench.run.execute import execute\n"
+    source = path.read_text() + "\nfrom reasonbench.execution.execute import execute\n"
     problems = violations("reasonbench.record.stats", imported_modules(path, source))
-    assert problems == ["reasonbench.record.stats imports reasonbench.run.execute (run, layer 6; record is layer 3)"]
+    assert problems == ["reasonbench.record.stats imports reasonbench.execution.execute (execution, layer 6; record is layer 3)"]
     facade = violations("reasonbench.model.recursive", {"reasonbench.optim"})
     assert facade == ["reasonbench.model.recursive imports reasonbench.optim (top, layer 99; model is layer 4)"]
 
@@ -127,3 +127,15 @@ def test_public_paths_are_the_real_modules(name: str) -> None:
     public = importlib.import_module(f"reasonbench.{name}")
     assert public.__name__.startswith("reasonbench.") and public.__name__ != f"reasonbench.{name}"
     assert getattr(reasonbench, name) is public
+
+
+def test_no_subpackage_shadows_a_public_name() -> None:
+    """``reasonbench.run`` is the function: importing a submodule binds its package's name on
+    ``reasonbench``, so a subpackage named like a public function would replace it."""
+    import importlib
+
+    packages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
+    assert not packages & set(reasonbench.__all__)
+    for name in packages:
+        importlib.import_module(f"reasonbench.{name}")
+    assert callable(reasonbench.run) and callable(reasonbench.create_model)

@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 
 from reasonbench import leaderboard
-from reasonbench.leaderboard import records as lb_records
+from reasonbench.leaderboard import load as lb_load
+from reasonbench.leaderboard import rank as lb_rank
+from reasonbench.leaderboard import tracks as lb_tracks
 from reasonbench_benchmarks.leaderboard_build import make_records
 
 from .conftest import call_cli
@@ -151,12 +153,12 @@ def test_settings_beyond_the_preset_come_from_the_command():
         "reasonbench run --model trm --task maze --preset mini --seed 3 --out 'my results' --resume "
         "--trainer.max_steps 6000 --optim.lr=3e-4 --measure.flops_examples 4 --trainer.enable_progress_bar false "
         "--checkpoint_every 100 --config run.yaml")
-    assert lb_records.command_settings(record) == [("trainer.max_steps", "6000"), ("optim.lr", "3e-4"),
+    assert lb_tracks.command_settings(record) == [("trainer.max_steps", "6000"), ("optim.lr", "3e-4"),
                                                     ("config", "run.yaml")]
-    assert lb_records.settings_text(record) == "trainer.max_steps=6000 optim.lr=3e-4 config=run.yaml"
+    assert lb_tracks.settings_text(record) == "trainer.max_steps=6000 optim.lr=3e-4 config=run.yaml"
     record["provenance"]["command"] = ("reasonbench eval --model trm --task maze --preset mini --seed 0 "
                                        "--checkpoint c.pt --max-steps 8 --out r")
-    assert lb_records.command_settings(record) == []
+    assert lb_tracks.command_settings(record) == []
 
 
 def test_runs_given_other_settings_are_rows_of_their_own(tmp_path):
@@ -704,7 +706,7 @@ def test_rows_are_ranked_per_track_on_one_interval_of_seeds_and_examples():
     # noise: it shares every rank); c: 3 tight seeds far below a
     records = ([record("a", s, k) for s, k in enumerate((500, 600, 700))] + [record("b", 0, 580)]
                + [record("c", s, k) for s, k in enumerate((100, 105, 110))])
-    rows = {r["model"]: r for r in lb_records.aggregate(records)}
+    rows = {r["model"]: r for r in lb_rank.aggregate(records)}
     assert rows["a"]["rank_interval"][0] < 0.4 and rows["a"]["rank_interval"][1] > 0.8
     assert rows["b"]["rank_interval"] == [0.0, 1.0]
     assert rows["a"]["rank"] == [1, 2] and rows["b"]["rank"] == [1, 3] and rows["c"]["rank"] == [2, 3]
@@ -745,7 +747,7 @@ def test_outcomes_that_contradict_the_counts_are_inconsistent():
     record = _paired_record("a", 0, [True, False, True])
     record["metrics"]["exact_correct"] = 1
     record["metrics"]["exact_accuracy"] = 1 / 3
-    assert any("exact_by_example: 2 right" in p for p in lb_records.consistency_problems(record))
+    assert any("exact_by_example: 2 right" in p for p in lb_load.consistency_problems(record))
 
 
 
@@ -758,13 +760,13 @@ def test_generated_and_real_data_never_share_a_track():
             r["provenance"]["data_source"] = {"kind": kind}
         return r
 
-    tracks = {(r["model"], r["preset"]): r["track"] for r in lb_records.aggregate([
+    tracks = {(r["model"], r["preset"]): r["track"] for r in lb_rank.aggregate([
         record("a", "paper", "hub"), record("b", "paper", "generated"), record("c", "paper", None),
         record("d", "mini", "generated"), record("e", "mini", "local"), record("f", "mini", None)])}
     assert tracks == {("a", "paper"): "paper", ("b", "paper"): "paper (generated data)", ("c", "paper"): "paper",
                       ("d", "mini"): "mini", ("e", "mini"): "mini (real data)", ("f", "mini"): "mini"}
     # a row on its preset's track of the other data kind is not labelled with the preset again
     from reasonbench.leaderboard.pages import model_label
-    labels = {r["model"]: model_label(r) for r in lb_records.aggregate([
+    labels = {r["model"]: model_label(r) for r in lb_rank.aggregate([
         record("e", "mini", "local"), record("g", "tiny", "hub")])}
     assert labels == {"e": "e", "g": "g (tiny)"}

@@ -20,7 +20,8 @@ from reasonbench import leaderboard
 from reasonbench.util import untrusted
 from reasonbench.util.errors import UserError
 from reasonbench.leaderboard import pages, plots
-from reasonbench.leaderboard import records as lb_records
+from reasonbench.leaderboard import load as lb_load
+from reasonbench.leaderboard import tracks as lb_tracks
 from reasonbench.record.stats import wilson_interval
 
 from .test_leaderboard import FIXTURES, Tables, make_record, put
@@ -216,8 +217,8 @@ INCONSISTENT = [
 def test_a_record_that_contradicts_itself_is_skipped_with_the_reason(tmp_path, name, mutate, reason):
     record = rich_record(model=name)
     mutate(record)
-    assert lb_records.consistency_problems(record), name
-    assert any(reason in p for p in lb_records.consistency_problems(record)), lb_records.consistency_problems(record)
+    assert lb_load.consistency_problems(record), name
+    assert any(reason in p for p in lb_load.consistency_problems(record)), lb_load.consistency_problems(record)
     results = tmp_path / "res"
     put(results, rich_record(model="good"))
     (results / "bad.json").write_text(json.dumps(record))
@@ -229,12 +230,12 @@ def test_a_record_that_contradicts_itself_is_skipped_with_the_reason(tmp_path, n
 
 
 def test_consistent_records_have_no_problems():
-    assert lb_records.consistency_problems(rich_record()) == []
+    assert lb_load.consistency_problems(rich_record()) == []
     for path in sorted(FIXTURES.rglob("*.json")):  # real runs: an interval 2e-19 above an accuracy of 0 is rounding
-        assert lb_records.consistency_problems(json.loads(path.read_text())) == [], path
+        assert lb_load.consistency_problems(json.loads(path.read_text())) == [], path
     diverged = make_record()
     diverged.update(status="diverged", metrics=None)
-    assert lb_records.consistency_problems(diverged) == []
+    assert lb_load.consistency_problems(diverged) == []
 
 
 def test_several_problems_are_counted_in_one_line(tmp_path):
@@ -256,7 +257,7 @@ def test_fifos_devices_folders_and_oversized_files_are_skipped_unread(tmp_path):
     (results / "dangling.json").symlink_to(tmp_path / "nowhere.json")
     (results / "folder.json").mkdir()
     with open(results / "big.json", "wb") as handle:  # sparse: no disk used
-        handle.truncate(lb_records.MAX_RECORD_BYTES + 1)
+        handle.truncate(lb_load.MAX_RECORD_BYTES + 1)
     sock = socket.socket(socket.AF_UNIX)
     sock_path = results / "s.json"
     if len(str(sock_path)) < 100:
@@ -300,15 +301,15 @@ def test_read_untrusted_refuses_a_file_swapped_for_a_fifo_after_its_stat(tmp_pat
     monkeypatch.setattr(untrusted.os, "stat",  # the first check sees a regular file
                         lambda p, *a, **k: real_stat(__file__ if Path(p) == fifo else p, *a, **k))
     with deadline(20), pytest.raises(ValueError, match="not a regular file: a FIFO"):
-        lb_records.read_untrusted(fifo)  # O_NONBLOCK: the open returns at once; fstat tells
+        lb_load.read_untrusted(fifo)  # O_NONBLOCK: the open returns at once; fstat tells
 
 
 def test_a_file_growing_past_the_cap_while_read_is_cut(tmp_path, monkeypatch):
     path = tmp_path / "r.json"
     path.write_bytes(b" " * 100)
-    monkeypatch.setattr(lb_records, "MAX_RECORD_BYTES", 50)
+    monkeypatch.setattr(lb_load, "MAX_RECORD_BYTES", 50)
     with pytest.raises(ValueError, match="larger than"):
-        lb_records.read_untrusted(path)
+        lb_load.read_untrusted(path)
 
 
 # --- records that cannot be rendered -------------------------------------------------------
@@ -607,16 +608,16 @@ def _write(path: Path, record: dict) -> None:
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(generated_records())
 def test_generated_records_are_checked_without_raising(real_charts, record):
-    problems = lb_records.consistency_problems(record)
+    problems = lb_load.consistency_problems(record)
     assert isinstance(problems, list)
     assert all(isinstance(p, str) and "\n" not in p and len(p) < 600 for p in problems)
     text = json.dumps(record, allow_nan=True).encode()
     try:
-        parsed = lb_records.parse_untrusted(text, "r.json")
+        parsed = lb_load.parse_untrusted(text, "r.json")
     except (ValueError, UserError) as exc:
-        assert str(exc) and "\n" not in lb_records.one_line(str(exc))
+        assert str(exc) and "\n" not in untrusted.printable(str(exc))
         return
-    assert lb_records.consistency_problems(parsed) == []
+    assert lb_load.consistency_problems(parsed) == []
     rows = leaderboard.aggregate([{**parsed, "_file": "r.json"}])
     for row in rows:
         json.dumps(row, allow_nan=False)  # every number a row holds is finite
@@ -647,7 +648,7 @@ def test_generated_records_never_break_the_build(tmp_path_factory, records):
         if name in skipped:
             assert name not in used and skipped[name] and "\n" not in skipped[name]
         else:
-            assert name in used or lb_records.track(record) is None, name  # or a smoke run, never listed
+            assert name in used or lb_tracks.track(record) is None, name  # or a smoke run, never listed
     assert summary["records"] == site.records == len(files) + 1 - len(skipped)
     assert len(summary["skipped"]) == len(skipped)
     for row in site.rows:
@@ -745,7 +746,7 @@ def test_generated_records_through_publish(tmp_path_factory, record):
     _write(place, record)
     data = place.read_bytes()
     try:
-        lb_records.parse_untrusted(data, "r.json")
+        lb_load.parse_untrusted(data, "r.json")
         taken = True
     except (ValueError, UserError):
         taken = False
@@ -793,13 +794,13 @@ REFUSED_RECORDS = {  # the record's provenance: (overrides, command) -> fragment
 
 @pytest.mark.parametrize("case", list(REFUSED_RECORDS))
 def test_reproduce_refuses_settings_that_name_places_or_code(case, tmp_path, monkeypatch):
-    from reasonbench.run import execute as execution
+    from reasonbench.execution import execute as execute_module
     from reasonbench_benchmarks.reproduce import main as reproduce
 
     overrides, command, fragment = REFUSED_RECORDS[case]
     path = _committed(tmp_path, overrides, command)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(execution, "execute", lambda *a, **k: pytest.fail("a refused record was run"))
+    monkeypatch.setattr(execute_module, "execute", lambda *a, **k: pytest.fail("a refused record was run"))
     before = sorted(tmp_path.rglob("*"))
     code, err = _quiet_call(reproduce, [str(path)])
     assert code == 2 and err.count("\n") == 1 and fragment in err and "\x1b" not in err, err
@@ -835,7 +836,7 @@ def test_reproduce_refuses_unreadable_records_in_one_line(tmp_path):
 def test_reproduce_runs_the_recorded_overrides_in_a_folder_of_its_own(tmp_path, monkeypatch):
     """The data of the record decides the run: its names, seed and overrides (an older record's
     from its command), the output a fresh temporary folder, whatever the record says."""
-    from reasonbench.run import execute as execution
+    from reasonbench.execution import execute as execute_module
     from reasonbench_benchmarks.reproduce import main as reproduce
 
     seen = []
@@ -845,7 +846,7 @@ def test_reproduce_runs_the_recorded_overrides_in_a_folder_of_its_own(tmp_path, 
         again = _published_record()
         return again
 
-    monkeypatch.setattr(execution, "execute", execute)
+    monkeypatch.setattr(execute_module, "execute", execute)
     monkeypatch.chdir(tmp_path)
     for overrides, command in (({"trainer.max_steps": 7, "optim.lr": 0.003}, None),
                                (None, CMD + "--out /elsewhere --trainer.max_steps 7 --optim.lr 0.003 --resume")):
@@ -976,7 +977,7 @@ def test_generated_records_through_reproduce(tmp_path_factory, record):
     path = tmp_path_factory.mktemp("rep") / "seed0.json"
     _write(path, record)
     try:
-        lb_records.parse_untrusted(path.read_bytes(), "r.json")
+        lb_load.parse_untrusted(path.read_bytes(), "r.json")
         taken = True
     except (ValueError, UserError):
         taken = False

@@ -294,10 +294,11 @@ def test_a_headline_the_curve_does_not_show_is_noted():
 
 
 def test_every_ranked_row_carries_the_interval_its_rank_is_decided_on():
-    from reasonbench.leaderboard import records
+    from reasonbench.leaderboard.load import collect
+    from reasonbench.leaderboard.rank import aggregate
 
-    found, skipped = records.collect(FIXTURES)
-    rows = records.aggregate(found, skipped, FIXTURES)
+    found, skipped = collect(FIXTURES)
+    rows = aggregate(found, skipped, FIXTURES)
     ranked = [r for r in rows if r["rank"]]
     assert ranked and all(r["rank_interval"][0] - 1e-12 <= r["exact_accuracy_mean"] <= r["rank_interval"][1] + 1e-12
                           for r in ranked)  # Wilson's lower bound at 0 right is 2e-19, not 0

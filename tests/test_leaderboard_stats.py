@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 from reasonbench.record import schema as rec
 from reasonbench.record import stats
 from reasonbench.leaderboard import pages
-from reasonbench.leaderboard import records as lb_records
+from reasonbench.leaderboard import load as lb_load
+from reasonbench.leaderboard import rank as lb_rank
+from reasonbench.leaderboard import tracks as lb_tracks
 
 from .test_record import minimal_record
 
@@ -31,13 +33,13 @@ def seed_record(model: str, seed: int, correct: int, n: int, **extra) -> dict:
 def rows_of(seeds: dict[str, list[float]], n: int) -> dict[str, dict]:
     """Rows of one track: each model's seeds at the given accuracies, n test examples each."""
     records = [seed_record(model, s, round(a * n), n) for model, accs in seeds.items() for s, a in enumerate(accs)]
-    return {r["model"]: r for r in lb_records.aggregate(records)}
+    return {r["model"]: r for r in lb_rank.aggregate(records)}
 
 
 def verdicts(rows: dict[str, dict]) -> set[tuple[str, str]]:
     ordered = list(rows.values())
     found = set()
-    for track in lb_records.track_verdicts(ordered):
+    for track in lb_rank.track_verdicts(ordered):
         found |= {(ordered[a]["model"], ordered[b]["model"]) for a, b in track["told_apart"]}
     return found
 
@@ -103,8 +105,8 @@ rows_strategy = st.lists(st.lists(st.integers(0, 200), min_size=1, max_size=5), 
 @given(rows_strategy)
 def test_verdicts_and_rank_ranges_agree(counts):
     records = [seed_record(f"m{i}", s, c, 200) for i, seeds in enumerate(counts) for s, c in enumerate(seeds)]
-    ordered = lb_records.aggregate(records)
-    apart = {tuple(p) for t in lb_records.track_verdicts(ordered) for p in t["told_apart"]}
+    ordered = lb_rank.aggregate(records)
+    apart = {tuple(p) for t in lb_rank.track_verdicts(ordered) for p in t["told_apart"]}
     for i, a in enumerate(ordered):
         position = 1 + sum(b["exact_accuracy_mean"] > a["exact_accuracy_mean"] for b in ordered)
         assert a["rank"][0] <= position <= a["rank"][1]  # its place by mean lies in its range
@@ -123,7 +125,7 @@ def test_verdicts_and_rank_ranges_agree(counts):
 def test_pairs_are_stored_once_per_track_not_in_rows():
     rows = rows_of({"a": [0.80, 0.81, 0.82], "b": [0.50, 0.51, 0.52], "c": [0.1, 0.5, 0.9]}, n=1_000)
     ordered = list(rows.values())
-    tracks = lb_records.track_verdicts(ordered)
+    tracks = lb_rank.track_verdicts(ordered)
     assert len(tracks) == 1 and sorted(tracks[0]["rows"]) == [0, 1, 2]
     assert all("paired" not in r for r in ordered)
     table = pages.verdict_table(ordered)
@@ -140,11 +142,11 @@ def test_an_evaluation_of_an_unfinished_checkpoint_gets_a_partial_track():
     record = seed_record("cmm", 0, 5, 10, mode="eval",
                          training={"steps": 72, "planned_steps": 2000, "finished": False, "stopped_by": None})
     rec.validate({k: v for k, v in record.items() if k != "_file"}, "x")
-    assert lb_records.track(record) == "mini (partial: step 72 of 2,000)"
+    assert lb_tracks.track(record) == "mini (partial: step 72 of 2,000)"
     finished = seed_record("cmm", 1, 5, 10, mode="eval",
                            training={"steps": 2000, "planned_steps": 2000, "finished": True, "stopped_by": None})
-    assert lb_records.track(finished) == "mini"
-    rows = lb_records.aggregate([record, finished])
+    assert lb_tracks.track(finished) == "mini"
+    rows = lb_rank.aggregate([record, finished])
     assert sorted(r["track"] for r in rows) == ["mini", "mini (partial: step 72 of 2,000)"]
     partial = next(r for r in rows if "partial" in r["track"])
     assert pages.model_label(partial) == "cmm (eval)"  # the preset is the track's own
@@ -155,19 +157,19 @@ def test_old_records_stopped_short_are_partial_and_old_evaluations_are_not_judge
     short = seed_record("trm", 0, 5, 10)
     short["provenance"]["config"] = {"trainer": {"max_steps": 2000}}
     short["cost"]["train_steps"] = 117
-    assert lb_records.track(short) == "mini (partial: step 117 of 2,000)"
+    assert lb_tracks.track(short) == "mini (partial: step 117 of 2,000)"
     short["cost"]["train_steps"] = 2000
-    assert lb_records.track(short) == "mini"
+    assert lb_tracks.track(short) == "mini"
     old_eval = seed_record("trm", 0, 5, 10, mode="eval")
-    assert lb_records.track(old_eval) == "mini"
+    assert lb_tracks.track(old_eval) == "mini"
     diverged = seed_record("trm", 1, 5, 10, status="diverged", training={
         "steps": 3, "planned_steps": 2000, "finished": False, "stopped_by": None})
-    assert lb_records.track(diverged) == "mini"  # a diverged seed stays its row's seed without accuracy
+    assert lb_tracks.track(diverged) == "mini"  # a diverged seed stays its row's seed without accuracy
 
 
 def test_the_run_summary_says_the_budget_stopped_it():
-    from reasonbench.run.assemble import checkpoint_training
-    from reasonbench.run.summary import status_text
+    from reasonbench.execution.assemble import checkpoint_training
+    from reasonbench.execution.summary import status_text
 
     record = seed_record("trm", 0, 5, 10, training={"steps": 117, "planned_steps": 2000, "finished": False,
                                                      "stopped_by": "budget"})
@@ -193,7 +195,7 @@ def test_captions_are_the_records_facts():
     records = [seed_record("a", s, 5, 10) for s in range(3)]
     for r in records:
         r["provenance"].update(git_commit="c" * 40, cpu={"model": "Test CPU 9000", "threads": 1, "cores": 4})
-    rows = lb_records.aggregate(records)
+    rows = lb_rank.aggregate(records)
     facts = pages.track_facts(rows)
     assert facts == "Run on cpu (Test CPU 9000, 4 cores), at commit cccccccccc, seeds 0–2 (3 per row)."
     heading = pages.track_heading("mini", "h2", rows)
@@ -212,7 +214,7 @@ def test_arc_rows_rank_on_pass_at_2():
     # b is better per variant, a on whole tasks: the tasks decide
     records = [arc("a", s, p, 10) for s, p in enumerate((0.60, 0.65, 0.70))]
     records += [arc("b", s, p, 40) for s, p in enumerate((0.10, 0.15, 0.10))]
-    rows = lb_records.aggregate(records)
+    rows = lb_rank.aggregate(records)
     assert [r["model"] for r in rows] == ["a", "b"]
     assert rows[0]["headline"] == "pass@2" and rows[0]["pass@2_mean"] == pytest.approx(0.65)
     assert rows[0]["pass@1_mean"] == pytest.approx(0.325)
@@ -226,7 +228,7 @@ def test_arc_rows_rank_on_pass_at_2():
 def test_a_pass_share_out_of_range_is_inconsistent():
     record = seed_record("a", 0, 5, 10)
     record["metrics"].update({"pass@2": 1.5, "n_tasks": 3})
-    assert any("pass@2 1.5 is not a share" in p for p in lb_records.consistency_problems(record))
+    assert any("pass@2 1.5 is not a share" in p for p in lb_load.consistency_problems(record))
 
 
 def test_a_caption_names_only_the_charts_drawn():
@@ -283,9 +285,9 @@ def test_test_time_breadth_makes_a_track_of_its_own():
     record["provenance"]["overrides"] = {"eval_breadth": 8, "eval_select": "vote", "eval_max_steps": 16}
     record["test_time_compute"] = {"depth": 16, "trained_depth": 4, "breadth": 8, "select": "vote", "seed": 0,
                                    "noise": 1.0}
-    assert lb_records.track(record).endswith(" at depth 16 x breadth 8 (vote)")
-    assert lb_records.command_settings(record) == []
+    assert lb_tracks.track(record).endswith(" at depth 16 x breadth 8 (vote)")
+    assert lb_tracks.command_settings(record) == []
     record["test_time_compute"]["noise"] = 0.5
-    assert lb_records.track(record).endswith(" at depth 16 x breadth 8 (vote, noise 0.5)")
+    assert lb_tracks.track(record).endswith(" at depth 16 x breadth 8 (vote, noise 0.5)")
     record["test_time_compute"]["breadth"] = 1
-    assert lb_records.track(record).endswith(" at 16 steps")
+    assert lb_tracks.track(record).endswith(" at 16 steps")

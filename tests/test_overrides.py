@@ -10,7 +10,8 @@ import json
 import pytest
 
 from reasonbench.config import resolve as config
-from reasonbench.leaderboard import records as lb_records
+from reasonbench.leaderboard import rank as lb_rank
+from reasonbench.leaderboard import tracks as lb_tracks
 
 from .conftest import QUIET, call_cli
 from .test_leaderboard import make_record
@@ -68,7 +69,7 @@ def test_a_python_keyword_run_gets_its_own_row_as_its_command_line_twin_does():
     for i, r in enumerate((base, python, cli, older)):
         r["_file"] = f"r{i}.json"
         records.append(r)
-    rows = lb_records.aggregate(records)
+    rows = lb_rank.aggregate(records)
     by_settings = {row["settings"]: row["seeds"] for row in rows}
     assert by_settings == {"": [0], "trainer.max_steps=6000": [1, 2, 3]}
     from reasonbench.leaderboard.pages import model_label
@@ -82,7 +83,7 @@ def test_a_python_keyword_run_gets_its_own_row_as_its_command_line_twin_does():
 def test_an_override_reads_as_it_would_be_typed(value, text):
     record = make_record()
     record["provenance"]["overrides"] = {"model.x": value, "measure.flops_examples": 3}
-    assert lb_records.command_settings(record) == [("model.x", text)]
+    assert lb_tracks.command_settings(record) == [("model.x", text)]
 
 
 def test_a_real_python_run_and_its_command_line_twin_record_the_same_overrides(tmp_path):
@@ -101,5 +102,5 @@ def test_a_real_python_run_and_its_command_line_twin_record_the_same_overrides(t
     plain = json.loads(json.dumps(twin))
     plain.update(seed=2, _file="seed2.json")
     plain["provenance"]["overrides"] = {}
-    rows = lb_records.aggregate([record, twin, plain])
+    rows = lb_rank.aggregate([record, twin, plain])
     assert {row["settings"]: row["seeds"] for row in rows} == {"trainer.max_steps=3": [0, 1], "": [2]}

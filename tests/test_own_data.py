@@ -10,7 +10,7 @@ import pytest
 
 import reasonbench as rb
 from reasonbench.config import resolve as config
-from reasonbench.run.clock import about, expected_time_line, per_step
+from reasonbench.execution.clock import about, expected_time_line, per_step
 
 from .conftest import QUIET, call_cli
 

@@ -129,7 +129,7 @@ def test_an_unfinished_checkpoint_evaluated_lands_on_a_partial_track(tmp_path: P
     """A run stopped by its budget keeps last.ckpt at the step it reached; `eval` of that
     checkpoint records the step against the run's planned steps, and the leaderboard puts the
     record on a partial track, never the preset's."""
-    from reasonbench.leaderboard import records as lb_records
+    from reasonbench.leaderboard import tracks as lb_tracks
 
     result = call_cli("run", "--model", "transformer", "--task", "sudoku", "--preset", "smoke",
                       "--trainer.max_steps", "1000000", "--budget", "2s", "--out", str(tmp_path / "train"), *QUIET)
@@ -143,4 +143,4 @@ def test_an_unfinished_checkpoint_evaluated_lands_on_a_partial_track(tmp_path: P
     record = json.loads((tmp_path / "eval/transformer/sudoku/smoke/seed0.eval.json").read_text())
     assert record["training"] == {"steps": stopped, "planned_steps": 1000000, "finished": False, "stopped_by": None}
     record["preset"] = "mini"  # smoke runs are never listed; as a mini run it would be listed apart
-    assert lb_records.track(record) == f"mini (partial: step {stopped:,} of 1,000,000)"
+    assert lb_tracks.track(record) == f"mini (partial: step {stopped:,} of 1,000,000)"

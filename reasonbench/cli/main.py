@@ -41,7 +41,7 @@ def _run(argv: list[str], mode: str) -> int:
 
     loaded = None
     if mode == "eval":
-        from reasonbench.run.build import checkpoint_config_argv
+        from reasonbench.execution.build import checkpoint_config_argv
 
         stored_config, loaded = checkpoint_config_argv(argv)
         argv = stored_config + argv
@@ -49,8 +49,8 @@ def _run(argv: list[str], mode: str) -> int:
     if print_config:
         print(config.dump(cfg.config), end="")
         return 0
-    from reasonbench.run.execute import execute
-    from reasonbench.run.summary import summary
+    from reasonbench.execution.execute import execute
+    from reasonbench.execution.summary import summary
 
     record = execute(cfg, mode=mode, command=shlex.join(["reasonbench", *sys.argv[1:]]),
                      loaded_checkpoint=loaded, resume=cfg.resume, overwrite=cfg.overwrite)
@@ -67,8 +67,8 @@ def _info(argv: list[str]) -> int:
 
     from reasonbench.config import resolve as config
     from reasonbench.record import measure
-    from reasonbench.run.build import build_model, make_task
-    from reasonbench.run.trainer import quiet_lightning
+    from reasonbench.execution.build import build_model, make_task
+    from reasonbench.execution.trainer import quiet_lightning
 
     cfg, _ = config.resolve(argv, prog="reasonbench info")
     quiet_lightning()

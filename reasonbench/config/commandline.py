@@ -25,7 +25,8 @@ def command_parser(prog: str, description: str | None = None) -> ArgumentParser:
                           allow_abbrev=False)
 
 
-def one_line(message: Any) -> str:
+def collapse_whitespace(message: Any) -> str:
+    """``message`` on one line: every run of whitespace (newlines too) made one space."""
     return " ".join(str(message).split())
 
 
@@ -73,7 +74,7 @@ def explain(parser: ArgumentParser, exc: BaseException) -> str:
     """``exc`` (a parse error) on one line; an unrecognized option or an invalid choice close
     to a valid one names both: ``unrecognized option --trainer.max_step: did you mean
     --trainer.max_steps?``, ``invalid choice: 'rnu', did you mean 'run'? (choose from ...)``."""
-    message = one_line(exc)
+    message = collapse_whitespace(exc)
     unrecognized = re.search(r"unrecognized arguments: (.*)$", message, flags=re.IGNORECASE)
     if unrecognized:
         words = unrecognized.group(1).split()

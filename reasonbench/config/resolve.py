@@ -24,7 +24,7 @@ from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 
 from reasonbench.config import registry
 from reasonbench.model import testtime
-from reasonbench.config.commandline import closest, command_parser, explain, one_line
+from reasonbench.config.commandline import closest, collapse_whitespace, command_parser, explain
 from reasonbench.record.schema import is_neutral
 from reasonbench.config.registry import NAME_PATTERN, NAME_RULE, default_preset
 from reasonbench.util.errors import UserError
@@ -174,7 +174,7 @@ def _parse(parser: ArgumentParser, argv: list[str]) -> Namespace:
         denied = _denied_import(exc)
         if denied:
             raise UserError(denied) from None
-        source = _failing_config(parser, argv, one_line(exc))
+        source = _failing_config(parser, argv, collapse_whitespace(exc))
         raise UserError(explain(parser, exc) + (f" (in --config {source})" if source else "")) from None
 
 
@@ -209,7 +209,7 @@ def _failing_config(parser: ArgumentParser, argv: list[str], error: str) -> str 
         try:
             parser.parse_args([arg for c in sources for arg in ("--config", c)] + names)
         except argparse.ArgumentError as exc:
-            return one_line(exc)
+            return collapse_whitespace(exc)
         return None
 
     before = error_of([])
@@ -607,7 +607,7 @@ def _parse_object(parser: ArgumentParser, overrides: dict[str, Any], ns: Namespa
     try:
         return parser.parse_object(nested(overrides), namespace=ns)
     except argparse.ArgumentError as exc:
-        raise UserError(_denied_import(exc) or one_line(exc)) from None
+        raise UserError(_denied_import(exc) or collapse_whitespace(exc)) from None
 
 
 def nested(overrides: dict[str, Any]) -> dict[str, Any]:
@@ -729,7 +729,7 @@ def _to_run_config(ns: Namespace, model_cls: type, task_cls: type, training: boo
         optim = OptimConfig(**config["optim"])
         measure = MeasureConfig(**config["measure"])
     except (TypeError, ValueError) as exc:
-        raise UserError(one_line(exc)) from None
+        raise UserError(collapse_whitespace(exc)) from None
     return RunConfig(model=config["model"]["name"], task=config["task"]["name"], preset=config["preset"],
                      seed=config["seed"], out=config.get("out", "results"), model_cls=model_cls, task_cls=task_cls,
                      model_args=model_args, task_args=task_args, optim=optim,

@@ -5,7 +5,7 @@ offline from file://.
 Rows are per task, track, model, preset, mode and the settings a run was given beyond its preset
 (from its command: ``--trainer.max_steps 6000`` makes a row of its own), seeds aggregated. Tracks:
 ``mini``, ``budget``, ``paper`` (presets paper and tiny); any other preset is listed as a track of
-its own name, smoke runs never (see ``records.track``). Records are untrusted: unreadable, invalid
+its own name, smoke runs never (see ``tracks.track``). Records are untrusted: unreadable, invalid
 and inconsistent ones, and any whose row or charts cannot be drawn, are skipped with a reason and
 the site is built from the rest. The papers' figures (``leaderboard/reported.yaml``) are shown
 apart, marked "reported (paper)".
@@ -30,13 +30,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from reasonbench.util.atomic import current_umask
 from reasonbench.util.errors import UserError
+from reasonbench.util.untrusted import printable
 from reasonbench.leaderboard import pages, plots
 from reasonbench.leaderboard.docs import write_docs
-from reasonbench.leaderboard.records import (Skipped, accuracy, aggregate, collect, consistency_problems,
-                                             error_line, one_line, pareto_front, rank_rows, track,
-                                             track_verdicts)
+from reasonbench.leaderboard.load import Skipped, collect, consistency_problems, error_line
+from reasonbench.leaderboard.rank import accuracy, aggregate, pareto_front, rank_rows, track_verdicts
 from reasonbench.leaderboard.reported import DEFAULT_REPORTED, load_reported
+from reasonbench.leaderboard.tracks import by_track, track
 
 __all__ = ["Site", "build", "collect", "aggregate", "consistency_problems", "pareto_front", "track",
            "load_reported", "DEFAULT_REPORTED"]
@@ -139,8 +141,7 @@ def _write_plots(task: str, rows: list[dict[str, Any]], out: Path, warnings: lis
     that no chart can be drawn with is dropped (and its track's charts drawn again without it,
     so no chart shows a row the tables leave out)."""
     plotted: dict[str, list[tuple[str | None, str, str]]] = {}
-    for track_name in dict.fromkeys(r["track"] for r in rows):
-        track_rows = [r for r in rows if r["track"] == track_name]
+    for (_, track_name), track_rows in by_track(rows).items():
         while True:
             try:
                 charts = _draw_plots(task, track_name, track_rows, warnings)
@@ -177,13 +178,13 @@ def _write_pictures(task: str, rows: list[dict[str, Any]], records: dict[str, di
                 job = (task, record.get("task_metadata") or {}, example)
                 (out / name).write_bytes(drawer.draw(job) if drawer else plots.puzzle_png(*job))
             except PictureWorkerGone as exc:  # killed or hung: its pictures are skipped, the site is built
-                warnings.append(f"{one_line(record['_file'])}: no {kind} picture: {exc}")
+                warnings.append(f"{printable(record['_file'])}: no {kind} picture: {exc}")
                 continue
             except ValueError as exc:
-                warnings.append(f"{one_line(record['_file'])}: no {kind} picture: {exc}")
+                warnings.append(f"{printable(record['_file'])}: no {kind} picture: {exc}")
                 continue
             except Exception as exc:  # noqa: BLE001 (a picture is an extra: never worth the site)
-                warnings.append(f"{one_line(record['_file'])}: no {kind} picture: {error_line(exc)}")
+                warnings.append(f"{printable(record['_file'])}: no {kind} picture: {error_line(exc)}")
                 continue
             pictures.append((name, f"A {kind} test example of {pages.model_label(row)} ({row['track']} track, "
                                    f"seed {record['seed']}): puzzle | prediction (wrong cells outlined in red) | answer"))
@@ -228,12 +229,6 @@ class PictureWorker:
                 raise PictureWorkerGone(f"the picture worker did not answer in {self.timeout:g} s (skipped)")
             answer.wait(0.5)
         return answer.get()
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _destination(results: Path, out: Path) -> Path:
@@ -285,7 +280,7 @@ def build(results: Path, out: Path, reported: Path | None = DEFAULT_REPORTED,
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
-        os.chmod(staging, 0o755 & ~_umask())  # mkdtemp's is 0700: the site is for reading
+        os.chmod(staging, 0o755 & ~current_umask())  # mkdtemp's is 0700: the site is for reading
         site = _build_with_drawer(Path(results), staging, entries, tuple(ci_reruns), docs)
         _move_into_place(staging, out)
     except BaseException:
@@ -329,7 +324,7 @@ def _mark_ci_reruns(rows: list[dict[str, Any]], records: dict[str, dict[str, Any
         wanted = Path(name).as_posix()
         row = next((r for r in rows if wanted in r["files"]), None)
         if row is None:
-            raise UserError(f"--ci-rerun {one_line(name)}: not a record on the board (a path under --results "
+            raise UserError(f"--ci-rerun {printable(name)}: not a record on the board (a path under --results "
                             "of a listed record)")
         row.setdefault("ci_reruns", []).append(records[wanted]["seed"])
 
@@ -345,7 +340,7 @@ def _build(results: Path, out: Path, entries: list[dict[str, Any]], ci_reruns: t
     def drop(row: dict[str, Any], reason: str) -> None:
         """Leave ``row`` out; its records are skipped with ``reason``."""
         dropped.add(id(row))
-        skipped.extend(Skipped(one_line(results / f), one_line(reason)) for f in row["files"])
+        skipped.extend(Skipped(printable(results / f), printable(reason)) for f in row["files"])
 
     failures, configs = [], {}
     for row in rows:

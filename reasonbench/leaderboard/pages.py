@@ -8,12 +8,13 @@ import base64
 import hashlib
 import html
 import re
+from dataclasses import dataclass, replace
 from importlib import resources
 from typing import Any, Callable
 
 from reasonbench.util.errors import UserError
-from reasonbench.leaderboard.records import (GENERATED_DATA, PARTIAL_MARK, REAL_DATA, depth_track, one_line,
-                                             track_sort_key)
+from reasonbench.util.untrusted import printable
+from reasonbench.leaderboard.tracks import GENERATED_DATA, PARTIAL_MARK, REAL_DATA, depth_track, track_sort_key
 
 TRACK_NOTES = {
     "mini": "small CPU settings: a check that the models learn, not their headline numbers",
@@ -36,7 +37,7 @@ MARKDOWN_ESCAPES = {**{c: "\\" + c for c in "\\`*_[]|~$"}, "&": "&amp;", "<": "&
 def md(value: Any) -> str:
     """Text for a Markdown table cell or heading: one line, no column break, no HTML, no
     Markdown syntax (it reads as the text itself)."""
-    text = one_line(re.sub(r"\s+", " ", str(value)), 200)
+    text = printable(re.sub(r"\s+", " ", str(value)), 200)
     return "".join(MARKDOWN_ESCAPES.get(c, c) for c in text)
 
 
@@ -131,6 +132,88 @@ def commit_text(row: dict[str, Any]) -> str:
     return commits[0][:10] if len(commits) == 1 else f"{len(commits)} commits" if commits else "-"
 
 
+# --- the measured table's columns, in HTML and in Markdown ----------------------------------
+def pass_text(row: dict[str, Any], key: str) -> str:
+    """A task-level share (ARC's pass@K) as mean over seeds, "-" where the row has none."""
+    return pct(row.get(f"{key}_mean")) if row.get(f"{key}_mean") is not None else "-"
+
+
+def run_details(row: dict[str, Any]) -> str:
+    """The secondary facts of a row, folded (the table fits a laptop's width): extra
+    parameters, device, commit, date and the resolved config."""
+    return ('<details><summary>more</summary><dl>'
+            f"<dt>extra params</dt><dd>{row['params_extra']:,}</dd>"
+            f"<dt>device</dt><dd>{esc(device_text(row))}</dd>"
+            f'<dt>commit</dt><dd><code title="{esc(" ".join(row["git_commits"]))}">{esc(commit_text(row))}</code></dd>'
+            f"<dt>date</dt><dd>{esc(row['finished'][:10])}</dd>"
+            f'<dt>config</dt><dd><a href="{esc(row["config"])}">config</a></dd></dl></details>')
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a track's measured table, the HTML table's and the Markdown table's alike."""
+
+    header: str
+    align: str  # "right" (numbers) or "left"
+    text: Callable[[dict[str, Any]], str] | None  # a row's cell as plain text, escaped for each format
+    sort: Callable[[dict[str, Any]], Any] | None = None  # the HTML table's sort value; None: by the text
+    cls: str = ""  # the HTML cell's class (style.css) where it is not "num" for a right-aligned column
+    html: Callable[[dict[str, Any]], str] | None = None  # the HTML cell where it is not the escaped text
+    markdown_header: str | None = None  # where the Markdown table names it otherwise
+    markdown_align: str | None = None  # where the Markdown table aligns it otherwise
+    in_html: bool = True
+    in_markdown: bool = True
+
+    @property
+    def html_class(self) -> str:
+        return self.cls or ("num" if self.align == "right" else "")
+
+    def html_cell(self, row: dict[str, Any]) -> str:
+        return self.html(row) if self.html else esc(self.text(row))
+
+    def markdown_cell(self, row: dict[str, Any]) -> str:
+        return md(self.text(row))
+
+
+MEASURED_COLUMNS: list[Column] = [
+    Column("rank", "right", rank_text, lambda r: r["rank"][0] if r.get("rank") else None),
+    Column("model", "left", lambda r: model_label(r), cls="model"),  # model_label looked up at each call
+    Column("exact % (mean ± std)", "right", accuracy_text, lambda r: r["exact_accuracy_mean"],
+           markdown_header="exact %"),
+    Column("95% interval", "right", interval_text, lambda r: r["rank_interval"][0] if r.get("rank_interval") else None,
+           markdown_align="left"),  # as leaderboard.md has always aligned it
+    Column("OOD exact %", "right", ood_text, lambda r: r.get("ood_accuracy"),
+           html=lambda r: f'<span title="{esc(r.get("ood_definition") or "")}">{esc(ood_text(r))}</span>'),
+    Column("seeds", "right", seeds_text, lambda r: len(r["seeds"])),
+    # the HTML table shows the extra parameters in the row's folded run details
+    Column("params", "right", lambda r: f"{r['params']:,}" + (f" (+{r['params_extra']:,})" if r["params_extra"] else ""),
+           lambda r: r["params"], html=lambda r: f"{r['params']:,}", markdown_header="params (+extra)"),
+    Column("FLOPs / example", "right", lambda r: si(r["flops_per_example_forward"]),
+           lambda r: r["flops_per_example_forward"], markdown_header="FLOPs/example"),
+    Column("training FLOPs", "right", lambda r: si(r["train_flops"]), lambda r: r["train_flops"],
+           markdown_header="train FLOPs"),
+    Column("device-hours", "right", lambda r: f"{r['device_hours']:.3g}", lambda r: r["device_hours"]),
+    Column("run", "left", None, cls="run", html=run_details, in_markdown=False),
+    Column("device", "left", device_text, in_html=False),
+    Column("commit", "left", commit_text, in_html=False),
+    Column("date", "left", lambda r: r["finished"][:10], in_html=False),
+]
+PASS_COLUMNS: list[Column] = [
+    Column("pass@2 %", "right", lambda r: pass_text(r, "pass@2"), lambda r: r.get("pass@2_mean")),
+    Column("pass@1 %", "right", lambda r: pass_text(r, "pass@1"), lambda r: r.get("pass@1_mean")),
+]
+
+
+def table_columns(rows: list[dict[str, Any]]) -> list[Column]:
+    """The measured table's columns: where rows are ranked on pass@2 (ARC), pass@2 and pass@1
+    come right after the model, before the exact accuracy per test variant."""
+    if not any(r.get("headline") == "pass@2" for r in rows):
+        return MEASURED_COLUMNS
+    exact = [replace(c, header="exact % per variant", markdown_header=None) if c.header.startswith("exact %") else c
+             for c in MEASURED_COLUMNS]
+    return exact[:2] + PASS_COLUMNS + exact[2:]
+
+
 # --- Markdown ------------------------------------------------------------------------------
 def markdown(rows: list[dict[str, Any]], reported: list[dict[str, Any]]) -> str:
     """Measured tables per task and track, then each task's reported figures in a table apart."""
@@ -148,15 +231,10 @@ def markdown(rows: list[dict[str, Any]], reported: list[dict[str, Any]]) -> str:
         task_rows = [r for r in rows if r["task"] == task]
         for track_name in sorted({r["track"] for r in task_rows}, key=track_sort_key):
             track_rows = [r for r in task_rows if r["track"] == track_name]
-            passes = any(r.get("headline") == "pass@2" for r in track_rows)
             lines += [f"### {md(track_name)} track", ""]
-            if passes:
+            if any(r.get("headline") == "pass@2" for r in track_rows):
                 lines += [PASS_NOTE, ""]
-            lines += ["| rank | model | " + ("pass@2 % | pass@1 % | exact % per variant" if passes else "exact %")
-                      + " | 95% interval | OOD exact % | seeds | params (+extra) "
-                      "| FLOPs/example | train FLOPs | device-hours | device | commit | date |",
-                      "|---:|---|---:|" + ("---:|---:|" if passes else "") + "---|---:|---:|---:|---:|---:|---:|---|---|---|"]
-            lines += [markdown_row(r, passes) for r in track_rows]
+            lines += markdown_table(track_rows)
             lines.append("")
             note = other_test_data_note([r for r in task_rows if r["track"] == track_name])
             if note:
@@ -205,16 +283,19 @@ def embed_in_readme(readme_text: str, section: str, name: str, begin: str = READ
     return "".join(lines[:begins[0] + 1]) + section + "".join(lines[ends[0]:])
 
 
-def markdown_row(r: dict[str, Any], passes: bool = False) -> str:
-    """One measured row of a Markdown table; ``passes``: with pass@2 and pass@1 before the exact
-    accuracy (a table ranked on pass@2)."""
-    extra = f" (+{r['params_extra']:,})" if r["params_extra"] else ""
-    headline = f"{pass_text(r, 'pass@2')} | {pass_text(r, 'pass@1')} | " if passes else ""
-    return (f"| {rank_text(r)} | {md(model_label(r))} | {headline}{accuracy_text(r)} | {interval_text(r)} | "
-            f"{ood_text(r)} | {seeds_text(r)} | "
-            f"{r['params']:,}{extra} | {si(r['flops_per_example_forward'])} | {si(r['train_flops'])} | "
-            f"{r['device_hours']:.3g} | {md(device_text(r))} | {md(commit_text(r))} | "
-            f"{md(r['finished'][:10])} |")
+def markdown_table(rows: list[dict[str, Any]]) -> list[str]:
+    """One track's measured table in Markdown, as lines: the HTML table's columns
+    (``table_columns``) less those only HTML shows, with those only Markdown shows."""
+    columns = [c for c in table_columns(rows) if c.in_markdown]
+    align = "".join("---:|" if (c.markdown_align or c.align) == "right" else "---|" for c in columns)
+    return (["| " + " | ".join(c.markdown_header or c.header for c in columns) + " |", "|" + align]
+            + [markdown_row(row, columns) for row in rows])
+
+
+def markdown_row(row: dict[str, Any], columns: list[Column] | None = None) -> str:
+    """One measured row of a Markdown table of ``columns`` (the row's own table's by default)."""
+    columns = [c for c in (columns or table_columns([row])) if c.in_markdown]
+    return "| " + " | ".join(c.markdown_cell(row) for c in columns) + " |"
 
 
 def reported_note(entry: dict[str, Any]) -> str:
@@ -264,57 +345,6 @@ def _num(value: float | int | None) -> str:
     return "" if value is None else repr(value)
 
 
-# (header, cell class, cell text, sort value or None for text sorting)
-Column = tuple[str, str, Callable[[dict[str, Any]], str], Callable[[dict[str, Any]], Any] | None]
-MEASURED_COLUMNS: list[Column] = [
-    ("rank", "num", lambda r: esc(rank_text(r)), lambda r: r["rank"][0] if r.get("rank") else None),
-    ("model", "model", lambda r: esc(model_label(r)), None),
-    ("exact % (mean ± std)", "num", lambda r: esc(accuracy_text(r)), lambda r: r["exact_accuracy_mean"]),
-    ("95% interval", "num", lambda r: esc(interval_text(r)),
-     lambda r: r["rank_interval"][0] if r.get("rank_interval") else None),
-    ("OOD exact %", "num", lambda r: f'<span title="{esc(r.get("ood_definition") or "")}">{esc(ood_text(r))}</span>',
-     lambda r: r.get("ood_accuracy")),
-    ("seeds", "num", lambda r: esc(seeds_text(r)), lambda r: len(r["seeds"])),
-    ("params", "num", lambda r: f"{r['params']:,}", lambda r: r["params"]),
-    ("FLOPs / example", "num", lambda r: si(r["flops_per_example_forward"]), lambda r: r["flops_per_example_forward"]),
-    ("training FLOPs", "num", lambda r: si(r["train_flops"]), lambda r: r["train_flops"]),
-    ("device-hours", "num", lambda r: f"{r['device_hours']:.3g}", lambda r: r["device_hours"]),
-    ("run", "run", lambda r: run_details(r), None),
-]
-
-
-def run_details(row: dict[str, Any]) -> str:
-    """The secondary facts of a row, folded (the table fits a laptop's width): extra
-    parameters, device, commit, date and the resolved config."""
-    return ('<details><summary>more</summary><dl>'
-            f"<dt>extra params</dt><dd>{row['params_extra']:,}</dd>"
-            f"<dt>device</dt><dd>{esc(device_text(row))}</dd>"
-            f'<dt>commit</dt><dd><code title="{esc(" ".join(row["git_commits"]))}">{esc(commit_text(row))}</code></dd>'
-            f"<dt>date</dt><dd>{esc(row['finished'][:10])}</dd>"
-            f'<dt>config</dt><dd><a href="{esc(row["config"])}">config</a></dd></dl></details>')
-
-
-PASS_COLUMNS: list[Column] = [
-    ("pass@2 %", "num", lambda r: esc(pass_text(r, "pass@2")), lambda r: r.get("pass@2_mean")),
-    ("pass@1 %", "num", lambda r: esc(pass_text(r, "pass@1")), lambda r: r.get("pass@1_mean")),
-]
-
-
-def pass_text(row: dict[str, Any], key: str) -> str:
-    """A task-level share (ARC's pass@K) as mean over seeds, "-" where the row has none."""
-    return pct(row.get(f"{key}_mean")) if row.get(f"{key}_mean") is not None else "-"
-
-
-def table_columns(rows: list[dict[str, Any]]) -> list[Column]:
-    """The measured table's columns: where rows are ranked on pass@2 (ARC), pass@2 and pass@1
-    come right after the model, before the exact accuracy per test variant."""
-    if not any(r.get("headline") == "pass@2" for r in rows):
-        return MEASURED_COLUMNS
-    exact = [(("exact % per variant" if name.startswith("exact %") else name), cls, text, sort)
-             for name, cls, text, sort in MEASURED_COLUMNS]
-    return exact[:2] + PASS_COLUMNS + exact[2:]
-
-
 PASS_NOTE = ("Ranked on pass@2, the papers' figure: each task's test inputs are predicted on every augmented "
              "variant, the answers voted on, and a test input counts as solved when one of its two most voted "
              "answers is exactly right; a task scores the share of its test inputs solved, and pass@2 is the mean "
@@ -328,16 +358,17 @@ def measured_table(rows: list[dict[str, Any]]) -> str:
     track's charts."""
     from reasonbench.leaderboard import svg
 
-    columns = table_columns(rows)
-    head = "".join(f'<th scope="col" class="{cls}"{" data-unsorted" if name == "run" else ""}>{esc(name)}</th>'
-                   for name, cls, _, _ in columns)  # folded details: nothing to sort by
+    columns = [c for c in table_columns(rows) if c.in_html]
+    # the run column's folded details: nothing to sort by
+    head = "".join(f'<th scope="col" class="{c.html_class}"{" data-unsorted" if c.header == "run" else ""}>'
+                   f"{esc(c.header)}</th>" for c in columns)
     body = []
     for row, (colour, shape) in zip(rows, svg.row_styles([r["model"] for r in rows])):
         cells = []
-        for name, cls, text, sort in columns:
-            sort_attr = "" if sort is None else f' data-sort="{esc(_num(sort(row)))}"'
-            mark = svg.swatch(row["model"], colour, shape) if name == "model" else ""
-            cells.append(f'<td class="{cls}"{sort_attr}>{mark}{text(row)}</td>')
+        for column in columns:
+            sort_attr = "" if column.sort is None else f' data-sort="{esc(_num(column.sort(row)))}"'
+            mark = svg.swatch(row["model"], colour, shape) if column.header == "model" else ""
+            cells.append(f'<td class="{column.html_class}"{sort_attr}>{mark}{column.html_cell(row)}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
     note = other_test_data_note(rows)
     return (f'<div class="fit"><table class="sortable measured"><thead><tr>{head}</tr></thead>'

@@ -7,9 +7,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from reasonbench.util.untrusted import printable as one_line
 from reasonbench.leaderboard import svg
 from reasonbench.leaderboard.pages import model_label, si
-from reasonbench.leaderboard.records import one_line, pareto_front
+from reasonbench.leaderboard.rank import pareto_front
 
 # x axis of each plot: row field, axis label, file suffix
 COST_AXES = (("params", "parameters", "params"),

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from reasonbench.util.errors import UserError
-from reasonbench.leaderboard.records import one_line
+from reasonbench.util.untrusted import printable
 
 # the checkout's own file; an installed package without the checkout has none
 DEFAULT_REPORTED = Path(__file__).resolve().parents[2] / "leaderboard" / "reported.yaml"
@@ -68,7 +68,7 @@ def load_reported(path: Path) -> list[dict[str, Any]]:
     when one is malformed (the file is curated in the repository: a mistake stops the build)."""
     from reasonbench.util.untrusted import MAX_YAML_BYTES, load_yaml, read_text
 
-    data = load_yaml(read_text(path, one_line(path), MAX_YAML_BYTES), str(path))
+    data = load_yaml(read_text(path, printable(path), MAX_YAML_BYTES), str(path))
     if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
         raise UserError(f"{path}: expected a mapping with a list under 'entries'")
     entries = []
@@ -76,7 +76,7 @@ def load_reported(path: Path) -> list[dict[str, Any]]:
         problem = _check(entry)
         if problem:
             model = entry.get("model") if isinstance(entry, dict) else None
-            label = f" ({one_line(model, 60)})" if isinstance(model, str) else ""
+            label = f" ({printable(model, 60)})" if isinstance(model, str) else ""
             raise UserError(f"{path}: entry {number}{label}: {problem}")
         entries.append({"verified": True, "oracle": False, "note": "", **entry})
     return entries

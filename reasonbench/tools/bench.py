@@ -288,8 +288,8 @@ def run_row(spec: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from reasonbench.config import resolve as config
-    from reasonbench.run.build import build_model, build_task
-    from reasonbench.run.trainer import quiet_lightning
+    from reasonbench.execution.build import build_model, build_task
+    from reasonbench.execution.trainer import quiet_lightning
     from reasonbench.model.fastpath import fast_path_on, set_fast_path
     from reasonbench.record.measure import count_parameters, device_name, forward_flops_per_example
 
@@ -481,7 +481,7 @@ def _worker() -> int:
     from reasonbench.config import resolve as config
     from reasonbench.record import measure
     # and with it, every module a run loads
-    from reasonbench.run import execute  # noqa: F401
+    from reasonbench.execution import execute  # noqa: F401
 
     try:
         result = run_row(spec)
@@ -567,7 +567,7 @@ def main(argv: list[str]) -> int:
         raise UserError("reasonbench bench: --device cuda: no CUDA device available")
     isolate = args.isolate if args.isolate is not None else device == "cpu"
     pairs, skipped = plan(_names(args.models), _names(args.tasks), args.preset)
-    from reasonbench.run.trainer import quiet_lightning
+    from reasonbench.execution.trainer import quiet_lightning
 
     quiet_lightning()
     out = Path(args.out)

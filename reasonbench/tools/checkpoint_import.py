@@ -24,8 +24,7 @@ import torch
 from jsonargparse import ArgumentParser
 
 from reasonbench.config import resolve as cfgmod
-from reasonbench.config.resolve import one_line
-from reasonbench.config.commandline import command_parser, parse
+from reasonbench.config.commandline import collapse_whitespace, command_parser, parse
 from reasonbench.util.errors import UserError, cannot_write
 
 REFERENCE_CONFIG = "all_config.yaml"
@@ -84,7 +83,7 @@ def read_training_checkpoint(path: Path) -> Any:
     """A reference training checkpoint: ``torch.load(weights_only=True)``, or where the file also
     pickles objects of the reference's classes (the EqR training carry, numpy's random state), the
     same file read with those objects left out (``_Unread``). Either way no code of the file runs."""
-    from reasonbench.run.checkpoints import is_safetensors, read_torch_file
+    from reasonbench.execution.checkpoints import is_safetensors, read_torch_file
 
     try:
         return read_torch_file(path)
@@ -350,8 +349,8 @@ def import_checkpoint(source: str, path: str | Path, task: str, out: str | Path,
                       reference_config: str | None = None) -> dict[str, Any]:
     """Convert; returns a summary (what was read, the model arguments, where it went)."""
     from reasonbench.config import registry
-    from reasonbench.run.build import build_model, make_task
-    from reasonbench.run.checkpoints import save_checkpoint
+    from reasonbench.execution.build import build_model, make_task
+    from reasonbench.execution.checkpoints import save_checkpoint
 
     given = str(path)
     hub_source = None
@@ -375,7 +374,7 @@ def import_checkpoint(source: str, path: str | Path, task: str, out: str | Path,
         raise UserError(f"checkpoint {given}: no {exc.args[0]!r} tensor to read the architecture from "
                         f"(give --reference-config {REFERENCE_CONFIG})") from None
     except (TypeError, ValueError, AttributeError) as exc:  # e.g. expansion: "four"
-        raise UserError(f"{config_path or path}: cannot read the architecture: {one_line(exc)}") from None
+        raise UserError(f"{config_path or path}: cannot read the architecture: {collapse_whitespace(exc)}") from None
     argv = ["--model", source, "--task", task, "--preset", preset]
     cfg, _ = cfgmod.resolve(argv, prog="reasonbench import-checkpoint", overrides={"model": args})
     task_obj = make_task(cfg)
@@ -389,7 +388,7 @@ def import_checkpoint(source: str, path: str | Path, task: str, out: str | Path,
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        first = next((l.strip() for l in str(exc).splitlines()[1:] if l.strip()), one_line(exc))
+        first = next((l.strip() for l in str(exc).splitlines()[1:] if l.strip()), collapse_whitespace(exc))
         raise UserError(f"checkpoint {given} does not fit {source} on {task} with these settings: {first[:300]}") from None
     from reasonbench.util.hub import sha256_file
 

@@ -33,7 +33,8 @@ import torch
 from torch import nn
 
 from reasonbench.config import registry
-from reasonbench.config.resolve import MeasureConfig, RunConfig, model_preset_file, one_line, resolve
+from reasonbench.config.resolve import (MeasureConfig, RunConfig, collapse_whitespace, model_preset_file,
+                                       resolve)
 from reasonbench.config.commandline import command_parser, parse
 from reasonbench.util.errors import UserError
 from reasonbench.model.module import ReasoningModule, ReasoningOutput
@@ -86,7 +87,7 @@ class Subject:
     task: ReasoningTask
 
     def build(self, seed: int = 0) -> ReasoningModule:
-        from reasonbench.run.build import build_model
+        from reasonbench.execution.build import build_model
 
         seed_everything(seed)
         return build_model(self.cfg, self.task)
@@ -352,7 +353,7 @@ def check_checkpoint(s: Subject, folder: str | Path | None = None) -> None:
     """``save_checkpoint`` (weights, and the training state after a step) loads back with
     ``torch.load(weights_only=True)`` into a fresh model (another seed) that then evaluates
     exactly as the saved one."""
-    from reasonbench.run.checkpoints import save_checkpoint
+    from reasonbench.execution.checkpoints import save_checkpoint
 
     model = s.build(seed=0)
     _train_step(model, s.batch("train"))  # a carry, if the model keeps one
@@ -366,7 +367,7 @@ def check_checkpoint(s: Subject, folder: str | Path | None = None) -> None:
         except Exception as exc:
             payload = {"state_dict": model.state_dict(), "training_state": model.training_state()}
             where = _unsafe_paths(payload)
-            raise fail(f"torch.load(weights_only=True) refuses the checkpoint: {one_line(exc)[:300]}"
+            raise fail(f"torch.load(weights_only=True) refuses the checkpoint: {collapse_whitespace(exc)[:300]}"
                        + (f"; offending entries: {', '.join(where[:3])}" if where else ""),
                        "state_dict() and training_state() may hold only tensors and plain data (numbers, strings, "
                        "lists, dicts): keep objects out of them (convert them in get_extra_state / training_state, "
@@ -423,7 +424,7 @@ def check_inference_mode(s: Subject) -> None:
     try:
         out = _evaluate(model, batch)
     except RuntimeError as exc:
-        raise fail(f"evaluation under torch.inference_mode() raised: {one_line(exc)[:300]}",
+        raise fail(f"evaluation under torch.inference_mode() raised: {collapse_whitespace(exc)[:300]}",
                    "forward must run without autograd in eval mode: no in-place update of a tensor created "
                    "outside inference mode, no backward or autograd.grad (if evaluation needs gradients, "
                    "wrap that part in `with torch.inference_mode(False), torch.enable_grad():` on cloned inputs)") from None
@@ -432,7 +433,7 @@ def check_inference_mode(s: Subject) -> None:
     try:
         _train_step(model, s.batch("train"))
     except RuntimeError as exc:
-        raise fail(f"a training step after an evaluation under inference_mode raised: {one_line(exc)[:300]}",
+        raise fail(f"a training step after an evaluation under inference_mode raised: {collapse_whitespace(exc)[:300]}",
                    "a tensor cached during evaluation is an inference tensor that autograd cannot use: build "
                    "caches in __init__ (as buffers) or rebuild them outside inference mode") from None
 
@@ -483,7 +484,7 @@ def check_record(name: str, task: str, out: str | Path | None = None, preset: st
                  steps: int = 2) -> dict[str, Any]:
     """A short ``reasonbench run`` writes a valid, complete record: completed, parameters
     counted (extras apart), forward and training FLOPs measured; returns the record."""
-    from reasonbench import run
+    from reasonbench.execution.python_api import run
     from reasonbench.record.schema import read_record
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -541,7 +542,7 @@ def _describe(exc: BaseException, source: str | None) -> str:
     frames = traceback.extract_tb(exc.__traceback__)
     mine = [f for f in frames if source and f.filename == source] or frames[-1:]
     where = f" (at {mine[-1].filename}:{mine[-1].lineno})" if mine else ""
-    return (f"raised {type(exc).__name__}: {one_line(exc)[:300]}{where}\n"
+    return (f"raised {type(exc).__name__}: {collapse_whitespace(exc)[:300]}{where}\n"
             "fix: the check's docstring (reasonbench/tools/conformance.py) says what it exercises")
 
 
@@ -566,7 +567,7 @@ def check_plugin(name: str, tasks: list[str] | None = None, preset: str = "smoke
     result as it is made (the command prints them)."""
     import inspect
 
-    from reasonbench.run.trainer import quiet_lightning
+    from reasonbench.execution.trainer import quiet_lightning
 
     registry.check("model", name)
     quiet_lightning()

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from reasonbench.config.resolve import one_line, resolve_task
+from reasonbench.config.resolve import collapse_whitespace, resolve_task
 from reasonbench.util.errors import UserError, cannot_write
 from reasonbench.tasks.base import OOD_SPLIT, SPLITS, ReasoningTask
 
@@ -34,7 +34,7 @@ def task_from_argv(argv: list[str], prog: str, extra: dict[str, tuple[Any, Any, 
     try:
         task = task_cls(**args)
     except (TypeError, ValueError) as exc:
-        raise UserError(one_line(exc)) from None
+        raise UserError(collapse_whitespace(exc)) from None
     return task, cfg
 
 

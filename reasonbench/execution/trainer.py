@@ -16,9 +16,9 @@ import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from reasonbench.config.resolve import RunConfig, one_line
-from reasonbench.run.checkpoints import AtomicCheckpointIO, InterruptCheckpoint, RunIdentity
-from reasonbench.run.progress import RunProgressBar
+from reasonbench.config.resolve import RunConfig, collapse_whitespace
+from reasonbench.execution.checkpoints import AtomicCheckpointIO, InterruptCheckpoint, RunIdentity
+from reasonbench.execution.progress import RunProgressBar
 from reasonbench.util.atomic import MACHINE_ERRNOS
 from reasonbench.util.errors import UserError
 
@@ -50,7 +50,7 @@ def _instantiate(spec: dict[str, Any]) -> Any:
     try:
         return getattr(importlib.import_module(module), name)(**(spec.get("init_args") or {}))
     except (TypeError, ValueError, OSError) as exc:
-        raise UserError(f"option --trainer.logger/--trainer.callbacks: {spec['class_path']}: {one_line(exc)}") from None
+        raise UserError(f"option --trainer.logger/--trainer.callbacks: {spec['class_path']}: {collapse_whitespace(exc)}") from None
 
 
 def user_logger(spec: Any, run_dir: Path) -> Any:
@@ -91,7 +91,7 @@ def _trainer_error(exc: Exception, args: dict[str, Any]) -> str:
 
     named = re.search(r"`(\w+)", str(exc))
     option = named.group(1) if named and named.group(1) in args else None
-    return f"option --trainer.{option}: {one_line(exc)}" if option else f"trainer: {one_line(exc)}"
+    return f"option --trainer.{option}: {collapse_whitespace(exc)}" if option else f"trainer: {collapse_whitespace(exc)}"
 
 
 def checkpoint_callbacks(cfg: RunConfig, run_dir: Path, interrupt: InterruptCheckpoint) -> list[L.Callback]:

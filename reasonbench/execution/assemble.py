@@ -18,8 +18,8 @@ from reasonbench.model.module import ReasoningModule
 from reasonbench.record import schema as rec
 from reasonbench.record.measure import (TrainFlopCounter, count_parameters, cpu_info, device_name,
                                         forward_flops_per_example, peak_memory_bytes)
-from reasonbench.run.checkpoints import RUN_KEY
-from reasonbench.run.clock import TrainClock, now
+from reasonbench.execution.checkpoints import RUN_KEY
+from reasonbench.execution.clock import TrainClock, now
 from reasonbench.tasks.base import ReasoningTask
 from reasonbench.util.errors import UserError
 

@@ -12,16 +12,16 @@ from typing import Any
 
 import lightning as L
 
-from reasonbench.config.resolve import RunConfig, one_line, parse_duration
+from reasonbench.config.resolve import RunConfig, collapse_whitespace, parse_duration
 from reasonbench.model.module import ReasoningModule
 from reasonbench.record import schema as rec
 from reasonbench.record.measure import TrainFlopCounter
-from reasonbench.run.assemble import checkpoint_training, evaluate_ood, make_record
-from reasonbench.run.build import build_model, build_task, configure_test_time, load_eval_weights
-from reasonbench.run.checkpoints import (InterruptCheckpoint, ResumePoint, check_resumable, resume_point,
+from reasonbench.execution.assemble import checkpoint_training, evaluate_ood, make_record
+from reasonbench.execution.build import build_model, build_task, configure_test_time, load_eval_weights
+from reasonbench.execution.checkpoints import (InterruptCheckpoint, ResumePoint, check_resumable, resume_point,
                                          save_checkpoint, stop_message, training_checkpoints)
-from reasonbench.run.clock import AttemptsLedger, TimeEstimate, TrainClock, now
-from reasonbench.run.trainer import checkpoint_callbacks, make_trainer, quiet_lightning, quiet_writer_threads
+from reasonbench.execution.clock import AttemptsLedger, TimeEstimate, TrainClock, now
+from reasonbench.execution.trainer import checkpoint_callbacks, make_trainer, quiet_lightning, quiet_writer_threads
 from reasonbench.tasks.base import ReasoningTask
 from reasonbench.util.atomic import MACHINE_ERRNOS, probe_folder
 from reasonbench.util.errors import MachineError, UserError, cannot_write
@@ -159,7 +159,7 @@ def save_final_weights(cfg: RunConfig, trainer: L.Trainer, model: ReasoningModul
             save_checkpoint(model, cfg, path, train_steps=int(trainer.global_step))
         except OSError as exc:
             kind = MachineError if exc.errno in MACHINE_ERRNOS else UserError
-            raise kind(f"cannot write {path}: {exc.strerror or one_line(exc)} (the trained state is in "
+            raise kind(f"cannot write {path}: {exc.strerror or collapse_whitespace(exc)} (the trained state is in "
                        f"{run_dir / 'checkpoints' / 'last.ckpt'}: `--resume` finishes the run)") from None
         except TypeError as exc:  # a model with non-tensor state: final.pt holds it, safetensors cannot
             print(f"reasonbench: {path} not written: {exc}", file=sys.stderr)
@@ -225,6 +225,6 @@ def os_fault(exc: BaseException) -> str | None:
         seen.add(id(exc))
         if isinstance(exc, OSError):
             where = f" ({exc.filename})" if exc.filename else ""
-            return f"{exc.strerror or one_line(exc)}{where}"
+            return f"{exc.strerror or collapse_whitespace(exc)}{where}"
         exc = exc.__cause__ or exc.__context__
     return None

@@ -10,10 +10,10 @@ from typing import Any
 
 import torch
 
-from reasonbench.config.resolve import RunConfig, one_line
+from reasonbench.config.resolve import RunConfig, collapse_whitespace
 from reasonbench.model.module import ReasoningModule
 from reasonbench.model.testtime import TestTimeCompute
-from reasonbench.run.checkpoints import RUN_KEY, load_checkpoint
+from reasonbench.execution.checkpoints import RUN_KEY, load_checkpoint
 from reasonbench.tasks.base import ReasoningTask, TaskMetadata
 from reasonbench.util.errors import UserError
 
@@ -23,7 +23,7 @@ def make_task(cfg: RunConfig) -> ReasoningTask:
     try:
         return cfg.task_cls(**cfg.task_args)
     except (TypeError, ValueError) as exc:
-        raise UserError(one_line(exc)) from None
+        raise UserError(collapse_whitespace(exc)) from None
 
 
 def build_task(cfg: RunConfig) -> ReasoningTask:
@@ -57,13 +57,13 @@ def build_model(cfg: RunConfig, task: ReasoningTask, metadata: TaskMetadata | No
                                 f"{memory / 2**30:,.0f} GiB of memory")
         model = cfg.model_cls(metadata=metadata, optim=cfg.optim, **cfg.model_args)
     except (TypeError, ValueError) as exc:
-        raise UserError(one_line(exc)) from None
+        raise UserError(collapse_whitespace(exc)) from None
     except MemoryError:
         raise too_large("out of memory while allocating its weights") from None
     except RuntimeError as exc:  # torch: "can't allocate memory", "out of memory", "size ... overflowed"
         if not any(word in str(exc).lower() for word in ("allocate", "out of memory", "overflow")):
             raise
-        raise too_large(f"allocating its weights failed ({one_line(exc)[:160]})") from None
+        raise too_large(f"allocating its weights failed ({collapse_whitespace(exc)[:160]})") from None
     return model
 
 
@@ -126,7 +126,7 @@ def load_eval_weights(model: ReasoningModule, cfg: RunConfig,
     except RuntimeError as exc:  # shape mismatches
         lines = str(exc).splitlines()
         raise UserError(f"checkpoint {cfg.checkpoint} does not fit model {cfg.model}: "
-                        f"{one_line(lines[1] if len(lines) > 1 else exc)}") from None
+                        f"{collapse_whitespace(lines[1] if len(lines) > 1 else exc)}") from None
     if missing or unexpected:
         raise UserError(f"checkpoint {cfg.checkpoint} does not fit model {cfg.model}: "
                         f"missing {missing[:3]}, unexpected {unexpected[:3]}")
