@@ -12,6 +12,7 @@ import pytest
 from reasonbench import leaderboard
 
 from .test_leaderboard import FIXTURES, Chromium, make_record, put
+from .test_leaderboard_testtime import SETTINGS, ttc_record
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -129,7 +130,8 @@ LONG = "recursive-reasoning-model-with-an-uncommonly-long-name-that-goes-on-and-
 
 def hostile_results(results: Path) -> None:
     """The fixture records, and a Sudoku mini track of 30 models: long names with and without
-    spaces, markup, wide characters, each with curves, difficulty buckets and an OOD split."""
+    spaces, markup, wide characters, each with curves, difficulty buckets and an OOD split; six
+    of them evaluated at other depths and breadths too."""
     shutil.copytree(FIXTURES, results)
     names = [LONG, LONG + "-2", "a model name with many words that wraps over several lines of its cell " * 2,
              "<b>bold</b> & 'quoted'", "模型名称很长的模型名称很长的模型名称很长的模型名称", "trm", "hrm", "cmm"]
@@ -147,6 +149,12 @@ def hostile_results(results: Path) -> None:
             record["metrics"]["ood"] = {"n_test_examples": 10, "exact_correct": seed, "exact_accuracy": seed / 10}
             record["device"] = "cpu " + "x" * (i % 3) * 40
             put(results, record, f"hostile/{i}-{seed}.json")
+    # some of them evaluated deeper and wider: the task's test-time compute chart, 30 curves
+    for i, name in enumerate(names[:6]):
+        for seed in (0, 1):
+            for depth, breadth, rule in SETTINGS:
+                record = ttc_record(name, seed, depth, breadth, rule, 1e8 * (1 + i), 0.2 + 0.13 * i)
+                put(results, record, f"hostile/{i}-{seed}-d{depth}b{breadth}{rule or ''}.json")
 
 
 @needs_chromium
@@ -160,6 +168,7 @@ def test_a_hostile_leaderboard_reads_well_at_1280_px(tmp_path):
     curves = sum(1 for r in sudoku if r.get("by_step_exact"))  # each line chart keeps the 12 best-ranked
     assert page.count(f"best-ranked of the {curves} rows that record these values.") == 2  # steps, buckets
     assert f"and {len(sudoku) - 24} more (hover a point)" in page  # the legend names 24; tooltips name all
+    assert "sudoku-testtime.svg" in page and not site.warnings
 
 
 # --- the charts' own geometry (no browser) ------------------------------------------------------

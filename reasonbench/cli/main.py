@@ -58,7 +58,12 @@ def _run(argv: list[str], mode: str) -> int:
         print(f"finished already, nothing run: {record['_path']} (status {record['status']})")
     elif record:
         print(summary(record))
-        print(f"record: {record['_path']}")
+        for depth, one in record.get("_depths", []):  # one test pass read several depths
+            metrics, flops = one["metrics"] or {}, one["cost"]["flops_per_example_forward"]["mean"]
+            print(f"depth {depth:>3}: exact {100 * metrics.get('exact_accuracy', 0):6.2f}%, "
+                  f"forward FLOPs / example {flops:.3g}, record: {one['_path']}")
+        if not record.get("_depths"):
+            print(f"record: {record['_path']}")
     return 0
 
 

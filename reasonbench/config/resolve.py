@@ -76,6 +76,9 @@ class RunConfig:
     checkpoint_every: int = 200
     budget: str | None = None
     eval_max_steps: int | None = None
+    # `eval --eval-depth 1,2,4`: the depths one test pass reads (ascending, eval_max_steps the last);
+    # empty for one depth
+    eval_depths: tuple[int, ...] = ()
     # test-time breadth (trajectories per example), how one is chosen, their noise's seed and scale
     eval_breadth: int = 1
     eval_select: str = "vote"
@@ -246,6 +249,15 @@ EVAL_HELP = "Test a checkpoint (final.pt, final.safetensors or a Lightning .ckpt
 INFO_HELP = "A model's parameters on a task (instant); with --flops, forward FLOPs per example."
 
 
+DEPTH_HELP = ("reasoning steps (segments) at evaluation, to test deeper than trained (default: the model's own "
+              "halt_max_steps); not the training length, which is --trainer.max_steps. --max-steps is its former "
+              "name, still accepted")
+EVAL_DEPTHS_HELP = ("; a comma list too (1,2,4,8): each test batch runs once to the largest depth, read at every "
+                    "listed one, and each depth writes the record an evaluation at that depth alone would, in "
+                    "OUT/depth<D>/ (as with --out OUT/depth<D>)")
+RUN_DEPTH_HELP = "; one depth (`reasonbench eval` takes a comma list)"
+
+
 def build_parser(model_cls: type | None, task_cls: type | None, prog: str = "reasonbench run") -> ArgumentParser:
     """The parser of ``run``, ``eval`` or ``info`` (the last word of ``prog``; anything else
     parses as ``run``): the command's own options, then the model's and task's signatures
@@ -273,9 +285,7 @@ def build_parser(model_cls: type | None, task_cls: type | None, prog: str = "rea
         parser.add_argument("--overwrite", action="store_true", help="replace an existing record (and run folder)")
         parser.add_argument("--eval-depth", "--max-steps", "--eval_max_steps", dest="eval_max_steps",
                             type=int | None, default=None,
-                            help="reasoning steps (segments) at evaluation, to test deeper than trained (default: "
-                                 "the model's own halt_max_steps); not the training length, which is "
-                                 "--trainer.max_steps. --max-steps is its former name, still accepted")
+                            help=DEPTH_HELP + (EVAL_DEPTHS_HELP if command == "eval" else RUN_DEPTH_HELP))
         parser.add_argument("--breadth", dest="eval_breadth", type=int, metavar="B", default=1,
                             help="test-time breadth: trajectories per example, each from a seeded noisy start "
                                  "(trajectory 0: the model's own), one answer chosen by --select (recursive models)")
@@ -447,6 +457,41 @@ def _normalise_argv(argv: list[str]) -> tuple[list[str], bool]:
     return out, print_config
 
 
+DEPTH_OPTIONS = ("--eval-depth", "--max-steps", "--eval_max_steps")
+
+
+def _depth_list(argv: list[str], prog: str) -> tuple[list[str], tuple[int, ...]]:
+    """``--eval-depth``'s comma list (``eval`` only): ``argv`` with the largest depth in its place
+    and the depths (ascending, distinct; empty where one depth is given, which parses as before).
+    The last ``--eval-depth`` given wins, as for any option."""
+    out: list[str] = []
+    depths: tuple[int, ...] = ()
+    i = 0
+    while i < len(argv):
+        option, joined, value = argv[i].partition("=")
+        if option not in DEPTH_OPTIONS or not (joined or i + 1 < len(argv)):
+            out.append(argv[i])
+            i += 1
+            continue
+        value = value if joined else argv[i + 1]
+        taken = argv[i:i + (1 if joined else 2)]
+        i += len(taken)
+        depths = ()
+        if "," not in value:
+            out += taken
+            continue
+        if not prog.endswith(" eval"):
+            raise UserError(f"option {option}: {prog} tests at one depth, got {value!r} "
+                            f"(`reasonbench eval --eval-depth 1,2,4` reads several in one pass)")
+        try:
+            listed = testtime.parse_depths(value, MAX_STEPS)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        out.append(f"{option}={listed[-1]}")
+        depths = listed if len(listed) > 1 else ()
+    return out, depths
+
+
 def _load_yaml(text_or_path: str) -> dict[str, Any]:
     """A ``--config`` value (a file, or YAML/JSON given inline) as a mapping, read as untrusted:
     a regular file of at most ``untrusted.MAX_YAML_BYTES``, aliases' expansion, nodes and
@@ -555,6 +600,7 @@ def resolve(argv: list[str], prog: str = "reasonbench run",
     (config, print_config)."""
     argv, print_config = _normalise_argv(list(argv))
     argv, _ = _allowed_imports(argv)
+    argv, depths = _depth_list(argv, prog)
     asks_help = any(a in ("-h", "--help") for a in argv)
     if asks_help and not {"model", "task"} <= _scan_names(argv).keys():
         build_parser(None, None, prog).parse_args(["--help"])  # prints the command's options, exits 0
@@ -573,6 +619,7 @@ def resolve(argv: list[str], prog: str = "reasonbench run",
         ns = _parse_object(parser, overrides, ns)
     apply_own_data_defaults(ns, task_cls, argv, overrides)
     cfg = _to_run_config(ns, model_cls, task_cls, training=prog.endswith(" run"))
+    cfg.eval_depths = depths
     # what the preset alone gives: every setting that differs from it, whatever gave it, is recorded
     required = ["--checkpoint", cfg.checkpoint] if cfg.checkpoint is not None else []  # eval's
     preset_alone = _parse(parser, stacked + ["--model.name", cfg.model, "--task.name", cfg.task, *required])

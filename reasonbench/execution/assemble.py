@@ -181,6 +181,11 @@ def evaluate_ood(trainer: L.Trainer, model: ReasoningModule, task: ReasoningTask
         model.test_split = "test"
     scored = model.test_results
     model.test_results, model.test_examples = test_results, test_examples
+    return ood_summary(scored, task)
+
+
+def ood_summary(scored: dict[str, Any], task: ReasoningTask) -> dict[str, Any]:
+    """The record's ``metrics.ood`` from a test pass over the out-of-distribution split."""
     kept = ("n_test_examples", "exact_correct", "exact_accuracy", "exact_accuracy_ci95", "token_accuracy",
             "mean_steps", "by_step", *task.metadata.extra_metrics)
     return {"definition": task.ood_definition(), **{k: scored[k] for k in kept if scored.get(k) is not None}}

@@ -144,6 +144,9 @@ def configure_test_time(cfg: RunConfig, model: ReasoningModule) -> None:
             raise UserError(f"option --breadth: model {cfg.model} has no latent state to start trajectories from "
                             f"(test-time breadth needs a recursive model); use --breadth 1")
         return
+    if cfg.eval_depths and not (hasattr(model, "reads_depths_in_one_pass") and model.reads_depths_in_one_pass()):
+        raise UserError(f"option --eval-depth: model {cfg.model} builds its evaluation its own way and cannot be "
+                        f"read at several depths in one pass; evaluate one depth at a time")
     model.configure_test_time(TestTimeCompute(depth=cfg.eval_max_steps, breadth=cfg.eval_breadth,
                                               select=cfg.eval_select, seed=cfg.eval_breadth_seed,
-                                              noise=cfg.eval_breadth_noise))
+                                              noise=cfg.eval_breadth_noise, readings=cfg.eval_depths))

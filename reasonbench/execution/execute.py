@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +17,12 @@ from reasonbench.config.resolve import RunConfig, collapse_whitespace, parse_dur
 from reasonbench.model.module import ReasoningModule
 from reasonbench.record import schema as rec
 from reasonbench.record.measure import TrainFlopCounter
-from reasonbench.execution.assemble import checkpoint_training, evaluate_ood, make_record
+from reasonbench.execution.assemble import checkpoint_training, evaluate_ood, make_record, ood_summary
 from reasonbench.execution.build import build_model, build_task, configure_test_time, load_eval_weights
 from reasonbench.execution.checkpoints import (InterruptCheckpoint, ResumePoint, check_resumable, resume_point,
                                          save_checkpoint, stop_message, training_checkpoints)
-from reasonbench.execution.clock import AttemptsLedger, TimeEstimate, TrainClock, now
-from reasonbench.execution.trainer import checkpoint_callbacks, make_trainer, quiet_lightning, quiet_writer_threads
+from reasonbench.execution.clock import AttemptsLedger, TrainClock, now
+from reasonbench.execution.trainer import make_trainer, quiet_lightning, quiet_writer_threads, run_callbacks
 from reasonbench.tasks.base import ReasoningTask
 from reasonbench.util.atomic import MACHINE_ERRNOS, probe_folder
 from reasonbench.util.errors import MachineError, UserError, cannot_write
@@ -37,14 +38,17 @@ def execute(cfg: RunConfig, mode: str = "train", command: str | None = None,
     ``overwrite``."""
     quiet_lightning()
     started = now()
+    depth_paths = depth_record_paths(cfg, mode)  # `eval --eval-depth 1,2,4`: a record per depth
     out_path = rec.record_path(cfg.out, cfg.model, cfg.task, cfg.preset, cfg.seed, mode)
+    out_path = depth_paths[max(depth_paths)] if depth_paths else out_path
     run_dir = out_path.with_suffix("")
     resume = resume and mode == "train"
     if resume and out_path.is_file():
         record = rec.read_record(out_path)
         record["_path"], record["_kept"] = str(out_path), True
         return record
-    check_output(cfg, out_path, mode, resume, overwrite)
+    for path in depth_paths.values() or [out_path]:
+        check_output(cfg, path, mode, resume, overwrite)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     task = build_task(cfg)
     model = build_model(cfg, task)
@@ -55,24 +59,23 @@ def execute(cfg: RunConfig, mode: str = "train", command: str | None = None,
         training = checkpoint_training(loaded_checkpoint, cfg)
         loaded_checkpoint = None  # the weights are in the model now
     configure_test_time(cfg, model)
-
     flop_counter = TrainFlopCounter(cfg.measure.train_flop_steps)
     clock = TrainClock(parse_duration(cfg.budget) if cfg.budget else None,
                        AttemptsLedger(run_dir, fresh=not resume) if mode == "train" else None)
     interrupt = InterruptCheckpoint(run_dir / "checkpoints" / "last.ckpt")
-    callbacks: list[L.Callback] = [flop_counter, clock]
-    if mode == "train":
-        if overwrite:  # the old run's checkpoints would be resumed from or versioned beside the new ones
-            shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-        callbacks += checkpoint_callbacks(cfg, run_dir, interrupt)
-        # measured once the steps under the FLOP counter are past
-        callbacks.append(TimeEstimate(warmup_steps=cfg.measure.train_flop_steps + 1))
-    trainer = make_trainer(cfg, run_dir, callbacks, checkpoints=mode == "train")
+    # an overwritten run's checkpoints would be resumed from or versioned beside the new ones
+    if mode == "train" and overwrite:
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    trainer = make_trainer(cfg, run_dir, run_callbacks(cfg, mode, run_dir, flop_counter, clock, interrupt),
+                           checkpoints=mode == "train")
     if mode == "train":
         checkpoint_path = fit(cfg, trainer, model, task, clock, interrupt, point, run_dir)
     eval_seconds, ood_results = run_test_pass(trainer, model, task, mode, checkpoint_path)
     if not trainer.is_global_zero:
         return {}
+    if depth_paths:
+        return write_depth_records(cfg, depth_paths, command, trainer, model, task, clock, flop_counter,
+                                   eval_seconds, checkpoint_path, started, training)
     record = make_record(cfg, mode, command, trainer, model, task, clock, flop_counter, eval_seconds,
                          ood_results, checkpoint_path, run_dir, started, training)
     write_record(record, out_path, checkpoint_path)
@@ -200,6 +203,47 @@ def write_record(record: dict[str, Any], out_path: Path, checkpoint_path: Path |
                            f"it held exact accuracy {metrics.get('exact_accuracy')} of "
                            f"{metrics.get('n_test_examples')} test examples; the weights are in {checkpoint_path}") from None
     record["_path"] = str(out_path)
+
+
+def depth_record_paths(cfg: RunConfig, mode: str) -> dict[int, Path]:
+    """For a test pass that reads several depths (``eval --eval-depth 1,2,4``), each depth's
+    record: where an evaluation at that depth alone writes it when given ``--out OUT/depth<D>``.
+    Empty for one depth (the record where it always was)."""
+    return {depth: rec.record_path(Path(cfg.out) / f"depth{depth}", cfg.model, cfg.task, cfg.preset, cfg.seed, mode)
+            for depth in cfg.eval_depths}
+
+
+def write_depth_records(cfg: RunConfig, paths: dict[int, Path], command: str | None, trainer: L.Trainer,
+                        model: ReasoningModule, task: ReasoningTask, clock: TrainClock,
+                        flop_counter: TrainFlopCounter, eval_seconds: float, checkpoint_path: Path | None,
+                        started: str, training: dict[str, Any] | None) -> dict[str, Any]:
+    """One record per depth the test pass read, each the record of an evaluation at that depth
+    alone (its config's ``eval_max_steps``, its FLOPs counted at that depth) but for the time:
+    ``cost.eval_seconds`` is the shared pass's, whose depths ``cost.eval_shared_depths`` lists.
+    Returns the deepest record, the others' depths and paths in its ``_depths``."""
+    compute, written = model.test_time, []
+    for depth, path in paths.items():
+        model.configure_test_time(replace(compute, depth=depth, readings=()))
+        found = model.depth_results["test"][depth]
+        model.test_results, model.test_examples, model.test_predictions = (
+            found[name] for name in ("test_results", "test_examples", "test_predictions"))
+        ood = model.depth_results.get("ood", {}).get(depth)
+        # the settings of `eval --eval-depth D --out OUT/depthD`, the evaluation this record stands for
+        out = str(Path(cfg.out) / f"depth{depth}")
+        overrides = {key: depth if key == "eval_max_steps" else out if key == "out" else value
+                     for key, value in cfg.overrides.items()}
+        one = replace(cfg, out=out, eval_max_steps=depth, eval_depths=(), overrides=overrides,
+                      config={**cfg.config, "eval_max_steps": depth, "out": out})
+        record = make_record(one, "eval", command, trainer, model, task, clock, flop_counter, eval_seconds,
+                             ood_summary(ood["test_results"], task) if ood else None, checkpoint_path,
+                             path.with_suffix(""), started, training)
+        record["cost"]["eval_shared_depths"] = list(paths)
+        write_record(record, path, checkpoint_path)
+        written.append((depth, record))
+    model.configure_test_time(compute)
+    deepest = written[-1][1]
+    deepest["_depths"] = [(depth, record) for depth, record in written]
+    return deepest
 
 
 def machine_fault(exc: BaseException, folder: Path | None = None) -> str | None:

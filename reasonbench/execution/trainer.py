@@ -17,7 +17,9 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from reasonbench.config.resolve import RunConfig, collapse_whitespace
+from reasonbench.record.measure import TrainFlopCounter
 from reasonbench.execution.checkpoints import AtomicCheckpointIO, InterruptCheckpoint, RunIdentity
+from reasonbench.execution.clock import TimeEstimate, TrainClock
 from reasonbench.execution.progress import RunProgressBar
 from reasonbench.util.atomic import MACHINE_ERRNOS
 from reasonbench.util.errors import UserError
@@ -92,6 +94,18 @@ def _trainer_error(exc: Exception, args: dict[str, Any]) -> str:
     named = re.search(r"`(\w+)", str(exc))
     option = named.group(1) if named and named.group(1) in args else None
     return f"option --trainer.{option}: {collapse_whitespace(exc)}" if option else f"trainer: {collapse_whitespace(exc)}"
+
+
+def run_callbacks(cfg: RunConfig, mode: str, run_dir: Path, flop_counter: TrainFlopCounter, clock: TrainClock,
+                  interrupt: InterruptCheckpoint) -> list[L.Callback]:
+    """The run's own callbacks: the FLOP counter and the clock; a training run's also save it
+    (``checkpoint_callbacks``) and estimate its time."""
+    callbacks: list[L.Callback] = [flop_counter, clock]
+    if mode == "train":
+        callbacks += checkpoint_callbacks(cfg, run_dir, interrupt)
+        # measured once the steps under the FLOP counter are past
+        callbacks.append(TimeEstimate(warmup_steps=cfg.measure.train_flop_steps + 1))
+    return callbacks
 
 
 def checkpoint_callbacks(cfg: RunConfig, run_dir: Path, interrupt: InterruptCheckpoint) -> list[L.Callback]:

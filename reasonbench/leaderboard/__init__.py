@@ -33,7 +33,7 @@ from typing import Any, Callable
 from reasonbench.util.atomic import current_umask
 from reasonbench.util.errors import UserError
 from reasonbench.util.untrusted import printable
-from reasonbench.leaderboard import pages, plots
+from reasonbench.leaderboard import pages, plots, testtime_chart
 from reasonbench.leaderboard.docs import write_docs
 from reasonbench.leaderboard.load import Skipped, collect, consistency_problems, error_line
 from reasonbench.leaderboard.rank import accuracy, aggregate, pareto_front, rank_rows, track_verdicts
@@ -370,7 +370,8 @@ def _build(results: Path, out: Path, entries: list[dict[str, Any]], ci_reruns: t
     for task in tasks:
         task_rows = [r for r in rows if r["task"] == task]
         body = pages.task_body(task, task_rows, [e for e in entries if e["task"] == task], plotted.get(task, {}),
-                               _write_pictures(task, task_rows, by_file, out, warnings, drawer))
+                               _write_pictures(task, task_rows, by_file, out, warnings, drawer),
+                               testtime_chart.write_chart(task, task_rows, by_file, out, warnings))
         (out / pages.task_page(task)).write_text(pages.page(f"reasonbench: {task}", body, tasks, docs is not None))
     used = len(records) - (len(skipped) - collected)  # less those left out after reading
     index = pages.index_body(rows, entries, tasks, used, len(skipped))

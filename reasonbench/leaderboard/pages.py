@@ -411,7 +411,7 @@ def verdict_table(rows: list[dict[str, Any]]) -> str:
         f'<tr><td class="model">{esc(model_label(a))}</td><td class="model">{esc(model_label(b))}</td>'
         f'<td class="num">{esc(rank_text(a))} / {esc(rank_text(b))}</td>'
         f'<td class="num">{esc(interval_text(a))} / {esc(interval_text(b))}</td>'
-        f'<td class="num">{len(a["seeds"])} / {len(b["seeds"])}</td><td>{esc(verdict(a, b))}</td></tr>\n'
+        f'<td class="num">{len(a["seeds"])} / {len(b["seeds"])}</td><td class="verdict">{esc(verdict(a, b))}</td></tr>\n'
         for a, b in pairs)
     head = "".join(f'<th scope="col">{h}</th>' for h in (
         "first", "second", "ranks", "95% intervals", "seeds", "verdict"))
@@ -563,22 +563,31 @@ def chart_caption(files: list[str]) -> str:
     return " ".join(parts)
 
 
+def chart_figure(charts: list[tuple[str | None, str, str]], caption: str) -> list[str]:
+    """Charts side by side (inline SVG, each with a link to its file) under one ``caption``; a
+    chart with nothing to show ((None, caption, a sentence)) as its sentence."""
+    drawn = "".join(f'<div class="chart-box">{text}<a class="download" href="{esc(src)}">SVG</a></div>'
+                    for src, _, text in charts if src)
+    figure = [f'<figure><div class="plots">{drawn}</div><figcaption>{esc(caption)}</figcaption></figure>']
+    return (figure if drawn else []) + [f'<p class="note chart-empty">{esc(text)}</p>' for src, _, text in charts
+                                        if not src]
+
+
 def task_body(task: str, rows: list[dict[str, Any]], reported: list[dict[str, Any]],
-              plots: dict[str, list[tuple[str | None, str, str]]], pictures: list[tuple[str, str]]) -> str:
+              plots: dict[str, list[tuple[str | None, str, str]]], pictures: list[tuple[str, str]],
+              testtime: tuple[str | None, str, str] | None = None) -> str:
     """One task: per track its table and charts (inline SVG: (file, caption, SVG text) each; a
-    chart with nothing to show is (None, caption, a sentence)), then example pictures and the
+    chart with nothing to show is (None, caption, a sentence)), the test-time compute chart
+    (``testtime``: (file, caption, SVG text), over every track), then example pictures and the
     papers' figures."""
     parts = [f'<p class="note">{esc(HOW_TO_READ)}</p>']
     for track_name in sorted({r["track"] for r in rows}, key=track_sort_key):
         track_rows = [r for r in rows if r["track"] == track_name]
         parts += [track_heading(track_name, "h2", track_rows), measured_table(track_rows), verdict_table(track_rows)]
         charts = plots.get(track_name, [])
-        drawn = "".join(f'<div class="chart-box">{text}<a class="download" href="{esc(src)}">SVG</a></div>'
-                        for src, _, text in charts if src)
-        if drawn:
-            parts.append(f'<figure><div class="plots">{drawn}</div><figcaption>'
-                         f"{esc(chart_caption([src for src, _, _ in charts if src]))}</figcaption></figure>")
-        parts += [f'<p class="note chart-empty">{esc(text)}</p>' for src, _, text in charts if not src]
+        parts += chart_figure(charts, chart_caption([src for src, _, _ in charts if src]))
+    if testtime:
+        parts += ["<h2>Test-time compute</h2>", *chart_figure([testtime], testtime[1])]
     if not rows:
         parts.append('<p class="note">No measured results yet.</p>')
     if pictures:

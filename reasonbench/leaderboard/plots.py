@@ -5,9 +5,10 @@ a task's puzzle rendering of a recorded example (PNG)."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
-from reasonbench.util.untrusted import printable as one_line
+from reasonbench.util.untrusted import printable
 from reasonbench.leaderboard import svg
 from reasonbench.leaderboard.pages import model_label, si
 from reasonbench.leaderboard.rank import pareto_front
@@ -50,43 +51,47 @@ def headline_of(row: dict[str, Any]) -> float | None:
     return row.get("headline_mean", row["exact_accuracy_mean"])
 
 
-def accuracy_plot(rows: list[dict[str, Any]], x_key: str, x_label: str, title: str) -> str | None:
-    """SVG text: each row's headline (mean exact accuracy; ARC: pass@2) against ``x_key`` on a log axis, the interval
-    its rank is decided on (``rank_interval``) as its error bar, the Pareto front drawn; the
-    points named where their labels fit, all in the legend and their tooltips. None when no row
-    can be drawn, ``Empty`` when every row scores 0."""
-    drawn = [(r, style) for r, style in zip(rows, styles(rows))
-             if headline_of(r) is not None and r[x_key] and r[x_key] > 0]
-    if not drawn:
-        return None
-    bars = [r.get("rank_interval") for r, _ in drawn]
-    name = "pass@2" if any(r.get("headline") == "pass@2" for r, _ in drawn) else "exact"
-    if all(headline_of(r) == 0 for r, _ in drawn) and all(not b or b[1] == 0 for b in bars):
-        return Empty(f"{title}: every row scores 0.0% {name} (no chart drawn).")
-    chart = svg.Chart(title, x_label, "pass@2 (%)" if name == "pass@2" else "exact accuracy (%)")
-    frame = chart.frame
-    x = [float(r[x_key]) for r, _ in drawn]
-    y = [100 * headline_of(r) for r, _ in drawn]
-    top = svg.nice_top(max(y + [100 * b[1] for b in bars if b]))
-    lo, hi = min(x), max(x)
-    left, right = lo / 1.6, hi * 1.6
-    span = math.log(right / left)
+@dataclass(frozen=True)
+class LogAxes:
+    """A chart's scales: a cost on a log axis from ``left`` to ``right``, accuracy in % from 0
+    to ``top``, both in the pixels of ``frame``."""
 
-    def px(value: float) -> float:
-        return frame.left + (frame.right - frame.left) * math.log(value / left) / span
+    frame: svg.Box
+    left: float
+    right: float
+    top: float
 
-    def py(value: float) -> float:
-        return frame.bottom - (frame.bottom - frame.top) * min(value, top) / top
+    @classmethod
+    def around(cls, frame: svg.Box, xs: list[float], top: float) -> "LogAxes":
+        """Room on both sides of the least and the most cost: a marker never sits on the frame."""
+        return cls(frame, min(xs) / 1.6, max(xs) * 1.6, top)
 
-    radius, ring = 4.0, 2.5  # a marker; the ring around those on the Pareto front
-    points = [(px(a), py(b)) for a, b in zip(x, y)]
-    # a point whose marker or error bar would cover another's (the same cost) moves sideways a little
+    def px(self, value: float) -> float:
+        f = self.frame
+        return f.left + (f.right - f.left) * math.log(value / self.left) / math.log(self.right / self.left)
+
+    def py(self, value: float) -> float:
+        """The height of ``value`` (in %), the axis' top for any value above it."""
+        return self.frame.bottom - (self.frame.bottom - self.frame.top) * min(value, self.top) / self.top
+
+    def render(self, chart: svg.Chart) -> str:
+        ticks = svg.thin_ticks([(self.px(t), si(t)) for t in _log_ticks(self.left, self.right)])
+        return chart.render(ticks, [(self.py(t), svg.percent(t)) for t in svg.y_ticks(self.top)])
+
+
+RADIUS, RING = 4.0, 2.5  # a scatter chart's marker; the ring around those on the Pareto front
+
+
+def spread_points(points: list[tuple[float, float]], spans: list[tuple[float, float]],
+            radius: float) -> tuple[list[tuple[float, float]], list[svg.Box], bool]:
+    """``points`` with each whose marker or error bar (``spans``: its top and bottom in px) would
+    cover another's (the same cost) moved sideways a little: (the points, their markers' boxes,
+    whether any moved)."""
     marks: list[svg.Box] = []
     column = 2 * radius + 1
     reaches: dict[int, list[svg.Box]] = {}  # marker and bar together, by the pixel columns they touch
-    moved = False
-    for n, ((cx, cy), bar) in enumerate(zip(points, bars)):
-        top_y, bottom_y = (min(cy, py(100 * bar[1])), max(cy, py(100 * bar[0]))) if bar else (cy, cy)
+    moved, placed = False, []
+    for (cx, cy), (top_y, bottom_y) in zip(points, spans):
         for shift in (0, 1, -1, 2, -2, 3, -3, 4, -4, 5, -5, 6, -6):
             at = cx + shift * column
             reach = svg.Box(at - radius, top_y - radius, at + radius, bottom_y + radius)
@@ -97,55 +102,111 @@ def accuracy_plot(rows: list[dict[str, Any]], x_key: str, x_label: str, title: s
         for c in near:
             reaches.setdefault(c, []).append(reach)
         marks.append(svg.Box(at - radius, cy - radius, at + radius, cy + radius))
-        points[n] = (at, cy)
-    front = pareto_front(list(zip(x, y)))
-    parts = []
+        placed.append((at, cy))
+    return placed, marks, moved
+
+
+def front_line(points: list[tuple[float, float]], front: list[int],
+               frame: svg.Box) -> tuple[str, list[tuple[float, float]]]:
+    """The Pareto front (``front``: indices into ``points``, in px, cheapest first) as a dashed
+    staircase to the frame's right edge: (SVG, the staircase's corners)."""
     stairs = [(points[i][0], points[i][1]) for i in front]
     path = [stairs[0]] + [p for (ax, ay), (bx, by) in zip(stairs, stairs[1:]) for p in ((bx, ay), (bx, by))]
     path.append((frame.right, stairs[-1][1]))
-    parts.append('<polyline class="front" points="' + " ".join(f"{a:.2f},{b:.2f}" for a, b in path)
-                 + '" fill="none" stroke="#333333" stroke-width="1.2" stroke-dasharray="4 3"><title>Pareto front'
-                 "</title></polyline>")
-    for (row, (colour, _)), (cx, _), bar in zip(drawn, points, bars):
-        if bar:
-            parts.append(f'<line class="bar" data-model="{svg.esc(row["model"])}" x1="{cx:.2f}" x2="{cx:.2f}" '
-                         f'y1="{py(100 * bar[0]):.2f}" y2="{py(100 * bar[1]):.2f}" stroke="{colour}" '
-                         f'stroke-width="1.5" stroke-opacity="0.5"/>')
-    for i in front:
-        parts.append(f'<circle cx="{points[i][0]:.2f}" cy="{points[i][1]:.2f}" r="{radius + ring}" fill="none" '
-                     'stroke="#333333" stroke-width="1"/>')
-    for (row, (colour, shape)), (cx, cy), value, bar in zip(drawn, points, x, bars):
-        interval = f" (rank interval {100 * bar[0]:.1f}-{100 * bar[1]:.1f})" if bar else ""
-        tip = (f"{one_line(model_label(row), 120)}: {100 * headline_of(row):.1f}% {name}{interval}, "
-               f"{x_label} {si(value)}")
-        parts.append(svg.marker(shape, cx, cy, radius, colour, row["model"], tip))
-    taken = [svg.Box(m.left - ring, m.top - ring, m.right + ring, m.bottom + ring) for m in marks]
-    # labels keep off the error bars and the front's line where they can
-    lines = [svg.Box(cx - 1.5, py(100 * bar[1]), cx + 1.5, py(100 * bar[0]))
-             for (cx, _), bar in zip(points, bars) if bar]
-    lines += [svg.Box(min(ax, bx) - 1, min(ay, by) - 1, max(ax, bx) + 1, max(ay, by) + 1)
-              for (ax, ay), (bx, by) in zip(path, path[1:])]
-    on_front = set(front)
-    for n in sorted(range(len(drawn)), key=lambda i: (i not in on_front, i))[:MAX_LABELS]:
-        text = svg.fit(one_line(model_label(drawn[n][0]), 60), svg.POINT_LABEL_SIZE, 120)
-        placed = svg.place_label(text, points[n][0], points[n][1], radius + ring, frame, taken, lines)
+    return ('<polyline class="front" points="' + " ".join(f"{a:.2f},{b:.2f}" for a, b in path)
+            + '" fill="none" stroke="#333333" stroke-width="1.2" stroke-dasharray="4 3"><title>Pareto front'
+            "</title></polyline>"), path
+
+
+def front_rings(points: list[tuple[float, float]], front: list[int], radius: float = RADIUS) -> list[str]:
+    return [f'<circle cx="{points[i][0]:.2f}" cy="{points[i][1]:.2f}" r="{radius + RING}" fill="none" '
+            'stroke="#333333" stroke-width="1"/>' for i in front]
+
+
+FRONT_KEY = svg.LegendEntry("Pareto front", '<line x1="0" x2="12" y1="6" y2="6" stroke="#333333" '
+                                            'stroke-dasharray="4 3"/>')
+BAR_KEY = svg.LegendEntry(BAR_NOTE, '<line x1="6" x2="6" y1="0" y2="12" stroke="#777777" stroke-width="1.5"/>')
+
+
+def error_bar(model: str, x: float, low: float, high: float, colour: str) -> str:
+    """A point's interval as a vertical line from ``low`` to ``high`` (px)."""
+    return (f'<line class="bar" data-model="{svg.esc(model)}" x1="{x:.2f}" x2="{x:.2f}" y1="{low:.2f}" '
+            f'y2="{high:.2f}" stroke="{colour}" stroke-width="1.5" stroke-opacity="0.5"/>')
+
+
+def segment_boxes(path: list[tuple[float, float]]) -> list[svg.Box]:
+    """The boxes of a polyline's segments (a pixel around each), for labels to keep off."""
+    return [svg.Box(min(ax, bx) - 1, min(ay, by) - 1, max(ax, bx) + 1, max(ay, by) + 1)
+            for (ax, ay), (bx, by) in zip(path, path[1:])]
+
+
+def label_points(names: list[tuple[int, str]], points: list[tuple[float, float]], frame: svg.Box,
+                 taken: list[svg.Box], lines: list[svg.Box], radius: float = RADIUS) -> list[str]:
+    """Each (point index, name) in order labelled beside its (ringed) point where a free spot is
+    (``svg.place_label``); ``taken`` grows by each label placed."""
+    parts = []
+    for n, name in names:
+        text = svg.fit(printable(name, 60), svg.POINT_LABEL_SIZE, 120)
+        placed = svg.place_label(text, points[n][0], points[n][1], radius + RING, frame, taken, lines)
         if placed:
             parts.append(placed[0])
             taken.append(placed[1])
-    chart.parts = parts
-    chart.legend = [svg.LegendEntry(one_line(model_label(r), 120), svg.legend_marker(shape, colour, r["model"]))
+    return parts
+
+
+def _scatter_legend(chart: svg.Chart, drawn: list[tuple[dict[str, Any], tuple[str, str]]], moved: bool) -> None:
+    chart.legend = [svg.LegendEntry(printable(model_label(r), 120), svg.legend_marker(shape, colour, r["model"]))
                     for r, (colour, shape) in drawn[:MAX_LEGEND]]
     if len(drawn) > MAX_LEGEND:
         chart.legend.append(svg.LegendEntry(f"and {len(drawn) - MAX_LEGEND:,} more (hover a point)", ""))
-    chart.legend.append(svg.LegendEntry(BAR_NOTE, '<line x1="6" x2="6" y1="0" y2="12" stroke="#777777" '
-                                        'stroke-width="1.5"/>'))
-    chart.legend.append(svg.LegendEntry("Pareto front", '<line x1="0" x2="12" y1="6" y2="6" stroke="#333333" '
-                                        'stroke-dasharray="4 3"/>'))
+    chart.legend += [BAR_KEY, FRONT_KEY]
     if moved:
         chart.notes.append("Points of about equal cost are set a few pixels apart, so that each error bar shows; "
                            "hover a point for its values.")
-    ticks = svg.thin_ticks([(px(t), si(t)) for t in _log_ticks(left, right)])
-    return chart.render(ticks, [(py(t), svg.percent(t)) for t in svg.y_ticks(top)])
+
+
+def accuracy_plot(rows: list[dict[str, Any]], x_key: str, x_label: str, title: str) -> str | None:
+    """SVG text: each row's headline (mean exact accuracy; ARC: pass@2) against ``x_key`` on a log
+    axis, the interval its rank is decided on (``rank_interval``) as its error bar, the Pareto
+    front drawn; the points named where their labels fit, all in the legend and their tooltips.
+    None when no row can be drawn, ``Empty`` when every row scores 0."""
+    drawn = [(r, style) for r, style in zip(rows, styles(rows))
+             if headline_of(r) is not None and r[x_key] and r[x_key] > 0]
+    if not drawn:
+        return None
+    bars = [r.get("rank_interval") for r, _ in drawn]
+    name = "pass@2" if any(r.get("headline") == "pass@2" for r, _ in drawn) else "exact"
+    if all(headline_of(r) == 0 for r, _ in drawn) and all(not b or b[1] == 0 for b in bars):
+        return Empty(f"{title}: every row scores 0.0% {name} (no chart drawn).")
+    chart = svg.Chart(title, x_label, "pass@2 (%)" if name == "pass@2" else "exact accuracy (%)")
+    x = [float(r[x_key]) for r, _ in drawn]
+    y = [100 * headline_of(r) for r, _ in drawn]
+    axes = LogAxes.around(chart.frame, x, svg.nice_top(max(y + [100 * b[1] for b in bars if b])))
+    points = [(axes.px(a), axes.py(b)) for a, b in zip(x, y)]
+    spans = [(min(cy, axes.py(100 * b[1])), max(cy, axes.py(100 * b[0]))) if b else (cy, cy)
+             for (_, cy), b in zip(points, bars)]
+    points, marks, moved = spread_points(points, spans, RADIUS)
+    front = pareto_front(list(zip(x, y)))
+    staircase, path = front_line(points, front, chart.frame)
+    parts = [staircase]
+    parts += [error_bar(row["model"], cx, axes.py(100 * bar[0]), axes.py(100 * bar[1]), colour)
+              for (row, (colour, _)), (cx, _), bar in zip(drawn, points, bars) if bar]
+    parts += front_rings(points, front)
+    for (row, (colour, shape)), (cx, cy), value, bar in zip(drawn, points, x, bars):
+        interval = f" (rank interval {100 * bar[0]:.1f}-{100 * bar[1]:.1f})" if bar else ""
+        tip = (f"{printable(model_label(row), 120)}: {100 * headline_of(row):.1f}% {name}{interval}, "
+               f"{x_label} {si(value)}")
+        parts.append(svg.marker(shape, cx, cy, RADIUS, colour, row["model"], tip))
+    taken = [svg.Box(m.left - RING, m.top - RING, m.right + RING, m.bottom + RING) for m in marks]
+    # labels keep off the error bars and the front's line where they can
+    lines = [svg.Box(cx - 1.5, axes.py(100 * bar[1]), cx + 1.5, axes.py(100 * bar[0]))
+             for (cx, _), bar in zip(points, bars) if bar] + segment_boxes(path)
+    on_front = set(front)
+    order = sorted(range(len(drawn)), key=lambda i: (i not in on_front, i))[:MAX_LABELS]
+    parts += label_points([(n, model_label(drawn[n][0])) for n in order], points, chart.frame, taken, lines)
+    chart.parts = parts
+    _scatter_legend(chart, drawn, moved)
+    return axes.render(chart)
 
 
 def _line_chart(series: list[tuple[dict[str, Any], tuple[str, str], list[float | None]]], ticks: list[str],
@@ -164,7 +225,7 @@ def _line_chart(series: list[tuple[dict[str, Any], tuple[str, str], list[float |
 
     parts = []
     for row, (colour, shape), values in series:
-        label = one_line(model_label(row), 120)
+        label = printable(model_label(row), 120)
         segment: list[str] = []
         for i, v in enumerate(values + [None]):
             if v is None:
@@ -176,16 +237,16 @@ def _line_chart(series: list[tuple[dict[str, Any], tuple[str, str], list[float |
             else:
                 segment.append(f"{px(i):.2f},{py(v):.2f}")
     for row, (colour, shape), values in series:
-        label = one_line(model_label(row), 120)
+        label = printable(model_label(row), 120)
         for i, v in enumerate(values):
             if v is not None:
                 parts.append(svg.marker(shape, px(i), py(v), 3.2, colour, row["model"],
                                         f"{label}, {x_label} {ticks[i]}: {100 * v:.1f}% exact"))
     chart.parts = parts
-    chart.legend = [svg.LegendEntry(one_line(model_label(r), 120), svg.legend_marker(shape, colour, r["model"], True))
+    chart.legend = [svg.LegendEntry(printable(model_label(r), 120), svg.legend_marker(shape, colour, r["model"], True))
                     for r, (colour, shape), _ in series]
     chart.notes = notes
-    labels = svg.thin_ticks([(px(i), one_line(t, 12)) for i, t in enumerate(ticks)])
+    labels = svg.thin_ticks([(px(i), printable(t, 12)) for i, t in enumerate(ticks)])
     return chart.render(labels, [(py(t / 100), svg.percent(t)) for t in svg.y_ticks(top)])
 
 
@@ -195,7 +256,7 @@ def _same_lines_note(series: list[tuple[dict[str, Any], tuple[str, str], list[fl
     for n, (row, _, values) in enumerate(series):
         under = [model_label(r) for r, _, v in series[n + 1:] if v == values]
         if under:
-            notes.append(f"{one_line(model_label(row), 60)} and {', '.join(one_line(u, 60) for u in under)} have the "
+            notes.append(f"{printable(model_label(row), 60)} and {', '.join(printable(u, 60) for u in under)} have the "
                          "same values: one line hides the other.")
     return notes
 
@@ -234,7 +295,7 @@ def depth_plot(rows: list[dict[str, Any]], title: str, key: str = "by_step_exact
     for row, _, values in series:
         figure = row.get(headline)
         if figure is not None and values[-1] is not None and abs(figure - values[-1]) >= 0.0005:
-            notes.append(f"{one_line(model_label(row), 60)}: the table's {column} ({100 * figure:.1f}) is not this "
+            notes.append(f"{printable(model_label(row), 60)}: the table's {column} ({100 * figure:.1f}) is not this "
                          f"curve's last step ({100 * values[-1]:.1f}): it comes from a procedure the curve (one pass, "
                          "scored after each step) does not show.")
     longest = max(len(values) for _, _, values in series)
@@ -315,5 +376,5 @@ def puzzle_png(task_name: str, metadata: dict[str, Any], example: dict[str, list
     try:
         image = task_cls.render_image(view, *tensors)
     except Exception as exc:  # a record's tokens may not decode (e.g. ids outside the vocabulary)
-        raise ValueError(f"cannot draw the example: {one_line(exc, 120)}") from None
+        raise ValueError(f"cannot draw the example: {printable(exc, 120)}") from None
     return png_bytes(image)

@@ -8,6 +8,7 @@ Optimizers, schedules, metrics, logging and evaluation live here.
 from __future__ import annotations
 
 import random
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -293,8 +294,9 @@ class ReasoningModule(L.LightningModule):
         """The task's scoring over the whole test split at once (ARC's vote), if it has one."""
         return getattr(self.task, "aggregate_scores", None)
 
-    def _evaluate(self, batch: dict[str, torch.Tensor], metrics: ReasoningMetrics) -> tuple[ReasoningOutput, torch.Tensor]:
-        out = self(batch)
+    def _evaluate(self, batch: dict[str, torch.Tensor], metrics: ReasoningMetrics,
+                  out: ReasoningOutput | None = None) -> tuple[ReasoningOutput, torch.Tensor]:
+        out = self(batch) if out is None else out
         predictions = out.logits.argmax(-1)
         task = self.task
         extra = task.score(batch["inputs"], predictions, batch["labels"]) if task is not None else None
@@ -342,7 +344,11 @@ class ReasoningModule(L.LightningModule):
                                             "labels": labels[i].tolist()}
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        out, predictions = self._evaluate(batch, self.test_metrics)
+        self.score_test_batch(batch)
+
+    def score_test_batch(self, batch: dict[str, torch.Tensor], out: ReasoningOutput | None = None) -> None:
+        """Score a test batch: the model's output on it (``out``, or a forward pass now)."""
+        out, predictions = self._evaluate(batch, self.test_metrics, out)
         # each example's exact outcome, in split order (paired tests between models need them);
         # -1 marks an example with nothing to score, which the metrics do not count either
         labels, mask = batch["labels"], batch["labels"] != IGNORE_INDEX
@@ -356,6 +362,30 @@ class ReasoningModule(L.LightningModule):
             self._test_predictions.append(predictions.to(torch.uint8).cpu())
             if out.confidence is not None:
                 self._test_confidences.append(out.confidence.float().cpu())
+
+    # what a test pass accumulates and yields: one such set per reading where a pass scores several
+    TEST_STATE = ("test_metrics", "_test_predictions", "_test_confidences", "_test_outcomes", "test_examples",
+                  "test_results", "test_predictions")
+
+    def fresh_test_state(self) -> dict[str, Any]:
+        """A test pass's state before its first batch (``TEST_STATE``), metrics on the model's device."""
+        metrics = ReasoningMetrics(self.metadata.extra_metrics, self.reported_stats).to(self.device)
+        return {"test_metrics": metrics, "_test_predictions": [], "_test_confidences": [], "_test_outcomes": [],
+                "test_examples": {}, "test_results": None, "test_predictions": None}
+
+    @contextmanager
+    def swapped_test_state(self, state: dict[str, Any]) -> Iterator[None]:
+        """Score into ``state`` (``fresh_test_state``'s) instead of the model's own test state;
+        ``state`` holds what was scored afterwards."""
+        own = {name: getattr(self, name) for name in self.TEST_STATE}
+        for name in self.TEST_STATE:
+            setattr(self, name, state[name])
+        try:
+            yield
+        finally:
+            state.update({name: getattr(self, name) for name in self.TEST_STATE})
+            for name, value in own.items():
+                setattr(self, name, value)
 
     def on_test_epoch_end(self) -> None:
         self.test_results = self.test_metrics.compute()

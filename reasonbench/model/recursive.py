@@ -135,6 +135,7 @@ class RecursiveReasoningModule(ReasoningModule):
         self.state_len = metadata.seq_len + self.puzzle_emb_len
         self.build_io(metadata, hidden_size, num_heads, pos_encodings, rope_theta, puzzle_emb_dim)
         self._carry: Carry | None = None
+        self.depth_results: dict[str, dict[int, dict]] = {}  # split -> depth -> its test results (several depths)
 
     def build_io(self, metadata: TaskMetadata, hidden_size: int, num_heads: int, pos_encodings: str,
                  rope_theta: float, puzzle_emb_dim: int) -> None:
@@ -230,6 +231,7 @@ class RecursiveReasoningModule(ReasoningModule):
     uniform_eval_cost = True  # evaluation runs every segment on every example
     eval_max_steps: int | None = None  # segments at evaluation; None: halt_max_steps (set by `eval --eval-depth`)
     test_time = TestTimeCompute()  # breadth 1: the plain evaluation (set by `eval --breadth ...`)
+    _reading_state: dict[int, dict] | None = None  # per depth read, its test-pass state (several depths)
 
     def configure_test_time(self, compute: TestTimeCompute) -> None:
         """Evaluate at ``compute``'s depth and breadth from now on (the breadth outside
@@ -246,13 +248,18 @@ class RecursiveReasoningModule(ReasoningModule):
         on every example, from ``start`` (default: ``initial_state``); the halting step is where
         the halting head first said halt (else the last). Also each segment's answer and how far
         the answer state moved (||f(z) - z|| / ||z||), for the depth curves."""
-        batch_size = batch["inputs"].shape[0]
         steps = self.eval_max_steps or self.halt_max_steps
+        return self.run_segments_at(batch, (steps,), start)[steps]
+
+    def run_segments_at(self, batch: dict[str, torch.Tensor], depths: tuple[int, ...],
+                        start: State | None = None) -> dict[int, Segments]:
+        """``run_segments`` to the last of ``depths`` (ascending), read after each of them as a
+        run of that many segments ends: the same numbers, the shallower segments run once."""
+        batch_size = batch["inputs"].shape[0]
         state = self.initial_state(batch) if start is None else start
         halt_step = torch.zeros(batch_size, dtype=torch.long, device=batch["inputs"].device)
-        answers, residuals = [], []
-        change = None
-        for step in range(1, steps + 1):
+        answers, residuals, read = [], [], {}
+        for step in range(1, depths[-1] + 1):
             before = state[0]
             state, logits, q_halt, q_continue = self.segment(state, batch)
             answers.append(logits.argmax(-1))
@@ -262,8 +269,10 @@ class RecursiveReasoningModule(ReasoningModule):
             residuals.append(change / before.norm(dim=1).clamp_min(1e-12))
             first = (halt_step == 0) & self.halt_signal(q_halt, q_continue)
             halt_step = torch.where(first, step, halt_step)
-        return Segments(logits, q_halt, q_continue, torch.where(halt_step == 0, steps, halt_step),
-                        torch.stack(answers), torch.stack(residuals), change)
+            if step in depths:
+                read[step] = Segments(logits, q_halt, q_continue, torch.where(halt_step == 0, step, halt_step),
+                                      torch.stack(answers), torch.stack(residuals), change)
+        return read
 
     def trajectory_start(self, start: State, noise: list[torch.Tensor]) -> State:
         """Where the trajectories of rows whose ``initial_state`` is ``start`` begin at breadth
@@ -278,26 +287,47 @@ class RecursiveReasoningModule(ReasoningModule):
         stay trajectory 0's (the model's own start). Rows run in chunks of at most the batch's
         size: examples in groups of ``batch // breadth`` with all their trajectories, or (breadth
         above the batch size) one example's trajectories ``batch`` at a time."""
+        steps = self.eval_max_steps or self.halt_max_steps
+        return self.run_trajectories_at(batch, (steps,))[steps]
+
+    def run_trajectories_at(self, batch: dict[str, torch.Tensor], depths: tuple[int, ...]) -> dict[int, Segments]:
+        """``run_trajectories`` to the last of ``depths``, read after each of them: at each, the
+        selection rule applied to the trajectories' state there (their answers, last change and
+        halting logit at that depth), as a run of that many segments would pick."""
         compute = self.test_time
         fitting = self._trainer is not None and self.trainer.state.fn == "fit"
         if compute.breadth == 1 or fitting:  # validation while training runs one trajectory
-            return self.run_segments(batch)
+            return self._run_to(batch, depths)
         n, k = batch["inputs"].shape[0], compute.breadth
         group = max(1, n // k)  # examples run together with all their trajectories
         per_chunk = max(1, n // group)  # trajectories per chunk: chunk rows <= max(n, 1)
-        parts: list[Segments] = []
+        parts: dict[int, list[Segments]] = {depth: [] for depth in depths}
         for g0 in range(0, n, group):
             part = {key: value[g0:g0 + group] for key, value in batch.items()}
             m = part["inputs"].shape[0]
-            runs: list[Segments] = []
+            runs: list[dict[int, Segments]] = []
             for t0 in range(0, k, per_chunk):
                 t1 = min(k, t0 + per_chunk)
                 rows = {key: value.repeat(t1 - t0, *([1] * (value.ndim - 1))) for key, value in part.items()}
                 base = self.initial_state(rows)
                 every = self._start_noise([s.shape[1:] for s in base], rows["inputs"].device)
                 noise = [trajectories[t0:t1].repeat_interleave(m, 0) for trajectories in every]
-                runs.append(self.run_segments(rows, self.trajectory_start(base, noise)))
-            parts.append(self._select(runs, k, m, part.get("labels")))
+                runs.append(self._run_to(rows, depths, self.trajectory_start(base, noise)))
+            for depth in depths:
+                parts[depth].append(self._select([run[depth] for run in runs], k, m, part.get("labels")))
+        return {depth: self._join(picked) for depth, picked in parts.items()}
+
+    def _run_to(self, batch: dict[str, torch.Tensor], depths: tuple[int, ...],
+                start: State | None = None) -> dict[int, Segments]:
+        """``run_segments`` (which a subclass may replace) where one depth is read, else
+        ``run_segments_at``."""
+        if len(depths) == 1:
+            return {depths[0]: self.run_segments(batch) if start is None else self.run_segments(batch, start)}
+        return self.run_segments_at(batch, depths, start)
+
+    @staticmethod
+    def _join(parts: list[Segments]) -> Segments:
+        """The picked trajectories of consecutive groups of examples as one batch."""
         if len(parts) == 1:
             return parts[0]
         joined = {name: torch.cat([getattr(p, name) for p in parts], dim=1 if name.startswith("step_") else 0)
@@ -337,11 +367,53 @@ class RecursiveReasoningModule(ReasoningModule):
                         any_exact(predictions, labels) if labels is not None else None)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> ReasoningOutput:
-        run = self.run_trajectories(batch)
+        return self.output(self.run_trajectories(batch))
+
+    @staticmethod
+    def output(run: Segments) -> ReasoningOutput:
+        """What an evaluation reads from a run of segments."""
         stats = {ORACLE_STAT: run.any_right.double().mean().item()} if run.any_right is not None else None
         return ReasoningOutput(logits=run.logits, steps=run.halt_step, confidence=torch.sigmoid(run.q_halt),
                                halt_logits=run.q_halt, step_predictions=run.step_predictions,
                                step_residuals=run.step_residuals, stats=stats)
+
+    # --- several depths in one test pass (`eval --eval-depth 1,2,4`) -----------------------
+    def reads_depths_in_one_pass(self) -> bool:
+        """Whether a test pass can read several depths on its way: the evaluation is this class's
+        own (a subclass that builds its output otherwise, or runs its trajectories otherwise,
+        would be read at the last depth alone)."""
+        cls = type(self)
+        return all(getattr(cls, name) is getattr(RecursiveReasoningModule, name)
+                   for name in ("forward", "output", "run_trajectories", "run_trajectories_at", "run_segments",
+                                "run_segments_at", "_select"))
+
+    def on_test_epoch_start(self) -> None:
+        super().on_test_epoch_start()
+        readings = self.test_time.readings
+        self.depth_results.pop(self.test_split, None)
+        self._reading_state = {depth: self.fresh_test_state() for depth in readings} if len(readings) > 1 else None
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        if self._reading_state is None:
+            return super().test_step(batch, batch_idx)
+        runs = self.run_trajectories_at(batch, self.test_time.readings)
+        for depth, run in runs.items():  # each depth scored apart, as its own evaluation would be
+            with self.swapped_test_state(self._reading_state[depth]):
+                self.score_test_batch(batch, self.output(run))
+
+    def on_test_epoch_end(self) -> None:
+        if self._reading_state is None:
+            return super().on_test_epoch_end()
+        for depth, state in self._reading_state.items():
+            with self.swapped_test_state(state):
+                super().on_test_epoch_end()
+        # the pass's own figures are the deepest reading's, as an evaluation at that depth
+        self.test_results, self.test_examples, self.test_predictions = (
+            self._reading_state[self.test_time.depth][name] for name in ("test_results", "test_examples",
+                                                                           "test_predictions"))
+        self.depth_results[self.test_split] = {depth: {name: state[name] for name in (
+            "test_results", "test_examples", "test_predictions")} for depth, state in self._reading_state.items()}
+        self._reading_state = None
 
     # --- training: one segment per optimizer step, slots carried across steps --------------
     def _refill(self, batch: dict[str, torch.Tensor]) -> tuple[State, torch.Tensor, dict[str, torch.Tensor]]:

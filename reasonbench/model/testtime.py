@@ -47,9 +47,15 @@ class TestTimeCompute:
     select: str = "vote"
     seed: int = 0
     noise: float = 1.0
+    # depths whose answers one test pass also reads on its way to ``depth`` (ascending, ``depth``
+    # last): each scored as an evaluation at that depth alone would score it; empty: ``depth`` alone
+    readings: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         check(self.breadth, self.select, self.noise)
+        if self.readings and (list(self.readings) != sorted(set(self.readings)) or self.readings[0] < 1
+                              or self.readings[-1] != self.depth):
+            raise ValueError(f"test-time readings {self.readings} must ascend from >= 1 to the depth {self.depth}")
 
 
 def check(breadth: int, select: str, noise: float) -> None:
@@ -60,6 +66,19 @@ def check(breadth: int, select: str, noise: float) -> None:
         raise ValueError(f"option --select: must be one of {', '.join(SELECTION_RULES)}, got {select!r}")
     if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not (0 <= noise < float("inf")):
         raise ValueError(f"option --breadth-noise: must be a finite number >= 0, got {noise!r}")
+
+
+def parse_depths(text: str, most: int) -> tuple[int, ...]:
+    """``--eval-depth``'s value, one depth or a comma list (``1,2,4``), as ascending distinct
+    depths; ValueError naming the option for anything else or a depth outside 1..``most``."""
+    try:
+        depths = [int(part) for part in str(text).split(",")]
+    except ValueError:
+        raise ValueError(f"option --eval-depth: must be a depth or a comma list of depths (1,2,4), got {text!r}") from None
+    wrong = [d for d in depths if not 1 <= d <= most]
+    if wrong:
+        raise ValueError(f"option --eval-depth: every depth must be in 1..{most}, got {wrong[0]}")
+    return tuple(sorted(set(depths)))
 
 
 def trajectory_noise(seed: int, trajectory: int, shapes: list[torch.Size], scale: float) -> list[torch.Tensor]:
