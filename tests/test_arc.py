@@ -239,6 +239,8 @@ def test_aggregate_scores_and_submission_file(tmp_path):
         task.aggregate_scores(preds[:-1], None)
     path = task.write_submission(preds, torch.rand(len(test)), tmp_path / "submission.json")
     sub = json.loads(path.read_text())
+    # json.dump's bytes, written whole: no temporary left beside it
+    assert path.read_text() == json.dumps(sub) and [p.name for p in tmp_path.iterdir()] == ["submission.json"]
     _, scored = task.task_sets()
     assert list(sub) == [t.id for t in scored]
     for t in scored:

@@ -139,3 +139,22 @@ def test_no_subpackage_shadows_a_public_name() -> None:
     for name in packages:
         importlib.import_module(f"reasonbench.{name}")
     assert callable(reasonbench.run) and callable(reasonbench.create_model)
+
+
+MAX_FUNCTION_LINES = 60
+
+
+def test_every_function_reads_in_one_screen() -> None:
+    """No function of the package or the built-in plugins is longer than 60 lines (docstring
+    included): a longer one is split where it divides."""
+    plugins = PACKAGE.parent / "plugins"
+    roots = [PACKAGE] + ([plugins] if plugins.is_dir() else [])
+    long = []
+    for root in roots:
+        for path in sorted(root.rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    lines = node.end_lineno - node.lineno + 1
+                    if lines > MAX_FUNCTION_LINES:
+                        long.append(f"{path.relative_to(root.parent)}:{node.lineno} {node.name} ({lines} lines)")
+    assert long == []

@@ -729,7 +729,7 @@ def test_generated_records_through_publish(tmp_path_factory, record):
     """publish takes a record exactly when the leaderboard would and its place says what it
     holds; anything else is one line, exit 2, nothing written."""
     from reasonbench.record.schema import record_path
-    from reasonbench.config.registry import NAME_PATTERN
+    from reasonbench.config.registry import is_plain_name
     from reasonbench_benchmarks.publish import main as publish
     from reasonbench_benchmarks.publish import portable
 
@@ -738,7 +738,7 @@ def test_generated_records_through_publish(tmp_path_factory, record):
     if isinstance(record["provenance"].get("git_commit"), str) or record["provenance"].get("git_commit") is None:
         record["provenance"]["git_commit"] = record["provenance"]["git_commit"] or "a" * 40
     record["provenance"]["git_dirty"] = False
-    plain = all(isinstance(record[k], str) and NAME_PATTERN.fullmatch(record[k]) and ".." not in record[k]
+    plain = all(isinstance(record[k], str) and is_plain_name(record[k])
                 for k in ("model", "task", "preset")) and isinstance(record["seed"], int) \
         and 0 <= record["seed"] < 2**32  # a longer seed makes no file name
     place = record_path(sweep, record["model"], record["task"], record["preset"], record["seed"]) if plain \

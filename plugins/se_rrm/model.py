@@ -67,6 +67,35 @@ class SymbolEquivariantBlock(nn.Module):
         return add_rms_norm(x, self.mlp(x), self.eps, self.fused)
 
 
+def _check_settings(metadata: TaskMetadata, sizes: tuple[int, ...], pos_encodings: str, head_dim: int,
+                    add_tokens: int, dropout: float, equivariant_symbols: bool) -> None:
+    """A ValueError naming the setting when ``SERRMModel``'s settings cannot work on the task
+    (``sizes``: the layer, loop and head counts and widths, each >= 1)."""
+    if min(sizes) < 1:
+        raise ValueError("model.num_layers, recursions, latent_steps, num_heads, head_dim, symbol_heads and "
+                         "symbol_head_dim must be >= 1")
+    if pos_encodings not in POS_ENCODINGS:
+        raise ValueError(f"model.pos_encodings must be one of {', '.join(POS_ENCODINGS)}, got {pos_encodings!r}")
+    if add_tokens < 0:
+        raise ValueError(f"model.add_tokens must be >= 0, got {add_tokens}")
+    if not 0 <= dropout < 1:
+        raise ValueError(f"model.dropout must be in [0, 1), got {dropout}")
+    vocab, seq_len = metadata.vocab_size, metadata.seq_len
+    symbols = set(metadata.symbols)
+    if equivariant_symbols and not symbols:
+        raise ValueError(f"model.equivariant_symbols: task {metadata.name} names no interchangeable symbols; "
+                         "set model.equivariant_symbols false")
+    if equivariant_symbols and not symbols <= set(range(vocab)):
+        raise ValueError(f"task {metadata.name}: its symbols {sorted(symbols)} lie outside its vocabulary 0-{vocab - 1}")
+    if pos_encodings == "rope2d":
+        rows, cols = metadata.grid_shape
+        if rows * cols != seq_len:
+            raise ValueError(f"model.pos_encodings rope2d needs the sequence to be the task's grid; task "
+                             f"{metadata.name} has {seq_len} positions on a {rows}x{cols} grid")
+        if head_dim % 4:
+            raise ValueError(f"model.pos_encodings rope2d needs model.head_dim divisible by 4, got {head_dim}")
+
+
 class SERRMModel(RecursiveReasoningModule):
     """TRM-style recursion on one vector per symbol at every cell, equivariant to renaming symbols.
 
@@ -104,29 +133,11 @@ class SERRMModel(RecursiveReasoningModule):
                          pos_encodings="none", rope_theta=rope_theta, puzzle_emb_dim=0, puzzle_emb_len=0,
                          halt_max_steps=halt_max_steps, halt_exploration_prob=halt_exploration_prob,
                          q_continue_loss=False, loss=loss)
-        if min(num_layers, recursions, latent_steps, num_heads, head_dim, symbol_heads, symbol_head_dim) < 1:
-            raise ValueError("model.num_layers, recursions, latent_steps, num_heads, head_dim, symbol_heads and "
-                             "symbol_head_dim must be >= 1")
-        if pos_encodings not in POS_ENCODINGS:
-            raise ValueError(f"model.pos_encodings must be one of {', '.join(POS_ENCODINGS)}, got {pos_encodings!r}")
-        if add_tokens < 0:
-            raise ValueError(f"model.add_tokens must be >= 0, got {add_tokens}")
-        if not 0 <= dropout < 1:
-            raise ValueError(f"model.dropout must be in [0, 1), got {dropout}")
+        _check_settings(metadata, sizes=(num_layers, recursions, latent_steps, num_heads, head_dim, symbol_heads,
+                                         symbol_head_dim), pos_encodings=pos_encodings, head_dim=head_dim,
+                        add_tokens=add_tokens, dropout=dropout, equivariant_symbols=equivariant_symbols)
         vocab, seq_len = metadata.vocab_size, metadata.seq_len
         symbols = set(metadata.symbols)
-        if equivariant_symbols and not symbols:
-            raise ValueError(f"model.equivariant_symbols: task {metadata.name} names no interchangeable symbols; "
-                             "set model.equivariant_symbols false")
-        if equivariant_symbols and not symbols <= set(range(vocab)):
-            raise ValueError(f"task {metadata.name}: its symbols {sorted(symbols)} lie outside its vocabulary 0-{vocab - 1}")
-        if pos_encodings == "rope2d":
-            rows, cols = metadata.grid_shape
-            if rows * cols != seq_len:
-                raise ValueError(f"model.pos_encodings rope2d needs the sequence to be the task's grid; task "
-                                 f"{metadata.name} has {seq_len} positions on a {rows}x{cols} grid")
-            if head_dim % 4:
-                raise ValueError(f"model.pos_encodings rope2d needs model.head_dim divisible by 4, got {head_dim}")
         self.equivariant_symbols, self.add_tokens, self.pos_encodings = equivariant_symbols, add_tokens, pos_encodings
         self.recursions, self.latent_steps = recursions, latent_steps
         self.state_len = seq_len + add_tokens

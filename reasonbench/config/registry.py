@@ -17,9 +17,9 @@ import re
 from reasonbench.util.errors import UnknownNameError, UserError
 
 # A preset, model or task name becomes part of a path (preset files, result records, run
-# folders): a name, never a path of its own
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-NAME_RULE = "letters, digits, '_', '.' and '-', starting with a letter or digit, no '..'"
+# folders): a plain name, never a path of its own (``is_plain_name``: this pattern and no '..')
+PLAIN_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+PLAIN_NAME_RULE = "letters, digits, '_', '.' and '-', starting with a letter or digit, no '..'"
 
 # the preset a command runs without --preset: mini, sized for a CPU, a number that means
 # something (smoke, a seconds-long check, must be asked for); REASONBENCH_PRESET changes it
@@ -31,9 +31,15 @@ def default_preset() -> str:
     import os
 
     preset = os.environ.get("REASONBENCH_PRESET") or DEFAULT_PRESET
-    if not NAME_PATTERN.fullmatch(preset) or ".." in preset:
-        raise UserError(f"REASONBENCH_PRESET {preset!r}: not a valid preset name ({NAME_RULE})")
+    if not is_plain_name(preset):
+        raise UserError(f"REASONBENCH_PRESET {preset!r}: not a valid preset name ({PLAIN_NAME_RULE})")
     return preset
+
+
+def is_plain_name(text: str) -> bool:
+    """Whether ``text`` may name a preset, model or task (``PLAIN_NAME_RULE``): safe as one part
+    of a path."""
+    return PLAIN_NAME_PATTERN.fullmatch(text) is not None and ".." not in text
 
 GROUPS = {"model": "reasonbench.models", "task": "reasonbench.tasks"}
 BUILTIN_DIST = "reasonbench"

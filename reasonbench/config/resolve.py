@@ -26,7 +26,7 @@ from reasonbench.config import registry
 from reasonbench.model import testtime
 from reasonbench.config.commandline import closest, collapse_whitespace, command_parser, explain
 from reasonbench.record.schema import is_neutral
-from reasonbench.config.registry import NAME_PATTERN, NAME_RULE, default_preset
+from reasonbench.config.registry import PLAIN_NAME_RULE, default_preset, is_plain_name
 from reasonbench.util.errors import UserError
 from reasonbench.record.metrics import MAX_STEPS
 from reasonbench.model.optim import OptimConfig
@@ -91,11 +91,11 @@ class RunConfig:
 
 
 def check_name(option: str, name: Any) -> str:
-    """``name`` if it is a plain name (``NAME_PATTERN``, no ``..``); a one-line UserError naming
+    """``name`` if it is a plain name (``registry.is_plain_name``); a one-line UserError naming
     ``option`` otherwise."""
     text = str(name)
-    if not NAME_PATTERN.fullmatch(text) or ".." in text:
-        raise UserError(f"{option} {text!r}: not a valid name ({NAME_RULE})")
+    if not is_plain_name(text):
+        raise UserError(f"{option} {text!r}: not a valid name ({PLAIN_NAME_RULE})")
     return text
 
 
@@ -156,8 +156,9 @@ def preset_files(model: str, task: str, preset: str, model_cls: type | None = No
         data = _load_yaml(str(model_file))
         if "task_preset" in data:
             task_preset = str(data.pop("task_preset"))
-            if not NAME_PATTERN.fullmatch(task_preset) or ".." in task_preset:
-                raise UserError(f"{model_file}: task_preset {task_preset!r}: not a valid preset name ({NAME_RULE})")
+            if not is_plain_name(task_preset):
+                raise UserError(f"{model_file}: task_preset {task_preset!r}: not a valid preset name "
+                                f"({PLAIN_NAME_RULE})")
             sources.append(json.dumps(data))
         else:
             sources.append(str(model_file))

@@ -44,7 +44,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from reasonbench.config.commandline import command_parser, parse, split_passthrough
 from reasonbench.util.errors import UserError
@@ -130,109 +130,6 @@ def parse_args(argv: list[str]) -> Any:
 
 
 # --- one row: model x task -------------------------------------------------------------------
-def _sync(device: Any) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _make_clock(warmup: int, steps: int, device: Any, count_in_warmup: bool = True) -> Any:
-    import lightning as L
-
-    from reasonbench.record.measure import FlopCounter
-
-    class StepClock(L.Callback):
-        """Times ``steps`` training steps after ``warmup`` untimed ones, then stops the fit.
-
-        The clock runs from the start of the first timed batch to the end of the last (syncing
-        the device only there and around counted steps), so a step's time is everything between
-        two batch starts: fetching the batch, forward, backward, optimizer, hooks (the EMA update
-        of the very last step excepted). The first step of every cost phase (``cost_phase()``)
-        runs under the FLOP counter, untimed: a warm-up step when it can (``count_in_warmup``;
-        not when compiling, where the warm-up's extra time is the compile time), else the first
-        step of the phase after the warm-up, with the clock paused."""
-
-        def __init__(self) -> None:
-            self.index = 0  # batches started
-            self.timed_batches = 0
-            self.optimizer_steps = 0
-            self.examples = 0
-            self.seconds = 0.0
-            self.warmup_seconds = 0.0
-            self.flops: dict[Any, int] = {}  # phase -> FLOPs of its counted step
-            self.phase_batches: dict[Any, int] = {}  # phase -> batches after the warm-up
-            self.counting: tuple[Any, FlopCounter] | None = None
-            self._start: tuple[float, int] | None = None  # (time, global step) while the clock runs
-            self._t_first = 0.0
-
-        def _stop(self, trainer: L.Trainer) -> None:
-            _sync(device)
-            t0, step0 = self._start
-            self.seconds += time.perf_counter() - t0
-            self.optimizer_steps += trainer.global_step - step0
-            self._start = None
-
-        def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any,
-                                 batch_idx: int) -> None:
-            index = self.index
-            self.index += 1
-            if index == 0:
-                _sync(device)
-                self._t_first = time.perf_counter()
-            if index == warmup:
-                _sync(device)
-                self.warmup_seconds = time.perf_counter() - self._t_first
-            phase = pl_module.cost_phase()
-            if index >= warmup:
-                self.phase_batches[phase] = self.phase_batches.get(phase, 0) + 1
-            if phase not in self.flops and (index >= warmup or count_in_warmup):
-                if self._start is not None:
-                    self._stop(trainer)
-                self.flops[phase] = 0
-                self.counting = (phase, FlopCounter())
-                self.counting[1].__enter__()
-                return
-            if index < warmup:
-                return
-            if self._start is None:
-                _sync(device)
-                self._start = (time.perf_counter(), trainer.global_step)
-            self.timed_batches += 1
-            self.examples += int(batch["inputs"].shape[0])
-
-        def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
-                               batch_idx: int) -> None:
-            self._end_count()
-            if self.timed_batches >= steps and self._start is not None:
-                self._stop(trainer)
-                trainer.should_stop = True
-
-        def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-            self._end_count()
-
-        def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-            if self._start is not None:  # the fit ended before the planned steps (e.g. divergence)
-                self._stop(trainer)
-
-        def _end_count(self) -> None:
-            if self.counting is not None:
-                phase, counter = self.counting
-                counter.__exit__(None, None, None)
-                self.flops[phase] = counter.get_total_flops()
-                self.counting = None
-
-        @property
-        def flops_per_step(self) -> float | None:
-            """FLOPs per training batch, each phase's measured FLOPs weighted by its batches."""
-            weights = {p: n for p, n in self.phase_batches.items() if self.flops.get(p)}
-            if not weights:
-                return None
-            return sum(self.flops[p] * n for p, n in weights.items()) / sum(weights.values())
-
-    return StepClock()
-
-
 def _compile(model: Any) -> str:
     """torch.compile in place, static shapes (``dynamic=False``: one graph per batch shape,
     halting never changes them): the block every recursion repeats where the model has one
@@ -282,23 +179,25 @@ def _reset_rss_peak() -> bool:
     return _proc_status_bytes("VmHWM") is not None
 
 
-def run_row(spec: dict[str, Any]) -> dict[str, Any]:
-    """Benchmark one (model, task) in this process; returns the row of the JSON."""
-    import lightning as L
-    import torch
+class _MemoryStart(NamedTuple):
+    """Where a row's peak memory is measured from (``_memory_phase``)."""
 
-    from reasonbench.config import resolve as config
-    from reasonbench.execution.build import build_model, build_task
-    from reasonbench.execution.trainer import quiet_lightning
-    from reasonbench.model.fastpath import fast_path_on, set_fast_path
-    from reasonbench.record.measure import count_parameters, device_name, forward_flops_per_example
+    peak_reset: bool  # the process's peak RSS was reset to its RSS at the row's start (Linux)
+    rss: int | None  # that RSS, when reset
+    peak: int  # the process's peak RSS at the row's start
 
+
+def _memory_start(spec: dict[str, Any]) -> _MemoryStart:
     # in a fresh process: the peak RSS from here on, against the RSS here (imports done)
-    peak_reset = spec.get("isolated") and _reset_rss_peak()
+    peak_reset = bool(spec.get("isolated")) and _reset_rss_peak()
     started_rss = _proc_status_bytes("VmRSS") if peak_reset else None
-    started_peak = _rss_peak()
-    quiet_lightning()
-    device = torch.device(spec["device"])
+    return _MemoryStart(peak_reset, started_rss, _rss_peak())
+
+
+def _row_config(spec: dict[str, Any]) -> Any:
+    """The row's configuration, resolved from its preset as ``reasonbench run`` resolves it."""
+    from reasonbench.config import resolve as config
+
     argv = ["--model", spec["model"], "--task", spec["task"], "--preset", spec["preset"], "--seed", str(spec["seed"])]
     argv += spec.get("task_options") or []
     if spec.get("eval_batch_size"):
@@ -307,6 +206,17 @@ def run_row(spec: dict[str, Any]) -> dict[str, Any]:
     cap = spec.get("eval_batch_cap")
     if cap and not spec.get("eval_batch_size") and cfg.task_args.get("eval_batch_size", 0) > cap:
         cfg.task_args["eval_batch_size"] = cap
+    return cfg
+
+
+def _build(spec: dict[str, Any], cfg: Any, device: Any) -> tuple[Any, Any]:
+    """The row's task and model, built as ``reasonbench run`` builds them."""
+    import lightning as L
+    import torch
+
+    from reasonbench.model.fastpath import set_fast_path
+    from reasonbench.execution.build import build_model, build_task
+
     if spec["compile"]:
         torch._dynamo.reset()  # a fresh cache per row: rows share code objects (segment, forward)
     if device.type == "cuda":  # what earlier rows of this process left behind is freed first
@@ -317,45 +227,54 @@ def run_row(spec: dict[str, Any]) -> dict[str, Any]:
     model = build_model(cfg, task)
     if spec.get("fast_path") is not None:  # else the device's default, applied when the fit starts
         set_fast_path(model, spec["fast_path"])
+    return task, model
+
+
+def _row_head(spec: dict[str, Any], task: Any, model: Any, device: Any) -> tuple[dict[str, Any], float | None]:
+    """The row's first fields (what ran, its size and settings) and the device's peak FLOP/s."""
+    from reasonbench.record.measure import count_parameters, device_name
+
     params, params_extra = count_parameters(model)
-    bf16 = spec["bf16"]
-    dtype = "bf16-mixed" if bf16 else "fp32"
     name = device_name(device)
-    peak = peak_flops(name, bf16) if device.type == "cuda" else None
+    peak = peak_flops(name, spec["bf16"]) if device.type == "cuda" else None
     row: dict[str, Any] = {
         "model": spec["model"], "task": spec["task"], "preset": spec["preset"], "status": "ok",
         "params": params, "params_extra": params_extra,
         "batch_size": task.batch_size, "eval_batch_size": task.eval_batch_size,
-        "dtype": dtype, "compiled": None, "device": name,
+        "dtype": "bf16-mixed" if spec["bf16"] else "fp32", "compiled": None, "device": name,
     }
+    return row, peak
 
-    # evaluation FLOPs per example, before compiling (the counter runs eagerly, untrained weights)
-    model.to(device)
-    eval_flops = forward_flops_per_example(model, task.splits["test"], spec["flops_examples"], device)
-    if spec["compile"]:
-        row["compiled"] = _compile(model)
-    model.train()  # Lightning keeps the modes it finds; the FLOP count left the model in eval mode
 
-    # --- training: a real fit of warm-up + timed steps (+ counted steps, + the closing batch) ---
-    clock = _make_clock(spec["warmup"], spec["steps"], device, count_in_warmup=not spec["compile"])
+def _train_phase(spec: dict[str, Any], cfg: Any, task: Any, model: Any, device: Any,
+                 peak: float | None) -> tuple[dict[str, Any], int | None]:
+    """Training: a real fit of warm-up + timed steps (+ counted steps, + the closing batch).
+    Returns the row's training figures and the fit's peak CUDA memory (None off CUDA)."""
+    import lightning as L
+    import torch
+
+    from reasonbench.tools.bench_clock import StepClock
+
+    clock = StepClock(spec["warmup"], spec["steps"], device, count_in_warmup=not spec["compile"])
     keep = {k: v for k, v in cfg.trainer_args.items()
             if k in ("gradient_clip_val", "gradient_clip_algorithm", "accumulate_grad_batches") and v is not None}
     # the schedule's length (the LR schedule, a curriculum's progress): the planned batches and
     # a few more for FLOP-counted steps; the clock stops the fit after the timed steps
     max_steps = spec["warmup"] + spec["steps"] + 3
-    accumulate = int(keep.get("accumulate_grad_batches", 1))
     trainer = L.Trainer(accelerator="gpu" if device.type == "cuda" else "cpu", devices=1,
-                        precision="bf16-mixed" if bf16 else "32-true", max_steps=max_steps, max_epochs=-1,
+                        precision="bf16-mixed" if spec["bf16"] else "32-true", max_steps=max_steps, max_epochs=-1,
                         limit_val_batches=0, num_sanity_val_steps=0, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, callbacks=[clock], **keep)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     trainer.fit(model, datamodule=task)
-    row["fast_path"] = fast_path_on(model)
-    if model.diverged:
-        row["status"] = "diverged"
-        row["error"] = model.diverged
     train_peak = int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else None
+    accumulate = int(keep.get("accumulate_grad_batches", 1))
+    return _train_figures(spec, clock, accumulate, peak), train_peak
+
+
+def _train_figures(spec: dict[str, Any], clock: Any, accumulate: int, peak: float | None) -> dict[str, Any]:
+    """The row's ``train`` entry from the step clock of the fit."""
     seconds = clock.seconds
     flops_step = clock.flops_per_step
     steps_per_s = clock.optimizer_steps / seconds if seconds > 0 else None
@@ -363,7 +282,7 @@ def run_row(spec: dict[str, Any]) -> dict[str, Any]:
     compile_train = None
     if spec["compile"] and batches_per_s and spec["warmup"]:
         compile_train = max(0.0, clock.warmup_seconds - spec["warmup"] / batches_per_s)
-    row["train"] = {
+    return {
         "warmup_steps": spec["warmup"], "timed_batches": clock.timed_batches,
         "optimizer_steps": clock.optimizer_steps, "accumulate_grad_batches": accumulate,
         "seconds": round(seconds, 4),
@@ -376,38 +295,53 @@ def run_row(spec: dict[str, Any]) -> dict[str, Any]:
         "compile_seconds": None if compile_train is None else round(compile_train, 3),
     }
 
-    # --- evaluation: model(batch) under inference_mode on batches already on the device ---
-    model.to(device)  # Lightning's teardown moves the model back to the CPU
-    model.eval()
+
+def _eval_batches(spec: dict[str, Any], task: Any, device: Any) -> tuple[list[dict], dict[tuple, dict]]:
+    """The timed evaluation batches, already on the device (the test split's first batches,
+    repeated if few), and one batch of each shape to run first (each is a graph when compiled)."""
     loader = task.test_dataloader()  # pinned when the trainer ran on a GPU
-    source = list(itertools.islice(loader, spec["eval_batches"]))  # the split's first batches, repeated if few
+    source = list(itertools.islice(loader, spec["eval_batches"]))
     batches = [{k: v.to(device, non_blocking=True) for k, v in b.items()}
                for b in itertools.islice(itertools.cycle(source), spec["eval_batches"])]
     shapes: dict[tuple, dict] = {}
-    if spec.get("eval_warmup", True):  # one batch of each shape first (each is a graph when compiled)
+    if spec.get("eval_warmup", True):
         for b in batches:
             shapes.setdefault(tuple(b["inputs"].shape), b)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+    return batches, shapes
+
+
+def _eval_phase(spec: dict[str, Any], task: Any, model: Any, device: Any, eval_flops: Any,
+                peak: float | None) -> dict[str, Any]:
+    """Evaluation: ``model(batch)`` under inference_mode on batches already on the device, one
+    batch of each shape first (untimed apart). Returns the row's ``eval`` entry."""
+    import torch
+
+    from reasonbench.tools.bench_clock import sync_device
+
+    model.to(device)  # Lightning's teardown moves the model back to the CPU
+    model.eval()
+    batches, shapes = _eval_batches(spec, task, device)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=spec["bf16"])
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     with torch.inference_mode(), autocast:
-        _sync(device)
+        sync_device(device)
         t0 = time.perf_counter()
         for b in shapes.values():
             model(b)
-        _sync(device)
+        sync_device(device)
         eval_warmup = time.perf_counter() - t0
         t0 = time.perf_counter()
         for b in batches:
             model(b)
-        _sync(device)
+        sync_device(device)
         eval_seconds = time.perf_counter() - t0
     examples = sum(int(b["inputs"].shape[0]) for b in batches)
     eval_rate = examples / eval_seconds if eval_seconds > 0 else None
     compile_eval = None
     if spec["compile"] and eval_rate and shapes:
         compile_eval = max(0.0, eval_warmup - sum(b["inputs"].shape[0] for b in shapes.values()) / eval_rate)
-    row["eval"] = {
+    return {
         "batches": len(batches), "examples": examples, "seconds": round(eval_seconds, 4),
         "examples_per_s": eval_rate,
         "flops_per_example": eval_flops.mean, "flops_examples": eval_flops.examples,
@@ -416,23 +350,60 @@ def run_row(spec: dict[str, Any]) -> dict[str, Any]:
         "compile_seconds": None if compile_eval is None else round(compile_eval, 3),
     }
 
+
+def _memory_phase(spec: dict[str, Any], device: Any, start: _MemoryStart, train_peak: int | None) -> dict[str, Any]:
+    """The row's ``memory`` entry: CUDA's peak allocation of training and evaluation, else the
+    peak RSS (a fresh process's above its start, or this process's so far)."""
+    import torch
+
     if device.type == "cuda":
         eval_peak = int(torch.cuda.max_memory_allocated(device))
-        row["memory"] = {"peak_bytes": train_peak, "train_peak_bytes": train_peak, "eval_peak_bytes": eval_peak,
-                         "kind": "cuda_max_memory_allocated"}
-    elif peak_reset:
+        return {"peak_bytes": train_peak, "train_peak_bytes": train_peak, "eval_peak_bytes": eval_peak,
+                "kind": "cuda_max_memory_allocated"}
+    if start.peak_reset:
         peak_rss = _proc_status_bytes("VmHWM")
-        row["memory"] = {"peak_bytes": peak_rss - started_rss, "peak_rss_bytes": peak_rss,
-                         "start_rss_bytes": started_rss, "kind": "row_peak_rss_above_start"}
-    elif spec.get("isolated"):  # no resettable peak (not Linux): above the start-up peak
-        row["memory"] = {"peak_bytes": _rss_peak() - started_peak, "peak_rss_bytes": _rss_peak(),
-                         "start_rss_bytes": started_peak, "kind": "row_peak_rss_above_startup_peak"}
-    else:
-        row["memory"] = {"peak_bytes": _rss_peak(), "kind": "process_peak_rss_so_far"}
+        return {"peak_bytes": peak_rss - start.rss, "peak_rss_bytes": peak_rss,
+                "start_rss_bytes": start.rss, "kind": "row_peak_rss_above_start"}
+    if spec.get("isolated"):  # no resettable peak (not Linux): above the start-up peak
+        return {"peak_bytes": _rss_peak() - start.peak, "peak_rss_bytes": _rss_peak(),
+                "start_rss_bytes": start.peak, "kind": "row_peak_rss_above_startup_peak"}
+    return {"peak_bytes": _rss_peak(), "kind": "process_peak_rss_so_far"}
+
+
+def run_row(spec: dict[str, Any]) -> dict[str, Any]:
+    """Benchmark one (model, task) in this process; returns the row of the JSON. The model and
+    task are built from their presets, then the training, evaluation and memory phases run."""
+    import torch
+
+    from reasonbench.model.fastpath import fast_path_on
+    from reasonbench.record.measure import forward_flops_per_example
+    from reasonbench.execution.trainer import quiet_lightning
+    from reasonbench.tools import bench_clock  # noqa: F401  (imported before the row's memory start)
+
+    start = _memory_start(spec)
+    quiet_lightning()
+    device = torch.device(spec["device"])
+    cfg = _row_config(spec)
+    task, model = _build(spec, cfg, device)
+    row, peak = _row_head(spec, task, model, device)
+    # evaluation FLOPs per example, before compiling (the counter runs eagerly, untrained weights)
+    model.to(device)
+    eval_flops = forward_flops_per_example(model, task.splits["test"], spec["flops_examples"], device)
+    if spec["compile"]:
+        row["compiled"] = _compile(model)
+    model.train()  # Lightning keeps the modes it finds; the FLOP count left the model in eval mode
+    train, train_peak = _train_phase(spec, cfg, task, model, device, peak)
+    row["fast_path"] = fast_path_on(model)
+    if model.diverged:
+        row["status"] = "diverged"
+        row["error"] = model.diverged
+    row["train"] = train
+    row["eval"] = _eval_phase(spec, task, model, device, eval_flops, peak)
+    row["memory"] = _memory_phase(spec, device, start, train_peak)
     row["peak_flops"] = peak
     if peak is None:
-        row["mfu_note"] = ("no MFU on the CPU" if device.type != "cuda"
-                           else f"device '{name}' not in the peak-FLOP/s table (reasonbench.tools.bench.PEAK_FLOPS)")
+        row["mfu_note"] = ("no MFU on the CPU" if device.type != "cuda" else f"device '{row['device']}' not in "
+                           "the peak-FLOP/s table (reasonbench.tools.bench.PEAK_FLOPS)")
     return row
 
 
@@ -556,40 +527,36 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join([fmt(head)] + [fmt(line) for line in lines])
 
 
-def main(argv: list[str]) -> int:
-    from reasonbench.record import schema as rec
+def _spec(args: Any, model: str, task: str, device: str, isolate: bool) -> dict[str, Any]:
+    """What ``run_row`` (here or in a worker process) needs to run one (model, task)."""
+    return {"model": model, "task": task, "preset": args.preset, "device": device, "bf16": args.bf16,
+            "compile": args.compile, "fast_path": args.fast_path, "task_options": args.task_options,
+            "steps": args.steps, "warmup": args.warmup,
+            "eval_batches": args.eval_batches, "eval_batch_size": args.eval_batch_size,
+            "flops_examples": args.flops_examples, "seed": args.seed, "isolated": isolate,
+            "eval_batch_cap": 64 if args.quick else None, "eval_warmup": args.compile or not args.quick}
 
-    args = parse_args(argv)
+
+def _timed_row(spec: dict[str, Any]) -> dict[str, Any]:
+    """One row with its wall time, reported on stderr as it finishes."""
+    t0 = time.perf_counter()
+    row = _row(spec)
+    row["wall_seconds"] = round(time.perf_counter() - t0, 2)
+    print(f"  {spec['model']} / {spec['task']}: {row['status']} ({row['wall_seconds']:.1f} s)",
+          file=sys.stderr, flush=True)
+    return row
+
+
+def _result(argv: list[str], args: Any, device: str, isolate: bool, rows: list[dict], skipped: list[dict],
+            wall: float) -> dict[str, Any]:
+    """The JSON written to ``--out``: the machine, the versions, the settings and the rows."""
     import torch
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UserError("reasonbench bench: --device cuda: no CUDA device available")
-    isolate = args.isolate if args.isolate is not None else device == "cpu"
-    pairs, skipped = plan(_names(args.models), _names(args.tasks), args.preset)
-    from reasonbench.execution.trainer import quiet_lightning
-
-    quiet_lightning()
-    out = Path(args.out)
-    started = time.perf_counter()
-    rows = []
-    for model, task in pairs:
-        spec = {"model": model, "task": task, "preset": args.preset, "device": device, "bf16": args.bf16,
-                "compile": args.compile, "fast_path": args.fast_path, "task_options": args.task_options,
-                "steps": args.steps, "warmup": args.warmup,
-                "eval_batches": args.eval_batches, "eval_batch_size": args.eval_batch_size,
-                "flops_examples": args.flops_examples, "seed": args.seed, "isolated": isolate,
-                "eval_batch_cap": 64 if args.quick else None, "eval_warmup": args.compile or not args.quick}
-        t0 = time.perf_counter()
-        row = _row(spec)
-        row["wall_seconds"] = round(time.perf_counter() - t0, 2)
-        rows.append(row)
-        print(f"  {model} / {task}: {row['status']} ({row['wall_seconds']:.1f} s)", file=sys.stderr, flush=True)
-    wall = time.perf_counter() - started
+    from reasonbench.record import schema as rec
     from reasonbench.record.measure import cpu_name, device_name
 
     commit, dirty = rec.git_state()
-    result = {
+    return {
         "format": FORMAT, "version": VERSION,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": shlex.join(["reasonbench", "bench", *argv]),
@@ -605,23 +572,54 @@ def main(argv: list[str]) -> int:
         "wall_seconds": round(wall, 2),
         "rows": rows, "skipped": skipped,
     }
-    rec.write_atomic(out, json.dumps(result, indent=2) + "\n")
-    print(table(rows))
-    memory = {"row_peak_rss_above_start": "peak MB: the row's peak RSS in a fresh process, above its RSS "
-                                          "after start-up (interpreter, torch, Lightning)",
-              "row_peak_rss_above_startup_peak": "peak MB: the row's peak RSS in a fresh process, above the "
-                                                 "start-up peak",
-              "process_peak_rss_so_far": "peak MB: this process's peak RSS so far (not per row; use --isolate)",
-              "cuda_max_memory_allocated": "peak MB: torch.cuda.max_memory_allocated during training"}
+
+
+_MEMORY_NOTES = {
+    "row_peak_rss_above_start": "peak MB: the row's peak RSS in a fresh process, above its RSS "
+                                "after start-up (interpreter, torch, Lightning)",
+    "row_peak_rss_above_startup_peak": "peak MB: the row's peak RSS in a fresh process, above the start-up peak",
+    "process_peak_rss_so_far": "peak MB: this process's peak RSS so far (not per row; use --isolate)",
+    "cuda_max_memory_allocated": "peak MB: torch.cuda.max_memory_allocated during training",
+}
+
+
+def _notes(rows: list[dict], skipped: list[dict], device: str) -> list[str]:
+    """The lines under the table: what the peak memory means, MFU, the pairs skipped."""
     kinds = {r["memory"]["kind"] for r in rows if r.get("memory")}
-    notes = [memory[k] for k in sorted(kinds)]
+    notes = [_MEMORY_NOTES[k] for k in sorted(kinds)]
     if device == "cpu":
         notes.append("MFU: GPU only")
     elif any(r.get("mfu_note") for r in rows):
         notes.append(next(r["mfu_note"] for r in rows if r.get("mfu_note")))
     for s in skipped:
         notes.append(f"skipped {s['model']} / {s['task']}: {s['reason']}")
-    for note in notes:
+    return notes
+
+
+def main(argv: list[str]) -> int:
+    """``reasonbench bench``: every (model, task) row, the JSON to ``--out``, the table and its
+    notes on stdout; 1 if a row failed."""
+    from reasonbench.record import schema as rec
+
+    args = parse_args(argv)
+    import torch
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("reasonbench bench: --device cuda: no CUDA device available")
+    isolate = args.isolate if args.isolate is not None else device == "cpu"
+    pairs, skipped = plan(_names(args.models), _names(args.tasks), args.preset)
+    from reasonbench.execution.trainer import quiet_lightning
+
+    quiet_lightning()
+    out = Path(args.out)
+    started = time.perf_counter()
+    rows = [_timed_row(_spec(args, model, task, device, isolate)) for model, task in pairs]
+    wall = time.perf_counter() - started
+    result = _result(argv, args, device, isolate, rows, skipped, wall)
+    rec.write_atomic(out, json.dumps(result, indent=2) + "\n")
+    print(table(rows))
+    for note in _notes(rows, skipped, device):
         print(f"({note})")
     fast = ", fast path" if any(r.get("fast_path") for r in rows) else ""
     print(f"{len(rows)} rows in {wall:.0f} s on {result['device']} ({'bf16' if args.bf16 else 'fp32'}{fast}"

@@ -30,7 +30,10 @@ from reasonbench.config import registry
 from reasonbench.config.commandline import command_parser, parse
 from reasonbench.util.errors import UserError
 
-NAME_PATTERN = re.compile(r"[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*")
+# A new plugin's name: lowercase words joined by '-' or '_', so that it also makes the plugin's
+# Python module ('-' -> '_') and class name; stricter than the registry's plain names
+# (``registry.PLAIN_NAME_PATTERN``), so every new plugin's name is also a valid model name.
+PLUGIN_NAME_PATTERN = re.compile(r"[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*")
 # the reasonbench checkout this module runs from (an editable install), for --in-tree
 CHECKOUT = Path(__file__).resolve().parent.parent
 
@@ -280,7 +283,7 @@ class Plan:
 
 def names(name: str) -> tuple[str, str]:
     """(module, class) for a model name; a UserError if the name is not usable."""
-    if not NAME_PATTERN.fullmatch(name) or len(name) > 40:
+    if not PLUGIN_NAME_PATTERN.fullmatch(name) or len(name) > 40:
         raise UserError(f"new-plugin: name {name!r}: use lowercase letters and digits, words joined by - or _, "
                         "starting with a letter (at most 40 characters), e.g. loopnet or my-model")
     module = name.replace("-", "_")

@@ -15,8 +15,6 @@ Prize: a task counts only when all of its test outputs are right).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from reasonbench.tasks.arc.data import decode_grid, grid_key, inverse_dihedral, invert_colour_map
+from reasonbench.util.atomic import write_atomic
 
 DEFAULT_KS = (1, 2)
 
@@ -134,15 +133,8 @@ def submission(ranked: dict[tuple[int, int], list[Candidate]], task_ids: Sequenc
 
 
 def write_json(data: object, path: str | Path) -> Path:
-    """Write JSON atomically (a crash never leaves half a submission)."""
+    """Write ``data`` as compact JSON (``json.dumps``'s bytes), atomically and fsynced (a crash
+    never leaves half a submission); returns the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, json.dumps(data))
     return path

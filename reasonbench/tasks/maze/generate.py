@@ -235,6 +235,33 @@ def _batch_size(cells: int, index: int) -> int:
     return min(cap, 1024 << min(index, 6))
 
 
+def _check_acceptance(accepted: int, count: int, candidates: int, give_up_after: int, size: int,
+                      min_path_length: int) -> None:
+    """A UserError when ``give_up_after`` candidates gave no maze, or the rate seen so far would
+    need over 100 times as many for ``count``."""
+    rate = accepted / candidates
+    if rate == 0 or count / rate > 100 * give_up_after:
+        raise UserError(f"only {accepted} of {count} {size}x{size} mazes with a shortest path "
+                        f"longer than {min_path_length} steps in {candidates:,} candidates; "
+                        "lower task.min_path_length")
+
+
+def _maze(rng: np.random.Generator, passable: np.ndarray, start: int, dist: np.ndarray, size: int,
+          min_path_length: int) -> tuple[np.ndarray, np.ndarray, int, float]:
+    """One maze from a far candidate: a goal drawn among the cells farther than
+    ``min_path_length`` steps from the start, the A* path to it marked in the answer. Returns
+    (question, answer, path length, the share of the candidate's other open cells that are far)."""
+    far = np.nonzero(dist > min_path_length)[0]
+    far_share = len(far) / (passable.sum() - 1)
+    goal = int(far[rng.integers(len(far))])
+    path = astar_path(passable, size, start, goal)
+    question = np.where(passable, OPEN, WALL).astype(np.int8)
+    question[start], question[goal] = START, GOAL
+    answer = question.copy()
+    answer[path[1:-1]] = PATH
+    return question, answer, len(path) - 1, far_share
+
+
 def generate_mazes(count: int, size: int = 30, min_path_length: int = 110,
                    seed: int | Sequence[int] = 0, exclude: Iterable[bytes] = (),
                    batch_size: int | None = None, give_up_after: int = 2_000_000) -> GeneratedMazes:
@@ -258,11 +285,7 @@ def generate_mazes(count: int, size: int = 30, min_path_length: int = 110,
     start_time = time.perf_counter()
     while len(questions) < count:
         if candidates >= give_up_after:
-            rate = len(questions) / candidates
-            if rate == 0 or count / rate > 100 * give_up_after:
-                raise UserError(f"only {len(questions)} of {count} {size}x{size} mazes with a shortest path "
-                                f"longer than {min_path_length} steps in {candidates:,} candidates; "
-                                "lower task.min_path_length")
+            _check_acceptance(len(questions), count, candidates, give_up_after, size, min_path_length)
         rng = np.random.default_rng([*base, index])
         batch = batch_size or _batch_size(cells, index)
         index += 1
@@ -276,21 +299,16 @@ def generate_mazes(count: int, size: int = 30, min_path_length: int = 110,
             starts = np.argmax(((start_bits[:, word] >> bit) & np.uint64(1)).astype(bool).T, axis=1)
             dist = distance_maps(passable.reshape(-1, size, size), starts).reshape(len(hits), cells)
             for j in range(len(hits)):
-                far = np.nonzero(dist[j] > min_path_length)[0]
-                reference_hits += len(far) / (passable[j].sum() - 1)
-                goal = int(far[rng.integers(len(far))])
-                path = astar_path(passable[j], size, int(starts[j]), goal)
-                question = np.where(passable[j], OPEN, WALL).astype(np.int8)
-                question[starts[j]], question[goal] = START, GOAL
+                question, answer, length, far_share = _maze(rng, passable[j], int(starts[j]), dist[j], size,
+                                                            min_path_length)
+                reference_hits += far_share
                 key = question.tobytes()
                 if key in seen:
                     continue
                 seen.add(key)
-                answer = question.copy()
-                answer[path[1:-1]] = PATH
                 questions.append(question)
                 answers.append(answer)
-                lengths.append(len(path) - 1)
+                lengths.append(length)
                 if len(questions) == count:
                     used = int(hits[j]) + 1  # later candidates of this batch were never looked at
                     break

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -425,8 +426,29 @@ def canonical_form(grid: np.ndarray) -> bytes:
     board = arr.reshape(9, 9)
     boards = np.stack([board, board.T])  # indexed by the transpose flag
     flat = boards.reshape(-1)
+    first, states = _first_row(board, boards)
+    rows_out = [first]
+    for k in range(1, 9):
+        row, states = _next_row(k, flat, states)
+        rows_out.append(row)
+        if k < 8 and len(states.flip) > 1:
+            states = _merge_states(states)
+    return np.concatenate(rows_out).astype(np.uint8).tobytes()
 
-    # Output row 0: any source row of either orientation, under any column order.
+
+class _States(NamedTuple):
+    """The partial transforms still in the running for ``canonical_form``, one entry each."""
+
+    flip: np.ndarray  # transpose flag
+    cols: np.ndarray  # (M, 9) column order
+    used: np.ndarray  # bitmask of source rows already placed
+    labels: np.ndarray  # (M, 10) digit -> label so far (0: none yet; blanks stay 0)
+    next_label: np.ndarray  # the label the next new digit gets
+
+
+def _first_row(board: np.ndarray, boards: np.ndarray) -> tuple[np.ndarray, _States]:
+    """Output row 0: any source row of either orientation, under any column order. Returns the
+    smallest such row and every state that gives it."""
     values = boards[:, :, _LINE_PERMS].reshape(-1, 9)
     if _lines_distinct(board):
         # With no repeated digit in a line, labels in a first row just count its clues.
@@ -442,47 +464,48 @@ def canonical_form(grid: np.ndarray) -> bytes:
         out, labels, next_label = _first_labels(values)
         best = _best(out)
         out, labels, next_label = out[best], labels[best], next_label[best]
-    rows_out = [out[0]]
-    flip, cols = _FLIP0[best], _COLS0[best]
-    used = np.left_shift(1, _ROW0[best])  # bitmask of source rows already placed
+    used = np.left_shift(1, _ROW0[best])
+    return out[0], _States(_FLIP0[best], _COLS0[best], used, labels, next_label)
 
-    for k in range(1, 9):
-        # Rows each state may place next: at a band boundary any unused row (its whole band is
-        # unused then); inside a band only the unused rows of the band being filled.
-        free = (used[:, None] >> np.arange(9)) & 1 == 0
-        if k % 3:
-            free &= _BAND_OF_ROW[None, :] == _current_band(used)[:, None]
-        src, row = np.nonzero(free)
-        cols_e = cols[src]
-        values = flat[(flip[src] * 81 + row * 9)[:, None] + cols_e]  # (M, 9) source digits
-        if (next_label == 10).all():
-            # Every digit already has a label (always so for a complete grid): one lookup, and
-            # no per-child copies of the label tables.
-            out = np.take(labels.reshape(-1), (src * 10)[:, None] + values)
-            best = _best(out)
-            parent = src[best]
-            labels, next_label = labels[parent], next_label[parent]
-        else:
-            labels_e, next_e = labels[src], next_label[src]
-            out = _continue_labels(values, labels_e, next_e)
-            best = _best(out)
-            parent = src[best]
-            labels, next_label = labels_e[best], next_e[best]
-        rows_out.append(out[np.argmax(best)])
-        flip, cols = flip[parent], cols_e[best]
-        used = used[parent] | (1 << row[best])
-        if k < 8 and len(flip) > 1:
-            # Different orders of the same rows can meet again: merge states whose futures are
-            # identical (same orientation, placed-row set - which also fixes the band being
-            # filled - column order and labels).
-            ident = np.stack([
-                (flip.astype(np.int64) << 40) | (used << 30) | (cols @ _POW9),
-                labels[:, 1:].astype(np.int64) @ _POW10,
-            ], axis=1)
-            _, keep = np.unique(ident, axis=0, return_index=True)
-            flip, cols, used = flip[keep], cols[keep], used[keep]
-            labels, next_label = labels[keep], next_label[keep]
-    return np.concatenate(rows_out).astype(np.uint8).tobytes()
+
+def _next_row(k: int, flat: np.ndarray, states: _States) -> tuple[np.ndarray, _States]:
+    """Output row ``k`` (1..8): every state expanded by the source rows it may place next; the
+    smallest new row and the states that give it."""
+    # Rows each state may place next: at a band boundary any unused row (its whole band is
+    # unused then); inside a band only the unused rows of the band being filled.
+    free = (states.used[:, None] >> np.arange(9)) & 1 == 0
+    if k % 3:
+        free &= _BAND_OF_ROW[None, :] == _current_band(states.used)[:, None]
+    src, row = np.nonzero(free)
+    cols_e = states.cols[src]
+    values = flat[(states.flip[src] * 81 + row * 9)[:, None] + cols_e]  # (M, 9) source digits
+    if (states.next_label == 10).all():
+        # Every digit already has a label (always so for a complete grid): one lookup, and
+        # no per-child copies of the label tables.
+        out = np.take(states.labels.reshape(-1), (src * 10)[:, None] + values)
+        best = _best(out)
+        parent = src[best]
+        labels, next_label = states.labels[parent], states.next_label[parent]
+    else:
+        labels_e, next_e = states.labels[src], states.next_label[src]
+        out = _continue_labels(values, labels_e, next_e)
+        best = _best(out)
+        parent = src[best]
+        labels, next_label = labels_e[best], next_e[best]
+    used = states.used[parent] | (1 << row[best])
+    return out[np.argmax(best)], _States(states.flip[parent], cols_e[best], used, labels, next_label)
+
+
+def _merge_states(states: _States) -> _States:
+    """Different orders of the same rows can meet again: one state of those whose futures are
+    identical (same orientation, placed-row set - which also fixes the band being filled -
+    column order and labels)."""
+    ident = np.stack([
+        (states.flip.astype(np.int64) << 40) | (states.used << 30) | (states.cols @ _POW9),
+        states.labels[:, 1:].astype(np.int64) @ _POW10,
+    ], axis=1)
+    _, keep = np.unique(ident, axis=0, return_index=True)
+    return _States(*(field[keep] for field in states))
 
 
 def _best(out: np.ndarray) -> np.ndarray:
