@@ -187,7 +187,7 @@ def eqr_parameter_counts(cls: type, checkout: Path) -> dict[str, int]:
     import yaml
 
     from reasonbench.config import resolve as cfgmod
-    from reasonbench.execution import runner
+    from reasonbench.execution.build import make_task
 
     base = yaml.safe_load((checkout / "config" / "arch" / "eqr.yaml").read_text())
     counts = {}
@@ -196,7 +196,7 @@ def eqr_parameter_counts(cls: type, checkout: Path) -> dict[str, int]:
         if train:
             arch.update(yaml.safe_load((checkout / "config" / "train" / train).read_text()).get("arch") or {})
         cfg, _ = cfgmod.resolve(["--model", "eqr", "--task", task, "--preset", "paper"], prog="reference_outputs")
-        meta, _ = runner.make_task(cfg).planned_metadata()
+        meta, _ = make_task(cfg).planned_metadata()
         with torch.device("meta"):
             model = cls({**arch, "batch_size": 1, "seq_len": meta.seq_len, "vocab_size": meta.vocab_size})
         counts[task] = sum(p.numel() for p in model.parameters())

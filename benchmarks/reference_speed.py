@@ -51,7 +51,7 @@ from reasonbench.config.resolve import resolve
 from reasonbench.record.measure import count_parameters, device_name
 from reasonbench.model.optim import AdamAtan2
 from reasonbench.record.schema import git_state, versions, write_atomic
-from reasonbench.execution.runner import build_model, build_task
+from reasonbench.execution.build import build_model, build_task
 
 FORMAT = "reasonbench-reference-speed"
 

@@ -44,8 +44,8 @@ count is checked: two starts and ``H_cycles * (L_cycles + 1)`` noise tensors per
 Per step the pin holds the rates applied (weights, and the puzzle embedding where there is
 one), each loss term per example, the halting decisions and segment counts of the carried
 slots, and a digest of the weights (puzzle embedding included) and of the EMA weights after the
-update, the weights in reasonbench's names (the reference names mapped by the plugin's
-``from_reference_state_dict``).
+update, the weights in reasonbench's names (the reference names mapped as
+``reasonbench import-checkpoint`` maps them: ``checkpoint_import.rename_reference_state``).
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ from typing import Any
 import torch
 
 from reasonbench.config.registry import get_model
+from reasonbench.tools.checkpoint_import import rename_reference_state
 from reasonbench_benchmarks.reference_outputs import (REFERENCE_CLASSES, REFERENCE_MODULES, _commit, _Float64Torch,
                                                       _layout, build_float64, reference_modules_from)
 
@@ -204,7 +205,7 @@ def _ours(name: str) -> type:
 def _digest(layout: Any, name: str, state: dict[str, torch.Tensor], keep: set[str]) -> dict[str, float]:
     """Digest of the reference tensors ``state`` (reference names without prefix), in
     reasonbench's names, of the keys in ``keep``."""
-    mapped = _ours(name).from_reference_state_dict({PREFIX + k: v for k, v in state.items() if k in keep})
+    mapped = rename_reference_state(_ours(name), {PREFIX + k: v for k, v in state.items() if k in keep})
     return layout.parameter_digest(mapped)
 
 
@@ -287,10 +288,10 @@ def reference_trajectory(name: str, found: dict[str, Any], patched: _ReferenceTo
         raise RuntimeError(f"{name}: the reference drew {stream.uniform_calls}/{stream.integer_calls} times in "
                            f"{steps} steps; the draws would not line up")
     ours = _ours(name)
-    names = {"weights": sorted(ours.from_reference_state_dict({PREFIX + k: v for k, v in initial.items()}))}
+    names = {"weights": sorted(rename_reference_state(ours, {PREFIX + k: v for k, v in initial.items()}))}
     if ema is not None:
         shadow = {PREFIX + k.removeprefix("model.inner."): v for k, v in ema.shadow.items()}
-        names["ema_weights"] = sorted(ours.from_reference_state_dict(shadow))
+        names["ema_weights"] = sorted(rename_reference_state(ours, shadow))
     return {"names": names, "steps": pins}
 
 

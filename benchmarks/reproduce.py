@@ -125,7 +125,7 @@ def recorded_overrides(record: dict[str, Any], where: str) -> dict[str, Any]:
 def rerun(committed: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """The record's run (its preset, seed and ``overrides``) in a temporary folder; the new record."""
     from reasonbench.config import resolve as config
-    from reasonbench.execution import runner
+    from reasonbench.execution import execute as execute_module
 
     with tempfile.TemporaryDirectory(prefix="reasonbench-reproduce-") as out:
         argv = ["--model", committed["model"], "--task", committed["task"], "--preset", committed["preset"],
@@ -134,7 +134,7 @@ def rerun(committed: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any
         if cfg.out != out:  # nothing given after the options above may move it
             raise UntrustedInput(f"the re-run's output folder would be {printable(cfg.out)}, not its own")
         command = "python -m reasonbench_benchmarks.reproduce"
-        record = runner.execute(cfg, mode="train", command=command)
+        record = execute_module.execute(cfg, mode="train", command=command)
         record.pop("_path", None)
         return record
 

@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from reasonbench.config import resolve as config
-from reasonbench.execution import runner
+from reasonbench.execution.build import build_model, make_task
+from reasonbench.execution.trainer import quiet_lightning
 from reasonbench.tools.bench import PEAK_FLOPS
 from reasonbench.record.measure import count_parameters, forward_flops_per_example
 from reasonbench.tasks.reference_csv import HEADER
@@ -71,7 +72,7 @@ def main() -> None:
     parser.add_argument("--eval-examples", type=int, default=8, help="puzzles evaluated by the timed TRM run")
     args = parser.parse_args()
     torch.manual_seed(0)
-    runner.quiet_lightning()
+    quiet_lightning()
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -90,14 +91,14 @@ def main() -> None:
         argv = ["--model", "trm", "--task", "sudoku", "--preset", "paper", "--task.path", str(root / "data"),
                 "--task.num_test", "null", "--trainer.precision", "32-true"]
         cfg, _ = config.resolve(argv, prog="sudoku_extreme_scale")
-        task = runner.make_task(cfg)
+        task = make_task(cfg)
         start = time.perf_counter()
         built = task.build()
         build_s = time.perf_counter() - start
         start = time.perf_counter()
         task._save_cached(built)
         save_s = time.perf_counter() - start
-        again = runner.make_task(cfg)
+        again = make_task(cfg)
         start = time.perf_counter()
         again.setup()
         load_s = time.perf_counter() - start
@@ -106,7 +107,7 @@ def main() -> None:
               + ", ".join(f"{k} {v:,}" for k, v in sizes.items())
               + f"); cache written in {save_s:.1f} s, loaded by a later run in {load_s:.1f} s")
 
-        model = runner.build_model(cfg, again)
+        model = build_model(cfg, again)
         model.eval()
         test = again.splits["test"]
         flops = forward_flops_per_example(model, test, examples=1)

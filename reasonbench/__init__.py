@@ -30,7 +30,7 @@ def create_task(name: str, preset: str | None = None, **task_args: Any):
 
 def create_model(name: str, task: Any, preset: str | None = None, **model_args: Any):
     """A model for ``task`` (a name or a built task) from its preset plus overrides."""
-    from reasonbench.execution.runner import build_model, build_task
+    from reasonbench.execution.build import build_model, build_task
 
     task_name = task if isinstance(task, str) else task.name
     cfg = resolve_config(name, task_name, preset, overrides={"model": model_args})

@@ -46,7 +46,8 @@ def checkpoints(tmp_path_factory) -> dict[str, Path]:
     whose stored config does not match its tensors, an HRM one, and that HRM's weights saved the
     way the reference code saves them (for import-checkpoint)."""
     from reasonbench.config import resolve as cfgmod
-    from reasonbench.execution.runner import build_model, make_task, save_checkpoint
+    from reasonbench.execution.build import build_model, make_task
+    from reasonbench.execution.checkpoints import save_checkpoint
 
     root = tmp_path_factory.mktemp("checkpoints")
 

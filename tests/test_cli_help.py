@@ -118,13 +118,13 @@ def test_info_flops_builds_no_data_and_touches_no_network(monkeypatch, tmp_path)
     assert attempts == [] and not (tmp_path / "no-cache").exists()
 
     from reasonbench.record import measure
-    from reasonbench.execution import runner
+    from reasonbench.execution.build import build_model, make_task
 
     monkeypatch.undo()
     cfg, _ = config.resolve(["--model", "trm", "--task", "sudoku", "--preset", "smoke", *small], "reasonbench info")
-    task = runner.make_task(cfg)
+    task = make_task(cfg)
     task.setup("fit")
-    real = measure.forward_flops_per_example(runner.build_model(cfg, task), task.splits["test"], 1)
+    real = measure.forward_flops_per_example(build_model(cfg, task), task.splits["test"], 1)
     assert counted["smoke"] == real.mean > 0 and counted["paper"] > 0
 
 

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from reasonbench.tasks.base import TaskMetadata
+from reasonbench.tools.checkpoint_import import rename_reference_state
 from reasonbench_plugins.eqr import EqRModel
 
 from .conftest import call_cli
@@ -28,7 +29,7 @@ EQR_CONFIGS = ["eqr_attention", "eqr_attention_noiseless", "eqr_mlp"]
 
 def imported_model(name: str) -> EqRModel:
     model = EqRModel(META, **EqRModel.reference_arguments(dict(CONFIGS[name]))).eval()
-    model.load_state_dict(EqRModel.from_reference_state_dict(reference_state_dict(name)), strict=True)
+    model.load_state_dict(rename_reference_state(EqRModel, reference_state_dict(name)), strict=True)
     return model
 
 

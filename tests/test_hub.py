@@ -21,6 +21,7 @@ from reasonbench.util.errors import UserError
 from reasonbench.tasks.maze import MazeTask
 from reasonbench.tasks.sudoku import SudokuTask
 from reasonbench.tasks.sudoku.grid import format_grid, make_puzzle, random_solved_grid
+from reasonbench.tools.checkpoint_import import rename_reference_state
 
 from .conftest import QUIET, call_cli
 from .reference_layout import CONFIGS, reference_state_dict
@@ -246,7 +247,7 @@ def test_import_checkpoint_by_hub_id_offline(hub_cache, tmp_path):
     assert saved["config"]["model"]["num_layers"] == 2 and saved["config"]["model"]["hidden_size"] == 16
     from reasonbench_plugins.trm import TRMModel
 
-    for key, value in TRMModel.from_reference_state_dict(reference_state_dict("trm_attention")).items():
+    for key, value in rename_reference_state(TRMModel, reference_state_dict("trm_attention")).items():
         assert torch.equal(saved["state_dict"][key], value), key
 
 

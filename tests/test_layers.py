@@ -90,9 +90,9 @@ def test_no_module_imports_a_higher_layer() -> None:
 
 def test_an_upward_import_is_caught() -> None:
     path = PACKAGE / "record" / "stats.py"
-    source = path.read_text() + "\nfrom reasonbench.execution.runner import execute\n"
+    source = path.read_text() + "\nfrom reasonbench.execution.execute import execute\n"
     problems = violations("reasonbench.record.stats", imported_modules(path, source))
-    assert problems == ["reasonbench.record.stats imports reasonbench.execution.runner (execution, layer 6; record is layer 3)"]
+    assert problems == ["reasonbench.record.stats imports reasonbench.execution.execute (execution, layer 6; record is layer 3)"]
     facade = violations("reasonbench.model.recursive", {"reasonbench.optim"})
     assert facade == ["reasonbench.model.recursive imports reasonbench.optim (top, layer 99; model is layer 4)"]
 

@@ -794,13 +794,13 @@ REFUSED_RECORDS = {  # the record's provenance: (overrides, command) -> fragment
 
 @pytest.mark.parametrize("case", list(REFUSED_RECORDS))
 def test_reproduce_refuses_settings_that_name_places_or_code(case, tmp_path, monkeypatch):
-    from reasonbench.execution import runner
+    from reasonbench.execution import execute as execute_module
     from reasonbench_benchmarks.reproduce import main as reproduce
 
     overrides, command, fragment = REFUSED_RECORDS[case]
     path = _committed(tmp_path, overrides, command)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(runner, "execute", lambda *a, **k: pytest.fail("a refused record was run"))
+    monkeypatch.setattr(execute_module, "execute", lambda *a, **k: pytest.fail("a refused record was run"))
     before = sorted(tmp_path.rglob("*"))
     code, err = _quiet_call(reproduce, [str(path)])
     assert code == 2 and err.count("\n") == 1 and fragment in err and "\x1b" not in err, err
@@ -836,7 +836,7 @@ def test_reproduce_refuses_unreadable_records_in_one_line(tmp_path):
 def test_reproduce_runs_the_recorded_overrides_in_a_folder_of_its_own(tmp_path, monkeypatch):
     """The data of the record decides the run: its names, seed and overrides (an older record's
     from its command), the output a fresh temporary folder, whatever the record says."""
-    from reasonbench.execution import runner
+    from reasonbench.execution import execute as execute_module
     from reasonbench_benchmarks.reproduce import main as reproduce
 
     seen = []
@@ -846,7 +846,7 @@ def test_reproduce_runs_the_recorded_overrides_in_a_folder_of_its_own(tmp_path, 
         again = _published_record()
         return again
 
-    monkeypatch.setattr(runner, "execute", execute)
+    monkeypatch.setattr(execute_module, "execute", execute)
     monkeypatch.chdir(tmp_path)
     for overrides, command in (({"trainer.max_steps": 7, "optim.lr": 0.003}, None),
                                (None, CMD + "--out /elsewhere --trainer.max_steps 7 --optim.lr 0.003 --resume")):

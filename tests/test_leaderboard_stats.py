@@ -168,7 +168,8 @@ def test_old_records_stopped_short_are_partial_and_old_evaluations_are_not_judge
 
 
 def test_the_run_summary_says_the_budget_stopped_it():
-    from reasonbench.execution.runner import checkpoint_training, status_text
+    from reasonbench.execution.assemble import checkpoint_training
+    from reasonbench.execution.summary import status_text
 
     record = seed_record("trm", 0, 5, 10, training={"steps": 117, "planned_steps": 2000, "finished": False,
                                                      "stopped_by": "budget"})

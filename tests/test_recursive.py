@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import reasonbench as rb
-from reasonbench.tools.checkpoint_import import import_checkpoint
+from reasonbench.tools.checkpoint_import import import_checkpoint, reference_renames, rename_reference_state
 from reasonbench.nn import PuzzleEmbedding, WeightEMA
 from reasonbench.model.optim import AdamAtan2
 from reasonbench.tasks.base import TaskMetadata
@@ -28,7 +28,7 @@ def imported_model(name: str) -> HRMModel | TRMModel:
     arch = dict(CONFIGS[name])
     cls = HRMModel if arch["arch"] == "hrm" else TRMModel
     model = cls(META, **cls.reference_arguments(arch)).eval()
-    model.load_state_dict(cls.from_reference_state_dict(reference_state_dict(name)), strict=True)
+    model.load_state_dict(rename_reference_state(cls, reference_state_dict(name)), strict=True)
     return model
 
 
@@ -257,7 +257,7 @@ def test_loss_falls_within_a_few_dozen_steps(cls, kw):
 
 def _as_reference_checkpoint(model, path: Path) -> None:
     """Write ``model``'s weights the way the reference training script saves them."""
-    renames = {**type(model).reference_level_renames, **type(model).reference_renames}
+    renames = reference_renames(type(model))
     inverse = sorted(((new, old) for old, new in renames.items()), key=lambda kv: -len(kv[0]))
     state = {}
     for key, value in model.state_dict().items():

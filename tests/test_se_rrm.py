@@ -11,6 +11,7 @@ import torch
 import yaml
 
 from reasonbench.tasks.base import TaskMetadata
+from reasonbench.tools.checkpoint_import import rename_reference_state
 from reasonbench_plugins.se_rrm import SERRMModel
 
 from .conftest import call_cli
@@ -23,7 +24,7 @@ META = TaskMetadata(name="sudoku", vocab_size=VOCAB, seq_len=SEQ_LEN, num_puzzle
 
 def imported_model(name: str) -> SERRMModel:
     model = SERRMModel(META, **SERRMModel.reference_arguments(SE_RRM_CONFIGS[name])).eval()
-    model.load_state_dict(SERRMModel.from_reference_state_dict(se_rrm_reference_state_dict(name)), strict=True)
+    model.load_state_dict(rename_reference_state(SERRMModel, se_rrm_reference_state_dict(name)), strict=True)
     return model
 
 
@@ -61,7 +62,7 @@ def test_training_steps_equal_the_reference_implementation(name):
     equal the reference's loss head's, per example (4e-16 apart measured; 1e-9 as for the outputs)."""
     torch.manual_seed(0)
     model = SERRMModel(META, **{**SERRMModel.reference_arguments(SE_RRM_CONFIGS[name]), "halt_exploration_prob": 0.0})
-    model.load_state_dict(SERRMModel.from_reference_state_dict(se_rrm_reference_state_dict(name)), strict=True)
+    model.load_state_dict(rename_reference_state(SERRMModel, se_rrm_reference_state_dict(name)), strict=True)
     model = model.double().train()
     batch = reference_batch()
     for pinned in PINNED["training"][name]:

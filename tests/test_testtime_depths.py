@@ -87,7 +87,7 @@ def test_bad_depth_lists_are_one_line(checkpoint, tmp_path, command, depth, word
 def test_a_model_with_its_own_evaluation_refuses_a_depth_list(tmp_path) -> None:
     import reasonbench as rb
     from reasonbench.config.resolve import resolve
-    from reasonbench.execution.runner import configure_test_time
+    from reasonbench.execution.build import configure_test_time
     from reasonbench.util.errors import UserError
 
     cfg, _ = resolve(["--model", "se-rrm", "--task", "sudoku", "--preset", "smoke", "--checkpoint", "x",

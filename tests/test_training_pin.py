@@ -18,6 +18,7 @@ from reasonbench.nn import PuzzleEmbedding
 from reasonbench.model.optim import OptimConfig
 from reasonbench.config.registry import get_model
 from reasonbench.tasks.base import TaskMetadata
+from reasonbench.tools.checkpoint_import import rename_reference_state
 
 from .reference_layout import (CONFIGS, EMA_DECAY, NUM_IDS, SEQ_LEN, TRAINING, TRAINING_BATCH, TRAINING_CONFIGS,
                                TRAINING_STEPS, VOCAB, eqr_draw, exploration_draws, parameter_digest,
@@ -38,9 +39,9 @@ def train_like_the_reference(name: str, monkeypatch: pytest.MonkeyPatch, tmp_pat
     cls = get_model(arch["arch"])
     optim = OptimConfig(name="adam_atan2", ema_decay=EMA_DECAY[name], **TRAINING)
     model = cls(META, optim, **cls.reference_arguments(arch))
-    model.load_state_dict(cls.from_reference_state_dict(reference_state_dict(name)), strict=True)
+    model.load_state_dict(rename_reference_state(cls, reference_state_dict(name)), strict=True)
     model.double()
-    digested = sorted(cls.from_reference_state_dict(reference_state_dict(name)))
+    digested = sorted(rename_reference_state(cls, reference_state_dict(name)))
 
     draws = exploration_draws(arch["halt_max_steps"])
     calls = {"uniform": 0, "integer": 0}

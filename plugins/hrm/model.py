@@ -57,6 +57,7 @@ class HRMModel(RecursiveReasoningModule):
 
     low_precision_state = True  # the fast path's bfloat16 state under autocast, as the reference's
 
+    # the reference's names of the reasoning modules, for `reasonbench import-checkpoint`
     reference_level_renames = {"H_level.": "high.", "L_level.": "low."}
 
     @classmethod

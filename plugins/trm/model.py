@@ -60,6 +60,7 @@ class TRMModel(RecursiveReasoningModule):
 
     low_precision_state = True  # the fast path's bfloat16 state under autocast, as the reference's
 
+    # the reference's names of the reasoning modules, for `reasonbench import-checkpoint`
     reference_level_renames = {"L_level.": "net."}
 
     @classmethod

@@ -34,14 +34,15 @@ def info_command(argv: list[str]) -> int:
 
     from reasonbench.config import resolve as config
     from reasonbench.record import measure
-    from reasonbench.execution import runner
+    from reasonbench.execution.build import build_model, make_task
+    from reasonbench.execution.trainer import quiet_lightning
 
     cfg, _ = config.resolve(argv, prog="reasonbench info")
-    runner.quiet_lightning()
-    task = runner.make_task(cfg)
+    quiet_lightning()
+    task = make_task(cfg)
     meta, exact_ids = task.planned_metadata()
     with torch.device("meta"):  # shapes only: instant even at paper size, no data built
-        params, extra = measure.count_parameters(runner.build_model(cfg, task, meta))
+        params, extra = measure.count_parameters(build_model(cfg, task, meta))
     own = config.model_preset_file(cfg.model, cfg.task, cfg.preset, cfg.model_cls) is not None
     settings = "" if own else ": none for this task, the model's own defaults"
     print(f"model       {cfg.model} (preset {cfg.preset}{settings})")
@@ -56,7 +57,7 @@ def info_command(argv: list[str]) -> int:
     # no data is built or fetched: a forward pass costs the same on any ids of the task's shape
     # (the model's own halting aside), and the per-puzzle table's rows do not change it, so one
     # row spares a paper-size allocation
-    model = runner.build_model(cfg, task, dataclasses.replace(meta, num_puzzle_ids=1))
+    model = build_model(cfg, task, dataclasses.replace(meta, num_puzzle_ids=1))
     uniform = getattr(model, "uniform_eval_cost", False)
     examples = 1 if uniform else cfg.measure.flops_examples
     flops = measure.forward_flops_per_example(model, measure.synthetic_split(meta, examples, cfg.seed), examples)

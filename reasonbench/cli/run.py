@@ -16,7 +16,7 @@ def run_command(argv: list[str], mode: str) -> int:
 
     loaded = None
     if mode == "eval":
-        from reasonbench.execution.runner import checkpoint_config_argv
+        from reasonbench.execution.build import checkpoint_config_argv
 
         stored_config, loaded = checkpoint_config_argv(argv)
         argv = stored_config + argv
@@ -24,14 +24,15 @@ def run_command(argv: list[str], mode: str) -> int:
     if print_config:
         print(config.dump(cfg.config), end="")
         return 0
-    from reasonbench.execution import runner
+    from reasonbench.execution.execute import execute
+    from reasonbench.execution.summary import summary
 
-    record = runner.execute(cfg, mode=mode, command=shlex.join(["reasonbench", *sys.argv[1:]]),
-                            loaded_checkpoint=loaded, resume=cfg.resume, overwrite=cfg.overwrite)
+    record = execute(cfg, mode=mode, command=shlex.join(["reasonbench", *sys.argv[1:]]),
+                     loaded_checkpoint=loaded, resume=cfg.resume, overwrite=cfg.overwrite)
     if record.get("_kept"):
         print(f"finished already, nothing run: {record['_path']} (status {record['status']})")
     elif record:
-        print(runner.summary(record))
+        print(summary(record))
         for depth, one in record.get("_depths", []):  # one test pass read several depths
             metrics, flops = one["metrics"] or {}, one["cost"]["flops_per_example_forward"]["mean"]
             print(f"depth {depth:>3}: exact {100 * metrics.get('exact_accuracy', 0):6.2f}%, "

@@ -34,7 +34,7 @@ from reasonbench.model.optim import OptimConfig
 SEED_MAX = 2**32 - 1  # numpy's (and Lightning's seed_everything's) seed range is 0..2**32-1
 
 # Trainer arguments the runner owns (logging, checkpoints, output folder).
-# (``trainer.logger`` and ``trainer.callbacks`` are the user's: see runner.user_logger)
+# (``trainer.logger`` and ``trainer.callbacks`` are the user's: see run.trainer.user_logger)
 TRAINER_MANAGED = {"default_root_dir", "enable_checkpointing", "plugins", "profiler", "use_distributed_sampler"}
 
 

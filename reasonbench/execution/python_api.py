@@ -32,7 +32,8 @@ def run(model: str, task: str, preset: str | None = None, seed: int = 0, out: st
 
     Overrides use dotted keys as on the command line, e.g. ``**{"trainer.max_steps": 50}``,
     or nested dicts: ``trainer={"max_steps": 50}``."""
-    from reasonbench.execution.runner import execute, summary
+    from reasonbench.execution.execute import execute
+    from reasonbench.execution.summary import summary
 
     preset = preset or default_preset()
     cfg = resolve_config(model, task, preset, seed, config, {"out": out, **overrides})

@@ -520,47 +520,7 @@ class RecursiveReasoningModule(ReasoningModule):
         logs["halting_accuracy"] = (((q_halt >= 0) == exact) & done).sum() / finished
         return terms, logs
 
-    # --- import of the reference implementation's checkpoints -------------------------------
-    # reference key fragment -> ours; a subclass adds its reasoning modules' names
-    reference_renames: dict[str, str] = {
-        "embed_tokens.embedding_weight": "embed.weight",
-        "embed_pos.embedding_weight": "position",
-        "lm_head.": "head.",
-        "q_head.": "halt.linear.",
-        "puzzle_emb.weights": "puzzle_embedding.weight",
-        "H_init": "high_init",
-        "L_init": "low_init",
-        "self_attn.qkv_proj.": "attn.qkv.",
-        "self_attn.o_proj.": "attn.out.",
-        "mlp_t.gate_up_proj.": "seq_mlp.mlp.gate_up.",
-        "mlp_t.down_proj.": "seq_mlp.mlp.down.",
-        "mlp.gate_up_proj.": "mlp.gate_up.",
-        "mlp.down_proj.": "mlp.down.",
-    }
-    reference_level_renames: dict[str, str] = {}
-
-    @classmethod
-    def from_reference_state_dict(cls, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """A reference checkpoint's state dict (``_orig_mod.model.inner.`` prefixes, their
-        names) in this model's names. Non-persistent tables (RoPE) are dropped. Raises
-        ``KeyError`` naming a key that has no counterpart."""
-        renames = {**cls.reference_level_renames, **cls.reference_renames}
-        out: dict[str, torch.Tensor] = {}
-        for key, value in state.items():
-            name = key
-            for prefix in ("_orig_mod.", "model.", "inner."):
-                name = name.removeprefix(prefix)
-            if name.startswith("rotary_emb."):
-                continue
-            mapped = name
-            for old, new in renames.items():
-                if mapped.startswith(old) or f".{old}" in mapped:
-                    mapped = new + mapped[len(old):] if mapped.startswith(old) else mapped.replace(f".{old}", f".{new}", 1)
-            if mapped == name:
-                raise KeyError(key)
-            out[mapped] = value
-        return out
-
+    # --- import of the reference implementation's checkpoints: their architecture ----------
     @classmethod
     def reference_arguments(cls, arch: dict) -> dict:
         """This model's arguments from the reference's ``arch`` config (``all_config.yaml``)."""

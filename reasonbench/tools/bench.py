@@ -215,7 +215,7 @@ def _build(spec: dict[str, Any], cfg: Any, device: Any) -> tuple[Any, Any]:
     import torch
 
     from reasonbench.model.fastpath import set_fast_path
-    from reasonbench.execution import runner
+    from reasonbench.execution.build import build_model, build_task
 
     if spec["compile"]:
         torch._dynamo.reset()  # a fresh cache per row: rows share code objects (segment, forward)
@@ -223,8 +223,8 @@ def _build(spec: dict[str, Any], cfg: Any, device: Any) -> tuple[Any, Any]:
         gc.collect()
         torch.cuda.empty_cache()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    task = runner.build_task(cfg)
-    model = runner.build_model(cfg, task)
+    task = build_task(cfg)
+    model = build_model(cfg, task)
     if spec.get("fast_path") is not None:  # else the device's default, applied when the fit starts
         set_fast_path(model, spec["fast_path"])
     return task, model
@@ -377,11 +377,11 @@ def run_row(spec: dict[str, Any]) -> dict[str, Any]:
 
     from reasonbench.model.fastpath import fast_path_on
     from reasonbench.record.measure import forward_flops_per_example
-    from reasonbench.execution import runner
+    from reasonbench.execution.trainer import quiet_lightning
     from reasonbench.tools import bench_clock  # noqa: F401  (imported before the row's memory start)
 
     start = _memory_start(spec)
-    runner.quiet_lightning()
+    quiet_lightning()
     device = torch.device(spec["device"])
     cfg = _row_config(spec)
     task, model = _build(spec, cfg, device)
@@ -451,7 +451,8 @@ def _worker() -> int:
 
     from reasonbench.config import resolve as config
     from reasonbench.record import measure
-    from reasonbench.execution import runner  # noqa: F401
+    # and with it, every module a run loads
+    from reasonbench.execution import execute  # noqa: F401
 
     try:
         result = run_row(spec)
@@ -608,7 +609,7 @@ def main(argv: list[str]) -> int:
         raise UserError("reasonbench bench: --device cuda: no CUDA device available")
     isolate = args.isolate if args.isolate is not None else device == "cpu"
     pairs, skipped = plan(_names(args.models), _names(args.tasks), args.preset)
-    from reasonbench.execution.runner import quiet_lightning
+    from reasonbench.execution.trainer import quiet_lightning
 
     quiet_lightning()
     out = Path(args.out)

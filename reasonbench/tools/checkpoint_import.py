@@ -7,9 +7,10 @@ The HRM/TRM references save ``model.state_dict()`` of their compiled loss head (
 with that state dict under ``model``, the EMA of the weights under ``ema`` (``{mu, shadow}``), its
 run config under ``config``, and the training state (optimizer, carry, random states) whose
 objects are never unpickled here: only tensors and plain data are read. As the reference's
-evaluation does, the EMA weights are imported when the run kept them. Weights are renamed by the
-plugin (``from_reference_state_dict``), the architecture becomes the plugin's arguments
-(``reference_arguments``), and the result is checked by loading it into the model.
+evaluation does, the EMA weights are imported when the run kept them. Weights are renamed here
+(``rename_reference_state``, with the model's own tables where it has them), the architecture
+becomes the plugin's arguments (``reference_arguments``), and the result is checked by loading it
+into the model.
 """
 
 from __future__ import annotations
@@ -82,8 +83,7 @@ def read_training_checkpoint(path: Path) -> Any:
     """A reference training checkpoint: ``torch.load(weights_only=True)``, or where the file also
     pickles objects of the reference's classes (the EqR training carry, numpy's random state), the
     same file read with those objects left out (``_Unread``). Either way no code of the file runs."""
-    from reasonbench.execution.checkpoints import is_safetensors
-    from reasonbench.execution.runner import read_torch_file
+    from reasonbench.execution.checkpoints import is_safetensors, read_torch_file
 
     try:
         return read_torch_file(path)
@@ -221,6 +221,57 @@ def check_architecture(source: str, state: dict[str, Any], arch: dict[str, Any] 
                         "--reference-config)")
 
 
+# The reference's weight names -> ours. A key fragment of the HRM/TRM code's modules -> the name
+# of its counterpart, shared by the models of that family (HRM, TRM, EqR and those built on them).
+# A model class adds its reasoning modules' names as ``reference_level_renames`` (HRM: H_level ->
+# high, L_level -> low); one whose reference names its modules otherwise (SE-RRM) replaces this
+# table with its own ``reference_renames``.
+REFERENCE_RENAMES: dict[str, str] = {
+    "embed_tokens.embedding_weight": "embed.weight",
+    "embed_pos.embedding_weight": "position",
+    "lm_head.": "head.",
+    "q_head.": "halt.linear.",
+    "puzzle_emb.weights": "puzzle_embedding.weight",
+    "H_init": "high_init",
+    "L_init": "low_init",
+    "self_attn.qkv_proj.": "attn.qkv.",
+    "self_attn.o_proj.": "attn.out.",
+    "mlp_t.gate_up_proj.": "seq_mlp.mlp.gate_up.",
+    "mlp_t.down_proj.": "seq_mlp.mlp.down.",
+    "mlp.gate_up_proj.": "mlp.gate_up.",
+    "mlp.down_proj.": "mlp.down.",
+}
+
+
+def reference_renames(model_cls: type) -> dict[str, str]:
+    """Reference key fragment -> ours for ``model_cls``: its reasoning modules' names, then the
+    rest (its own table, or ``REFERENCE_RENAMES``)."""
+    return {**getattr(model_cls, "reference_level_renames", {}),
+            **getattr(model_cls, "reference_renames", REFERENCE_RENAMES)}
+
+
+def rename_reference_state(model_cls: type, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A reference checkpoint's state dict (``_orig_mod.model.inner.`` prefixes, their names) in
+    ``model_cls``'s names. Non-persistent tables (RoPE) are dropped. Raises ``KeyError`` naming a
+    key that has no counterpart."""
+    renames = reference_renames(model_cls)
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        name = key
+        for prefix in ("_orig_mod.", "model.", "inner."):
+            name = name.removeprefix(prefix)
+        if name.startswith("rotary_emb."):
+            continue
+        mapped = name
+        for old, new in renames.items():
+            if mapped.startswith(old) or f".{old}" in mapped:
+                mapped = new + mapped[len(old):] if mapped.startswith(old) else mapped.replace(f".{old}", f".{new}", 1)
+        if mapped == name:
+            raise KeyError(key)
+        out[mapped] = value
+    return out
+
+
 def _fetch_from_hub(spec: str) -> tuple[Path, dict[str, Any]]:
     """The checkpoint file of ``hf://OWNER/NAME[@REV][:PATH]`` (and the all_config.yaml beside
     it, which lands in the same cache folder), and where it came from."""
@@ -298,7 +349,8 @@ def import_checkpoint(source: str, path: str | Path, task: str, out: str | Path,
                       reference_config: str | None = None) -> dict[str, Any]:
     """Convert; returns a summary (what was read, the model arguments, where it went)."""
     from reasonbench.config import registry
-    from reasonbench.execution.runner import build_model, make_task, save_checkpoint
+    from reasonbench.execution.build import build_model, make_task
+    from reasonbench.execution.checkpoints import save_checkpoint
 
     given = str(path)
     hub_source = None
@@ -309,7 +361,7 @@ def import_checkpoint(source: str, path: str | Path, task: str, out: str | Path,
     model_cls = registry.get("model", source)
     check_architecture(source, raw, None, given)  # what the keys alone say, before renaming them
     try:
-        state = model_cls.from_reference_state_dict(raw)
+        state = rename_reference_state(model_cls, raw)
     except KeyError as exc:
         raise UserError(f"checkpoint {given}: key {exc.args[0]!r} is not part of a reference {source.upper()} model") from None
     arch, config_path = _reference_arch(path, reference_config, stored_config)

@@ -87,7 +87,7 @@ class Subject:
     task: ReasoningTask
 
     def build(self, seed: int = 0) -> ReasoningModule:
-        from reasonbench.execution.runner import build_model
+        from reasonbench.execution.build import build_model
 
         seed_everything(seed)
         return build_model(self.cfg, self.task)
@@ -353,7 +353,7 @@ def check_checkpoint(s: Subject, folder: str | Path | None = None) -> None:
     """``save_checkpoint`` (weights, and the training state after a step) loads back with
     ``torch.load(weights_only=True)`` into a fresh model (another seed) that then evaluates
     exactly as the saved one."""
-    from reasonbench.execution.runner import save_checkpoint
+    from reasonbench.execution.checkpoints import save_checkpoint
 
     model = s.build(seed=0)
     _train_step(model, s.batch("train"))  # a carry, if the model keeps one
@@ -567,7 +567,7 @@ def check_plugin(name: str, tasks: list[str] | None = None, preset: str = "smoke
     result as it is made (the command prints them)."""
     import inspect
 
-    from reasonbench.execution.runner import quiet_lightning
+    from reasonbench.execution.trainer import quiet_lightning
 
     registry.check("model", name)
     quiet_lightning()
