@@ -201,3 +201,20 @@ def test_a_chart_that_cannot_be_drawn_is_a_warning_and_the_page_is_built(tmp_pat
     page = (tmp_path / "site/task-sudoku.html").read_text()
     assert "Test-time compute" not in page and "sudoku-mini-params.svg" in page
     assert not list((tmp_path / "site/plots").glob("*testtime*"))
+
+
+def test_a_one_seed_point_has_no_error_bar(tmp_path):
+    """One seed's rank interval spans every accuracy: drawn, it would hide the curves."""
+    results = tmp_path / "results"
+    ttc_results(results, models={"trm": (2e8, 0.9)}, seeds=(0,))
+    ttc_results(results, models={"hrm": (1e8, 0.5)}, seeds=(0, 1))
+    rows, records = chart_data(results)
+    curves = testtime_chart.curves_of(rows, records)
+    one = [p for c in curves if c.model == "trm" for p in c.points]
+    two = [p for c in curves if c.model == "hrm" for p in c.points]
+    assert one and two and all(p.row.get("rank_interval") for p in one)
+    assert [testtime_chart.bar_of(p) for p in one] == [None] * len(one)
+    assert all(testtime_chart.bar_of(p) == p.row["rank_interval"] for p in two)
+    drawn = ET.fromstring(testtime_chart.testtime_plot(rows, records, "sudoku"))
+    bars = [e for e in drawn.iter(f"{NS}line") if e.get("class") == "bar"]
+    assert {b.get("data-model") for b in bars} == {"hrm"} and len(bars) == len(two)

@@ -36,7 +36,8 @@ DASHES = ("", "1.5 2", "7 2 1.5 2", "8 3", "1.5 5", "12 2 1.5 2 1.5 2")
 CAPTION = ("Accuracy against the forward FLOPs per test example of the evaluation, all trajectories counted "
            "(log scale): one colour per model, one marker per model and preset; a point is one setting of depth "
            "(reasoning segments) x breadth (trajectories) x selection rule, its accuracy the mean over seeds and its "
-           "error bar the 95% interval its rank is decided on; points of one breadth and rule are joined in order "
+           "error bar the 95% interval its rank is decided on (none for one seed: one seed says nothing of the "
+           "spread between seeds, and its interval spans every accuracy); points of one breadth and rule are joined in order "
            "of FLOPs (line style: the breadth), so each line shows what more depth buys at that breadth. The plain "
            "evaluations (the trained depth, one trajectory) are points too. The dashed staircase is the Pareto "
            "front over every model (no other point is both cheaper and more accurate), its points ringed.")
@@ -179,6 +180,11 @@ def _polylines(curves: list[Curve], styles: list[tuple[str, str]], at: dict[int,
     return parts, boxes
 
 
+def bar_of(point: "Point") -> list[float] | None:
+    """A point's error bar: its row's rank interval, drawn for two seeds or more."""
+    return point.row.get("rank_interval") if len(point.row["seeds"]) > 1 else None
+
+
 def tooltip(curve: Curve, point: Point, name: str) -> str:
     """What hovering a point says: model, setting, accuracy and interval, FLOPs, seeds."""
     bar = point.row.get("rank_interval")
@@ -227,7 +233,7 @@ def testtime_plot(rows: list[dict[str, Any]], records: dict[str, dict[str, Any]]
     title = f"{task}: {'pass@2' if name == 'pass@2' else 'exact accuracy'} against test-time forward FLOPs per example"
     if not points:
         return Empty(f"{title}: no row was evaluated at a test-time depth or breadth (no chart drawn).")
-    bars = [p.row.get("rank_interval") for p in points]
+    bars = [bar_of(p) for p in points]
     if all(p.accuracy == 0 for p in points) and all(not b or b[1] == 0 for b in bars):
         return Empty(f"{title}: every point scores 0.0% {name} (no chart drawn).")
     chart = svg.Chart(title, X_LABEL, "pass@2 (%)" if name == "pass@2" else "exact accuracy (%)")
@@ -244,7 +250,7 @@ def testtime_plot(rows: list[dict[str, Any]], records: dict[str, dict[str, Any]]
     drawn, line_boxes = _polylines(curves, styles, at, lines)
     parts = [staircase] + drawn
     parts += [error_bar(p.row["model"], at[id(p)][0], axes.py(100 * b[0]), axes.py(100 * b[1]), colour)
-              for c, (colour, _) in zip(curves, styles) for p in c.points if (b := p.row.get("rank_interval"))]
+              for c, (colour, _) in zip(curves, styles) for p in c.points if (b := bar_of(p))]
     parts += front_rings(xy, front)
     parts += [svg.marker(shape, *at[id(p)], RADIUS, colour, c.model, tooltip(c, p, name))
               for c, (colour, shape) in zip(curves, styles) for p in c.points]
