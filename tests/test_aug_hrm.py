@@ -11,7 +11,7 @@ import torch
 import reasonbench as rb
 from reasonbench.model.module import ReasoningOutput
 from reasonbench.model.recursive import Segments
-from reasonbench.tasks.maze import data as maze_data
+from reasonbench.tasks.maze import encoding as maze_encoding
 from reasonbench.tasks.sudoku import data as sudoku_data
 from reasonbench.tasks.sudoku.grid import random_solved_grid
 from reasonbench.tasks.sudoku.task import with_hints
@@ -46,7 +46,7 @@ def test_relabellings_map_puzzles_to_equivalent_puzzles():
         grid = perm[solved].view(9, 9) - 1  # still a solved Sudoku: each row holds 1..9
         assert all(sorted(row.tolist()) == list(range(1, 10)) for row in grid)
         assert sorted(perm.tolist()) == list(range(11)) and perm[:2].tolist() == [0, 1]
-    assert maze_data.RELABELLINGS[1] == (0, 1, 2, 4, 3, 5)  # S (3) and G (4) swapped
+    assert maze_encoding.RELABELLINGS[1] == (0, 1, 2, 4, 3, 5)  # S (3) and G (4) swapped
 
 
 def test_hinted_copies_fill_some_but_not_all_blanks_from_the_answer():

@@ -12,7 +12,6 @@ tracks ("<track> at K steps", "<track> at depth D x breadth B (rule)") and the p
 from __future__ import annotations
 
 import hashlib
-import re
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,12 +24,10 @@ from reasonbench.leaderboard.plots import (BAR_KEY, FRONT_KEY, MAX_LEGEND, RADIU
                                            segment_boxes)
 from reasonbench.leaderboard.load import error_line
 from reasonbench.leaderboard.rank import pareto_front
-from reasonbench.leaderboard.tracks import DEPTH_TRACK_SEPARATOR, GENERATED_DATA, PARTIAL_MARK, REAL_DATA
+from reasonbench.leaderboard.tracks import GENERATED_DATA, PARTIAL_MARK, REAL_DATA, test_time_base
 from reasonbench.util.untrusted import printable
 
 X_LABEL = "forward FLOPs per example (all trajectories)"
-# the tail of a test-time track's name: "8 steps", "depth 16 x breadth 8 (vote)"
-TEST_TIME_TAIL = re.compile(r"\d+ steps|depth \d+ x breadth \d+ \(.+\)")
 # one line style per breadth and rule (breadth 1 solid), none like the Pareto front's "4 3"
 DASHES = ("", "1.5 2", "7 2 1.5 2", "8 3", "1.5 5", "12 2 1.5 2 1.5 2")
 CAPTION = ("Accuracy against the forward FLOPs per test example of the evaluation, all trajectories counted "
@@ -77,10 +74,8 @@ class Curve:
 def base_track(name: str) -> tuple[str, bool]:
     """(the track a test-time track's checkpoints were trained on, True) for a test-time track's
     name, (``name``, False) for any other."""
-    base, _, tail = name.rpartition(DEPTH_TRACK_SEPARATOR)
-    if base and TEST_TIME_TAIL.fullmatch(tail):
-        return base, True
-    return name, False
+    base = test_time_base(name)
+    return (name, False) if base is None else (base, True)
 
 
 def _int(value: Any) -> int | None:

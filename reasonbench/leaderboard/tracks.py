@@ -7,6 +7,7 @@ and the settings its runs were given beyond the preset (``settings_text``)."""
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from typing import Any, Callable, Hashable, Iterable, TypeVar
 
@@ -173,6 +174,18 @@ def depth_track(name: str) -> tuple[str, str] | None:
     """(base track, "K steps") of a test-time depth track's name, else None."""
     base, _, steps = name.rpartition(DEPTH_TRACK_SEPARATOR)
     return (base, steps) if base and steps.endswith(" steps") else None
+
+
+# what ``track`` writes after DEPTH_TRACK_SEPARATOR for a test-time evaluation: "8 steps",
+# "depth 16 x breadth 8 (vote)"
+TEST_TIME_TAIL = re.compile(r"\d+ steps|depth \d+ x breadth \d+ \(.+\)")
+
+
+def test_time_base(name: str) -> str | None:
+    """The track a test-time track's checkpoints were trained on ("mini" of "mini at 8 steps" or
+    of "mini at depth 16 x breadth 8 (vote)"); None for any other track."""
+    base, _, tail = name.rpartition(DEPTH_TRACK_SEPARATOR)
+    return base if base and TEST_TIME_TAIL.fullmatch(tail) else None
 
 
 def track_sort_key(name: str) -> tuple[int, str]:

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from reasonbench.util.errors import UserError
-from reasonbench.tasks.maze.encoding import (CHARSET, GOAL, OPEN, PAD, PATH, RELABELLINGS, START, VOCAB_SIZE,
-                                             WALL, ID_OF_BYTE, RENDER_OF_ID, decode, dihedral, encode)
+from reasonbench.tasks.maze.encoding import (GOAL, OPEN, PATH, START, VOCAB_SIZE, WALL, ID_OF_BYTE, RENDER_OF_ID,
+                                             decode, encode)
 from reasonbench.tasks.maze.generate import PathCheck, check_paths
 from reasonbench.tasks.maze.unique import shortest_path_counts
 from reasonbench.tasks.reference_csv import parse_rating, read_rows, write_rows

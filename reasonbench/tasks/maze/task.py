@@ -13,7 +13,7 @@ from reasonbench.util.errors import UserError
 from reasonbench.tasks.base import Difficulty, ReasoningTask, Split, TaskMetadata, check_planned_size
 from reasonbench.tasks.reference_csv import (REFERENCE_ARRAYS, REFERENCE_FILES, ReferenceCsvSource,
                                              load_splits, sample_train_val)
-from reasonbench.tasks.maze import data
+from reasonbench.tasks.maze import data, encoding
 from reasonbench.tasks.maze.generate import generate_mazes, maze_keys, valid_shortest_paths
 from reasonbench.tasks.maze.unique import default_lengths, generate_unique_mazes, shortest_path_counts
 
@@ -144,7 +144,7 @@ class MazeTask(ReferenceCsvSource, ReasoningTask):
     @property
     def metadata(self) -> TaskMetadata:
         return TaskMetadata(name=self.name, vocab_size=data.VOCAB_SIZE, seq_len=self.size * self.size,
-                            relabellings=data.RELABELLINGS,
+                            relabellings=encoding.RELABELLINGS,
                             num_puzzle_ids=1, grid_shape=(self.size, self.size), extra_metrics=("valid_path",))
 
     def recipe(self) -> dict[str, Any]:
@@ -205,8 +205,8 @@ class MazeTask(ReferenceCsvSource, ReasoningTask):
         if self.dihedral_augment:
             # the 8 images of a maze are valid mazes with the same path length; the labelled
             # path's tie-breaking convention is not preserved under rotation, validity is
-            q = np.concatenate([data.dihedral(q, self.size, k) for k in range(8)])
-            a = np.concatenate([data.dihedral(a, self.size, k) for k in range(8)])
+            q = np.concatenate([encoding.dihedral(q, self.size, k) for k in range(8)])
+            a = np.concatenate([encoding.dihedral(a, self.size, k) for k in range(8)])
             r, lengths = np.tile(r, 8), np.tile(lengths, 8)
         splits["train"] = _as_split(q, a, r, lengths)
         if self.num_ood:
