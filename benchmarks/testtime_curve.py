@@ -52,7 +52,7 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
                         help="reasoning depths, read in one pass per breadth (default 1,2,4,8,16,32,64)")
     parser.add_argument("--breadths", type=positive_list, default=[1, 4, 16],
                         help="trajectories per example, one evaluation each (default 1,4,16)")
-    parser.add_argument("--select", default="vote", help="the breadth's selection rule: vote, residual or halt")
+    parser.add_argument("--select", default="vote", help="the breadth's selection rule: vote, residual, convergence or halt")
     parser.add_argument("--out", type=Path, default=Path("testtime"), help="folder of the records (default testtime)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of each evaluation (default 1)")
     args, rest = parser.parse_known_args(argv)

@@ -11,8 +11,9 @@ import torch
 import reasonbench as rb
 from reasonbench.record.measure import count_flops
 from reasonbench.nn.losses import IGNORE_INDEX
-from reasonbench.model.testtime import (ORACLE_STAT, TestTimeCompute, any_exact, select, select_highest, select_lowest,
-                                  select_vote, trajectory_noise)
+from reasonbench.model.testtime import (CONVERGENCE_WINDOW, ORACLE_STAT, TestTimeCompute, any_exact, convergence_score,
+                                        logit_movement, select, select_highest, select_lowest, select_vote,
+                                        trajectory_noise)
 
 from .conftest import QUIET, call_cli
 
@@ -51,6 +52,51 @@ def test_residual_picks_the_lowest_and_halt_the_highest() -> None:
     assert select("vote", predictions, residual, residual).tolist() == [0, 0, 0, 0]
     with pytest.raises(ValueError, match="unknown selection rule"):
         select("best", predictions, residual, residual)
+
+
+def test_convergence_is_the_mean_logit_movement_of_the_last_three_segments() -> None:
+    # one example, two positions, two ids: segment 2 moves position 0 by (3, 4), segments 3-5 not at all
+    steps = [torch.zeros(1, 2, 2), torch.tensor([[[3.0, 4.0], [0.0, 0.0]]])]
+    steps += [steps[1].clone() for _ in range(3)]
+    moves = [logit_movement(after, before) for before, after in zip(steps, steps[1:])]
+    assert [m.tolist() for m in moves] == [[2.5], [0.0], [0.0], [0.0]]  # ||(3, 4)|| = 5 over 2 positions
+    assert convergence_score(moves[:1], 1, torch.device("cpu")).tolist() == [2.5]
+    assert convergence_score(moves[:2], 1, torch.device("cpu")).tolist() == [1.25]
+    assert convergence_score(moves, 1, torch.device("cpu")).tolist() == [0.0]  # segment 2 left the window
+    assert CONVERGENCE_WINDOW == 3
+    assert torch.isnan(convergence_score([], 2, torch.device("cpu"))).all()  # depth 1: nothing moved yet
+
+
+def test_convergence_picks_the_lowest_score_and_trajectory_0_at_depth_1() -> None:
+    predictions = torch.zeros(3, 2, 2, dtype=torch.long)
+    zeros = torch.zeros(3, 2)
+    assert select("convergence", predictions, zeros, zeros, torch.tensor([[0.3, 2.0], [0.1, 1.0], [0.2, 1.0]])).tolist() == [1, 1]
+    assert select("convergence", predictions, zeros, zeros, torch.full((3, 2), float("nan"))).tolist() == [0, 0]
+    with pytest.raises(ValueError, match="--select convergence"):
+        select("convergence", predictions, zeros, zeros)
+
+
+def test_the_models_convergence_score_is_eqrs_over_their_segment_logits() -> None:
+    """The score ``run_segments_at`` carries equals the reference's expression (locuslab/EqR
+    evaluators/eval_fn.py, window 3) over the logits of every segment."""
+    task = rb.create_task("sudoku", preset="smoke")
+    split = task.splits["test"]
+    batch = {"inputs": split.inputs[:4].long(), "labels": split.labels[:4].long(),
+             "puzzle_ids": split.puzzle_ids[:4].long()}
+    torch.manual_seed(0)
+    model = rb.create_model("trm", task=task, preset="smoke").eval()
+    depths = (1, 2, 3, 4, 5, 6)
+    with torch.inference_mode():
+        read = model.run_segments_at(batch, depths)
+    trajectory = [read[d].logits for d in depths]
+    for depth in depths[1:]:
+        deltas = torch.stack(trajectory[:depth])[1:] - torch.stack(trajectory[:depth])[:-1]
+        window = 3
+        if window > 0 and window < deltas.shape[0]:
+            deltas = deltas[-window:]
+        reference = deltas.norm(dim=-1).mean(dim=(0, -1))
+        torch.testing.assert_close(read[depth].convergence, reference, rtol=1e-6, atol=1e-7)
+    assert torch.isnan(read[1].convergence).all() and (read[6].convergence > 0).all()
 
 
 def test_any_exact_reads_the_supervised_cells_only() -> None:

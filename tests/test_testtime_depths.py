@@ -35,7 +35,7 @@ def checkpoint(tmp_path_factory) -> str:
     return str(out / "trm/sudoku/smoke/seed0/final.pt")
 
 
-@pytest.mark.parametrize("breadth, rule", [("1", "vote"), ("3", "vote"), ("3", "residual")])
+@pytest.mark.parametrize("breadth, rule", [("1", "vote"), ("3", "vote"), ("3", "residual"), ("3", "convergence")])
 def test_one_pass_writes_the_records_of_separate_depths(checkpoint, tmp_path, breadth, rule) -> None:
     wide = ["--breadth", breadth, "--select", rule, *EVAL]
     single = {}

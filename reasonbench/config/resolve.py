@@ -292,8 +292,9 @@ def build_parser(model_cls: type | None, task_cls: type | None, prog: str = "rea
                                  "(trajectory 0: the model's own), one answer chosen by --select (recursive models)")
         parser.add_argument("--select", dest="eval_select", type=str, metavar="RULE", default="vote",
                             help="how --breadth's answer is chosen: vote (the answer most trajectories give), "
-                                 "residual (the trajectory whose state moved least in its last step) or halt "
-                                 "(the highest halting logit)")
+                                 "residual (the trajectory whose state moved least in its last step), "
+                                 "convergence (EqR's: whose answer logits moved least over its last 3 steps) or "
+                                 "halt (the highest halting logit)")
         parser.add_argument("--breadth-seed", dest="eval_breadth_seed", type=int, metavar="SEED", default=0,
                             help="seed of the trajectories' starting noise")
         parser.add_argument("--breadth-noise", dest="eval_breadth_noise", type=float, metavar="STD", default=1.0,

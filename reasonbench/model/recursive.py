@@ -39,7 +39,8 @@ from reasonbench.nn.losses import IGNORE_INDEX, stablemax_cross_entropy
 from reasonbench.nn.puzzle import PuzzleEmbedding
 from reasonbench.model.optim import OptimConfig
 from reasonbench.tasks.base import TaskMetadata
-from reasonbench.model.testtime import ORACLE_STAT, TestTimeCompute, any_exact, trajectory_noise
+from reasonbench.model.testtime import (ORACLE_STAT, TestTimeCompute, any_exact, convergence_score, logit_movement,
+                                        trajectory_noise)
 from reasonbench.model.testtime import select as select_trajectory
 
 State = tuple[torch.Tensor, ...]
@@ -67,6 +68,7 @@ class Segments:
     step_predictions: torch.Tensor  # [S, B, L]: each segment's answer
     step_residuals: torch.Tensor  # [S, B]: ||z_s - z_{s-1}|| / ||z_{s-1}|| of the answer state
     final_change: torch.Tensor | None = None  # [B]: ||z_T - z_{T-1}|| of the answer state, the last segment
+    convergence: torch.Tensor | None = None  # [B]: EqR's convergence score (``testtime.convergence_score``)
     any_right: torch.Tensor | None = None  # [B] bool: some trajectory exactly right (breadth > 1, with labels)
 
 
@@ -258,11 +260,14 @@ class RecursiveReasoningModule(ReasoningModule):
         batch_size = batch["inputs"].shape[0]
         state = self.initial_state(batch) if start is None else start
         halt_step = torch.zeros(batch_size, dtype=torch.long, device=batch["inputs"].device)
-        answers, residuals, read = [], [], {}
+        answers, residuals, movements, read, last_logits = [], [], [], {}, None
         for step in range(1, depths[-1] + 1):
             before = state[0]
             state, logits, q_halt, q_continue = self.segment(state, batch)
             answers.append(logits.argmax(-1))
+            if last_logits is not None:
+                movements.append(logit_movement(logits, last_logits))
+            last_logits = logits
             wide = torch.promote_types(before.dtype, torch.float32)  # a bfloat16 state measured in float32
             now, before = state[0].to(wide).flatten(1), before.to(wide).flatten(1)
             change = (now - before).norm(dim=1)
@@ -271,7 +276,8 @@ class RecursiveReasoningModule(ReasoningModule):
             halt_step = torch.where(first, step, halt_step)
             if step in depths:
                 read[step] = Segments(logits, q_halt, q_continue, torch.where(halt_step == 0, step, halt_step),
-                                      torch.stack(answers), torch.stack(residuals), change)
+                                      torch.stack(answers), torch.stack(residuals), change,
+                                      convergence_score(movements, batch_size, logits.device))
         return read
 
     def trajectory_start(self, start: State, noise: list[torch.Tensor]) -> State:
@@ -330,11 +336,10 @@ class RecursiveReasoningModule(ReasoningModule):
         """The picked trajectories of consecutive groups of examples as one batch."""
         if len(parts) == 1:
             return parts[0]
-        joined = {name: torch.cat([getattr(p, name) for p in parts], dim=1 if name.startswith("step_") else 0)
-                  for name in ("logits", "q_halt", "q_continue", "halt_step", "step_predictions", "step_residuals",
-                               "final_change")}
-        any_right = torch.cat([p.any_right for p in parts]) if parts[0].any_right is not None else None
-        return Segments(**joined, any_right=any_right)
+        names = ("logits", "q_halt", "q_continue", "halt_step", "step_predictions", "step_residuals",
+                 "final_change", "convergence", "any_right")
+        return Segments(**{name: torch.cat([getattr(p, name) for p in parts], dim=1 if name.startswith("step_") else 0)
+                           if getattr(parts[0], name) is not None else None for name in names})
 
     def _start_noise(self, shapes: list[torch.Size], device: torch.device) -> list[torch.Tensor]:
         """Per state tensor (``shapes``: without the batch dimension), every trajectory's
@@ -358,12 +363,14 @@ class RecursiveReasoningModule(ReasoningModule):
         logits = per_trajectory("logits")
         predictions = logits.argmax(-1)
         final_change, q_halt = per_trajectory("final_change"), per_trajectory("q_halt")
-        pick = select_trajectory(self.test_time.select, predictions, final_change, q_halt)
+        convergence = per_trajectory("convergence") if runs[0].convergence is not None else None
+        pick = select_trajectory(self.test_time.select, predictions, final_change, q_halt, convergence)
         index = torch.arange(m, device=pick.device)
         first = runs[0]  # trajectory 0 leads the first chunk: its depth curve is the model's own
         return Segments(logits[pick, index], q_halt[pick, index], per_trajectory("q_continue")[pick, index],
                         per_trajectory("halt_step")[pick, index], first.step_predictions[:, :m],
                         first.step_residuals[:, :m], final_change[pick, index],
+                        convergence[pick, index] if convergence is not None else None,
                         any_exact(predictions, labels) if labels is not None else None)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> ReasoningOutput:

@@ -6,14 +6,21 @@ trajectory ``k >= 1`` starts from the model's initial state plus seeded Gaussian
 standard deviation ``noise`` (``--breadth-noise``): one ``[positions, hidden]`` draw per state
 tensor, from a generator seeded by ``(seed, k)``, the same for every example (as the models' own
 fixed starting vectors are), so a trajectory does not depend on the batch size, the batch order,
-the device count or the chunking.
+the device count or the chunking. A model that draws random numbers itself while it reasons
+(EqR: random starting states and noise at every update, from torch's global generator, as its
+reference code does) stays seeded and reproducible, but what it draws for an example depends on
+how much was drawn before it: on the examples, trajectories and depth run ahead of it.
 
 Selection rules, one answer per example, none reads the labels:
 
 * ``vote``: the answer most trajectories give (the whole answer, every cell); a tie goes to the
   tied answer first given by the lowest-numbered trajectory (trajectory 0 is the model's own).
 * ``residual``: the trajectory whose answer state moved least in its last segment,
-  ``||z_T - z_{T-1}||`` (convergence top-1, as EqR's convergence selection); ties: lowest number.
+  ``||z_T - z_{T-1}||``; ties: lowest number.
+* ``convergence``: EqR's convergence top-1 (locuslab/EqR ``evaluators/eval_fn.py``): the
+  trajectory whose answer moved least over its last ``CONVERGENCE_WINDOW`` segments, the mean
+  over those segments and over positions of ``||logits_t - logits_{t-1}||`` (in float32); at
+  depth 1 nothing has moved yet and trajectory 0 is taken; ties: lowest number.
 * ``halt``: the trajectory with the highest halting logit after its last segment; ties: lowest
   number.
 
@@ -30,7 +37,8 @@ import torch
 
 from reasonbench.nn.losses import IGNORE_INDEX
 
-SELECTION_RULES = ("vote", "residual", "halt")
+SELECTION_RULES = ("vote", "residual", "convergence", "halt")
+CONVERGENCE_WINDOW = 3  # segments; EqR's evaluation default (config/eval/depth_breadth.yaml)
 MAX_BREADTH = 4096
 ORACLE_STAT = "oracle_any_trajectory_exact"
 
@@ -117,13 +125,34 @@ def select_highest(values: torch.Tensor) -> torch.Tensor:
     return torch.nan_to_num(values.float(), nan=float("-inf")).argmax(0)
 
 
-def select(rule: str, predictions: torch.Tensor, final_change: torch.Tensor, q_halt: torch.Tensor) -> torch.Tensor:
+def logit_movement(logits: torch.Tensor, before: torch.Tensor) -> torch.Tensor:
+    """Per example, how far a segment moved the answer: the mean over positions of
+    ``||logits - before||`` over the vocabulary ([B, L, V] each -> [B]), in float32 at least."""
+    wide = torch.promote_types(logits.dtype, torch.float32)
+    return (logits.to(wide) - before.to(wide)).norm(dim=-1).mean(-1)
+
+
+def convergence_score(movements: list[torch.Tensor], batch_size: int, device: torch.device) -> torch.Tensor:
+    """EqR's convergence score [B]: the mean of the last ``CONVERGENCE_WINDOW`` segments'
+    ``logit_movement`` (lower: more converged); NaN before any movement (depth 1)."""
+    if not movements:
+        return torch.full((batch_size,), float("nan"), device=device)
+    return torch.stack(movements[-CONVERGENCE_WINDOW:]).mean(0)
+
+
+def select(rule: str, predictions: torch.Tensor, final_change: torch.Tensor, q_halt: torch.Tensor,
+           convergence: torch.Tensor | None = None) -> torch.Tensor:
     """The trajectory ``rule`` picks per example, from each trajectory's answer [K, B, L], the
-    last segment's change of its answer state [K, B] and its last halting logit [K, B]."""
+    last segment's change of its answer state [K, B], its last halting logit [K, B] and its
+    convergence score [K, B] (``convergence_score``)."""
     if rule == "vote":
         return select_vote(predictions)
     if rule == "residual":
         return select_lowest(final_change)
+    if rule == "convergence":
+        if convergence is None:
+            raise ValueError("option --select convergence: this model's evaluation gives no convergence score")
+        return select_lowest(convergence)
     if rule == "halt":
         return select_highest(q_halt)
     raise ValueError(f"unknown selection rule {rule!r} (one of {', '.join(SELECTION_RULES)})")
