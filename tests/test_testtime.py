@@ -87,6 +87,8 @@ def test_the_models_convergence_score_is_eqrs_over_their_segment_logits() -> Non
     model = rb.create_model("trm", task=task, preset="smoke").eval()
     depths = (1, 2, 3, 4, 5, 6)
     with torch.inference_mode():
+        assert model.run_segments_at(batch, depths)[6].convergence is None  # a plain evaluation skips it
+        model.configure_test_time(TestTimeCompute(depth=6, breadth=2, select="convergence"))
         read = model.run_segments_at(batch, depths)
     trajectory = [read[d].logits for d in depths]
     for depth in depths[1:]:

@@ -260,12 +260,14 @@ class RecursiveReasoningModule(ReasoningModule):
         batch_size = batch["inputs"].shape[0]
         state = self.initial_state(batch) if start is None else start
         halt_step = torch.zeros(batch_size, dtype=torch.long, device=batch["inputs"].device)
+        # the logits' movement only where the selection reads it: no extra work in a plain evaluation
+        scores_convergence = self.test_time.breadth > 1 and self.test_time.select == "convergence"
         answers, residuals, movements, read, last_logits = [], [], [], {}, None
         for step in range(1, depths[-1] + 1):
             before = state[0]
             state, logits, q_halt, q_continue = self.segment(state, batch)
             answers.append(logits.argmax(-1))
-            if last_logits is not None:
+            if scores_convergence and last_logits is not None:
                 movements.append(logit_movement(logits, last_logits))
             last_logits = logits
             wide = torch.promote_types(before.dtype, torch.float32)  # a bfloat16 state measured in float32
@@ -277,7 +279,8 @@ class RecursiveReasoningModule(ReasoningModule):
             if step in depths:
                 read[step] = Segments(logits, q_halt, q_continue, torch.where(halt_step == 0, step, halt_step),
                                       torch.stack(answers), torch.stack(residuals), change,
-                                      convergence_score(movements, batch_size, logits.device))
+                                      convergence_score(movements, batch_size, logits.device)
+                                      if scores_convergence else None)
         return read
 
     def trajectory_start(self, start: State, noise: list[torch.Tensor]) -> State:
